@@ -1,0 +1,72 @@
+// batch.h: one packed batch of problems, and the solve of problem i within it.
+//
+// solve_in_batch() is the unit every driver runs: the CPU driver calls it from its threads,
+// the CUDA kernel from one thread per problem.  Problem i owns points offsets[i] to
+// offsets[i+1] of the flat arrays and row i of the (problems x params) arrays; it reads
+// nothing else and writes nothing else, so a bad problem cannot touch its neighbours.
+#pragma once
+
+#include "hd.h"
+#include "lm.h"
+#include "options.h"
+
+namespace lawfit {
+
+template <class T>
+struct Batch {
+  // inputs
+  const T* x;                  // (points, kInputs)
+  const T* t;                  // (points,)  y, or log y for log residuals
+  const T* sigma;              // (points,) or nullptr
+  const T* w;                  // (points,) or nullptr
+  const long long* offsets;    // (problems + 1,)
+  const T* p0;                 // (problems, kParams)
+  const T* lower;              // (problems, kParams)
+  const T* upper;              // (problems, kParams)
+  long long n_problems;
+  // outputs
+  T* p;                        // (problems, kParams)
+  T* cost;                     // (problems,)
+  T* optimality;               // (problems,)
+  T* jtj;                      // (problems, kParams, kParams) or nullptr
+  signed char* active;         // (problems, kParams)
+  int* status;                 // (problems,)
+  int* nfev;                   // (problems,)
+  int* njev;                   // (problems,)
+  int* nit;                    // (problems,)
+};
+
+template <class Model, class T>
+LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) {
+  constexpr int N = Model::kParams;
+  const long long begin = b.offsets[i], end = b.offsets[i + 1];
+  ProblemData<T> d;
+  d.x = b.x + begin * Model::kInputs;
+  d.t = b.t + begin;
+  d.sigma = b.sigma ? b.sigma + begin : nullptr;
+  d.w = b.w ? b.w + begin : nullptr;
+  d.n = static_cast<int>(end - begin);
+  ProblemBox<T, N> box;
+  for (int j = 0; j < N; ++j) {
+    box.p0[j] = b.p0[i * N + j];
+    box.lower[j] = b.lower[i * N + j];
+    box.upper[j] = b.upper[i * N + j];
+  }
+  Summary<T, N> s;
+  solve<Model>(d, box, o, s);
+  for (int j = 0; j < N; ++j) {
+    b.p[i * N + j] = s.p[j];
+    b.active[i * N + j] = s.active[j];
+  }
+  if (b.jtj) {
+    for (int j = 0; j < N * N; ++j) b.jtj[i * N * N + j] = s.jtj[j];
+  }
+  b.cost[i] = s.cost;
+  b.optimality[i] = s.optimality;
+  b.status[i] = s.status;
+  b.nfev[i] = s.nfev;
+  b.njev[i] = s.njev;
+  b.nit[i] = s.nit;
+}
+
+}  // namespace lawfit

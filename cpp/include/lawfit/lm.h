@@ -1,0 +1,309 @@
+// lm.h: the per-problem Levenberg-Marquardt solve, templated on the model and the scalar.
+//
+// One problem, one start: no heap, sizes fixed by Model::kParams, so the CPU driver, a SIMD
+// driver and the CUDA kernels all instantiate this same code.  The NumPy reference
+// (python/lawfit/reference/lm.py) implements the algorithm below independently, step for
+// step; keep the two in agreement when either changes.
+//
+// The algorithm
+// -------------
+// Data of one problem: points i with inputs x_i, target t_i (y_i, or log y_i for log
+// residuals), scale s_i (sigma, default 1) and weight w_i >= 0 (default 1; a bootstrap
+// multiplicity).  Points with w_i = 0 take no part in anything.
+//
+// 1. Checks, in this order, each ending the solve with its status:
+//    any used point with a non-finite x, t or s, or s <= 0  -> kNonfiniteData;
+//    fewer used points than free parameters (lower < upper)  -> kTooFewPoints;
+//    p0 not finite or outside [lower, upper]                 -> kInvalidInput.
+// 2. Evaluation at p (one "nfev"): for each used point
+//      r_i = (f_i - t_i) / s_i,  row_i = grad f_i / s_i           (linear residuals)
+//      r_i = (log f_i - t_i) / s_i,  row_i = grad log f_i / s_i   (log residuals)
+//    then the robust loss (loss.h) gives cost_i and the scaled f_s,i = a_i r_i and
+//    J_s,i = b_i row_i;  F = sum cost_i,  g = sum J_s,i f_s,i,  A = sum J_s,i J_s,i^T,
+//    S = sum f_s,i^2.  The evaluation is finite when F, every g_j and every A_jk are.
+//    If the evaluation at p0 is not finite -> kNonfiniteInitial.
+// 3. Scales: D_j = A_jj at p0 (1 where that is 0); after every accepted step
+//    D_j = max(D_j, A_jj).  d_j = sqrt(D_j).  Damping lambda = initial_damping, nu = 2.
+// 4. Loop:
+//    a. Active set: parameter j is held when it is fixed (lower_j == upper_j), or when
+//       p_j <= lower_j and g_j > 0, or p_j >= upper_j and g_j < 0.
+//    b. gtol: if S == 0, or max over free, not held j with A_jj > 0 of
+//       |g_j| / (sqrt(A_jj) sqrt(S)) <= gtol  -> kGtol.
+//    c. if nfev >= max_nfev -> kMaxNfev.
+//    d. Solve (A + lambda diag(D)) delta = -g over the free, not held parameters (delta_j = 0
+//       for the others) by Cholesky.  A non-positive or non-finite pivot: lambda *= nu,
+//       nu *= 2; if lambda > max_damping -> kNoProgress; otherwise back to d.
+//    e. Trial q = clip(p + delta, lower, upper); step = q - p;
+//       predicted = -(g . step + 0.5 step^T A step).  Evaluate at q (nfev += 1, nit += 1).
+//       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
+//       ratio = actual / predicted if predicted > 0, else 0.
+//    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A, S),
+//       update D, lambda *= max(1/3, 1 - (2 ratio - 1)^3), nu = 2.
+//       Otherwise: lambda *= nu, nu *= 2.
+//    g. With F_old the cost before the step:
+//       ftol_ok = finite and |actual| <= ftol F_old and predicted <= ftol F_old and ratio <= 2;
+//       xtol_ok = ||d * step|| <= xtol ||d * p_old||  (norms over free parameters).
+//       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
+//       If the step was rejected and lambda > max_damping -> kNoProgress.
+// 5. Output: p, F, the status, nfev, nit, optimality = max |g_j| over free, not held j,
+//    active_mask_j = -1 if p_j <= lower_j, +1 if p_j >= upper_j, else 0 (a fixed parameter
+//    reports -1), and A at p (the Gauss-Newton matrix, for covariances).
+#pragma once
+
+#include "hd.h"
+#include "loss.h"
+#include "models/common.h"
+#include "options.h"
+#include "status.h"
+
+namespace lawfit {
+
+// One problem's data, as pointers into the batch's flat arrays.
+template <class T>
+struct ProblemData {
+  const T* x;      // n * Model::kInputs, point-major
+  const T* t;      // n targets: y, or log y for log residuals
+  const T* sigma;  // n scales, or nullptr for all ones
+  const T* w;      // n weights, or nullptr for all ones
+  int n;
+};
+
+// One problem's bounds and start.
+template <class T, int N>
+struct ProblemBox {
+  T p0[N];
+  T lower[N];
+  T upper[N];
+};
+
+template <class T, int N>
+struct Summary {
+  T p[N];
+  T cost;
+  T optimality;
+  T jtj[N * N];
+  signed char active[N];
+  int status = kNotRun;
+  int nfev = 0;
+  int njev = 0;
+  int nit = 0;
+};
+
+// The quantities of one evaluation (step 2 of the algorithm).
+template <class T, int N>
+struct Evaluation {
+  T cost;
+  T g[N];
+  T A[N * N];  // full symmetric matrix
+  T s2;        // sum of squared scaled residuals
+  bool finite;
+};
+
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T point_weight(const ProblemData<T>& d, int i) {
+  return d.w ? d.w[i] : T(1);
+}
+
+// Residual and gradient of one point, before the loss.
+template <class Model, class T>
+LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p,
+                                         bool log_residuals, T* row) {
+  constexpr int N = Model::kParams;
+  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
+  T model;
+  if constexpr (HasLog<Model>::value) {
+    if (log_residuals) {
+      model = Model::eval_log(p, xi, row);
+    } else {
+      model = Model::eval(p, xi, row);
+    }
+  } else {
+    model = Model::eval(p, xi, row);
+    if (log_residuals) {
+      T inv = T(1) / model;
+      for (int j = 0; j < N; ++j) row[j] *= inv;
+      model = log(model);
+    }
+  }
+  T inv_s = d.sigma ? T(1) / d.sigma[i] : T(1);
+  for (int j = 0; j < N; ++j) row[j] *= inv_s;
+  return (model - d.t[i]) * inv_s;
+}
+
+template <class Model, class T>
+LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
+                        Evaluation<T, Model::kParams>& e) {
+  constexpr int N = Model::kParams;
+  T cost = T(0), s2 = T(0);
+  T g[N], A[N * N];
+  for (int j = 0; j < N; ++j) g[j] = T(0);
+  for (int j = 0; j < N * N; ++j) A[j] = T(0);
+  const T f_scale = T(o.f_scale);
+  for (int i = 0; i < d.n; ++i) {
+    T w = point_weight(d, i);
+    bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data
+    bool ok = is_finite(w) && is_finite(d.t[i]);
+    for (int k = 0; k < Model::kInputs; ++k)
+      ok = ok && is_finite(d.x[static_cast<long long>(i) * Model::kInputs + k]);
+    if (d.sigma) ok = ok && is_finite(d.sigma[i]) && d.sigma[i] > T(0);
+    data_ok = data_ok && (ok || !counts);
+    used += counts ? 1 : 0;
+  }
+  if (!data_ok) return kNonfiniteData;
+  int n_free = 0;
+  bool start_ok = true;
+  for (int j = 0; j < N; ++j) {
+    n_free += box.lower[j] < box.upper[j] ? 1 : 0;
+    start_ok = start_ok && is_finite(box.p0[j]) && box.p0[j] >= box.lower[j] &&
+               box.p0[j] <= box.upper[j];
+  }
+  if (used < n_free) return kTooFewPoints;
+  if (!start_ok) return kInvalidInput;
+  return kNotRun;
+}
+
+template <class Model, class T>
+LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box,
+                     const Options& o, Summary<T, Model::kParams>& out) {
+  constexpr int N = Model::kParams;
+  T p[N];
+  bool fixed[N], held[N];
+  for (int j = 0; j < N; ++j) {
+    p[j] = box.p0[j];
+    fixed[j] = !(box.lower[j] < box.upper[j]);
+    out.p[j] = p[j];
+    out.active[j] = 0;
+  }
+  out.cost = T(NAN);
+  out.optimality = T(NAN);
+  for (int j = 0; j < N * N; ++j) out.jtj[j] = T(NAN);
+  out.nfev = out.njev = out.nit = 0;
+
+  int status = check_problem<Model>(d, box);
+  if (status != kNotRun) {
+    out.status = status;
+    return;
+  }
+
+  Evaluation<T, N> cur, trial;
+  evaluate<Model>(d, p, o, cur);
+  int nfev = 1, nit = 0;
+  if (!cur.finite) {
+    out.status = kNonfiniteInitial;
+    out.cost = cur.cost;
+    out.nfev = out.njev = nfev;
+    return;
+  }
+
+  T D[N];
+  for (int j = 0; j < N; ++j) D[j] = select(cur.A[j * N + j] > T(0), cur.A[j * N + j], T(1));
+  T lambda = T(o.initial_damping), nu = T(2);
+  const T ftol = T(o.ftol), xtol = T(o.xtol), gtol = T(o.gtol);
+  const T max_damping = T(o.max_damping);
+
+  while (status == kNotRun) {
+    // a. active set
+    for (int j = 0; j < N; ++j) {
+      held[j] = fixed[j] || (p[j] <= box.lower[j] && cur.g[j] > T(0)) ||
+                (p[j] >= box.upper[j] && cur.g[j] < T(0));
+    }
+    // b. gtol
+    T gnorm = T(0);
+    T fnorm = sqrt(cur.s2);
+    for (int j = 0; j < N; ++j) {
+      T ajj = cur.A[j * N + j];
+      bool use = !held[j] && ajj > T(0);
+      T c = abs(cur.g[j]) / (sqrt(select(use, ajj, T(1))) * select(fnorm > T(0), fnorm, T(1)));
+      gnorm = max(gnorm, select(use, c, T(0)));
+    }
+    if (cur.s2 == T(0) || gnorm <= gtol) {
+      status = kGtol;
+      break;
+    }
+    // c. evaluation budget
+    if (nfev >= o.max_nfev) {
+      status = kMaxNfev;
+      break;
+    }
+    // d. damped Gauss-Newton step
+    T delta[N];
+    if (!damped_solve<N>(cur.A, cur.g, D, lambda, held, delta)) {
+      lambda *= nu;
+      nu *= T(2);
+      if (lambda > max_damping) status = kNoProgress;
+      continue;
+    }
+    // e. trial point, clipped to the box
+    T q[N], step[N];
+    for (int j = 0; j < N; ++j) {
+      T v = p[j] + delta[j];
+      v = select(v < box.lower[j], box.lower[j], v);
+      v = select(v > box.upper[j], box.upper[j], v);
+      q[j] = v;
+      step[j] = v - p[j];
+    }
+    T predicted = T(0);
+    for (int j = 0; j < N; ++j) {
+      T as = T(0);
+      for (int k = 0; k < N; ++k) as += cur.A[j * N + k] * step[k];
+      predicted -= step[j] * (cur.g[j] + T(0.5) * as);
+    }
+    evaluate<Model>(d, q, o, trial);
+    ++nfev;
+    ++nit;
+    T f_old = cur.cost;
+    T actual = trial.finite ? f_old - trial.cost : T(-INFINITY);
+    T ratio = predicted > T(0) ? actual / predicted : T(0);
+    T pnorm2 = T(0), xnorm2 = T(0);
+    for (int j = 0; j < N; ++j) {
+      T dj = sqrt(D[j]);
+      pnorm2 += select(fixed[j], T(0), (dj * step[j]) * (dj * step[j]));
+      xnorm2 += select(fixed[j], T(0), (dj * p[j]) * (dj * p[j]));
+    }
+    // f. accept or reject
+    bool accept = trial.finite && ratio > T(kAcceptRatio);
+    if (accept) {
+      for (int j = 0; j < N; ++j) p[j] = q[j];
+      cur = trial;
+      for (int j = 0; j < N; ++j) D[j] = max(D[j], cur.A[j * N + j]);
+      T c = T(2) * ratio - T(1);
+      lambda *= max(T(1) / T(3), T(1) - c * c * c);
+      nu = T(2);
+    } else {
+      lambda *= nu;
+      nu *= T(2);
+    }
+    // g. ftol and xtol
+    bool ftol_ok = trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
+                   ratio <= T(2);
+    bool xtol_ok = sqrt(pnorm2) <= xtol * sqrt(xnorm2);
+    if (ftol_ok && xtol_ok) {
+      status = kFtolXtol;
+    } else if (ftol_ok) {
+      status = kFtol;
+    } else if (xtol_ok) {
+      status = kXtol;
+    } else if (!accept && lambda > max_damping) {
+      status = kNoProgress;
+    }
+  }
+
+  // 5. output
+  T opt = T(0);
+  for (int j = 0; j < N; ++j) {
+    held[j] = fixed[j] || (p[j] <= box.lower[j] && cur.g[j] > T(0)) ||
+              (p[j] >= box.upper[j] && cur.g[j] < T(0));
+    opt = max(opt, select(held[j], T(0), abs(cur.g[j])));
+    out.p[j] = p[j];
+    out.active[j] = p[j] <= box.lower[j] ? -1 : (p[j] >= box.upper[j] ? 1 : 0);
+  }
+  for (int j = 0; j < N * N; ++j) out.jtj[j] = cur.A[j];
+  out.cost = cur.cost;
+  out.optimality = opt;
+  out.status = status;
+  out.nfev = nfev;
+  out.njev = nfev;
+  out.nit = nit;
+}
+
+}  // namespace lawfit

@@ -1,0 +1,44 @@
+// models/common.h: what every model shares: the numerically stable pieces (softplus,
+// sigmoid) and the shape a model struct takes.
+//
+// A model is a struct with
+//   static constexpr int kParams, kInputs;            sizes known at compile time
+//   static constexpr const char* kName;               the name Python uses
+//   static constexpr const char* kParamNames[kParams];
+//   static constexpr const char* kFormula;            one line, for docs and errors
+//   template <class T> LAWFIT_HD static T eval(const T* p, const T* x, T* grad);
+//       returns f(x; p) and writes df/dp_j into grad[j]
+// and, where log f has a more stable form than log(eval(...)):
+//   static constexpr bool kHasLog = true;
+//   template <class T> LAWFIT_HD static T eval_log(const T* p, const T* x, T* grad);
+//       returns log f and writes d(log f)/dp_j.
+#pragma once
+
+#include "../hd.h"
+
+namespace lawfit {
+
+// log(1 + exp(t)) without overflow.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T softplus(T t) {
+  return max(t, T(0)) + log1p(exp(-abs(t)));
+}
+
+// 1 / (1 + exp(-t)) without overflow.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T sigmoid(T t) {
+  T e = exp(-abs(t));
+  T inv = T(1) / (T(1) + e);
+  return select(t >= T(0), inv, e * inv);
+}
+
+template <class Model, class = void>
+struct HasLog {
+  static constexpr bool value = false;
+};
+template <class Model>
+struct HasLog<Model, decltype(void(Model::kHasLog))> {
+  static constexpr bool value = Model::kHasLog;
+};
+
+}  // namespace lawfit

@@ -1,0 +1,207 @@
+// bindings.h: what both compiled modules (_core and _cuda) share: the model registry, the
+// shape checks of a packed batch, and the allocation of the result arrays.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "lawfit/batch.h"
+#include "lawfit/models/all.h"
+#include "lawfit/status.h"
+
+namespace py = pybind11;
+
+namespace lawfit::bindings {
+
+
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using I64 = py::array_t<long long, py::array::c_style | py::array::forcecast>;
+
+struct ModelEntry {
+  std::string name;
+  std::vector<std::string> params;
+  int n_inputs;
+  std::string formula;
+  bool has_log;
+  void (*eval)(const double* p, const double* x, long long n, bool log_value, double* f,
+               double* grad);
+};
+
+template <class Model>
+ void eval_points(const double* p, const double* x, long long n, bool log_value, double* f,
+                 double* grad) {
+  constexpr int N = Model::kParams;
+  for (long long i = 0; i < n; ++i) {
+    const double* pi = p + i * N;
+    const double* xi = x + i * Model::kInputs;
+    double* gi = grad + i * N;
+    if constexpr (HasLog<Model>::value) {
+      f[i] = log_value ? Model::eval_log(pi, xi, gi) : Model::eval(pi, xi, gi);
+    } else {
+      f[i] = Model::eval(pi, xi, gi);
+    }
+  }
+}
+
+template <class Model>
+ ModelEntry make_entry() {
+  ModelEntry e;
+  e.name = Model::kName;
+  for (const char* p : Model::kParamNames) e.params.emplace_back(p);
+  e.n_inputs = Model::kInputs;
+  e.formula = Model::kFormula;
+  e.has_log = HasLog<Model>::value;
+  e.eval = &eval_points<Model>;
+  return e;
+}
+
+inline const std::vector<ModelEntry>& registry() {
+  static const std::vector<ModelEntry> entries = [] {
+    std::vector<ModelEntry> v;
+#define LAWFIT_REGISTER(M) v.push_back(make_entry<M>());
+    LAWFIT_FOR_EACH_MODEL(LAWFIT_REGISTER)
+#undef LAWFIT_REGISTER
+    return v;
+  }();
+  return entries;
+}
+
+inline const ModelEntry& find_model(const std::string& name) {
+  for (const auto& e : registry())
+    if (e.name == name) return e;
+  throw py::value_error("model: unknown model '" + name + "'");
+}
+
+inline Loss parse_loss(const std::string& s) {
+  if (s == "linear") return Loss::kLinear;
+  if (s == "soft_l1") return Loss::kSoftL1;
+  if (s == "huber") return Loss::kHuber;
+  if (s == "cauchy") return Loss::kCauchy;
+  if (s == "arctan") return Loss::kArctan;
+  throw py::value_error("loss: unknown loss '" + s + "'");
+}
+
+inline void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+inline void check_shape(const py::array& a, std::vector<py::ssize_t> shape, const char* name) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t k = 0; ok && k < shape.size(); ++k) ok = a.shape(k) == shape[k];
+  if (!ok) {
+    std::string want = "(";
+    for (size_t k = 0; k < shape.size(); ++k) want += (k ? ", " : "") + std::to_string(shape[k]);
+    throw py::value_error(std::string(name) + ": expected shape " + want + ")");
+  }
+}
+
+// What a backend runs on a checked, packed batch whose arrays are on the host.
+using SolveFn = void (*)(const ModelEntry& m, const Batch<double>& b, long long n_points,
+                         const Options& o, int n_threads);
+
+inline py::dict fit_packed(SolveFn solve_fn, const std::string& model, const F64& x, const F64& t, const py::object& sigma_obj,
+             const py::object& w_obj, const I64& offsets, const F64& p0, const F64& lower,
+             const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
+             double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
+             int n_threads, bool return_jtj) {
+  const ModelEntry& m = find_model(model);
+  const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
+  require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
+  const py::ssize_t n_problems = offsets.shape(0) - 1;
+  const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
+  check_shape(t, {n_points}, "t");
+  check_shape(x, {n_points, m.n_inputs}, "x");
+  check_shape(p0, {n_problems, n_params}, "p0");
+  check_shape(lower, {n_problems, n_params}, "lower");
+  check_shape(upper, {n_problems, n_params}, "upper");
+  const long long* off = offsets.data();
+  require(off[0] == 0 && off[n_problems] == n_points,
+          "offsets: must start at 0 and end at the number of points");
+  for (py::ssize_t i = 0; i < n_problems; ++i)
+    require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
+  F64 sigma, w;
+  if (!sigma_obj.is_none()) {
+    sigma = F64::ensure(sigma_obj);
+    require(static_cast<bool>(sigma), "sigma: expected a float array");
+    check_shape(sigma, {n_points}, "sigma");
+  }
+  if (!w_obj.is_none()) {
+    w = F64::ensure(w_obj);
+    require(static_cast<bool>(w), "weights: expected a float array");
+    check_shape(w, {n_points}, "weights");
+  }
+  require(max_nfev >= 1, "max_nfev: must be >= 1");
+  require(f_scale > 0, "f_scale: must be > 0");
+
+  Options o;
+  o.ftol = ftol;
+  o.xtol = xtol;
+  o.gtol = gtol;
+  o.max_nfev = max_nfev;
+  o.initial_damping = initial_damping;
+  o.log_residuals = log_residuals;
+  o.loss = parse_loss(loss);
+  o.f_scale = f_scale;
+
+  F64 p({n_problems, n_params});
+  F64 cost(n_problems), optimality(n_problems);
+  py::array_t<signed char> active({n_problems, n_params});
+  py::array_t<int> status(n_problems), nfev(n_problems), njev(n_problems), nit(n_problems);
+  F64 jtj;
+  if (return_jtj) jtj = F64({n_problems, n_params, n_params});
+
+  Batch<double> b;
+  b.x = x.data();
+  b.t = t.data();
+  b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
+  b.w = w_obj.is_none() ? nullptr : w.data();
+  b.offsets = off;
+  b.p0 = p0.data();
+  b.lower = lower.data();
+  b.upper = upper.data();
+  b.n_problems = n_problems;
+  b.p = p.mutable_data();
+  b.cost = cost.mutable_data();
+  b.optimality = optimality.mutable_data();
+  b.jtj = return_jtj ? jtj.mutable_data() : nullptr;
+  b.active = active.mutable_data();
+  b.status = status.mutable_data();
+  b.nfev = nfev.mutable_data();
+  b.njev = njev.mutable_data();
+  b.nit = nit.mutable_data();
+  {
+    py::gil_scoped_release release;
+    solve_fn(m, b, n_points, o, n_threads);
+  }
+  py::dict out;
+  out["x"] = p;
+  out["cost"] = cost;
+  out["optimality"] = optimality;
+  out["active_mask"] = active;
+  out["status"] = status;
+  out["nfev"] = nfev;
+  out["njev"] = njev;
+  out["nit"] = nit;
+  if (return_jtj) out["jtj"] = jtj;
+  return out;
+}
+
+inline py::tuple evaluate_model(const std::string& model, const F64& p, const F64& x, bool log_value) {
+  const ModelEntry& m = find_model(model);
+  require(p.ndim() == 2 && p.shape(1) == static_cast<py::ssize_t>(m.params.size()),
+          "p: expected shape (points, n_params)");
+  const py::ssize_t n = p.shape(0);
+  check_shape(x, {n, m.n_inputs}, "x");
+  require(!log_value || m.has_log, "log_value: model has no native log form");
+  F64 f(n);
+  F64 grad({n, static_cast<py::ssize_t>(m.params.size())});
+  m.eval(p.data(), x.data(), n, log_value, f.mutable_data(), grad.mutable_data());
+  return py::make_tuple(f, grad);
+}
+
+}  // namespace lawfit::bindings
+

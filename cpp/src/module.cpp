@@ -1,0 +1,71 @@
+// module.cpp: the private extension lawfit._core.  It checks the packed batch's shapes
+// (the Python layer validates values first), releases the GIL and runs the CPU driver.
+#include "bindings.h"
+#include "cpu_driver.h"
+
+namespace lawfit {
+namespace {
+
+template <class Model>
+bool try_solve(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
+               int n_threads) {
+  if (m.name != Model::kName) return false;
+  cpu::solve_batch<Model>(b, o, n_threads);
+  return true;
+}
+
+void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long /*n_points*/,
+               const Options& o, int n_threads) {
+#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads)) return;
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+#undef LAWFIT_TRY
+}
+
+}  // namespace
+}  // namespace lawfit
+
+PYBIND11_MODULE(_core, mod) {
+  using namespace lawfit;
+  using bindings::F64;
+  using bindings::I64;
+  mod.doc() = "lawfit's compiled CPU core (private; use the lawfit package).";
+  mod.def(
+      "fit",
+      [](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
+         const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
+         const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
+         double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
+         int n_threads, bool return_jtj) {
+        return bindings::fit_packed(&cpu_solve, model, x, t, sigma, w, offsets, p0, lower,
+                                    upper, log_residuals, loss, f_scale, ftol, xtol, gtol,
+                                    max_nfev, initial_damping, n_threads, return_jtj);
+      }, py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"),
+          py::arg("weights"), py::arg("offsets"), py::arg("p0"), py::arg("lower"),
+          py::arg("upper"), py::kw_only(), py::arg("log_residuals"), py::arg("loss"),
+          py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
+          py::arg("max_nfev"), py::arg("initial_damping"), py::arg("n_threads"),
+          py::arg("return_jtj"),
+          "Solve every problem of a packed batch (see lawfit/_packing.py).");
+  mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
+          py::arg("log_value") = false,
+          "Value and gradient of a built-in model, one parameter row per point.");
+  mod.def("models", [] {
+    py::list out;
+    for (const auto& e : bindings::registry()) {
+      py::dict d;
+      d["name"] = e.name;
+      d["params"] = e.params;
+      d["n_inputs"] = e.n_inputs;
+      d["formula"] = e.formula;
+      d["has_log"] = e.has_log;
+      out.append(d);
+    }
+    return out;
+  });
+  mod.def("status_table", [] {
+    py::list out;
+    for (const auto& s : kStatusTable) out.append(py::make_tuple(s.code, s.name, s.message));
+    return out;
+  });
+  mod.def("hardware_threads", [] { return cpu::resolve_threads(0); });
+}

@@ -1,0 +1,143 @@
+// kernels.cu: the CUDA backend's kernels.  Each kernel is a thin wrapper: it computes its
+// problem index and calls lawfit::solve_in_batch, the same host-device function the CPU
+// driver calls, so the math the GPU runs is the math the CPU tests check.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "kernels.h"
+#include "lawfit/batch.h"
+#include "lawfit/models/all.h"
+
+namespace lawfit::cuda {
+namespace {
+
+constexpr int kBlock = 128;
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA error in ") + what + ": " +
+                             cudaGetErrorString(err));
+}
+
+template <class Model, class T>
+__global__ void solve_kernel(Batch<T> b, Options o) {
+  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < b.n_problems) solve_in_batch<Model>(b, o, i);
+}
+
+template <class Model>
+void launch(const Batch<double>& d, const Options& o, cudaStream_t stream) {
+  if (d.n_problems == 0) return;
+  const long long blocks = (d.n_problems + kBlock - 1) / kBlock;
+  solve_kernel<Model, double><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(d, o);
+  check(cudaGetLastError(), "solve_kernel launch");
+}
+
+void launch_by_name(const std::string& model, const Batch<double>& d, const Options& o,
+                    cudaStream_t stream) {
+#define LAWFIT_LAUNCH(M)          \
+  if (model == M::kName) {        \
+    launch<M>(d, o, stream);      \
+    return;                       \
+  }
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_LAUNCH)
+#undef LAWFIT_LAUNCH
+  throw std::invalid_argument("model: unknown model '" + model + "'");
+}
+
+// A device allocation that frees itself.
+template <class T>
+struct DeviceArray {
+  T* ptr = nullptr;
+  DeviceArray(long long n, const T* host) {
+    if (n <= 0) n = 1;
+    check(cudaMalloc(&ptr, sizeof(T) * n), "cudaMalloc");
+    if (host) check(cudaMemcpy(ptr, host, sizeof(T) * n, cudaMemcpyHostToDevice), "copy in");
+  }
+  ~DeviceArray() { cudaFree(ptr); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  void to_host(T* host, long long n) const {
+    if (n > 0) check(cudaMemcpy(host, ptr, sizeof(T) * n, cudaMemcpyDeviceToHost), "copy out");
+  }
+};
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name() {
+  cudaDeviceProp prop;
+  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+         std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " SMs)";
+}
+
+void solve_host_batch(const std::string& model, const Batch<double>& h, long long n_points,
+                      int n_inputs, int n_params, const Options& o) {
+  const long long P = h.n_problems, N = n_params;
+  DeviceArray<double> x(n_points * n_inputs, h.x), t(n_points, h.t);
+  DeviceArray<double> sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w);
+  DeviceArray<long long> offsets(P + 1, h.offsets);
+  DeviceArray<double> p0(P * N, h.p0), lower(P * N, h.lower), upper(P * N, h.upper);
+  DeviceArray<double> p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr);
+  DeviceArray<double> jtj(h.jtj ? P * N * N : 0, nullptr);
+  DeviceArray<signed char> active(P * N, nullptr);
+  DeviceArray<int> status(P, nullptr), nfev(P, nullptr), njev(P, nullptr), nit(P, nullptr);
+
+  Batch<double> d = h;
+  d.x = x.ptr;
+  d.t = t.ptr;
+  d.sigma = h.sigma ? sigma.ptr : nullptr;
+  d.w = h.w ? w.ptr : nullptr;
+  d.offsets = offsets.ptr;
+  d.p0 = p0.ptr;
+  d.lower = lower.ptr;
+  d.upper = upper.ptr;
+  d.p = p.ptr;
+  d.cost = cost.ptr;
+  d.optimality = opt.ptr;
+  d.jtj = h.jtj ? jtj.ptr : nullptr;
+  d.active = active.ptr;
+  d.status = status.ptr;
+  d.nfev = nfev.ptr;
+  d.njev = njev.ptr;
+  d.nit = nit.ptr;
+  launch_by_name(model, d, o, nullptr);
+  check(cudaDeviceSynchronize(), "solve_kernel");
+  p.to_host(h.p, P * N);
+  cost.to_host(h.cost, P);
+  opt.to_host(h.optimality, P);
+  if (h.jtj) jtj.to_host(h.jtj, P * N * N);
+  active.to_host(h.active, P * N);
+  status.to_host(h.status, P);
+  nfev.to_host(h.nfev, P);
+  njev.to_host(h.njev, P);
+  nit.to_host(h.nit, P);
+}
+
+double solve_device_batch(const std::string& model, const Batch<double>& d, const Options& o) {
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  check(cudaEventRecord(start), "cudaEventRecord");
+  launch_by_name(model, d, o, nullptr);
+  check(cudaEventRecord(stop), "cudaEventRecord");
+  check(cudaEventSynchronize(stop), "solve_kernel");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms;
+}
+
+}  // namespace lawfit::cuda

@@ -1,0 +1,28 @@
+// kernels.h: the host-side entry points of the CUDA backend, free of CUDA types so that the
+// pybind11 module compiles with the ordinary C++ compiler.
+#pragma once
+
+#include <string>
+
+#include "lawfit/batch.h"
+#include "lawfit/options.h"
+
+namespace lawfit::cuda {
+
+// Number of visible CUDA devices (0 when there is no driver or no device).
+int device_count();
+
+// Description of device 0: name, compute capability, multiprocessors.
+std::string device_name();
+
+// Solves a packed batch whose arrays are on the host: one copy in, one fused kernel (every
+// iteration inside, one thread per problem), one copy out.  Throws std::runtime_error on a
+// CUDA error.  n_params and n_inputs are the model's sizes.
+void solve_host_batch(const std::string& model, const Batch<double>& host, long long n_points,
+                      int n_inputs, int n_params, const Options& o);
+
+// The kernel alone, on device arrays, timed with CUDA events; returns milliseconds.
+double solve_device_batch(const std::string& model, const Batch<double>& device,
+                          const Options& o);
+
+}  // namespace lawfit::cuda

@@ -141,6 +141,88 @@ LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
   const T f_scale = T(o.f_scale);
   for (int i = 0; i < d.n; ++i) {
     T w = point_weight(d, i);
+    bool used = w > T(0);
+    T row[N];
+    T r = point_residual<Model>(d, i, p, o.log_residuals, row);
+    Scaled<T> sc = robust_scale(o.loss, f_scale, r, select(used, w, T(1)));
+    T fs = sc.r_factor * r;
+    cost += select(used, sc.cost, T(0));
+    s2 += select(used, fs * fs, T(0));
+    for (int j = 0; j < N; ++j) {
+      T jj = select(used, sc.j_factor * row[j], T(0));
+      g[j] += select(used, jj * fs, T(0));
+      for (int k = 0; k <= j; ++k) A[j * N + k] += jj * select(used, sc.j_factor * row[k], T(0));
+    }
+  }
+  T check = cost;
+  for (int j = 0; j < N; ++j) {
+    check += g[j];
+    for (int k = 0; k <= j; ++k) {
+      check += A[j * N + k];
+      A[k * N + j] = A[j * N + k];
+    }
+  }
+  e.cost = cost;
+  e.s2 = s2;
+  for (int j = 0; j < N; ++j) e.g[j] = g[j];
+  for (int j = 0; j < N * N; ++j) e.A[j] = A[j];
+  e.finite = is_finite(check);
+}
+
+// Solves (A + lambda diag(D)) delta = -g over the parameters with held[j] false; held
+// parameters get delta_j = 0.  Returns false on a non-positive or non-finite pivot.
+template <int N, class T>
+LAWFIT_HD bool damped_solve(const T* A, const T* g, const T* D, T lambda, const bool* held,
+                            T* delta) {
+  T L[N * N];
+  T b[N];
+  for (int j = 0; j < N; ++j) {
+    for (int k = 0; k < N; ++k) {
+      bool live = !held[j] && !held[k];
+      L[j * N + k] = select(live, A[j * N + k], T(0));
+    }
+    L[j * N + j] = select(held[j], T(1), A[j * N + j] + lambda * D[j]);
+    b[j] = select(held[j], T(0), -g[j]);
+  }
+  // Cholesky L L^T, lower triangle in place.
+  bool ok = true;
+  for (int j = 0; j < N; ++j) {
+    T s = L[j * N + j];
+    for (int k = 0; k < j; ++k) s -= L[j * N + k] * L[j * N + k];
+    ok = ok && s > T(0) && is_finite(s);
+    T ljj = sqrt(select(s > T(0), s, T(1)));
+    L[j * N + j] = ljj;
+    T inv = T(1) / ljj;
+    for (int i = j + 1; i < N; ++i) {
+      T t = L[i * N + j];
+      for (int k = 0; k < j; ++k) t -= L[i * N + k] * L[j * N + k];
+      L[i * N + j] = t * inv;
+    }
+  }
+  // Forward then back substitution.
+  for (int j = 0; j < N; ++j) {
+    T s = b[j];
+    for (int k = 0; k < j; ++k) s -= L[j * N + k] * b[k];
+    b[j] = s / L[j * N + j];
+  }
+  for (int j = N - 1; j >= 0; --j) {
+    T s = b[j];
+    for (int k = j + 1; k < N; ++k) s -= L[k * N + j] * b[k];
+    b[j] = s / L[j * N + j];
+  }
+  for (int j = 0; j < N; ++j) delta[j] = select(held[j], T(0), b[j]);
+  return ok;
+}
+
+// Step 1 of the algorithm: the checks that need no evaluation.  Returns kNotRun when the
+// problem may be solved.
+template <class Model, class T>
+LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box) {
+  constexpr int N = Model::kParams;
+  int used = 0;
+  bool data_ok = true;
+  for (int i = 0; i < d.n; ++i) {
+    T w = point_weight(d, i);
     bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data
     bool ok = is_finite(w) && is_finite(d.t[i]);
     for (int k = 0; k < Model::kInputs; ++k)

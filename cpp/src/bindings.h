@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct ModelEntry {
   int n_inputs;
   std::string formula;
   bool has_log;
+  bool log_inputs;  // the model takes log x (see models/common.h)
   void (*eval)(const double* p, const double* x, long long n, bool log_value, double* f,
                double* grad);
 };
@@ -55,6 +57,7 @@ template <class Model>
   e.n_inputs = Model::kInputs;
   e.formula = Model::kFormula;
   e.has_log = HasLog<Model>::value;
+  e.log_inputs = LogInputs<Model>::value;
   e.eval = &eval_points<Model>;
   return e;
 }
@@ -97,6 +100,17 @@ inline void check_shape(const py::array& a, std::vector<py::ssize_t> shape, cons
     for (size_t k = 0; k < shape.size(); ++k) want += (k ? ", " : "") + std::to_string(shape[k]);
     throw py::value_error(std::string(name) + ": expected shape " + want + ")");
   }
+}
+
+// The model's inputs: x itself, or log x for models that take logarithms (computed once
+// here, so that no solver iteration takes a log; x <= 0 becomes non-finite data).
+inline F64 model_inputs(const ModelEntry& m, const F64& x) {
+  if (!m.log_inputs) return x;
+  F64 u(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  const double* src = x.data();
+  double* dst = u.mutable_data();
+  for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = std::log(src[i]);
+  return u;
 }
 
 // What a backend runs on a checked, packed batch whose arrays are on the host.
@@ -154,8 +168,9 @@ inline py::dict fit_packed(SolveFn solve_fn, const std::string& model, const F64
   F64 jtj;
   if (return_jtj) jtj = F64({n_problems, n_params, n_params});
 
+  const F64 u = model_inputs(m, x);
   Batch<double> b;
-  b.x = x.data();
+  b.x = u.data();
   b.t = t.data();
   b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
   b.w = w_obj.is_none() ? nullptr : w.data();
@@ -199,7 +214,8 @@ inline py::tuple evaluate_model(const std::string& model, const F64& p, const F6
   require(!log_value || m.has_log, "log_value: model has no native log form");
   F64 f(n);
   F64 grad({n, static_cast<py::ssize_t>(m.params.size())});
-  m.eval(p.data(), x.data(), n, log_value, f.mutable_data(), grad.mutable_data());
+  const F64 u = model_inputs(m, x);
+  m.eval(p.data(), u.data(), n, log_value, f.mutable_data(), grad.mutable_data());
   return py::make_tuple(f, grad);
 }
 

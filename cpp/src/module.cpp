@@ -58,6 +58,7 @@ PYBIND11_MODULE(_core, mod) {
       d["n_inputs"] = e.n_inputs;
       d["formula"] = e.formula;
       d["has_log"] = e.has_log;
+      d["log_inputs"] = e.log_inputs;
       out.append(d);
     }
     return out;

@@ -10,6 +10,7 @@
 namespace lawfit::models {
 
 struct BrokenPowerLaw {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 6, kInputs = 1;
   static constexpr const char* kName = "broken_power_law";
   static constexpr const char* kParamNames[kParams] = {"a", "b", "c0", "c1", "d1", "f1"};
@@ -19,7 +20,7 @@ struct BrokenPowerLaw {
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
     T a = p[0], b = p[1], c0 = p[2], c1 = p[3], d1 = p[4], f1 = p[5];
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     T t = (lx - log(d1)) / f1;
     T lh = softplus(t);  // log(1 + q), q = (x / d1)^(1 / f1)
     T sg = sigmoid(t);   // q / (1 + q)

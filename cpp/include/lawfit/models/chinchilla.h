@@ -7,6 +7,7 @@ namespace lawfit::models {
 
 // f(N, D) = E + A N^-alpha + B D^-beta.  Parameters: E, A, B, alpha, beta.
 struct Chinchilla {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 5, kInputs = 2;
   static constexpr const char* kName = "chinchilla";
   static constexpr const char* kParamNames[kParams] = {"E", "A", "B", "alpha", "beta"};
@@ -14,7 +15,7 @@ struct Chinchilla {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T ln = log(x[0]), ld = log(x[1]);
+    T ln = x[0], ld = x[1];  // log N, log D
     T na = exp(-p[3] * ln), db = exp(-p[4] * ld);
     T tn = p[1] * na, td = p[2] * db;
     grad[0] = T(1);
@@ -31,6 +32,7 @@ struct Chinchilla {
 // Parameters: a, b, e, alpha, beta.  Evaluated with the maximum factored out, so no term
 // overflows; log residuals use eval_log directly.
 struct ChinchillaLog {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 5, kInputs = 2;
   static constexpr const char* kName = "chinchilla_log";
   static constexpr const char* kParamNames[kParams] = {"a", "b", "e", "alpha", "beta"};
@@ -40,7 +42,7 @@ struct ChinchillaLog {
 
   template <class T>
   LAWFIT_HD static T eval_log(const T* p, const T* x, T* grad) {
-    T ln = log(x[0]), ld = log(x[1]);
+    T ln = x[0], ld = x[1];  // log N, log D
     T u1 = p[0] - p[3] * ln, u2 = p[1] - p[4] * ld, u3 = p[2];
     T m = max(max(u1, u2), u3);
     T e1 = exp(u1 - m), e2 = exp(u2 - m), e3 = exp(u3 - m);
@@ -67,6 +69,7 @@ struct ChinchillaLog {
 // Kaplan et al. (2020):  f(N, D) = ((Nc / N)^(alphaN / alphaD) + Dc / D)^alphaD.
 // Parameters: Nc, Dc, alphaN, alphaD.
 struct Kaplan {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 4, kInputs = 2;
   static constexpr const char* kName = "kaplan";
   static constexpr const char* kParamNames[kParams] = {"Nc", "Dc", "alphaN", "alphaD"};
@@ -76,14 +79,15 @@ struct Kaplan {
   template <class T>
   LAWFIT_HD static T eval_log(const T* p, const T* x, T* grad) {
     T nc = p[0], dc = p[1], an = p[2], ad = p[3];
-    T lr = log(nc) - log(x[0]);  // log(Nc / N)
-    T u = exp(an / ad * lr);     // (Nc / N)^(alphaN / alphaD)
-    T v = dc / x[1];
+    T lr = log(nc) - x[0];  // log(Nc / N)
+    T u = exp(an / ad * lr);  // (Nc / N)^(alphaN / alphaD)
+    T inv_d = exp(-x[1]);     // 1 / D
+    T v = dc * inv_d;
     T s = u + v;
     T ls = log(s);
     T inv = T(1) / s;
     grad[0] = u * an * inv / nc;
-    grad[1] = ad * inv / x[1];
+    grad[1] = ad * inv * inv_d;
     grad[2] = u * lr * inv;
     grad[3] = ls - u * an * lr * inv / ad;
     return ad * ls;

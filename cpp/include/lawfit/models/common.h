@@ -6,6 +6,9 @@
 //   static constexpr const char* kName;               the name Python uses
 //   static constexpr const char* kParamNames[kParams];
 //   static constexpr const char* kFormula;            one line, for docs and errors
+//   static constexpr bool kLogInputs;                  (optional) true: the model receives
+//       log x instead of x.  The batch driver takes the logarithm once per batch, so the
+//       per-iteration work has no log, and x <= 0 becomes non-finite data before any solve.
 //   template <class T> LAWFIT_HD static T eval(const T* p, const T* x, T* grad);
 //       returns f(x; p) and writes df/dp_j into grad[j]
 // and, where log f has a more stable form than log(eval(...)):
@@ -31,6 +34,15 @@ LAWFIT_HD LAWFIT_INLINE T sigmoid(T t) {
   T inv = T(1) / (T(1) + e);
   return select(t >= T(0), inv, e * inv);
 }
+
+template <class Model, class = void>
+struct LogInputs {
+  static constexpr bool value = false;
+};
+template <class Model>
+struct LogInputs<Model, decltype(void(Model::kLogInputs))> {
+  static constexpr bool value = Model::kLogInputs;
+};
 
 template <class Model, class = void>
 struct HasLog {

@@ -6,6 +6,7 @@
 namespace lawfit::models {
 
 struct PowerLaw {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 2, kInputs = 1;
   static constexpr const char* kName = "power_law";
   static constexpr const char* kParamNames[kParams] = {"A", "alpha"};
@@ -14,7 +15,7 @@ struct PowerLaw {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     T xa = exp(-p[1] * lx);
     T f = p[0] * xa;
     grad[0] = xa;
@@ -25,7 +26,7 @@ struct PowerLaw {
   // log f = log A - alpha log x: linear in alpha, so log-space fits are well conditioned.
   template <class T>
   LAWFIT_HD static T eval_log(const T* p, const T* x, T* grad) {
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     grad[0] = T(1) / p[0];
     grad[1] = -lx;
     return log(p[0]) - p[1] * lx;
@@ -34,6 +35,7 @@ struct PowerLaw {
 
 // Saturating power law  f(x) = E + A x^-alpha.  Parameters: E, A, alpha.  Inputs: x > 0.
 struct SaturatingPowerLaw {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 3, kInputs = 1;
   static constexpr const char* kName = "saturating_power_law";
   static constexpr const char* kParamNames[kParams] = {"E", "A", "alpha"};
@@ -41,7 +43,7 @@ struct SaturatingPowerLaw {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     T xa = exp(-p[2] * lx);
     T axa = p[1] * xa;
     grad[0] = T(1);
@@ -54,6 +56,7 @@ struct SaturatingPowerLaw {
 // Exponentiated power law  f(x) = exp(a x^b)  (e.g. coverage against samples).
 // Parameters: a, b.  Inputs: x > 0.
 struct ExpPowerLaw {
+  static constexpr bool kLogInputs = true;
   static constexpr int kParams = 2, kInputs = 1;
   static constexpr const char* kName = "exp_power_law";
   static constexpr const char* kParamNames[kParams] = {"a", "b"};
@@ -62,7 +65,7 @@ struct ExpPowerLaw {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     T xb = exp(p[1] * lx);
     T f = exp(p[0] * xb);
     grad[0] = f * xb;
@@ -72,7 +75,7 @@ struct ExpPowerLaw {
 
   template <class T>
   LAWFIT_HD static T eval_log(const T* p, const T* x, T* grad) {
-    T lx = log(x[0]);
+    T lx = x[0];  // log x
     T xb = exp(p[1] * lx);
     grad[0] = xb;
     grad[1] = p[0] * xb * lx;

@@ -1,0 +1,34 @@
+"""lawfit: fit thousands of scaling laws at once.
+
+Batched Levenberg-Marquardt with robust losses, log-space residuals and bounds, in C++
+(``backend="cpu"``), CUDA (``backend="cuda"``, where built and a GPU is present) and an
+independent NumPy reference (``backend="numpy"``).
+
+    >>> import lawfit
+    >>> r = lawfit.fit("saturating_power_law", x, y)        # y: list / padded / groups
+    >>> r.x, r.status, r.to_frame()
+
+and drop-in mirrors of ``scipy.optimize.curve_fit`` and ``least_squares``.
+"""
+from ._backends import backends
+from ._result import FitResult
+from ._status import Status
+from .api import fit
+from .models import Model
+from . import models
+from .scipy_compat import OptimizeWarning, curve_fit, least_squares
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit",
+    "curve_fit",
+    "least_squares",
+    "FitResult",
+    "Status",
+    "Model",
+    "models",
+    "backends",
+    "OptimizeWarning",
+    "__version__",
+]

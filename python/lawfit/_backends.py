@@ -1,0 +1,81 @@
+"""The backends that solve a packed batch, and which of them this installation has.
+
+``cpu``: the compiled C++ driver (``lawfit._core``), threads, GIL released.
+``cuda``: the compiled CUDA kernels (``lawfit._cuda``), built where ``nvcc`` was found, usable
+where a GPU is present.  ``numpy``: the independent NumPy reference (``lawfit.reference``).
+All three take the same packed batch and return the same dictionary of arrays.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ._packing import Packed
+
+BACKENDS = ("auto", "cpu", "cuda", "numpy")
+
+
+def _load_core():
+    try:
+        from . import _core
+    except ImportError as exc:  # pragma: no cover - only on a broken install
+        return None, str(exc)
+    return _core, None
+
+
+def _load_cuda():
+    try:
+        from . import _cuda
+    except ImportError as exc:
+        return None, f"lawfit._cuda is not built or cannot load ({exc})"
+    try:
+        n = _cuda.device_count()
+    except Exception as exc:  # pragma: no cover - driver trouble
+        return None, f"the CUDA driver failed: {exc}"
+    if n == 0:
+        return None, "lawfit._cuda is built, but no CUDA device is visible"
+    return _cuda, None
+
+
+def backends() -> dict:
+    """Each backend's availability: ``{name: (available, reason if not)}``."""
+    core, why_core = _load_core()
+    cuda, why_cuda = _load_cuda()
+    return {
+        "cpu": (core is not None, why_core or ""),
+        "cuda": (cuda is not None, why_cuda or ""),
+        "numpy": (True, ""),
+    }
+
+
+def resolve(backend: str) -> str:
+    """The concrete backend for ``backend`` (``auto`` picks ``cpu``, else ``numpy``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "numpy":
+        return backend
+    if backend == "auto":
+        return "cpu" if _load_core()[0] is not None else "numpy"
+    module, why = _load_core() if backend == "cpu" else _load_cuda()
+    if module is None:
+        raise ValueError(f"backend: {backend!r} is not available: {why}")
+    return backend
+
+
+def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
+        gtol: float, max_nfev: int, initial_damping: float = 1e-3,
+        n_threads: Optional[int] = None, return_jtj: bool = False) -> dict:
+    """Solve a packed batch on a concrete backend; returns the backend's arrays."""
+    if backend == "cpu":
+        module = _load_core()[0]
+        fn = module.fit
+    elif backend == "cuda":
+        fn = _load_cuda()[0].fit
+    else:
+        from .reference import fit_packed as fn
+    return fn(
+        packed.model.name, packed.x, packed.t, packed.sigma, packed.weights, packed.offsets,
+        packed.p0, packed.lower, packed.upper, log_residuals=packed.log_residuals, loss=loss,
+        f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol), gtol=float(gtol),
+        max_nfev=int(max_nfev), initial_damping=float(initial_damping),
+        n_threads=int(n_threads or 0), return_jtj=return_jtj,
+    )

@@ -1,0 +1,292 @@
+"""Validate the user's arrays once and pack them into one ragged batch.
+
+Every backend takes the same ``Packed`` batch: problem ``i`` owns points
+``offsets[i]:offsets[i+1]`` of the flat arrays ``x`` (points x inputs), ``y``, ``t`` (the
+target the residual compares with: ``y``, or ``log y`` for log residuals), ``sigma`` and
+``weights``.  Structural errors raise ``ValueError`` naming the argument here, before any
+work; data-dependent problems (a NaN in one problem) are left for the solver to flag with
+that problem's status.
+
+Accepted shapes for ``x`` and ``y``:
+
+* lists of per-problem arrays: ``y = [y0, y1, ...]``, ``x = [x0, x1, ...]`` with ``x_i`` of
+  shape (m_i,) or (m_i, n_inputs) (or one shared x when all problems have the same length);
+* a padded 2-D ``y`` of shape (P, m) with NaN marking missing points; ``x`` of shape (P, m),
+  (P, m, n_inputs), or one shared (m,) / (m, n_inputs) grid;
+* flat 1-D ``y`` with a ``groups`` vector of labels (one problem per distinct label, in
+  sorted label order);
+* flat 1-D ``y`` without groups: a single problem.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .models import Model
+
+LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
+RESIDUALS = ("linear", "log")
+
+
+@dataclass
+class Packed:
+    model: Model
+    x: np.ndarray        # (M, n_inputs) float64
+    y: np.ndarray        # (M,)
+    t: np.ndarray        # (M,) y or log y
+    sigma: Optional[np.ndarray]
+    weights: Optional[np.ndarray]
+    offsets: np.ndarray  # (P + 1,) int64
+    p0: np.ndarray       # (P, n)
+    lower: np.ndarray    # (P, n)
+    upper: np.ndarray    # (P, n)
+    log_residuals: bool
+    labels: Optional[np.ndarray] = None
+
+    @property
+    def n_problems(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_points(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def padded(self):
+        """x (P, m, k), y (P, m) and mask (P, m) of the batch, padded with zeros."""
+        P, m = self.n_problems, int(self.n_points.max(initial=0))
+        row = np.repeat(np.arange(P), self.n_points)
+        col = np.arange(len(self.y)) - np.repeat(self.offsets[:-1], self.n_points)
+        x = np.zeros((P, m, self.x.shape[1]))
+        y = np.zeros((P, m))
+        mask = np.zeros((P, m), dtype=bool)
+        x[row, col] = self.x
+        y[row, col] = self.y
+        mask[row, col] = np.isfinite(self.y) & np.isfinite(self.x).all(axis=1)
+        return x, y, mask
+
+
+def _float_array(a: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected numbers ({exc})") from None
+    return arr
+
+
+def _as_x(a: Any, n_inputs: int, m: int, name: str) -> np.ndarray:
+    """One problem's inputs as (m, n_inputs)."""
+    arr = _float_array(a, name)
+    if arr.ndim == 1 and n_inputs == 1:
+        arr = arr[:, None]
+    elif arr.ndim == 2 and n_inputs > 1 and arr.shape[0] == n_inputs and arr.shape[1] != n_inputs:
+        arr = arr.T  # scipy's curve_fit convention: xdata of shape (k, m)
+    if arr.ndim != 2 or arr.shape != (m, n_inputs):
+        raise ValueError(
+            f"{name}: expected shape ({m},{' ' + str(n_inputs) if n_inputs > 1 else ''}) "
+            f"to match y with {m} points and {n_inputs} input(s), got {arr.shape}"
+        )
+    return arr
+
+
+def _pack_lists(model, x, y, per_point, labels):
+    ys = [_float_array(v, f"y[{i}]").reshape(-1) if np.ndim(v) <= 1 else None
+          for i, v in enumerate(y)]
+    for i, v in enumerate(ys):
+        if v is None:
+            raise ValueError(f"y[{i}]: expected a 1-D array per problem")
+    lengths = [len(v) for v in ys]
+    if isinstance(x, (list, tuple)):
+        if len(x) != len(ys):
+            raise ValueError(f"x: got {len(x)} arrays for {len(ys)} problems in y")
+        xs = [_as_x(xi, model.n_inputs, lengths[i], f"x[{i}]") for i, xi in enumerate(x)]
+    else:
+        xs = [_as_x(x, model.n_inputs, m, "x") for m in lengths]
+    extras = {}
+    for name, val in per_point.items():
+        if val is None:
+            extras[name] = None
+            continue
+        if isinstance(val, (list, tuple)) and len(val) == len(ys) and np.ndim(val[0]) >= 1:
+            parts = [_float_array(v, f"{name}[{i}]").reshape(-1) for i, v in enumerate(val)]
+        else:
+            parts = [np.broadcast_to(_float_array(val, name), (m,)) if np.ndim(val) == 0
+                     else _float_array(val, name).reshape(-1) for m in lengths]
+        for i, (pv, m) in enumerate(zip(parts, lengths)):
+            if pv.shape != (m,):
+                raise ValueError(f"{name}[{i}]: expected {m} values to match y[{i}], got {pv.shape}")
+        extras[name] = np.concatenate(parts) if parts else np.zeros(0)
+    offsets = np.zeros(len(ys) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    xcat = np.concatenate(xs) if xs else np.zeros((0, model.n_inputs))
+    ycat = np.concatenate(ys) if ys else np.zeros(0)
+    return xcat, ycat, extras, offsets, labels
+
+
+def _pack_padded(model, x, y, per_point):
+    P, m = y.shape
+    xa = _float_array(x, "x")
+    k = model.n_inputs
+    if k == 1 and xa.shape in ((m,), (P, m)):
+        xa = xa[..., None]
+    if xa.shape == (m, k):
+        xa = np.broadcast_to(xa, (P, m, k))
+    if xa.shape != (P, m, k):
+        raise ValueError(
+            f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
+            f"{m} points to match the padded y of shape {y.shape}, got {xa.shape}"
+        )
+    present = ~np.isnan(y)
+    extras = {}
+    for name, val in per_point.items():
+        if val is None:
+            extras[name] = None
+            continue
+        va = _float_array(val, name)
+        try:
+            va = np.broadcast_to(va, (P, m))
+        except ValueError:
+            raise ValueError(f"{name}: shape {va.shape} does not match y's {y.shape}") from None
+        extras[name] = va[present]
+    lengths = present.sum(axis=1)
+    offsets = np.zeros(P + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return xa[present], y[present], extras, offsets, None
+
+
+def _pack_groups(model, x, y, groups, per_point):
+    g = np.asarray(groups)
+    if g.shape != y.shape:
+        raise ValueError(f"groups: expected one label per point, shape {y.shape}, got {g.shape}")
+    labels, inverse = np.unique(g, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    xa = _as_x(x, model.n_inputs, len(y), "x")
+    extras = {}
+    for name, val in per_point.items():
+        if val is None:
+            extras[name] = None
+            continue
+        va = np.broadcast_to(_float_array(val, name), y.shape) if np.ndim(val) == 0 else \
+            _float_array(val, name)
+        if va.shape != y.shape:
+            raise ValueError(f"{name}: expected shape {y.shape} to match y, got {va.shape}")
+        extras[name] = va[order]
+    counts = np.bincount(inverse.reshape(-1), minlength=len(labels))
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return xa[order], y[order], extras, offsets, labels
+
+
+def _per_problem_params(value, P: int, n: int, name: str, fill: Optional[float] = None):
+    arr = _float_array(value, name)
+    if arr.ndim == 0:
+        return np.full((P, n), float(arr))
+    if arr.shape == (n,):
+        return np.broadcast_to(arr, (P, n)).copy()
+    if arr.shape == (P, n):
+        return arr.copy()
+    raise ValueError(f"{name}: expected a scalar, shape ({n},) or ({P}, {n}), got {arr.shape}")
+
+
+def validate_bounds(bounds, P: int, names: Sequence[str]):
+    """Lower and upper bounds of shape (P, n) from scipy's ``(lb, ub)`` form."""
+    n = len(names)
+    try:
+        lb, ub = bounds
+    except (TypeError, ValueError):
+        raise ValueError("bounds: expected a pair (lower, upper)") from None
+    lower = _per_problem_params(lb, P, n, "bounds")
+    upper = _per_problem_params(ub, P, n, "bounds")
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        raise ValueError("bounds: must not contain NaN")
+    bad = lower > upper
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"bounds: lower bound {lower[i, j]} exceeds upper bound {upper[i, j]} for "
+            f"parameter '{names[j]}'" + (f" of problem {i}" if P > 1 else "")
+        )
+    return lower, upper
+
+
+def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str]) -> None:
+    if not np.isfinite(p0).all():
+        i, j = np.argwhere(~np.isfinite(p0))[0]
+        raise ValueError(f"p0: must be finite; parameter '{names[j]}' of problem {i} is {p0[i, j]}")
+    out = (p0 < lower) | (p0 > upper)
+    if out.any():
+        i, j = np.argwhere(out)[0]
+        raise ValueError(
+            f"p0: parameter '{names[j]}' of problem {i} is {p0[i, j]}, outside its bounds "
+            f"[{lower[i, j]}, {upper[i, j]}]"
+        )
+
+
+def pack(
+    model: Model,
+    x,
+    y,
+    *,
+    p0=None,
+    sigma=None,
+    weights=None,
+    groups=None,
+    bounds=(-np.inf, np.inf),
+    residuals: str = "linear",
+) -> Packed:
+    """Validate and pack one batch (see the module docstring for the accepted shapes)."""
+    if residuals not in RESIDUALS:
+        raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
+    per_point = {"sigma": sigma, "weights": weights}
+    if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
+        if groups is not None:
+            raise ValueError("groups: not used when y is a list of per-problem arrays")
+        xs, ys, extras, offsets, labels = _pack_lists(model, x, y, per_point, None)
+    else:
+        ya = _float_array(y, "y")
+        if ya.ndim == 2:
+            if groups is not None:
+                raise ValueError("groups: not used when y is a padded 2-D array")
+            xs, ys, extras, offsets, labels = _pack_padded(model, x, ya, per_point)
+        elif ya.ndim == 1:
+            if groups is not None:
+                xs, ys, extras, offsets, labels = _pack_groups(model, x, ya, groups, per_point)
+            else:
+                xs, ys, extras, offsets, labels = _pack_lists(model, x, [ya], per_point, None)
+        else:
+            raise ValueError(f"y: expected a 1-D or padded 2-D array or a list, got {ya.ndim}-D")
+
+    sig, w = extras["sigma"], extras["weights"]
+    if sig is not None:
+        bad = np.isfinite(sig) & (sig <= 0)
+        if bad.any():
+            raise ValueError(f"sigma: must be > 0; found {sig[bad][0]} (use weights=0 to drop a point)")
+        sig = np.ascontiguousarray(sig, dtype=np.float64)
+    if w is not None:
+        if (w < 0).any():
+            raise ValueError(f"weights: must be >= 0; found {w[w < 0][0]}")
+        w = np.ascontiguousarray(w, dtype=np.float64)
+
+    P = len(offsets) - 1
+    names = model.param_names
+    lower, upper = validate_bounds(bounds, P, names)
+    log = residuals == "log"
+    with np.errstate(all="ignore"):
+        t = np.log(ys) if log else ys
+    packed = Packed(model, np.ascontiguousarray(xs, dtype=np.float64),
+                    np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
+                    sig, w, offsets, None, lower, upper, log, labels)
+    if p0 is None:
+        if not model.has_guess:
+            raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
+        px, py, mask = packed.padded()
+        p0a = model.guess(px, py, mask)
+        # A guess may not land inside the bounds, or be finite for a degenerate problem.
+        p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
+        p0a = np.clip(p0a, lower, upper)
+    else:
+        p0a = _per_problem_params(p0, P, len(names), "p0")
+        validate_p0(p0a, lower, upper, names)
+    packed.p0 = np.ascontiguousarray(p0a)
+    return packed

@@ -1,0 +1,149 @@
+"""Result types: one object of arrays for a whole batch, batch dimension first."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Optional
+
+import numpy as np
+
+from ._status import Status, messages
+
+__all__ = ["FitResult", "covariance"]
+
+
+def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
+               fixed: np.ndarray, absolute_sigma: bool = False) -> np.ndarray:
+    """Parameter covariances from the Gauss-Newton matrices, as scipy's ``curve_fit`` does.
+
+    ``jtj`` is (P, n, n) = J^T J at each solution (J after the robust-loss scaling), ``cost``
+    the final cost, ``dof_points`` the number of points of each problem and ``fixed`` (P, n)
+    the parameters held by ``lower == upper`` (their rows and columns are 0).  Singular
+    directions are dropped as scipy drops small singular values of J (threshold
+    ``eps * max(m, n) * s_max``); the result is scaled by ``2 cost / (m - n_free)`` unless
+    ``absolute_sigma``.  Where that scale is undefined (``m <= n_free``) or the matrix is not
+    finite, the covariance is ``inf``, as in scipy.
+    """
+    jtj = np.asarray(jtj, dtype=float)
+    P, n, _ = jtj.shape
+    free = ~fixed
+    both = free[:, :, None] & free[:, None, :]
+    a = np.where(both, jtj, 0.0)
+    finite = np.isfinite(a).all(axis=(1, 2))
+    a = np.where(finite[:, None, None], a, 0.0)
+    ev, vec = np.linalg.eigh(a)
+    s = np.sqrt(np.clip(ev, 0.0, None))
+    n_free = free.sum(axis=1)
+    thresh = np.finfo(float).eps * np.maximum(dof_points, n)[:, None] * s.max(axis=1, keepdims=True)
+    keep = (s > thresh) & (ev > 0)
+    inv = np.where(keep, 1.0 / np.where(keep, ev, 1.0), 0.0)
+    cov = np.einsum("pij,pj,pkj->pik", vec, inv, vec)
+    dof = dof_points - n_free
+    if absolute_sigma:
+        scale = np.ones(P)
+    else:
+        scale = np.where(dof > 0, 2.0 * cost / np.where(dof > 0, dof, 1), np.inf)
+    with np.errstate(invalid="ignore"):
+        cov = cov * scale[:, None, None]
+    bad = ~finite | ~np.isfinite(scale) | np.isnan(cov).any(axis=(1, 2))
+    cov[bad] = np.inf
+    cov[~both & ~bad[:, None, None]] = 0.0
+    return cov
+
+
+class FitResult:
+    """The fits of a batch of problems, every field an array with the batch dimension first.
+
+    Fields (as in ``scipy.optimize.OptimizeResult``, one row per problem): ``x`` (P, n)
+    parameters, ``cost`` (P,) the final cost ``0.5 * sum(w * rho(r**2))``, ``status`` (P,),
+    ``success`` (P,), ``nfev``, ``njev``, ``nit`` (P,), ``optimality`` (P,) the infinity norm
+    of the projected gradient, ``active_mask`` (P, n) (-1 at a lower bound, +1 at an upper
+    bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n).  ``labels`` holds the group
+    labels when the batch came with ``groups``.
+    """
+
+    def __init__(self, model, arrays: dict, n_points: np.ndarray, labels=None,
+                 cov: Optional[np.ndarray] = None, backend: str = ""):
+        self.model = model
+        self.param_names = model.param_names
+        self.x = arrays["x"]
+        self.cost = arrays["cost"]
+        self.status = arrays["status"]
+        self.nfev = arrays["nfev"]
+        self.njev = arrays["njev"]
+        self.nit = arrays["nit"]
+        self.optimality = arrays["optimality"]
+        self.active_mask = arrays["active_mask"]
+        self.n_points = n_points
+        self.labels = labels
+        self.cov = cov
+        self.backend = backend
+
+    @property
+    def params(self) -> np.ndarray:
+        """Alias of ``x``."""
+        return self.x
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.status > 0
+
+    @property
+    def message(self) -> np.ndarray:
+        """The message of each problem's status (object array of str)."""
+        return messages(self.status)
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """Standard errors, the square roots of the covariance's diagonal (needs ``cov``)."""
+        if self.cov is None:
+            raise ValueError("stderr: fit again with return_cov=True")
+        return np.sqrt(np.diagonal(self.cov, axis1=1, axis2=2))
+
+    def __len__(self) -> int:
+        return len(self.cost)
+
+    def __getitem__(self, i: int):
+        """Problem ``i`` as a ``scipy.optimize.OptimizeResult``."""
+        from scipy.optimize import OptimizeResult
+
+        i = range(len(self))[i]
+        out = OptimizeResult(
+            x=self.x[i], cost=float(self.cost[i]), status=int(self.status[i]),
+            success=bool(self.status[i] > 0), message=Status(int(self.status[i])).message,
+            nfev=int(self.nfev[i]), njev=int(self.njev[i]), nit=int(self.nit[i]),
+            optimality=float(self.optimality[i]), active_mask=self.active_mask[i],
+        )
+        if self.cov is not None:
+            out["cov"] = self.cov[i]
+        if self.labels is not None:
+            out["label"] = self.labels[i]
+        return out
+
+    def status_counts(self) -> dict:
+        """How many problems ended with each status, by name."""
+        return {Status(int(k)).name: v for k, v in sorted(Counter(self.status.tolist()).items(),
+                                                          key=lambda kv: -kv[0])}
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per problem (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is in the test extra
+            raise ImportError("to_frame() needs pandas: pip install pandas") from None
+        cols = {}
+        if self.labels is not None:
+            cols["label"] = self.labels
+        for j, name in enumerate(self.param_names):
+            cols[name] = self.x[:, j]
+        if self.cov is not None:
+            err = self.stderr
+            for j, name in enumerate(self.param_names):
+                cols[f"{name}_stderr"] = err[:, j]
+        cols.update(cost=self.cost, status=self.status, success=self.success,
+                    message=self.message, nfev=self.nfev, nit=self.nit, n_points=self.n_points)
+        return pd.DataFrame(cols)
+
+    def __repr__(self) -> str:
+        return (f"FitResult(model={self.model.name!r}, problems={len(self)}, "
+                f"success={int(self.success.sum())}, status={self.status_counts()}, "
+                f"backend={self.backend!r})")

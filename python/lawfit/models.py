@@ -1,0 +1,160 @@
+"""The built-in models.
+
+Each model is defined once, in C++ (``cpp/include/lawfit/models/``), and every compiled
+backend instantiates that definition; the NumPy reference (``lawfit.reference``) re-implements
+it independently.  This module holds what Python needs to know about each: its name,
+parameter names, inputs and formula (a test checks them against the compiled module), plus an
+optional data-driven first guess used when ``p0`` is not given.
+
+A model is also a plain function ``model(x, *params)``, so it can be handed to
+``scipy.optimize.curve_fit`` as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+__all__ = [
+    "Model",
+    "get",
+    "available",
+    "power_law",
+    "saturating_power_law",
+    "chinchilla",
+    "chinchilla_log",
+    "kaplan",
+    "broken_power_law",
+    "exp_power_law",
+    "logistic",
+]
+
+# A guess takes padded inputs x (P, m, k), targets y (P, m) and a mask (P, m) of the points
+# that exist, and returns starting parameters (P, n_params).
+GuessFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A built-in model: ``f(x; params)`` with an analytic gradient in every backend."""
+
+    name: str
+    param_names: tuple
+    input_names: tuple
+    formula: str
+    _guess: Optional[GuessFn] = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_names)
+
+    @property
+    def has_guess(self) -> bool:
+        return self._guess is not None
+
+    def __call__(self, x, *params):
+        """Evaluate the model (NumPy), ``x`` of shape (m,) or (m, n_inputs)."""
+        from .reference.models import MODELS
+
+        if len(params) != self.n_params:
+            raise TypeError(
+                f"{self.name}() takes {self.n_params} parameters "
+                f"{self.param_names}, got {len(params)}"
+            )
+        x = np.asarray(x, dtype=float)
+        xs = x.reshape(-1, self.n_inputs) if self.n_inputs > 1 or x.ndim > 1 else x[:, None]
+        p = np.broadcast_to(np.asarray(params, dtype=float), (xs.shape[0], self.n_params))
+        f, _ = MODELS[self.name].value_and_jac(p, xs)
+        return f
+
+    def guess(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """A data-driven start for every problem of a padded batch (see ``GuessFn``)."""
+        if self._guess is None:
+            raise ValueError(f"p0: model '{self.name}' has no data-driven guess; pass p0")
+        with np.errstate(all="ignore"):
+            return self._guess(x, y, mask)
+
+    def __repr__(self) -> str:
+        return f"<lawfit model {self.name}: {self.formula}>"
+
+
+def _masked_linear_fit(u, y, mask):
+    """Per-row least squares y ~ a + b u over masked points; returns a, b, residual SS."""
+    w = mask.astype(float)
+    n = np.maximum(w.sum(axis=-1), 1.0)
+    mu = (w * u).sum(axis=-1) / n
+    my = (w * y).sum(axis=-1) / n
+    du = np.where(mask, u - mu[..., None], 0.0)
+    dy = np.where(mask, y - my[..., None], 0.0)
+    var = (du * du).sum(axis=-1)
+    b = np.where(var > 0, (du * dy).sum(axis=-1) / np.where(var > 0, var, 1.0), 0.0)
+    a = my - b * mu
+    res = np.where(mask, dy - b[..., None] * du, 0.0)
+    return a, b, (res * res).sum(axis=-1)
+
+
+def _guess_power_law(x, y, mask):
+    ok = mask & (y > 0) & (x[..., 0] > 0)
+    a, b, _ = _masked_linear_fit(np.log(np.where(ok, x[..., 0], 1.0)),
+                                 np.log(np.where(ok, y, 1.0)), ok)
+    return np.stack([np.exp(a), -b], axis=-1)
+
+
+_ALPHA_GRID = np.geomspace(0.02, 2.0, 40)
+
+
+def _guess_saturating_power_law(x, y, mask):
+    # Variable projection over a grid of exponents: for each alpha, E and A solve a linear
+    # least-squares problem in closed form; keep the alpha with the smallest residual.
+    ok = mask & (x[..., 0] > 0)
+    lx = np.log(np.where(ok, x[..., 0], 1.0))
+    best = np.full(y.shape[0], np.inf)
+    out = np.zeros((y.shape[0], 3))
+    yv = np.where(ok, y, 0.0)
+    for alpha in _ALPHA_GRID:
+        e, a, ss = _masked_linear_fit(np.exp(-alpha * lx), yv, ok)
+        better = ss < best
+        best = np.where(better, ss, best)
+        out[better] = np.stack([e, a, np.full_like(e, alpha)], axis=-1)[better]
+    return out
+
+
+_TABLE = [
+    Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", _guess_power_law),
+    Model("saturating_power_law", ("E", "A", "alpha"), ("x",), "E + A * x**-alpha",
+          _guess_saturating_power_law),
+    Model("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"),
+          "E + A * N**-alpha + B * D**-beta"),
+    Model("chinchilla_log", ("a", "b", "e", "alpha", "beta"), ("N", "D"),
+          "exp(logsumexp(a - alpha * log(N), b - beta * log(D), e))"),
+    Model("kaplan", ("Nc", "Dc", "alphaN", "alphaD"), ("N", "D"),
+          "((Nc / N)**(alphaN / alphaD) + Dc / D)**alphaD"),
+    Model("broken_power_law", ("a", "b", "c0", "c1", "d1", "f1"), ("x",),
+          "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)"),
+    Model("exp_power_law", ("a", "b"), ("x",), "exp(a * x**b)"),
+    Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b"),
+]
+_BY_NAME = {m.name: m for m in _TABLE}
+globals().update(_BY_NAME)
+
+
+def available() -> list:
+    """Names of the built-in models."""
+    return list(_BY_NAME)
+
+
+def get(model: Union[str, Model]) -> Model:
+    """The built-in model with this name (or the model itself)."""
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, str) and model in _BY_NAME:
+        return _BY_NAME[model]
+    raise ValueError(
+        f"model: unknown model {model!r}; built-in models are {', '.join(_BY_NAME)} "
+        "(Python callables are accepted by lawfit.curve_fit and lawfit.least_squares)"
+    )

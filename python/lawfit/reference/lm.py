@@ -459,6 +459,12 @@ def fit_packed(
     offsets[i]:offsets[i+1]), ``p0``/``lower``/``upper`` (P, n).  ``n_threads`` is accepted
     and ignored.  Returns x, cost, optimality, active_mask (int8), status, nfev, njev, nit
     (int32) and, with ``return_jtj``, jtj (P, n, n).
+
+    Step 1's checks are made here, per problem, in the spec's order (with step 0: for a
+    model with ``log_inputs`` a used point with x <= 0 is non-finite data); the problems that
+    pass are padded to a common length with weight-0 points and handed to :func:`solve`.
+    Problems stopped by step 1 report x = p0, NaN cost and optimality (and jtj), zero counts
+    and a zero active mask.
     """
     if model not in MODELS:
         raise ValueError(f"model: unknown model '{model}'")
@@ -499,10 +505,12 @@ def fit_packed(
     s = np.ones(M) if sigma is None else sigma
     owner = np.repeat(np.arange(P), counts)  # problem of each point
 
-    # ---- step 1, per problem, in the spec's order ----
-    with np.errstate(invalid="ignore"):
+    # ---- steps 0 and 1, per problem, in the spec's order ----
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # step 0: a model for x > 0 sees log x, so x <= 0 is non-finite data
+        inputs = np.log(x) if mdl.log_inputs else x
         counted = ~(w <= 0)  # a NaN weight counts (as bad data)
-        good = np.isfinite(w) & np.isfinite(t) & np.isfinite(x).all(axis=1)
+        good = np.isfinite(w) & np.isfinite(t) & np.isfinite(inputs).all(axis=1)
         if sigma is not None:
             good &= np.isfinite(s) & (s > 0)
     bad_data = np.bincount(owner, weights=counted & ~good, minlength=P) > 0

@@ -214,6 +214,9 @@ class RefModel:
     """One built-in model: metadata plus vectorised value/Jacobian functions.
 
     ``has_log`` is True where the log form is computed natively (not as log f, J/f).
+    ``log_inputs`` is True for models defined for x > 0 only, which the compiled core feeds
+    with log x (spec step 0): for them an x <= 0 counts as non-finite data.  The functions
+    here always take x itself.
     """
 
     name: str
@@ -221,6 +224,7 @@ class RefModel:
     n_inputs: int
     formula: str
     has_log: bool = False
+    log_inputs: bool = False
     _value: EvalFn = field(default=None, repr=False, compare=False)
     _log_value: EvalFn = field(default=None, repr=False, compare=False)
 
@@ -245,13 +249,15 @@ class RefModel:
         return self._run(self._log_value, p, x)
 
 
-def _model(name, params, n_inputs, formula, *, value=None, log_value=None) -> RefModel:
+def _model(name, params, n_inputs, formula, *, value=None, log_value=None,
+           log_inputs=True) -> RefModel:
     has_log = log_value is not None
     if value is None:
         value = _exp_of(log_value)
     if log_value is None:
         log_value = _log_of(value)
-    return RefModel(name, tuple(params), n_inputs, formula, has_log, value, log_value)
+    return RefModel(name, tuple(params), n_inputs, formula, has_log, log_inputs, value,
+                    log_value)
 
 
 MODELS: Dict[str, RefModel] = {
@@ -274,6 +280,6 @@ MODELS: Dict[str, RefModel] = {
         _model("exp_power_law", ["a", "b"], 1, "exp(a * x**b)",
                log_value=_exp_power_law_log),
         _model("logistic", ["a", "k", "x0", "b"], 1, "a / (1 + exp(-k * (x - x0))) + b",
-               value=_logistic),
+               value=_logistic, log_inputs=False),
     ]
 }

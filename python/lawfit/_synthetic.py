@@ -15,14 +15,14 @@ def saturating_power_laws(n_problems: int = 10_000, n_points: int = 20, noise: f
     """Batches of ``E + A x^-alpha`` with multiplicative Gaussian noise.
 
     Returns x (n_points,) shared by all problems (model sizes 1e6 to 1e10), y (P, m) and the
-    true parameters (P, 3).  E in [1.5, 2.5], A log-uniform in [1e2, 1e4], alpha in
-    [0.2, 0.6]: realistic losses against model size.
+    true parameters (P, 3).  E in [1.5, 2.5], A log-uniform in [2e2, 2e3], alpha in
+    [0.25, 0.45]: losses against model size shaped like Chinchilla's (A = 406, alpha = 0.34).
     """
     rng = np.random.default_rng(seed)
     x = np.geomspace(1e6, 1e10, n_points)
     E = rng.uniform(1.5, 2.5, n_problems)
-    A = np.exp(rng.uniform(np.log(1e2), np.log(1e4), n_problems))
-    alpha = rng.uniform(0.2, 0.6, n_problems)
+    A = np.exp(rng.uniform(np.log(2e2), np.log(2e3), n_problems))
+    alpha = rng.uniform(0.25, 0.45, n_problems)
     f = E[:, None] + A[:, None] * x[None, :] ** -alpha[:, None]
     y = f * (1.0 + noise * rng.standard_normal(f.shape))
     return x, y, np.column_stack([E, A, alpha])

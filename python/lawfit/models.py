@@ -105,22 +105,45 @@ def _guess_power_law(x, y, mask):
     return np.stack([np.exp(a), -b], axis=-1)
 
 
-_ALPHA_GRID = np.geomspace(0.02, 2.0, 40)
-
-
 def _guess_saturating_power_law(x, y, mask):
-    # Variable projection over a grid of exponents: for each alpha, E and A solve a linear
-    # least-squares problem in closed form; keep the alpha with the smallest residual.
+    # Variable projection: for a given alpha, E and A solve a linear least-squares problem in
+    # closed form.  Scan a coarse geometric grid of alpha, then a finer one around each
+    # problem's best, and keep the alpha with the smallest residual.
     ok = mask & (x[..., 0] > 0)
+    w = ok.astype(float)
     lx = np.log(np.where(ok, x[..., 0], 1.0))
-    best = np.full(y.shape[0], np.inf)
-    out = np.zeros((y.shape[0], 3))
+    n = np.maximum(w.sum(axis=1), 1.0)
     yv = np.where(ok, y, 0.0)
-    for alpha in _ALPHA_GRID:
-        e, a, ss = _masked_linear_fit(np.exp(-alpha * lx), yv, ok)
+    ymean = yv.sum(axis=1) / n
+    yc = np.where(ok, y - ymean[:, None], 0.0)
+    syy = np.einsum("pm,pm->p", yc, yc)
+
+    def profile(alpha):  # alpha (P,) -> E, A, residual sum of squares
+        u = np.exp(-alpha[:, None] * lx) * w
+        mu = u.sum(axis=1) / n
+        uc = (u - mu[:, None]) * w
+        suu = np.einsum("pm,pm->p", uc, uc)
+        suy = np.einsum("pm,pm->p", uc, yc)
+        A = np.where(suu > 0, suy / np.where(suu > 0, suu, 1.0), 0.0)
+        return ymean - A * mu, A, syy - A * suy
+
+    P = y.shape[0]
+    best = np.full(P, np.inf)
+    out = np.zeros((P, 3))
+    coarse = np.geomspace(0.02, 2.0, 16)
+    step = coarse[1] / coarse[0]
+    centre = np.full(P, coarse[0])
+    for a in coarse:
+        E, A, ss = profile(np.full(P, a))
         better = ss < best
-        best = np.where(better, ss, best)
-        out[better] = np.stack([e, a, np.full_like(e, alpha)], axis=-1)[better]
+        best[better], centre[better] = ss[better], a
+        out[better] = np.column_stack([E, A, np.full(P, a)])[better]
+    for f in np.geomspace(1 / step, step, 9):
+        alpha = centre * f
+        E, A, ss = profile(alpha)
+        better = ss < best
+        best[better] = ss[better]
+        out[better] = np.column_stack([E, A, alpha])[better]
     return out
 
 

@@ -101,59 +101,83 @@ struct Evaluation {
   bool finite;
 };
 
+// Residual and gradient of one point, before the loss.
+template <class Model, bool kLogResiduals, class T>
+LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
+  constexpr int N = Model::kParams;
+  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
+  T model;
+  if constexpr (kLogResiduals && HasLog<Model>::value) {
+    model = Model::eval_log(p, xi, row);
+  } else if constexpr (kLogResiduals) {
+    model = Model::eval(p, xi, row);
+    T inv = T(1) / model;
+    for (int j = 0; j < N; ++j) row[j] *= inv;
+    model = log(model);
+  } else {
+    model = Model::eval(p, xi, row);
+  }
+  if (d.sigma) {
+    T inv_s = T(1) / d.sigma[i];
+    for (int j = 0; j < N; ++j) row[j] *= inv_s;
+    return (model - d.t[i]) * inv_s;
+  }
+  return model - d.t[i];
+}
+
 template <class T>
 LAWFIT_HD LAWFIT_INLINE T point_weight(const ProblemData<T>& d, int i) {
   return d.w ? d.w[i] : T(1);
 }
 
-// Residual and gradient of one point, before the loss.
-template <class Model, class T>
-LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p,
-                                         bool log_residuals, T* row) {
-  constexpr int N = Model::kParams;
-  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
-  T model;
-  if constexpr (HasLog<Model>::value) {
-    if (log_residuals) {
-      model = Model::eval_log(p, xi, row);
-    } else {
-      model = Model::eval(p, xi, row);
-    }
-  } else {
-    model = Model::eval(p, xi, row);
-    if (log_residuals) {
-      T inv = T(1) / model;
-      for (int j = 0; j < N; ++j) row[j] *= inv;
-      model = log(model);
-    }
-  }
-  T inv_s = d.sigma ? T(1) / d.sigma[i] : T(1);
-  for (int j = 0; j < N; ++j) row[j] *= inv_s;
-  return (model - d.t[i]) * inv_s;
-}
-
-template <class Model, class T>
-LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
-                        Evaluation<T, Model::kParams>& e) {
+// Step 2 for one loss and residual space, fixed at compile time so that the loop over points
+// carries no branch on them.
+template <class Model, Loss kLoss, bool kLogResiduals, class T>
+LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
+                           Evaluation<T, Model::kParams>& e) {
   constexpr int N = Model::kParams;
   T cost = T(0), s2 = T(0);
   T g[N], A[N * N];
   for (int j = 0; j < N; ++j) g[j] = T(0);
   for (int j = 0; j < N * N; ++j) A[j] = T(0);
-  const T f_scale = T(o.f_scale);
-  for (int i = 0; i < d.n; ++i) {
-    T w = point_weight(d, i);
-    bool used = w > T(0);
-    T row[N];
-    T r = point_residual<Model>(d, i, p, o.log_residuals, row);
-    Scaled<T> sc = robust_scale(o.loss, f_scale, r, select(used, w, T(1)));
-    T fs = sc.r_factor * r;
-    cost += select(used, sc.cost, T(0));
-    s2 += select(used, fs * fs, T(0));
-    for (int j = 0; j < N; ++j) {
-      T jj = select(used, sc.j_factor * row[j], T(0));
-      g[j] += select(used, jj * fs, T(0));
-      for (int k = 0; k <= j; ++k) A[j * N + k] += jj * select(used, sc.j_factor * row[k], T(0));
+  // Points go in blocks: first the model (library calls such as exp, which clobber every
+  // floating-point register on x86-64) for the whole block, then the accumulation, so the
+  // accumulators are spilled once per block rather than once per point.
+#if defined(__CUDA_ARCH__)
+  constexpr int kBlock = 1;
+#else
+  constexpr int kBlock = 8;
+#endif
+  for (int i0 = 0; i0 < d.n; i0 += kBlock) {
+    const int nb = d.n - i0 < kBlock ? d.n - i0 : kBlock;
+    T fs_b[kBlock], cost_b[kBlock], jr_b[kBlock][N];
+    for (int b = 0; b < nb; ++b) {
+      const int i = i0 + b;
+      T w = point_weight(d, i);
+      bool used = w > T(0);
+      T row[N];
+      T r = point_residual<Model, kLogResiduals>(d, i, p, row);
+      Scaled<T> sc;
+      if constexpr (kLoss == Loss::kLinear) {
+        T sw = d.w ? sqrt(select(used, w, T(1))) : T(1);
+        sc = {T(0.5) * w * r * r, sw, sw};
+      } else {
+        sc = robust_scale(kLoss, f_scale, r, select(used, w, T(1)));
+      }
+      // Unused points contribute exact zeros, even where the model is NaN there.
+      fs_b[b] = select(used, sc.r_factor * r, T(0));
+      cost_b[b] = select(used, sc.cost, T(0));
+      for (int j = 0; j < N; ++j) jr_b[b][j] = select(used, sc.j_factor * row[j], T(0));
+    }
+    for (int b = 0; b < nb; ++b) {
+      const T fs = fs_b[b];
+      const T* jr = jr_b[b];
+      cost += cost_b[b];
+      s2 += fs * fs;
+      for (int j = 0; j < N; ++j) {
+        g[j] += jr[j] * fs;
+        for (int k = 0; k <= j; ++k) A[j * N + k] += jr[j] * jr[k];
+      }
     }
   }
   T check = cost;
@@ -169,6 +193,31 @@ LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
   for (int j = 0; j < N; ++j) e.g[j] = g[j];
   for (int j = 0; j < N * N; ++j) e.A[j] = A[j];
   e.finite = is_finite(check);
+}
+
+template <class Model, bool kLogResiduals, class T>
+LAWFIT_HD void evaluate_log_as(const ProblemData<T>& d, const T* p, const Options& o,
+                               Evaluation<T, Model::kParams>& e) {
+  const T c = T(o.f_scale);
+  switch (o.loss) {
+    case Loss::kSoftL1: return evaluate_as<Model, Loss::kSoftL1, kLogResiduals>(d, p, c, e);
+    case Loss::kHuber: return evaluate_as<Model, Loss::kHuber, kLogResiduals>(d, p, c, e);
+    case Loss::kCauchy: return evaluate_as<Model, Loss::kCauchy, kLogResiduals>(d, p, c, e);
+    case Loss::kArctan: return evaluate_as<Model, Loss::kArctan, kLogResiduals>(d, p, c, e);
+    case Loss::kLinear:
+    default: return evaluate_as<Model, Loss::kLinear, kLogResiduals>(d, p, c, e);
+  }
+}
+
+// Step 2 of the algorithm: cost, gradient and Gauss-Newton matrix at p.
+template <class Model, class T>
+LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
+                        Evaluation<T, Model::kParams>& e) {
+  if (o.log_residuals) {
+    evaluate_log_as<Model, true>(d, p, o, e);
+  } else {
+    evaluate_log_as<Model, false>(d, p, o, e);
+  }
 }
 
 // Solves (A + lambda diag(D)) delta = -g over the parameters with held[j] false; held

@@ -22,10 +22,17 @@
 //      r_i = (log f_i - t_i) / s_i,  row_i = grad log f_i / s_i   (log residuals)
 //    then the robust loss (loss.h) gives cost_i and the scaled f_s,i = a_i r_i and
 //    J_s,i = b_i row_i;  F = sum cost_i,  g = sum J_s,i f_s,i,  A = sum J_s,i J_s,i^T,
-//    S = sum f_s,i^2.  The evaluation is finite when F, every g_j and every A_jk are.
+//    S = sum f_s,i^2.  The evaluation is finite when F, every g_j and every A_jk are (each
+//    checked on its own: finite values may overflow when added).
 //    If the evaluation at p0 is not finite -> kNonfiniteInitial.
 // 3. Scales: D_j = A_jj at p0 (1 where that is 0); after every accepted step
 //    D_j = max(D_j, A_jj).  d_j = sqrt(D_j).  Damping lambda = initial_damping, nu = 2.
+//    lambda is relative to D: when an accepted step raises some D_j, lambda is divided by
+//    the largest growth factor D_j(new) / D_j(old) over the free parameters, so the damping
+//    of that direction keeps its absolute size.  (Without this, a robust loss whose points
+//    all start in the outer region, where scipy's scaling floors J at sqrt(eps), builds up
+//    lambda ~ 1e14 against a tiny D; once points enter the inner region, D jumps by ~1/eps,
+//    the steps become ~1e-15 relative and xtol ends the solve far from a minimum.)
 // 4. Loop:
 //    a. Active set: parameter j is held when it is fixed (lower_j == upper_j), or when
 //       p_j <= lower_j and g_j > 0, or p_j >= upper_j and g_j < 0.
@@ -40,14 +47,17 @@
 //       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
 //       ratio = actual / predicted if predicted > 0, else 0.
 //    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A, S),
-//       update D, lambda *= max(1/3, 1 - (2 ratio - 1)^3), nu = 2.
+//       update D (step 3), lambda *= max(1/3, 1 - (2 ratio - 1)^3) / growth, nu = 2.
 //       Otherwise: lambda *= nu, nu *= 2.
-//    g. With F_old the cost before the step:
+//    g. With F_old the cost before the step and d the scales the step was computed with
+//       (before f updated D):
 //       ftol_ok = finite and |actual| <= ftol F_old and predicted <= ftol F_old and ratio <= 2;
 //       xtol_ok = ||d * step|| <= xtol ||d * p_old||  (norms over free parameters).
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
 //       If the step was rejected and lambda > max_damping -> kNoProgress.
-// 5. Output: p, F, the status, nfev, nit, optimality = max |g_j| over free, not held j,
+// 5. Output (a solve that ends in step 1 reports p0, NaN cost and zero counts; one that ends
+//    with kNonfiniteInitial reports p0, the cost at p0 and nfev = 1; both NaN optimality and
+//    NaN A): p, F, the status, nfev, nit, optimality = max |g_j| over free, not held j,
 //    active_mask_j = -1 if p_j <= lower_j, +1 if p_j >= upper_j, else 0 (a fixed parameter
 //    reports -1), and A at p (the Gauss-Newton matrix, for covariances).
 #pragma once
@@ -180,11 +190,11 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
       }
     }
   }
-  T check = cost;
+  bool finite = is_finite(cost);
   for (int j = 0; j < N; ++j) {
-    check += g[j];
+    finite = finite && is_finite(g[j]);
     for (int k = 0; k <= j; ++k) {
-      check += A[j * N + k];
+      finite = finite && is_finite(A[j * N + k]);
       A[k * N + j] = A[j * N + k];
     }
   }
@@ -192,7 +202,7 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
   e.s2 = s2;
   for (int j = 0; j < N; ++j) e.g[j] = g[j];
   for (int j = 0; j < N * N; ++j) e.A[j] = A[j];
-  e.finite = is_finite(check);
+  e.finite = finite;
 }
 
 template <class Model, bool kLogResiduals, class T>
@@ -398,9 +408,14 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
     if (accept) {
       for (int j = 0; j < N; ++j) p[j] = q[j];
       cur = trial;
-      for (int j = 0; j < N; ++j) D[j] = max(D[j], cur.A[j * N + j]);
+      T growth = T(1);
+      for (int j = 0; j < N; ++j) {
+        T dj = max(D[j], cur.A[j * N + j]);
+        growth = max(growth, select(fixed[j], T(1), dj / D[j]));
+        D[j] = dj;
+      }
       T c = T(2) * ratio - T(1);
-      lambda *= max(T(1) / T(3), T(1) - c * c * c);
+      lambda *= max(T(1) / T(3), T(1) - c * c * c) / growth;
       nu = T(2);
     } else {
       lambda *= nu;

@@ -11,14 +11,14 @@ namespace lawfit {
 enum class Loss : int { kLinear = 0, kSoftL1 = 1, kHuber = 2, kCauchy = 3, kArctan = 4 };
 
 struct Options {
-  // Status 2 (ftol), tested after every trial step, accepted or not:
-  //   |F(p) - F(p + delta)| <= ftol * F(p)  and  predicted reduction <= ftol * F(p)
+  // Status 2 (ftol), tested after every trial step q = clip(p + delta), accepted or not:
+  //   |F(p) - F(q)| <= ftol * F(p)  and  predicted reduction <= ftol * F(p)
   //   and actual / predicted reduction <= 2.
   double ftol = 1e-8;
-  // Status 3 (xtol), tested after every trial step:  ||d * delta|| <= xtol * ||d * p||
-  // over the free parameters.
+  // Status 3 (xtol), tested after every trial step:  ||d * (q - p)|| <= xtol * ||d * p||
+  // over the free parameters, with the scales d the step was computed with.
   double xtol = 1e-8;
-  // Status 1 (gtol), tested at every accepted point:
+  // Status 1 (gtol), tested at the current point before every step:
   //   max_j |g_j| / (sqrt(A_jj) ||f_s||) <= gtol  over free parameters not held at a bound
   // (columns with A_jj = 0 are skipped; ||f_s|| = 0 satisfies it).
   double gtol = 1e-8;

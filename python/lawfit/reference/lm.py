@@ -366,9 +366,12 @@ def solve(
             p[acc] = q[accept]
             F[acc], g[acc], A[acc], S[acc] = ev.F[accept], ev.g[accept], ev.A[accept], ev.S[accept]
             fun[acc], jac[acc] = ev.fs[accept], ev.Js[accept]
-            D[acc] = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
+            D_new = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
+            # lambda is relative to D: divide it by the largest growth of a free scale
+            growth = np.where(fixed[acc], 1.0, D_new / D[acc]).max(axis=1, initial=1.0)
+            D[acc] = D_new
             c = 2.0 * ratio[accept] - 1.0
-            lam[acc] *= np.maximum(1.0 / 3.0, 1.0 - c * c * c)
+            lam[acc] *= np.maximum(1.0 / 3.0, 1.0 - c * c * c) / growth
             nu[acc] = 2.0
             rej = run[~accept]
             lam[rej] *= nu[rej]

@@ -21,8 +21,8 @@
 //      r_i = (f_i - t_i) / s_i,  row_i = grad f_i / s_i           (linear residuals)
 //      r_i = (log f_i - t_i) / s_i,  row_i = grad log f_i / s_i   (log residuals)
 //    then the robust loss (loss.h) gives cost_i and the scaled f_s,i = a_i r_i and
-//    J_s,i = b_i row_i;  F = sum cost_i,  g = sum J_s,i f_s,i,  A = sum J_s,i J_s,i^T,
-//    S = sum f_s,i^2.  The evaluation is finite when F, every g_j and every A_jk are (each
+//    J_s,i = b_i row_i;  F = sum cost_i,  g = sum J_s,i f_s,i,  A = sum J_s,i J_s,i^T.
+//    The evaluation is finite when F, every g_j and every A_jk are (each
 //    checked on its own: finite values may overflow when added).
 //    If the evaluation at p0 is not finite -> kNonfiniteInitial.
 // 3. Scales: D_j = A_jj at p0 (1 where that is 0); after every accepted step
@@ -36,8 +36,10 @@
 // 4. Loop:
 //    a. Active set: parameter j is held when it is fixed (lower_j == upper_j), or when
 //       p_j <= lower_j and g_j > 0, or p_j >= upper_j and g_j < 0.
-//    b. gtol: if S == 0, or max over free, not held j with A_jj > 0 of
-//       |g_j| / (sqrt(A_jj) sqrt(S)) <= gtol  -> kGtol.
+//    b. gtol: if F == 0, or max over free, not held j with A_jj > 0 of
+//       |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol  -> kGtol.  (MINPACK's cosine between the
+//       residual vector and the Jacobian's columns; with a robust loss sqrt(2 F) stands in
+//       for ||f_s||, which the loss scaling inflates by up to 1/sqrt(eps) for outer points.)
 //    c. if nfev >= max_nfev -> kMaxNfev.
 //    d. Solve (A + lambda diag(D)) delta = -g over the free, not held parameters (delta_j = 0
 //       for the others) by Cholesky.  A non-positive or non-finite pivot: lambda *= nu,
@@ -46,7 +48,7 @@
 //       predicted = -(g . step + 0.5 step^T A step).  Evaluate at q (nfev += 1, nit += 1).
 //       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
 //       ratio = actual / predicted if predicted > 0, else 0.
-//    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A, S),
+//    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A),
 //       update D (step 3), lambda *= max(1/3, 1 - (2 ratio - 1)^3) / growth, nu = 2.
 //       Otherwise: lambda *= nu, nu *= 2.
 //    g. With F_old the cost before the step and d the scales the step was computed with
@@ -107,7 +109,6 @@ struct Evaluation {
   T cost;
   T g[N];
   T A[N * N];  // full symmetric matrix
-  T s2;        // sum of squared scaled residuals
   bool finite;
 };
 
@@ -146,7 +147,7 @@ template <class Model, Loss kLoss, bool kLogResiduals, class T>
 LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
                            Evaluation<T, Model::kParams>& e) {
   constexpr int N = Model::kParams;
-  T cost = T(0), s2 = T(0);
+  T cost = T(0);
   T g[N], A[N * N];
   for (int j = 0; j < N; ++j) g[j] = T(0);
   for (int j = 0; j < N * N; ++j) A[j] = T(0);
@@ -183,7 +184,6 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
       const T fs = fs_b[b];
       const T* jr = jr_b[b];
       cost += cost_b[b];
-      s2 += fs * fs;
       for (int j = 0; j < N; ++j) {
         g[j] += jr[j] * fs;
         for (int k = 0; k <= j; ++k) A[j * N + k] += jr[j] * jr[k];
@@ -199,7 +199,6 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
     }
   }
   e.cost = cost;
-  e.s2 = s2;
   for (int j = 0; j < N; ++j) e.g[j] = g[j];
   for (int j = 0; j < N * N; ++j) e.A[j] = A[j];
   e.finite = finite;
@@ -352,14 +351,14 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
     }
     // b. gtol
     T gnorm = T(0);
-    T fnorm = sqrt(cur.s2);
+    T fnorm = sqrt(T(2) * cur.cost);
     for (int j = 0; j < N; ++j) {
       T ajj = cur.A[j * N + j];
       bool use = !held[j] && ajj > T(0);
       T c = abs(cur.g[j]) / (sqrt(select(use, ajj, T(1))) * select(fnorm > T(0), fnorm, T(1)));
       gnorm = max(gnorm, select(use, c, T(0)));
     }
-    if (cur.s2 == T(0) || gnorm <= gtol) {
+    if (cur.cost == T(0) || gnorm <= gtol) {
       status = kGtol;
       break;
     }

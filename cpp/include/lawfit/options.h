@@ -19,8 +19,9 @@ struct Options {
   // over the free parameters, with the scales d the step was computed with.
   double xtol = 1e-8;
   // Status 1 (gtol), tested at the current point before every step:
-  //   max_j |g_j| / (sqrt(A_jj) ||f_s||) <= gtol  over free parameters not held at a bound
-  // (columns with A_jj = 0 are skipped; ||f_s|| = 0 satisfies it).
+  //   max_j |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol  over free parameters not held at a bound
+  // (columns with A_jj = 0 are skipped; F = 0 satisfies it).  For least squares sqrt(2 F)
+  // is ||f||, and this is MINPACK's test.
   double gtol = 1e-8;
   // Status 0: the solve stops once this many evaluations (each of residuals and Jacobian
   // together) have been made.  The Python layer defaults it to 100 * n_params, as scipy.

@@ -301,10 +301,12 @@ def solve(
             # b. gtol over free, not held parameters with A_jj > 0
             ajj = np.diagonal(Ar, axis1=1, axis2=2)
             use = ~held & (ajj > 0)
-            fnorm = np.sqrt(np.where(Sr > 0, Sr, 1.0))
+            # sqrt(2 F) stands in for ||f_s||, which robust scaling inflates
+            Fr = F[run]
+            fnorm = np.sqrt(np.where(Fr > 0, 2.0 * Fr, 1.0))
             scaled_g = np.abs(gr) / (np.sqrt(np.where(use, ajj, 1.0)) * fnorm[:, None])
             gnorm = np.where(use, scaled_g, 0.0).max(axis=1, initial=0.0)
-            stop_g = (Sr == 0) | (gnorm <= gtol)
+            stop_g = (Fr == 0) | (gnorm <= gtol)
             status[run[stop_g]] = GTOL
 
             # c. evaluation budget

@@ -1,0 +1,87 @@
+"""Each built-in model: one definition in C++, an independent one in the NumPy reference.
+
+The C++ gradient is checked against central differences of the C++ value, and the C++ value
+and gradient against the reference, at random parameters near each model's typical values.
+"""
+import numpy as np
+import pytest
+
+import lawfit
+from lawfit import _core
+from lawfit.reference import MODELS as REF
+
+from batches import MODEL_NAMES, model_batch
+
+
+def test_model_tables_agree():
+    cpp = {m["name"]: m for m in _core.models()}
+    assert set(cpp) == set(lawfit.models.available()) == set(REF) == set(MODEL_NAMES)
+    for name in cpp:
+        py, ref = lawfit.models.get(name), REF[name]
+        assert tuple(cpp[name]["params"]) == py.param_names == tuple(ref.param_names)
+        assert cpp[name]["n_inputs"] == py.n_inputs == ref.n_inputs
+        assert cpp[name]["formula"] == py.formula
+        assert cpp[name]["log_inputs"] == ref.log_inputs
+
+
+def _points(name, seed=0):
+    x, _, truth, _ = model_batch(name, n_problems=1, n_points=25, seed=seed)
+    rng = np.random.default_rng(seed)
+    p = truth[0] * (1 + 0.2 * rng.uniform(-1, 1, (x.shape[0], truth.shape[1])))
+    return np.ascontiguousarray(p), np.ascontiguousarray(x)
+
+
+HAS_LOG = [m["name"] for m in _core.models() if m["has_log"]]
+
+
+@pytest.mark.parametrize("name, log_value", [(n, False) for n in MODEL_NAMES]
+                         + [(n, True) for n in HAS_LOG])
+def test_gradient_matches_central_differences(name, log_value):
+    p, x = _points(name)
+    f, grad = _core.evaluate_model(name, p, x, log_value)
+    for j in range(p.shape[1]):
+        h = 1e-5 * np.maximum(np.abs(p[:, j]), 1e-3)
+        hi, lo = p.copy(), p.copy()
+        hi[:, j] += h
+        lo[:, j] -= h
+        fd = (_core.evaluate_model(name, hi, x, log_value)[0]
+              - _core.evaluate_model(name, lo, x, log_value)[0]) / (2 * h)
+        # truncation error of the central difference, plus its rounding error eps |f| / h
+        tol = 1e-6 * np.abs(grad[:, j]) + 100 * np.finfo(float).eps * np.abs(f) / h
+        np.testing.assert_array_less(np.abs(fd - grad[:, j]), tol + 1e-300,
+                                     err_msg=f"{name} d/d{REF[name].param_names[j]}")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_value_and_gradient_match_reference(name):
+    p, x = _points(name, seed=3)
+    f, grad = _core.evaluate_model(name, p, x, False)
+    fr, jr = REF[name].value_and_jac(p, x)
+    np.testing.assert_allclose(f, fr, rtol=1e-13)
+    np.testing.assert_allclose(grad, jr, rtol=1e-10, atol=1e-12 * np.abs(jr).max())
+
+
+@pytest.mark.parametrize("name", HAS_LOG)
+def test_native_log_form_matches_log_of_value(name):
+    p, x = _points(name, seed=5)
+    f, grad = _core.evaluate_model(name, p, x, False)
+    lf, lgrad = _core.evaluate_model(name, p, x, True)
+    np.testing.assert_allclose(lf, np.log(f), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(lgrad, grad / f[:, None], rtol=1e-10, atol=1e-14)
+
+
+def test_chinchilla_log_is_stable_where_naive_form_overflows():
+    # a, b, e large enough that exp(a) overflows: logsumexp with the maximum factored out
+    p = np.array([[800.0, 790.0, 1.0, 0.34, 0.28]])
+    x = np.array([[1e9, 2e10]])
+    lf, grad = _core.evaluate_model("chinchilla_log", p, x, True)
+    assert np.isfinite(lf).all() and np.isfinite(grad).all()
+    np.testing.assert_allclose(grad[0, :3].sum(), 1.0)  # softmax weights
+
+
+def test_model_is_a_plain_function():
+    m = lawfit.models.saturating_power_law
+    x = np.array([1e6, 1e8])
+    np.testing.assert_allclose(m(x, 1.8, 400.0, 0.3), 1.8 + 400.0 * x ** -0.3)
+    with pytest.raises(TypeError, match="3 parameters"):
+        m(x, 1.0, 2.0)

@@ -1,0 +1,410 @@
+"""Property tests: every problem of a batch is solved on its own.
+
+Random ragged batches (the list-of-arrays input form) mix healthy problems with every kind of
+trouble a real batch has: zero-length and too-short problems, NaN / inf in x or y, x <= 0 for
+the log-input models, extreme scales of y (1e-150 .. 1e150) and x (1e-3 .. 1e30), random
+sigma, weights with zeros, random bounds around the start and fixed parameters.  On the
+compiled backends:
+
+* nothing crashes, every problem gets one valid ``lawfit.Status``;
+* the data checks of ``lm.h`` step 1 give NONFINITE_DATA / TOO_FEW_POINTS exactly where the
+  data say so (the expectation is computed here, from the spec, not from the library);
+* every problem's result (x, cost, status, nfev, nit, active_mask) is bitwise the result of
+  fitting it alone, and does not depend on the order of the batch or the thread count.
+
+The NumPy reference agrees with the compiled backend on the data-check statuses and on the
+success of the healthy problems.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lawfit
+from lawfit import Status
+from lawfit.reference.models import MODELS as REF_MODELS
+
+from batches import model_batch
+from conftest import COMPILED
+
+MODELS_UNDER_TEST = ["saturating_power_law", "chinchilla"]
+TRUTH = {
+    "saturating_power_law": np.array([1.8, 600.0, 0.34]),
+    "chinchilla": np.array([1.69, 406.4, 410.7, 0.34, 0.28]),
+}
+LOSSES = ["linear", "soft_l1", "huber", "cauchy", "arctan"]
+DATA_CHECKS = (Status.NONFINITE_DATA, Status.TOO_FEW_POINTS, Status.INVALID_INPUT)
+FIELDS = ("x", "cost", "status", "nfev", "nit", "active_mask")
+
+# Kinds of trouble in one problem's data.
+CORRUPTIONS = ["none", "nan_y", "inf_y", "nan_x", "inf_x", "nonpos_x", "nonpos_y", "nan_sigma"]
+# Kinds of bounds for one parameter (around its start p0_j).
+BOUND_KINDS = ["free", "lower", "upper", "both", "fixed", "at_lower", "at_upper"]
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                       HealthCheck.function_scoped_fixture])
+
+
+@dataclass
+class Problem:
+    x: np.ndarray                  # (m,) or (m, k)
+    y: np.ndarray                  # (m,)
+    sigma: Optional[np.ndarray]
+    weights: Optional[np.ndarray]
+    p0: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    healthy: bool                  # built well posed: must converge on every backend
+
+
+@dataclass
+class Batch:
+    model: str
+    problems: List[Problem]
+    residuals: str
+    loss: str
+    use_sigma: bool
+    use_weights: bool
+    use_guess: bool = False   # no p0: the model's data-driven start (clipped to the bounds)
+
+    def kwargs(self, idx=None):
+        """lawfit.fit arguments for the problems ``idx`` (default: all), list form."""
+        ps = self.problems if idx is None else [self.problems[i] for i in idx]
+        kw = dict(
+            p0=np.array([p.p0 for p in ps]).reshape(len(ps), -1),
+            bounds=(np.array([p.lower for p in ps]).reshape(len(ps), -1),
+                    np.array([p.upper for p in ps]).reshape(len(ps), -1)),
+            residuals=self.residuals, loss=self.loss,
+        )
+        if self.use_guess:
+            del kw["p0"]
+        if self.use_sigma:
+            kw["sigma"] = [p.sigma for p in ps]
+        if self.use_weights:
+            kw["weights"] = [p.weights for p in ps]
+        return [p.x for p in ps], [p.y for p in ps], kw
+
+
+def _inputs(model: str, rng, m: int, lo: float, hi: float) -> np.ndarray:
+    """m inputs with log10 spread over [lo, hi]."""
+    if model == "saturating_power_law":
+        return np.sort(10.0 ** rng.uniform(lo, hi, m))
+    n = 10.0 ** rng.uniform(lo, hi, m)
+    return np.column_stack([n, n * 10.0 ** rng.uniform(0.5, 2.5, m)])
+
+
+def _natural_inputs(model: str, rng, m: int) -> np.ndarray:
+    return _inputs(model, rng, m, 6.0, 10.0) if model == "saturating_power_law" else \
+        _inputs(model, rng, m, 7.0, 10.0)
+
+
+@st.composite
+def problems(draw, model: str, use_sigma: bool, use_weights: bool):
+    n = TRUTH[model].size
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    mdl = lawfit.models.get(model)
+    truth = TRUTH[model] * (1 + 0.05 * rng.standard_normal(n))
+    healthy = draw(st.booleans())
+    if healthy:
+        m = draw(st.integers(15, 40))
+        x = _natural_inputs(model, rng, m)
+        with np.errstate(all="ignore"):
+            y = mdl(x, *truth) * (1 + 0.01 * rng.standard_normal(m))
+        p0 = truth * (1 + 0.1 * rng.uniform(-1, 1, n))
+        lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
+        sigma = 10.0 ** rng.uniform(-0.3, 0.3, m) if use_sigma else None
+        weights = rng.choice([1.0, 2.0, 3.0], m) if use_weights else None
+        return Problem(x, y, sigma, weights, p0, lower, upper, True)
+
+    m = draw(st.integers(0, 40))
+    if draw(st.booleans()):
+        x = _natural_inputs(model, rng, m)
+    else:
+        lo = draw(st.floats(-3.0, 30.0))
+        hi = draw(st.floats(lo, 30.0))
+        x = _inputs(model, rng, m, lo, hi)
+    scale = 10.0 ** draw(st.sampled_from([0, 0, -150, -100, -30, 30, 100, 150]))
+    noise = draw(st.sampled_from([0.0, 0.01, 0.3]))
+    with np.errstate(all="ignore"):
+        y = mdl(x, *truth) * (1 + noise * rng.standard_normal(m)) * scale
+        if draw(st.integers(0, 4)) == 0:
+            y = rng.standard_normal(m) * scale  # no law at all
+    sigma = 10.0 ** rng.uniform(-3, 3, m) if use_sigma else None
+    weights = None
+    if use_weights:
+        weights = rng.choice([0.0, 0.0, 0.5, 1.0, 2.0], m)
+    corruption = draw(st.sampled_from(["none"] * 3 + CORRUPTIONS))
+    if m > 0 and corruption != "none":
+        idx = rng.choice(m, size=min(m, draw(st.integers(1, 3))), replace=False)
+        xi = (idx,) if x.ndim == 1 else (idx, rng.integers(0, x.shape[1]))
+        if corruption == "nan_y":
+            y[idx] = np.nan
+        elif corruption == "inf_y":
+            y[idx] = rng.choice([np.inf, -np.inf], idx.size)
+        elif corruption == "nan_x":
+            x[xi] = np.nan
+        elif corruption == "inf_x":
+            x[xi] = rng.choice([np.inf, -np.inf], idx.size)
+        elif corruption == "nonpos_x":
+            x[xi] = rng.choice([0.0, -1.0, -1e10], idx.size)
+        elif corruption == "nonpos_y":  # matters with log residuals only
+            y[idx] = rng.choice([0.0, -1.0], idx.size)
+        elif corruption == "nan_sigma" and sigma is not None:
+            sigma[idx] = rng.choice([np.nan, np.inf], idx.size)
+    # The start: near the truth, or scaled like y, or anywhere.
+    p0 = truth * (1 + 0.3 * rng.uniform(-1, 1, n))
+    if draw(st.booleans()):
+        p0[:2] *= scale
+    kinds = draw(st.lists(st.sampled_from(BOUND_KINDS), min_size=n, max_size=n))
+    lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
+    for j, kind in enumerate(kinds):
+        width = abs(p0[j]) * 10.0 ** rng.uniform(-3, 1) + 1e-3
+        if kind in ("lower", "both"):
+            lower[j] = p0[j] - width * rng.uniform(0, 1)
+        if kind in ("upper", "both"):
+            upper[j] = p0[j] + width * rng.uniform(0, 1)
+        if kind == "fixed":
+            lower[j] = upper[j] = p0[j]
+        if kind == "at_lower":
+            lower[j], upper[j] = p0[j], p0[j] + width
+        if kind == "at_upper":
+            lower[j], upper[j] = p0[j] - width, p0[j]
+    return Problem(x, y, sigma, weights, p0, lower, upper, False)
+
+
+@st.composite
+def batches(draw, models=tuple(MODELS_UNDER_TEST), max_problems: int = 7):
+    model = draw(st.sampled_from(list(models)))
+    use_sigma = draw(st.booleans())
+    use_weights = draw(st.booleans())
+    residuals = draw(st.sampled_from(["linear", "log"]))
+    loss = draw(st.sampled_from(LOSSES))
+    ps = draw(st.lists(problems(model, use_sigma, use_weights),
+                       min_size=1, max_size=max_problems))
+    use_guess = lawfit.models.get(model).has_guess and draw(st.booleans())
+    return Batch(model, ps, residuals, loss, use_sigma, use_weights, use_guess)
+
+
+def expected_check(batch: Batch, p: Problem) -> Optional[Status]:
+    """The status of lm.h step 1 for one problem, from the spec (None: it is solved)."""
+    x = p.x.reshape(len(p.y), lawfit.models.get(batch.model).n_inputs)
+    used = np.ones(len(p.y), bool) if p.weights is None else p.weights > 0
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(x).all(axis=1)
+        if REF_MODELS[batch.model].log_inputs:
+            bad |= (x <= 0).any(axis=1)
+        t = np.log(p.y) if batch.residuals == "log" else p.y
+        bad |= ~np.isfinite(t)
+        if p.sigma is not None:
+            bad |= ~(np.isfinite(p.sigma) & (p.sigma > 0))
+    if (bad & used).any():
+        return Status.NONFINITE_DATA
+    if used.sum() < (p.lower < p.upper).sum():
+        return Status.TOO_FEW_POINTS
+    return None
+
+
+def run(batch: Batch, backend: str = "cpu", idx=None, **extra):
+    x, y, kw = batch.kwargs(idx)
+    with np.errstate(all="ignore"):
+        return lawfit.fit(batch.model, x, y, backend=backend, **kw, **extra)
+
+
+def assert_same_problem(a, i: int, b, j: int, what: str = ""):
+    """Problem i of result a is bitwise problem j of result b."""
+    for field in FIELDS:
+        u, v = getattr(a, field)[i], getattr(b, field)[j]
+        floats = np.asarray(u).dtype.kind == "f"
+        assert np.array_equal(u, v, equal_nan=floats), (
+            f"{what}: field {field!r} differs: {u!r} vs {v!r}"
+            + (f" (difference {np.subtract(u, v)!r})" if floats else "")
+        )
+
+
+def check_statuses(batch: Batch, r):
+    P = len(batch.problems)
+    assert r.status.shape == (P,)
+    assert r.x.shape == (P, TRUTH[batch.model].size)
+    for i, (p, s) in enumerate(zip(batch.problems, r.status)):
+        status = Status(int(s))  # a valid status code
+        want = expected_check(batch, p)
+        if want is not None:
+            assert status == want, f"problem {i}: {status.name}, expected {want.name}"
+        else:
+            assert status not in (Status.NONFINITE_DATA, Status.TOO_FEW_POINTS,
+                                  Status.INVALID_INPUT), f"problem {i}: {status.name}"
+
+
+# --------------------------------------------------------------------------------------
+# Compiled backends
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@settings(max_examples=100, **SETTINGS)
+@given(batch=batches())
+def test_each_problem_as_if_alone(backend, batch):
+    r = run(batch, backend)
+    check_statuses(batch, r)
+    for i in range(len(batch.problems)):
+        alone = run(batch, backend, idx=[i])
+        assert_same_problem(r, i, alone, 0, f"problem {i} in the batch vs alone")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@settings(max_examples=50, **SETTINGS)
+@given(batch=batches(), order_seed=st.integers(0, 2**32 - 1))
+def test_independent_of_order(backend, batch, order_seed):
+    P = len(batch.problems)
+    perm = np.random.default_rng(order_seed).permutation(P)
+    r = run(batch, backend)
+    rp = run(batch, backend, idx=list(perm))
+    for k, i in enumerate(perm):
+        assert_same_problem(r, i, rp, k, f"problem {i} at position {k} after permuting")
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(batch=batches(max_problems=5))
+def test_independent_of_thread_count(batch):
+    # The CPU driver hands out problems in chunks of 64: tile the batch past a few chunks so
+    # that several threads really share it.
+    P = len(batch.problems)
+    idx = list(np.arange(200) % P)
+    results = [run(batch, "cpu", idx=idx, n_threads=t) for t in (1, 2, 3)]
+    alone = [run(batch, "cpu", idx=[i], n_threads=1) for i in range(P)]
+    for r, t in zip(results, (1, 2, 3)):
+        for k, i in enumerate(idx):
+            assert_same_problem(r, k, alone[i], 0, f"n_threads={t}, copy {k} of problem {i}")
+
+
+def test_tiled_batch_threads_and_chunks(compiled_backend):
+    """A large batch (many CPU chunks) is bitwise the same for any thread count."""
+    x, y, _, p0 = model_batch("chinchilla", n_problems=300, n_points=25, seed=3)
+    y = y.copy()
+    y[::7, 3] = np.nan  # padded form: NaN marks a missing point
+    kw = dict(p0=p0, backend=compiled_backend)
+    ref = lawfit.fit("chinchilla", x, y, n_threads=1, **kw)
+    for t in (2, 3, 5):
+        r = lawfit.fit("chinchilla", x, y, n_threads=t, **kw)
+        for f in FIELDS:
+            assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), (t, f)
+    assert ref.success.all()
+
+
+# --------------------------------------------------------------------------------------
+# NaN neighbours
+# --------------------------------------------------------------------------------------
+
+def _poisons(model: str, x: np.ndarray, y: np.ndarray):
+    """(name, x, y, expected status) of neighbours with bad data or a bad start."""
+    out = []
+    for name in ("nan_y", "inf_y", "nan_x", "inf_x", "zero_x", "neg_x", "huge_y", "all_nan"):
+        xb, yb = x.copy(), y.copy()
+        want = Status.NONFINITE_DATA
+        if name == "nan_y":
+            yb[2] = np.nan
+        elif name == "inf_y":
+            yb[-1] = np.inf
+        elif name == "nan_x":
+            xb[1] = np.nan
+        elif name == "inf_x":
+            xb[0] = np.inf
+        elif name == "zero_x":
+            xb[4] = 0.0
+        elif name == "neg_x":
+            xb[4] = -3.0
+        elif name == "huge_y":
+            yb[:] = 1e300  # finite data, whose cost overflows at the start
+            want = Status.NONFINITE_INITIAL
+        elif name == "all_nan":
+            yb[:] = np.nan
+        out.append((name, xb, yb, want))
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS_UNDER_TEST)
+def test_nan_neighbour_changes_nothing(model, compiled_backend):
+    x, y, _, p0 = model_batch(model, n_problems=3, n_points=20, seed=5)
+    alone = [lawfit.fit(model, [x], [y[i]], p0=p0[i], backend=compiled_backend)
+             for i in range(3)]
+    for name, xb, yb, want in _poisons(model, x, y[1]):
+        for pos in range(3):
+            # healthy problems 0 and 2, with the poisoned one at position pos
+            order = [0, 2]
+            order.insert(pos, "bad")
+            xs = [xb if o == "bad" else x for o in order]
+            ys = [yb if o == "bad" else y[o] for o in order]
+            p0s = np.array([p0[1] if o == "bad" else p0[o] for o in order])
+            with np.errstate(all="ignore"):
+                r = lawfit.fit(model, xs, ys, p0=p0s, backend=compiled_backend)
+            assert Status(int(r.status[pos])) == want, (name, pos, r.status)
+            for k, o in enumerate(order):
+                if o != "bad":
+                    assert alone[o].success[0]
+                    assert_same_problem(r, k, alone[o], 0, f"{name} neighbour at {pos}")
+
+
+def test_nan_neighbour_padded_and_groups_forms(compiled_backend):
+    """The same in the padded and flat+groups forms (inf poisons; NaN in padded y is a gap)."""
+    model = "saturating_power_law"
+    x, y, _, p0 = model_batch(model, n_problems=2, n_points=16, seed=9)
+    alone = lawfit.fit(model, x[:, 0], y[0], p0=p0[0], backend=compiled_backend)
+    yp = np.vstack([y[0], y[1]])
+    yp[1, 5] = np.inf
+    r = lawfit.fit(model, x[:, 0], yp, p0=p0, backend=compiled_backend)
+    assert list(r.status[1:]) == [Status.NONFINITE_DATA]
+    assert_same_problem(r, 0, alone, 0, "padded form")
+    xf = np.concatenate([x[:, 0], x[:, 0]])
+    xf[16 + 3] = np.nan
+    g = np.repeat(["a", "b"], 16)
+    r = lawfit.fit(model, xf, yp.reshape(-1), groups=g, p0=p0, backend=compiled_backend)
+    assert r.status[1] == Status.NONFINITE_DATA
+    assert_same_problem(r, 0, alone, 0, "groups form")
+
+
+# --------------------------------------------------------------------------------------
+# The data-driven start
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["saturating_power_law", "power_law"])
+def test_default_start_independent_of_batch(model):
+    """Without p0 the model's guess is the start; it must not depend on the other problems
+    (their lengths, empty problems included, anywhere in the batch)."""
+    rng = np.random.default_rng(0)
+    truth = {"saturating_power_law": [1.8, 600.0, 0.34], "power_law": [5.0, 0.5]}[model]
+    mdl = lawfit.models.get(model)
+    xs, ys = [], []
+    for m in (12, 30, 0, 7, 40, 0):
+        x = np.geomspace(1e6, 1e10, m) if model == "saturating_power_law" else \
+            np.geomspace(1e1, 1e5, m)
+        xs.append(x)
+        ys.append(mdl(x, *truth) * (1 + 0.01 * rng.standard_normal(m)))
+    batch = lawfit.fit(model, xs, ys, backend="cpu")
+    for i in range(len(xs)):
+        alone = lawfit.fit(model, [xs[i]], [ys[i]], backend="cpu")
+        assert_same_problem(batch, i, alone, 0, f"{model} problem {i}, default start")
+
+
+# --------------------------------------------------------------------------------------
+# The NumPy reference
+# --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(batch=batches(max_problems=5))
+def test_reference_agrees_on_checks_and_success(batch):
+    cpu = run(batch, "cpu")
+    ref = run(batch, "numpy")
+    assert ref.status.shape == cpu.status.shape
+    for i, p in enumerate(batch.problems):
+        c, n = Status(int(cpu.status[i])), Status(int(ref.status[i]))
+        if c in DATA_CHECKS or n in DATA_CHECKS:
+            assert c == n, f"problem {i}: cpu {c.name}, numpy {n.name}"
+        if p.healthy:
+            assert cpu.success[i] == ref.success[i], f"problem {i}: cpu {c.name}, numpy {n.name}"

@@ -53,19 +53,6 @@ class Packed:
     def n_points(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def padded(self):
-        """x (P, m, k), y (P, m) and mask (P, m) of the batch, padded with zeros."""
-        P, m = self.n_problems, int(self.n_points.max(initial=0))
-        row = np.repeat(np.arange(P), self.n_points)
-        col = np.arange(len(self.y)) - np.repeat(self.offsets[:-1], self.n_points)
-        x = np.zeros((P, m, self.x.shape[1]))
-        y = np.zeros((P, m))
-        mask = np.zeros((P, m), dtype=bool)
-        x[row, col] = self.x
-        y[row, col] = self.y
-        mask[row, col] = np.isfinite(self.y) & np.isfinite(self.x).all(axis=1)
-        return x, y, mask
-
 
 def _float_array(a: Any, name: str) -> np.ndarray:
     try:
@@ -210,15 +197,16 @@ def validate_bounds(bounds, P: int, names: Sequence[str]):
     return lower, upper
 
 
-def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str]) -> None:
+def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str], arg: str = "p0") -> None:
     if not np.isfinite(p0).all():
         i, j = np.argwhere(~np.isfinite(p0))[0]
-        raise ValueError(f"p0: must be finite; parameter '{names[j]}' of problem {i} is {p0[i, j]}")
+        raise ValueError(f"{arg}: must be finite; parameter '{names[j]}' of problem {i} is "
+                         f"{p0[i, j]}")
     out = (p0 < lower) | (p0 > upper)
     if out.any():
         i, j = np.argwhere(out)[0]
         raise ValueError(
-            f"p0: parameter '{names[j]}' of problem {i} is {p0[i, j]}, outside its bounds "
+            f"{arg}: parameter '{names[j]}' of problem {i} is {p0[i, j]}, outside its bounds "
             f"[{lower[i, j]}, {upper[i, j]}]"
         )
 
@@ -259,7 +247,7 @@ def pack(
 
     sig, w = extras["sigma"], extras["weights"]
     if sig is not None:
-        bad = np.isfinite(sig) & (sig <= 0)
+        bad = ~np.isnan(sig) & (sig <= 0)
         if bad.any():
             raise ValueError(f"sigma: must be > 0; found {sig[bad][0]} (use weights=0 to drop a point)")
         sig = np.ascontiguousarray(sig, dtype=np.float64)
@@ -280,8 +268,7 @@ def pack(
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        px, py, mask = packed.padded()
-        p0a = model.guess(px, py, mask)
+        p0a = model.guess(packed.x, packed.y, offsets)
         # A guess may not land inside the bounds, or be finite for a degenerate problem.
         p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
         p0a = np.clip(p0a, lower, upper)

@@ -25,9 +25,15 @@ def check_options(loss: str, f_scale: float, ftol: float, xtol: float, gtol: flo
             raise ValueError(f"{name}: must be a finite number >= 0, got {tol!r}")
     if max_nfev is None:
         return 100 * n_params
-    if isinstance(max_nfev, bool) or int(max_nfev) != max_nfev or max_nfev < 1:
-        raise ValueError(f"max_nfev: must be a positive integer or None, got {max_nfev!r}")
-    return int(max_nfev)
+    return positive_int(max_nfev, "max_nfev")
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (an integral float is fine), else ValueError naming it."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and np.isfinite(value) and value >= 1 and int(value) == value):
+        raise ValueError(f"{name}: must be a positive integer or None, got {value!r}")
+    return int(value)
 
 
 def _from_frame(data, x, y, sigma, weights, groups):
@@ -137,8 +143,8 @@ def fit(
     if x is None or y is None:
         raise ValueError("x, y: both are required")
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, m.n_params)
-    if n_threads is not None and (int(n_threads) != n_threads or n_threads < 1):
-        raise ValueError(f"n_threads: must be a positive integer or None, got {n_threads!r}")
+    if n_threads is not None:
+        n_threads = positive_int(n_threads, "n_threads")
     name = _backends.resolve(backend)
     packed = pack(m, x, y, p0=p0, sigma=sigma, weights=weights, groups=groups, bounds=bounds,
                   residuals=residuals)

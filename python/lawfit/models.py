@@ -30,8 +30,10 @@ __all__ = [
     "logistic",
 ]
 
-# A guess takes padded inputs x (P, m, k), targets y (P, m) and a mask (P, m) of the points
-# that exist, and returns starting parameters (P, n_params).
+# A guess takes the flat inputs x (M, k), targets y (M,) and offsets (P + 1,) of a packed
+# batch and returns starting parameters (P, n_params).  It must depend on each problem's own
+# points only (segment sums, never reductions over a padded batch, whose summation order
+# would change with the batch), so that a problem's start is the same in any batch.
 GuessFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -72,62 +74,82 @@ class Model:
         f, _ = MODELS[self.name].value_and_jac(p, xs)
         return f
 
-    def guess(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """A data-driven start for every problem of a padded batch (see ``GuessFn``)."""
+    def guess(self, x: np.ndarray, y: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """A data-driven start for every problem of a packed batch (see ``GuessFn``)."""
         if self._guess is None:
             raise ValueError(f"p0: model '{self.name}' has no data-driven guess; pass p0")
         with np.errstate(all="ignore"):
-            return self._guess(x, y, mask)
+            return self._guess(x, y, offsets)
 
     def __repr__(self) -> str:
         return f"<lawfit model {self.name}: {self.formula}>"
 
 
-def _masked_linear_fit(u, y, mask):
-    """Per-row least squares y ~ a + b u over masked points; returns a, b, residual SS."""
-    w = mask.astype(float)
-    n = np.maximum(w.sum(axis=-1), 1.0)
-    mu = (w * u).sum(axis=-1) / n
-    my = (w * y).sum(axis=-1) / n
-    du = np.where(mask, u - mu[..., None], 0.0)
-    dy = np.where(mask, y - my[..., None], 0.0)
-    var = (du * du).sum(axis=-1)
-    b = np.where(var > 0, (du * dy).sum(axis=-1) / np.where(var > 0, var, 1.0), 0.0)
-    a = my - b * mu
-    res = np.where(mask, dy - b[..., None] * du, 0.0)
-    return a, b, (res * res).sum(axis=-1)
+def _segment_sum(v: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of v over each problem's points; each sum depends on that problem's values only."""
+    n = np.diff(offsets)
+    if v.size == 0:
+        return np.zeros(len(n))
+    # Each problem is reduced over exactly [start, end): reduceat over interleaved start and
+    # end indices (the sums between problems are discarded).  A trailing element keeps the
+    # index of an end at the array's end valid.
+    idx = np.column_stack([offsets[:-1], offsets[1:]]).ravel()
+    out = np.add.reduceat(np.append(v, 0.0), idx)[::2]
+    return np.where(n > 0, out, 0.0)
 
 
-def _guess_power_law(x, y, mask):
-    ok = mask & (y > 0) & (x[..., 0] > 0)
-    a, b, _ = _masked_linear_fit(np.log(np.where(ok, x[..., 0], 1.0)),
-                                 np.log(np.where(ok, y, 1.0)), ok)
-    return np.stack([np.exp(a), -b], axis=-1)
+class _Segments:
+    """Per-problem means and centring over the usable points of a packed batch."""
+
+    def __init__(self, ok: np.ndarray, offsets: np.ndarray):
+        self.offsets = offsets
+        self.w = ok.astype(float)
+        self.count = np.maximum(_segment_sum(self.w, offsets), 1.0)
+        self.rep = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+    def mean(self, v):
+        return _segment_sum(self.w * v, self.offsets) / self.count
+
+    def centre(self, v):
+        return np.where(self.w > 0, v - self.mean(v)[self.rep], 0.0)
+
+    def sum(self, v):
+        return _segment_sum(v, self.offsets)
 
 
-def _guess_saturating_power_law(x, y, mask):
+def _guess_power_law(x, y, offsets):
+    # log y = log A - alpha log x: a straight-line fit in log-log space per problem.
+    ok = np.isfinite(y) & (y > 0) & np.isfinite(x[:, 0]) & (x[:, 0] > 0)
+    seg = _Segments(ok, offsets)
+    lx = seg.centre(np.log(np.where(ok, x[:, 0], 1.0)))
+    ly = np.log(np.where(ok, y, 1.0))
+    sxx = seg.sum(lx * lx)
+    slope = np.where(sxx > 0, seg.sum(lx * ly) / np.where(sxx > 0, sxx, 1.0), -0.5)
+    log_a = seg.mean(ly) - slope * seg.mean(np.log(np.where(ok, x[:, 0], 1.0)))
+    return np.column_stack([np.exp(log_a), -slope])
+
+
+def _guess_saturating_power_law(x, y, offsets):
     # Variable projection: for a given alpha, E and A solve a linear least-squares problem in
     # closed form.  Scan a coarse geometric grid of alpha, then a finer one around each
     # problem's best, and keep the alpha with the smallest residual.
-    ok = mask & (x[..., 0] > 0)
-    w = ok.astype(float)
-    lx = np.log(np.where(ok, x[..., 0], 1.0))
-    n = np.maximum(w.sum(axis=1), 1.0)
-    yv = np.where(ok, y, 0.0)
-    ymean = yv.sum(axis=1) / n
-    yc = np.where(ok, y - ymean[:, None], 0.0)
-    syy = np.einsum("pm,pm->p", yc, yc)
+    ok = np.isfinite(y) & np.isfinite(x[:, 0]) & (x[:, 0] > 0)
+    seg = _Segments(ok, offsets)
+    lx = np.log(np.where(ok, x[:, 0], 1.0))
+    ymean = seg.mean(np.where(ok, y, 0.0))
+    yc = seg.centre(np.where(ok, y, 0.0))
+    syy = seg.sum(yc * yc)
 
     def profile(alpha):  # alpha (P,) -> E, A, residual sum of squares
-        u = np.exp(-alpha[:, None] * lx) * w
-        mu = u.sum(axis=1) / n
-        uc = (u - mu[:, None]) * w
-        suu = np.einsum("pm,pm->p", uc, uc)
-        suy = np.einsum("pm,pm->p", uc, yc)
+        u = np.exp(-alpha[seg.rep] * lx)
+        mu = seg.mean(u)
+        uc = seg.centre(u)
+        suu = seg.sum(uc * uc)
+        suy = seg.sum(uc * yc)
         A = np.where(suu > 0, suy / np.where(suu > 0, suu, 1.0), 0.0)
         return ymean - A * mu, A, syy - A * suy
 
-    P = y.shape[0]
+    P = len(offsets) - 1
     best = np.full(P, np.inf)
     out = np.zeros((P, 3))
     coarse = np.geomspace(0.02, 2.0, 16)

@@ -119,7 +119,7 @@ def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf"
     names = [f"x[{j}]" for j in range(n)]
     lower, upper = validate_bounds(bounds, 1, names)
     p0 = x0[None, :]
-    validate_p0(p0, lower, upper, names)
+    validate_p0(p0, lower, upper, names, arg="x0")
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
 
     def f(p):

@@ -40,5 +40,7 @@ struct Options {
 
 // The accept threshold on actual / predicted reduction (MINPACK's 1e-4).
 inline constexpr double kAcceptRatio = 1e-4;
+// The smallest damping after an accepted step.
+inline constexpr double kMinDamping = 1e-30;
 
 }  // namespace lawfit

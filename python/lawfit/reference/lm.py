@@ -55,6 +55,7 @@ STATUS = {
 
 ACCEPT_RATIO = 1e-4  # accept a step when actual / predicted reduction exceeds this
 _EPS = np.finfo(np.float64).eps
+MIN_DAMPING = 1e-30  # lambda's floor after an accepted step (keeps every solve finite)
 
 ResidualFn = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -373,7 +374,8 @@ def solve(
             growth = np.where(fixed[acc], 1.0, D_new / D[acc]).max(axis=1, initial=1.0)
             D[acc] = D_new
             c = 2.0 * ratio[accept] - 1.0
-            lam[acc] *= np.maximum(1.0 / 3.0, 1.0 - c * c * c) / growth
+            lam[acc] = np.maximum(lam[acc] * np.maximum(1.0 / 3.0, 1.0 - c * c * c) / growth,
+                                  MIN_DAMPING)
             nu[acc] = 2.0
             rej = run[~accept]
             lam[rej] *= nu[rej]

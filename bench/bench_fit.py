@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -43,8 +41,8 @@ from collections import Counter
 
 import numpy as np
 
-BEGIN = "<!-- bench_fit:begin -->"
-END = "<!-- bench_fit:end -->"
+from _common import at_best, machine_info, versions, write_section
+
 MODEL = "saturating_power_law"
 TARGET_SPEEDUP = 200.0
 TARGET_SHARE = 0.999
@@ -119,66 +117,6 @@ def curve_fit_loop(x, y, p0):
 
 # --------------------------------------------------------------------------- environment
 
-def _sh(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    except Exception:
-        return ""
-
-
-def machine_info():
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/loadavg") as fh:
-            load = " ".join(fh.read().split()[:3])
-    except OSError:
-        load = "unknown"
-    return cpu, os.cpu_count(), load
-
-
-def versions():
-    import numpy
-    import scipy
-
-    import lawfit
-
-    commit = _sh(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
-    dirty = [ln.split(maxsplit=1)[1] for ln in _sh(["git", "status", "--porcelain",
-                                                    "--untracked-files=no"]).splitlines()
-             if ln.strip()]
-    if dirty:
-        commit += f"; uncommitted changes to {', '.join(dirty)}"
-    core = "not loadable"
-    try:
-        from lawfit import _core
-
-        built = datetime.datetime.fromtimestamp(os.path.getmtime(_core.__file__)).astimezone()
-        core = f"{os.path.basename(_core.__file__)}, built {built.isoformat(timespec='seconds')}"
-    except Exception:
-        pass
-    return dict(python=platform.python_version(), numpy=numpy.__version__,
-                scipy=scipy.__version__, lawfit=lawfit.__version__, commit=commit, core=core)
-
-
-# --------------------------------------------------------------------------- accuracy
-
-def at_best(costs: dict, rtol: float) -> dict:
-    """For each solver, a boolean per problem: cost within ``rtol`` of the lowest cost."""
-    stack = np.vstack([np.where(np.isfinite(c), c, np.inf) for c in costs.values()])
-    best = stack.min(axis=0)
-    tol = rtol * np.maximum(np.abs(best), np.finfo(float).tiny)
-    return {k: np.isfinite(c) & (c <= best + tol) for k, c in costs.items()}, best
-
-
 def status_text(status, scipy_ier=False):
     from lawfit._status import Status
 
@@ -201,26 +139,6 @@ def fmt_rate(r):
     return f"{r:,.0f}" if r >= 100 else f"{r:,.1f}"
 
 
-def write_section(path: str, section: str) -> None:
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    old = ""
-    if os.path.exists(path):
-        with open(path) as fh:
-            old = fh.read()
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + block + ("\n" + tail if tail else "")
-    elif old:
-        new = old.rstrip("\n") + "\n\n" + block
-    else:
-        new = "# lawfit benchmark results\n\nEach benchmark in `bench/` writes its own marked " \
-              "section here; see `bench/README.md`.\n\n" + block
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write(new)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", type=int, default=10_000)
@@ -240,7 +158,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS.md"))
     args = ap.parse_args(argv)
 
-    import lawfit
     from lawfit._packing import pack
     from lawfit._synthetic import saturating_power_laws
     from lawfit.models import get
@@ -433,7 +350,7 @@ def main(argv=None) -> int:
 
     print()
     print(report)
-    write_section(args.out, report)
+    write_section(args.out, "bench_fit", report)
     print(f"(written to {args.out})")
     return 0
 

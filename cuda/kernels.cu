@@ -82,61 +82,89 @@ std::string device_name() {
          std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) + " SMs)";
 }
 
+namespace {
+
+// A packed batch copied to the device, with room for its results.
+struct DeviceBatch {
+  long long P, N, NN;
+  DeviceArray<double> x, t, sigma, w;
+  DeviceArray<long long> offsets;
+  DeviceArray<double> p0, lower, upper, p, cost, opt, jtj;
+  DeviceArray<signed char> active;
+  DeviceArray<int> status, nfev, njev, nit;
+  Batch<double> d;
+
+  DeviceBatch(const Batch<double>& h, long long n_points, int n_inputs, int n_params)
+      : P(h.n_problems), N(n_params), NN(h.jtj ? P * N * N : 0),
+        x(n_points * n_inputs, h.x), t(n_points, h.t),
+        sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w),
+        offsets(P + 1, h.offsets), p0(P * N, h.p0), lower(P * N, h.lower),
+        upper(P * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
+        jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
+        njev(P, nullptr), nit(P, nullptr) {
+    d = h;
+    d.x = x.ptr;
+    d.t = t.ptr;
+    d.sigma = h.sigma ? sigma.ptr : nullptr;
+    d.w = h.w ? w.ptr : nullptr;
+    d.offsets = offsets.ptr;
+    d.p0 = p0.ptr;
+    d.lower = lower.ptr;
+    d.upper = upper.ptr;
+    d.p = p.ptr;
+    d.cost = cost.ptr;
+    d.optimality = opt.ptr;
+    d.jtj = h.jtj ? jtj.ptr : nullptr;
+    d.active = active.ptr;
+    d.status = status.ptr;
+    d.nfev = nfev.ptr;
+    d.njev = njev.ptr;
+    d.nit = nit.ptr;
+  }
+
+  void to_host(const Batch<double>& h) const {
+    p.to_host(h.p, P * N);
+    cost.to_host(h.cost, P);
+    opt.to_host(h.optimality, P);
+    if (h.jtj) jtj.to_host(h.jtj, NN);
+    active.to_host(h.active, P * N);
+    status.to_host(h.status, P);
+    nfev.to_host(h.nfev, P);
+    njev.to_host(h.njev, P);
+    nit.to_host(h.nit, P);
+  }
+};
+
+}  // namespace
+
 void solve_host_batch(const std::string& model, const Batch<double>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
-  const long long P = h.n_problems, N = n_params;
-  DeviceArray<double> x(n_points * n_inputs, h.x), t(n_points, h.t);
-  DeviceArray<double> sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w);
-  DeviceArray<long long> offsets(P + 1, h.offsets);
-  DeviceArray<double> p0(P * N, h.p0), lower(P * N, h.lower), upper(P * N, h.upper);
-  DeviceArray<double> p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr);
-  DeviceArray<double> jtj(h.jtj ? P * N * N : 0, nullptr);
-  DeviceArray<signed char> active(P * N, nullptr);
-  DeviceArray<int> status(P, nullptr), nfev(P, nullptr), njev(P, nullptr), nit(P, nullptr);
-
-  Batch<double> d = h;
-  d.x = x.ptr;
-  d.t = t.ptr;
-  d.sigma = h.sigma ? sigma.ptr : nullptr;
-  d.w = h.w ? w.ptr : nullptr;
-  d.offsets = offsets.ptr;
-  d.p0 = p0.ptr;
-  d.lower = lower.ptr;
-  d.upper = upper.ptr;
-  d.p = p.ptr;
-  d.cost = cost.ptr;
-  d.optimality = opt.ptr;
-  d.jtj = h.jtj ? jtj.ptr : nullptr;
-  d.active = active.ptr;
-  d.status = status.ptr;
-  d.nfev = nfev.ptr;
-  d.njev = njev.ptr;
-  d.nit = nit.ptr;
-  launch_by_name(model, d, o, nullptr);
+  DeviceBatch db(h, n_points, n_inputs, n_params);
+  launch_by_name(model, db.d, o, nullptr);
   check(cudaDeviceSynchronize(), "solve_kernel");
-  p.to_host(h.p, P * N);
-  cost.to_host(h.cost, P);
-  opt.to_host(h.optimality, P);
-  if (h.jtj) jtj.to_host(h.jtj, P * N * N);
-  active.to_host(h.active, P * N);
-  status.to_host(h.status, P);
-  nfev.to_host(h.nfev, P);
-  njev.to_host(h.njev, P);
-  nit.to_host(h.nit, P);
+  db.to_host(h);
 }
 
-double solve_device_batch(const std::string& model, const Batch<double>& d, const Options& o) {
+std::vector<double> time_host_batch(const std::string& model, const Batch<double>& h,
+                                    long long n_points, int n_inputs, int n_params,
+                                    const Options& o, int repeats) {
+  DeviceBatch db(h, n_points, n_inputs, n_params);
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
   check(cudaEventCreate(&stop), "cudaEventCreate");
-  check(cudaEventRecord(start), "cudaEventRecord");
-  launch_by_name(model, d, o, nullptr);
-  check(cudaEventRecord(stop), "cudaEventRecord");
-  check(cudaEventSynchronize(stop), "solve_kernel");
-  float ms = 0;
-  check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    launch_by_name(model, db.d, o, nullptr);
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "solve_kernel");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
+  db.to_host(h);
   return ms;
 }
 

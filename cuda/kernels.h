@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "lawfit/batch.h"
 #include "lawfit/options.h"
@@ -21,8 +22,11 @@ std::string device_name();
 void solve_host_batch(const std::string& model, const Batch<double>& host, long long n_points,
                       int n_inputs, int n_params, const Options& o);
 
-// The kernel alone, on device arrays, timed with CUDA events; returns milliseconds.
-double solve_device_batch(const std::string& model, const Batch<double>& device,
-                          const Options& o);
+// For benchmarks: copies a host batch to the device once, runs the kernel `repeats` times
+// (timing each launch alone with CUDA events), copies the last results back into the host
+// batch, and returns the milliseconds of each launch.
+std::vector<double> time_host_batch(const std::string& model, const Batch<double>& host,
+                                    long long n_points, int n_inputs, int n_params,
+                                    const Options& o, int repeats);
 
 }  // namespace lawfit::cuda

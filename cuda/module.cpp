@@ -40,4 +40,31 @@ PYBIND11_MODULE(_cuda, mod) {
       py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
       py::arg("n_threads"), py::arg("return_jtj"));
+  mod.def(
+      "time_fit",
+      [](int repeats, const std::string& model, const F64& x, const F64& t,
+         const py::object& sigma, const py::object& w, const I64& offsets, const F64& p0,
+         const F64& lower, const F64& upper, bool log_residuals, const std::string& loss,
+         double f_scale, double ftol, double xtol, double gtol, int max_nfev,
+         double initial_damping) {
+        if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
+        if (repeats < 1) throw py::value_error("repeats: must be >= 1");
+        std::vector<double> ms;
+        auto timed = [&](const bindings::ModelEntry& m, const Batch<double>& b,
+                         long long n_points, const Options& o, int) {
+          ms = cuda::time_host_batch(m.name, b, n_points, m.n_inputs,
+                                     static_cast<int>(m.params.size()), o, repeats);
+        };
+        py::dict out = bindings::fit_packed(timed, model, x, t, sigma, w, offsets, p0, lower,
+                                            upper, log_residuals, loss, f_scale, ftol, xtol,
+                                            gtol, max_nfev, initial_damping, 0, false);
+        return py::make_tuple(out, ms);
+      },
+      py::arg("repeats"), py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"),
+      py::arg("weights"), py::arg("offsets"), py::arg("p0"), py::arg("lower"),
+      py::arg("upper"), py::kw_only(), py::arg("log_residuals"), py::arg("loss"),
+      py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
+      py::arg("max_nfev"), py::arg("initial_damping"),
+      "Benchmark: the kernel alone, run `repeats` times on device-resident data; returns "
+      "(results of the last run, milliseconds of each run).");
 }

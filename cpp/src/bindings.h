@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -114,10 +115,10 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
 }
 
 // What a backend runs on a checked, packed batch whose arrays are on the host.
-using SolveFn = void (*)(const ModelEntry& m, const Batch<double>& b, long long n_points,
-                         const Options& o, int n_threads);
+using SolveFn = std::function<void(const ModelEntry& m, const Batch<double>& b,
+                                   long long n_points, const Options& o, int n_threads)>;
 
-inline py::dict fit_packed(SolveFn solve_fn, const std::string& model, const F64& x, const F64& t, const py::object& sigma_obj,
+inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, const F64& x, const F64& t, const py::object& sigma_obj,
              const py::object& w_obj, const I64& offsets, const F64& p0, const F64& lower,
              const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,

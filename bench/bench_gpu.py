@@ -1,0 +1,144 @@
+"""Benchmark: the CUDA backend on large batches of saturating power laws, beside the CPU.
+
+Problem: ``E + A x^-alpha``, 20 points, 1% noise (``lawfit._synthetic``), fp64, each fit
+started from its truth perturbed by up to 20% (cheap to make for 10 million problems, and
+the same starts for every backend).  For each batch size in ``--sizes``:
+
+* kernel only: the packed batch is copied to the device once, then the fused kernel (every
+  iteration of every fit inside one launch) is run ``--repeats`` times, each launch timed
+  alone with CUDA events (``lawfit._cuda.time_fit``); median and min;
+* end to end: ``lawfit.fit(..., backend="cuda")`` on host arrays, wall clock: validation,
+  packing, the copy in, the kernel, the copy out and the result object;
+* the CPU backend (all cores of this machine) end to end, on sizes up to ``--cpu-max``.
+
+Accuracy: on the first ``--check`` problems, the CUDA fits against the CPU fits: the share
+with the same status and with a cost within 1e-6 relative of the lower of the two.
+
+Run on a machine with a GPU, from the repository root: ``python bench/bench_gpu.py``; the
+report goes into ``--out`` between ``<!-- bench_gpu:begin -->`` and ``<!-- bench_gpu:end -->``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+from _common import at_best, machine_info, versions, write_section
+
+MODEL = "saturating_power_law"
+
+
+def make_batch(P, m, seed=0):
+    from lawfit._synthetic import saturating_power_laws
+
+    x, y, truth = saturating_power_laws(P, m, 0.01, seed)
+    rng = np.random.default_rng(seed + 1)
+    p0 = truth * (1 + 0.2 * rng.uniform(-1, 1, truth.shape))
+    return x, y, p0
+
+
+def kernel_only(x, y, p0, repeats):
+    import lawfit
+    from lawfit import _cuda
+    from lawfit._packing import pack
+
+    pk = pack(lawfit.models.get(MODEL), x, y, p0=p0)
+    out, ms = _cuda.time_fit(repeats, MODEL, pk.x, pk.t, None, None, pk.offsets, pk.p0,
+                             pk.lower, pk.upper, log_residuals=False, loss="linear",
+                             f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=300,
+                             initial_damping=1e-3)
+    return out, np.array(ms[1:] if len(ms) > 1 else ms)  # the first launch is a warm-up
+
+
+def end_to_end(x, y, p0, backend, repeats):
+    import lawfit
+
+    times, r = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = lawfit.fit(MODEL, x, y, p0=p0, backend=backend)
+        times.append(time.perf_counter() - t0)
+    return r, np.array(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000,
+                                                             10_000_000])
+    ap.add_argument("--points", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cpu-max", type=int, default=1_000_000)
+    ap.add_argument("--check", type=int, default=100_000)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS.md"))
+    args = ap.parse_args(argv)
+
+    import lawfit
+
+    ok, why = lawfit.backends()["cuda"]
+    if not ok:
+        print(f"no CUDA backend: {why}")
+        return 1
+    from lawfit import _cuda
+
+    cpu, ncpu, load = machine_info()
+    v = versions()
+    started = datetime.datetime.now().astimezone()
+    command = "python " + shlex.join(sys.argv if argv is None else ["bench/bench_gpu.py", *argv])
+    rows = []
+    check_lines = []
+    for P in args.sizes:
+        x, y, p0 = make_batch(P, args.points)
+        kout, kms = kernel_only(x, y, p0, args.repeats + 1)
+        reps = 1 if P >= 10_000_000 else args.repeats
+        rg, tg = end_to_end(x, y, p0, "cuda", reps + 1)
+        tg = tg[1:]
+        row = dict(P=P, kernel=P / (np.median(kms) / 1e3), kernel_best=P / (kms.min() / 1e3),
+                   e2e=P / np.median(tg), success=rg.success.mean(), nfev=rg.nfev.mean())
+        if P <= args.cpu_max:
+            rc, tc = end_to_end(x, y, p0, "cpu", 2)
+            row["cpu"] = P / np.median(tc[1:])
+            n = min(P, args.check)
+            best, _ = at_best({"cpu": rc.cost[:n], "cuda": rg.cost[:n]}, 1e-6)
+            same = np.mean(rc.status[:n] == rg.status[:n])
+            check_lines.append(f"- {P:,} problems, first {n:,}: same status {same:.4%}; at the "
+                               f"best cost (1e-6 rel.) cuda {best['cuda'].mean():.4%}, cpu "
+                               f"{best['cpu'].mean():.4%}; kernel-only results equal the "
+                               f"end-to-end ones: {np.array_equal(kout['x'], rg.x)}")
+        rows.append(row)
+        print(row, flush=True)
+        del x, y, p0, rg, kout
+
+    lines = [
+        "## CUDA backend: `E + A x^-alpha`, fp64",
+        "",
+        f"Device: **{_cuda.device_name()}**; host: {cpu}, {ncpu} CPUs, load {load} at start. "
+        f"{args.points} points per fit, starts within 20% of the truth. lawfit {v['lawfit']} "
+        f"({v['commit']}), Python {v['python']}, NumPy {v['numpy']}. {started:%Y-%m-%d %H:%M %Z}.",
+        f"Command: `{command}`",
+        "",
+        "| fits | kernel only, fits/s (median; best) | end to end, fits/s | CPU backend "
+        f"({ncpu} threads), fits/s | GPU e2e / CPU | success | mean nfev |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cpu_rate = f"{r['cpu']:,.0f}" if "cpu" in r else "–"
+        ratio = f"{r['e2e'] / r['cpu']:.1f}x" if "cpu" in r else "–"
+        lines.append(f"| {r['P']:,} | {r['kernel']:,.0f}; {r['kernel_best']:,.0f} | "
+                     f"{r['e2e']:,.0f} | {cpu_rate} | {ratio} | {r['success']:.2%} | "
+                     f"{r['nfev']:.2f} |")
+    lines += ["", "Agreement with the CPU backend:", *check_lines, "",
+              "Targets (issue 6): >= 0.5 billion fits/s kernel only and >= 0.1 billion end to "
+              "end for 1e6+ problems on an H100."]
+    report = "\n".join(lines)
+    print(report)
+    write_section(args.out, "bench_gpu", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

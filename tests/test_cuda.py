@@ -1,0 +1,83 @@
+"""The CUDA backend: the same solver on the GPU, checked against the CPU.
+
+Without a GPU these tests skip, except the first: where nvcc was on the PATH at build time
+(as on CI), lawfit._cuda must have been built and must import, so the kernels are proven to
+compile.  The math they run is the header code the CPU tests exercise.
+"""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import lawfit
+
+from batches import MODEL_NAMES, model_batch
+from conftest import AVAILABLE
+
+gpu = pytest.mark.skipif("cuda" not in AVAILABLE, reason=lawfit.backends()["cuda"][1])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None or os.environ.get("LAWFIT_CUDA") == "OFF",
+                    reason="no nvcc: the CUDA module is not built here")
+def test_cuda_module_is_built_where_nvcc_exists():
+    from lawfit import _cuda
+
+    assert _cuda.device_count() >= 0
+    ok, why = lawfit.backends()["cuda"]
+    assert ok or "no CUDA device" in why
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+@pytest.mark.parametrize("loss", ["linear", "soft_l1", "huber", "cauchy", "arctan"])
+def test_cuda_matches_cpu(name, residuals, loss):
+    x, y, truth, p0 = model_batch(name, n_problems=64, seed=11)
+    y = y.copy()
+    y[:, ::9] *= 1.2
+    rng = np.random.default_rng(5)
+    kw = dict(p0=p0, residuals=residuals, loss=loss, f_scale=0.05,
+              sigma=rng.uniform(0.5, 2, y.shape), weights=rng.integers(0, 3, y.shape) * 1.0)
+    a = lawfit.fit(name, x, y, backend="cpu", **kw)
+    b = lawfit.fit(name, x, y, backend="cuda", **kw)
+    # The device contracts a*b+c into FMAs, so the two round differently: the same statuses
+    # on well-posed fits, parameters within 1e-10 relative.
+    assert np.array_equal(a.success, b.success)
+    ok = a.success & (a.optimality < 1e-6 * np.maximum(1.0, a.cost))
+    np.testing.assert_allclose(b.x[ok], a.x[ok], rtol=1e-10, atol=0)
+    np.testing.assert_allclose(b.cost, a.cost, rtol=1e-10)
+
+
+@gpu
+@pytest.mark.gpu
+def test_cuda_bounds_fixed_and_bad_problems():
+    x = np.geomspace(1e6, 1e10, 20)
+    ys = [1.8 + 600 * x ** -0.34 * (1 + 0.01 * np.sin(np.arange(20) + k)) for k in range(6)]
+    xs = [x] * 6
+    ys[1] = ys[1].copy()
+    ys[1][4] = np.nan
+    xs[2], ys[2] = x[:2], ys[2][:2]
+    ys[3] = np.full(20, 1e300)
+    bounds = ([1.0, 0.0, 0.2], [1.79, 1e4, 0.34])
+    kw = dict(p0=[1.5, 500, 0.3], bounds=bounds)
+    a = lawfit.fit("saturating_power_law", xs, ys, backend="cpu", **kw)
+    b = lawfit.fit("saturating_power_law", xs, ys, backend="cuda", **kw)
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.active_mask, b.active_mask)
+    np.testing.assert_allclose(b.x[a.success], a.x[a.success], rtol=1e-10)
+
+
+@gpu
+@pytest.mark.gpu
+def test_cuda_large_batch_matches_cpu():
+    from lawfit._synthetic import saturating_power_laws
+
+    x, y, _ = saturating_power_laws(20_000, 20, 0.01, seed=3)
+    a = lawfit.fit("saturating_power_law", x, y, backend="cpu")
+    b = lawfit.fit("saturating_power_law", x, y, backend="cuda")
+    assert np.mean(a.status == b.status) > 0.99
+    same = a.success & b.success
+    rel = np.abs(b.cost[same] - a.cost[same]) / a.cost[same]
+    assert np.quantile(rel, 0.999) < 1e-9

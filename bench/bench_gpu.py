@@ -48,7 +48,7 @@ def kernel_only(x, y, p0, repeats):
     from lawfit._packing import pack
 
     pk = pack(lawfit.models.get(MODEL), x, y, p0=p0)
-    out, ms = _cuda.time_fit(repeats, MODEL, pk.x, pk.t, None, None, pk.offsets, pk.p0,
+    out, ms = _cuda.time_fit(repeats, MODEL, pk.u, pk.t, None, None, pk.offsets, pk.p0,
                              pk.lower, pk.upper, log_residuals=False, loss="linear",
                              f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=300,
                              initial_damping=1e-3)

@@ -21,7 +21,7 @@ def test_model_tables_agree():
         assert tuple(cpp[name]["params"]) == py.param_names == tuple(ref.param_names)
         assert cpp[name]["n_inputs"] == py.n_inputs == ref.n_inputs
         assert cpp[name]["formula"] == py.formula
-        assert cpp[name]["log_inputs"] == ref.log_inputs
+        assert cpp[name]["log_inputs"] == ref.log_inputs == py.log_inputs
 
 
 def _points(name, seed=0):

@@ -103,8 +103,9 @@ inline void check_shape(const py::array& a, std::vector<py::ssize_t> shape, cons
   }
 }
 
-// The model's inputs: x itself, or log x for models that take logarithms (computed once
-// here, so that no solver iteration takes a log; x <= 0 becomes non-finite data).
+// The model's inputs: x itself, or log x for models that take logarithms.  fit() receives
+// them already transformed (the Python layer takes the logarithm once per batch, vectorised);
+// evaluate_model() takes raw x and uses this.
 inline F64 model_inputs(const ModelEntry& m, const F64& x) {
   if (!m.log_inputs) return x;
   F64 u(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
@@ -169,9 +170,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   F64 jtj;
   if (return_jtj) jtj = F64({n_problems, n_params, n_params});
 
-  const F64 u = model_inputs(m, x);
   Batch<double> b;
-  b.x = u.data();
+  b.x = x.data();
   b.t = t.data();
   b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
   b.w = w_obj.is_none() ? nullptr : w.data();

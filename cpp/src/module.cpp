@@ -45,7 +45,8 @@ PYBIND11_MODULE(_core, mod) {
           py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
           py::arg("max_nfev"), py::arg("initial_damping"), py::arg("n_threads"),
           py::arg("return_jtj"),
-          "Solve every problem of a packed batch (see lawfit/_packing.py).");
+          "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds the "
+          "model's inputs: log x for models with log_inputs.");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");

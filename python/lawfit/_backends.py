@@ -72,8 +72,10 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         fn = _load_cuda()[0].fit
     else:
         from .reference import fit_packed as fn
+    # The compiled backends take the model's inputs (log x where the model wants it); the
+    # reference takes x and applies step 0 itself.
     return fn(
-        packed.model.name, packed.x, packed.t, packed.sigma, packed.weights, packed.offsets,
+        packed.model.name, packed.x if backend == "numpy" else packed.u, packed.t, packed.sigma, packed.weights, packed.offsets,
         packed.p0, packed.lower, packed.upper, log_residuals=packed.log_residuals, loss=loss,
         f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol), gtol=float(gtol),
         max_nfev=int(max_nfev), initial_damping=float(initial_damping),

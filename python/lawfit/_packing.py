@@ -39,6 +39,7 @@ class Packed:
     sigma: Optional[np.ndarray]
     weights: Optional[np.ndarray]
     offsets: np.ndarray  # (P + 1,) int64
+    u: np.ndarray        # (M, n_inputs) the model's inputs: x, or log x (model.log_inputs)
     p0: np.ndarray       # (P, n)
     lower: np.ndarray    # (P, n)
     upper: np.ndarray    # (P, n)
@@ -125,6 +126,13 @@ def _pack_padded(model, x, y, per_point):
             f"{m} points to match the padded y of shape {y.shape}, got {xa.shape}"
         )
     present = ~np.isnan(y)
+    full = bool(present.all())  # the common case: a plain reshape, no gather
+
+    def take(arr, width=None):
+        if full:
+            return arr.reshape(P * m, width) if width else arr.reshape(P * m)
+        return arr[present]
+
     extras = {}
     for name, val in per_point.items():
         if val is None:
@@ -135,11 +143,11 @@ def _pack_padded(model, x, y, per_point):
             va = np.broadcast_to(va, (P, m))
         except ValueError:
             raise ValueError(f"{name}: shape {va.shape} does not match y's {y.shape}") from None
-        extras[name] = va[present]
+        extras[name] = take(va)
     lengths = present.sum(axis=1)
     offsets = np.zeros(P + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return xa[present], y[present], extras, offsets, None
+    return take(xa, k), take(y), extras, offsets, None
 
 
 def _pack_groups(model, x, y, groups, per_point):
@@ -262,9 +270,13 @@ def pack(
     log = residuals == "log"
     with np.errstate(all="ignore"):
         t = np.log(ys) if log else ys
-    packed = Packed(model, np.ascontiguousarray(xs, dtype=np.float64),
-                    np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
-                    sig, w, offsets, None, lower, upper, log, labels)
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
+        # becomes NaN: non-finite data for that problem).
+        u = np.log(xs) if model.log_inputs else xs
+    packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
+                    sig, w, offsets, u, None, lower, upper, log, labels)
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")

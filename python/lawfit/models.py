@@ -45,6 +45,7 @@ class Model:
     param_names: tuple
     input_names: tuple
     formula: str
+    log_inputs: bool = True  # the compiled model takes log x (x > 0); see models/common.h
     _guess: Optional[GuessFn] = field(default=None, repr=False, compare=False)
 
     @property
@@ -170,8 +171,8 @@ def _guess_saturating_power_law(x, y, offsets):
 
 
 _TABLE = [
-    Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", _guess_power_law),
-    Model("saturating_power_law", ("E", "A", "alpha"), ("x",), "E + A * x**-alpha",
+    Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", True, _guess_power_law),
+    Model("saturating_power_law", ("E", "A", "alpha"), ("x",), "E + A * x**-alpha", True,
           _guess_saturating_power_law),
     Model("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"),
           "E + A * N**-alpha + B * D**-beta"),
@@ -182,7 +183,8 @@ _TABLE = [
     Model("broken_power_law", ("a", "b", "c0", "c1", "d1", "f1"), ("x",),
           "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)"),
     Model("exp_power_law", ("a", "b"), ("x",), "exp(a * x**b)"),
-    Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b"),
+    Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b",
+          False),
 ]
 _BY_NAME = {m.name: m for m in _TABLE}
 globals().update(_BY_NAME)

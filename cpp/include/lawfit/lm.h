@@ -12,7 +12,8 @@
 // multiplicity).  Points with w_i = 0 take no part in anything.
 //
 // 0. Inputs: a model with kLogInputs (models/common.h) receives log x, taken once per batch
-//    by the driver before any solve; x <= 0 then shows up as a non-finite input in step 1.
+//    before any solve (by the Python layer, vectorised); x <= 0 then shows up as a
+//    non-finite input in step 1.
 // 1. Checks, in this order, each ending the solve with its status:
 //    any used point with a non-finite x, t or s, or s <= 0  -> kNonfiniteData;
 //    fewer used points than free parameters (lower < upper)  -> kTooFewPoints;

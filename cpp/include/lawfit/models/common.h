@@ -7,7 +7,7 @@
 //   static constexpr const char* kParamNames[kParams];
 //   static constexpr const char* kFormula;            one line, for docs and errors
 //   static constexpr bool kLogInputs;                  (optional) true: the model receives
-//       log x instead of x.  The batch driver takes the logarithm once per batch, so the
+//       log x instead of x.  The logarithm is taken once per batch, before the solve, so the
 //       per-iteration work has no log, and x <= 0 becomes non-finite data before any solve.
 //   template <class T> LAWFIT_HD static T eval(const T* p, const T* x, T* grad);
 //       returns f(x; p) and writes df/dp_j into grad[j]

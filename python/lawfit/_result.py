@@ -58,11 +58,13 @@ class FitResult:
     ``success`` (P,), ``nfev``, ``njev``, ``nit`` (P,), ``optimality`` (P,) the infinity norm
     of the projected gradient, ``active_mask`` (P, n) (-1 at a lower bound, +1 at an upper
     bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n).  ``labels`` holds the group
-    labels when the batch came with ``groups``.
+    labels when the batch came with ``groups`` (tuples for several group columns, named by
+    ``label_names``).
     """
 
     def __init__(self, model, arrays: dict, n_points: np.ndarray, labels=None,
-                 cov: Optional[np.ndarray] = None, backend: str = ""):
+                 cov: Optional[np.ndarray] = None, backend: str = "",
+                 label_names: Optional[tuple] = None):
         self.model = model
         self.param_names = model.param_names
         self.x = arrays["x"]
@@ -75,6 +77,7 @@ class FitResult:
         self.active_mask = arrays["active_mask"]
         self.n_points = n_points
         self.labels = labels
+        self.label_names = label_names
         self.cov = cov
         self.backend = backend
 
@@ -131,8 +134,12 @@ class FitResult:
         except ImportError:  # pragma: no cover - pandas is in the test extra
             raise ImportError("to_frame() needs pandas: pip install pandas") from None
         cols = {}
-        if self.labels is not None:
-            cols["label"] = self.labels
+        names = self.label_names
+        if self.labels is not None and names and len(names) > 1:
+            for k, name in enumerate(names):  # one column per group column
+                cols[name] = [lab[k] for lab in self.labels]
+        elif self.labels is not None:
+            cols[names[0] if names else "label"] = self.labels
         for j, name in enumerate(self.param_names):
             cols[name] = self.x[:, j]
         if self.cov is not None:

@@ -52,6 +52,8 @@ def _from_frame(data, x, y, sigma, weights, groups):
     else:
         xs = col(x)
     labels = None
+    label_names = tuple(groups) if isinstance(groups, (list, tuple)) else (
+        (groups,) if isinstance(groups, str) else None)
     if isinstance(groups, (list, tuple)) and all(isinstance(c, str) for c in groups):
         import pandas as pd
 
@@ -59,12 +61,14 @@ def _from_frame(data, x, y, sigma, weights, groups):
         if missing:
             raise ValueError(f"groups: data has no column(s) {missing}")
         codes, uniques = pd.MultiIndex.from_frame(data[list(groups)]).factorize(sort=True)
-        groups, labels = codes, np.array(list(uniques), dtype=object)
+        labels = np.empty(len(uniques), dtype=object)
+        labels[:] = list(uniques)  # one tuple per group
+        groups = codes
     elif isinstance(groups, str):
         if groups not in data.columns:
             raise ValueError(f"groups: data has no column {groups!r}")
         groups = data[groups].to_numpy()
-    return xs, col(y), col(sigma), col(weights), groups, labels
+    return xs, col(y), col(sigma), col(weights), groups, labels, label_names
 
 
 def fit(
@@ -137,9 +141,10 @@ def fit(
         Arrays with the batch dimension first; ``status`` says per problem why it stopped.
     """
     m = get(model)
-    labels = None
+    labels = label_names = None
     if data is not None:
-        x, y, sigma, weights, groups, labels = _from_frame(data, x, y, sigma, weights, groups)
+        x, y, sigma, weights, groups, labels, label_names = _from_frame(data, x, y, sigma,
+                                                                        weights, groups)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, m.n_params)
@@ -163,4 +168,5 @@ def fit(
             pts = n_points
         cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
                          absolute_sigma=absolute_sigma)
-    return FitResult(m, out, n_points, labels=packed.labels, cov=cov, backend=name)
+    return FitResult(m, out, n_points, labels=packed.labels, label_names=label_names, cov=cov,
+                     backend=name)

@@ -1,0 +1,132 @@
+"""lawfit.fit: the input forms, the result object, covariances and weights."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lawfit
+
+from batches import model_batch
+
+NAME = "saturating_power_law"
+
+
+@pytest.fixture(scope="module")
+def batch():
+    x, y, truth, p0 = model_batch(NAME, n_problems=6, n_points=15, seed=9)
+    return x[:, 0], y, truth, p0
+
+
+def test_input_forms_give_the_same_fits(batch):
+    x, y, _, p0 = batch
+    P, m = y.shape
+    lists = lawfit.fit(NAME, [x] * P, list(y), p0=p0)
+    padded = lawfit.fit(NAME, x, y, p0=p0)                       # shared x grid
+    padded_full = lawfit.fit(NAME, np.tile(x, (P, 1)), y, p0=p0)
+    groups = np.repeat(np.array(list("fbdaec")), m)               # unsorted labels
+    order = np.argsort(list("fbdaec"), kind="stable")
+    flat = lawfit.fit(NAME, np.tile(x, P), y.ravel(), groups=groups, p0=p0[order])
+    for r in (padded, padded_full):
+        np.testing.assert_array_equal(r.x, lists.x)
+    np.testing.assert_array_equal(flat.x, lists.x[order])
+    assert list(flat.labels) == sorted("fbdaec")
+
+
+def test_padded_nan_marks_missing_points(batch):
+    x, y, _, p0 = batch
+    y2 = y.copy()
+    y2[0, 10:] = np.nan
+    r = lawfit.fit(NAME, x, y2, p0=p0)
+    alone = lawfit.fit(NAME, x[:10], y[0, :10], p0=p0[0])
+    np.testing.assert_array_equal(r.x[0], alone.x[0])
+    assert list(r.n_points) == [10] + [y.shape[1]] * (y.shape[0] - 1)
+
+
+def test_two_input_model_accepts_columns_and_scipy_layout():
+    x, y, _, p0 = model_batch("chinchilla", n_problems=1, seed=2)
+    a = lawfit.fit("chinchilla", x, y[0], p0=p0[0])
+    b = lawfit.fit("chinchilla", x.T, y[0], p0=p0[0])   # (2, m) as curve_fit's xdata
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_result_object(batch):
+    x, y, _, p0 = batch
+    r = lawfit.fit(NAME, x, y, p0=p0, return_cov=True)
+    assert len(r) == y.shape[0] and r.x.shape == (y.shape[0], 3)
+    assert r.params is r.x and r.success.all()
+    assert r.message[0] == lawfit.Status(int(r.status[0])).message
+    one = r[-1]
+    assert one.success and np.array_equal(one.x, r.x[-1]) and one.cov.shape == (3, 3)
+    assert "FitResult" in repr(r) and NAME in repr(r)
+    assert sum(r.status_counts().values()) == len(r)
+    np.testing.assert_allclose(r.stderr, np.sqrt(np.diagonal(r.cov, axis1=1, axis2=2)))
+    pd = pytest.importorskip("pandas")
+    frame = r.to_frame()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == len(r)
+    assert {"E", "A", "alpha", "E_stderr", "cost", "status", "message"} <= set(frame.columns)
+
+
+def test_batched_covariance_matches_curve_fit(batch):
+    x, y, _, p0 = batch
+    sigma = 0.01 * y
+    r = lawfit.fit(NAME, x, y, p0=p0, sigma=sigma, return_cov=True)
+    for i in range(len(r)):
+        _, pcov = lawfit.curve_fit(lambda x, E, A, a: E + A * x ** -a, x, y[i], p0=p0[i],
+                                   sigma=sigma[i])
+        np.testing.assert_allclose(r.cov[i], pcov, rtol=1e-4)
+
+
+def test_fixed_parameter_has_zero_covariance(batch):
+    x, y, _, p0 = batch
+    p0 = p0.copy()
+    p0[:, 2] = 0.34
+    r = lawfit.fit(NAME, x, y, p0=p0, bounds=([-np.inf, -np.inf, 0.34], [np.inf, np.inf, 0.34]),
+                   return_cov=True)
+    assert (r.x[:, 2] == 0.34).all()
+    assert (r.cov[:, 2, :] == 0).all() and (r.cov[:, :, 2] == 0).all()
+    assert (np.diagonal(r.cov, axis1=1, axis2=2)[:, :2] > 0).all()
+
+
+def test_integer_weights_equal_repeated_points(batch):
+    x, y, _, p0 = batch
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 4, y.shape[1]).astype(float)
+    weighted = lawfit.fit(NAME, x, y[0], p0=p0[0], weights=w, ftol=1e-14, xtol=1e-14,
+                          gtol=1e-14)
+    idx = np.repeat(np.arange(y.shape[1]), w.astype(int))
+    repeated = lawfit.fit(NAME, x[idx], y[0, idx], p0=p0[0], ftol=1e-14, xtol=1e-14,
+                          gtol=1e-14)
+    np.testing.assert_allclose(weighted.x, repeated.x, rtol=1e-9)
+    np.testing.assert_allclose(weighted.cost, repeated.cost, rtol=1e-12)
+
+
+def test_log_residuals_fit_the_log_objective(batch):
+    x, y, _, p0 = batch
+    r = lawfit.fit(NAME, x, y[0], p0=p0[0], residuals="log")
+    f = lambda p: np.log(p[0] + p[1] * x ** -p[2]) - np.log(y[0])
+    np.testing.assert_allclose(r.cost[0], 0.5 * np.sum(f(r.x[0]) ** 2), rtol=1e-12)
+    assert r.optimality[0] < 1e-6
+
+
+def test_default_start_is_data_driven(batch):
+    x, y, truth, _ = batch
+    r = lawfit.fit(NAME, x, y)  # no p0: variable projection over alpha
+    assert r.success.all()
+    np.testing.assert_allclose(r.x[:, 2], truth[:, 2], rtol=0.2)
+    with pytest.raises(ValueError, match="p0"):
+        lawfit.fit("chinchilla", *model_batch("chinchilla", n_problems=2)[:2])
+
+
+def test_backends_report():
+    b = lawfit.backends()
+    assert b["cpu"][0] and b["numpy"][0]
+    assert set(b) == {"cpu", "cuda", "numpy"}
+
+
+def test_demo_runs():
+    out = subprocess.run([sys.executable, "-m", "lawfit", "demo", "--problems", "500",
+                          "--scipy-subset", "20"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "fits/s" in out.stdout and "speed ratio lawfit / scipy" in out.stdout
+    assert "parameter recovery" in out.stdout

@@ -1,0 +1,33 @@
+"""Type stub of the compiled CPU module (private; use the lawfit package)."""
+from typing import Optional
+
+import numpy as np
+
+def fit(
+    model: str,
+    x: np.ndarray,
+    t: np.ndarray,
+    sigma: Optional[np.ndarray],
+    weights: Optional[np.ndarray],
+    offsets: np.ndarray,
+    p0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    log_residuals: bool,
+    loss: str,
+    f_scale: float,
+    ftol: float,
+    xtol: float,
+    gtol: float,
+    max_nfev: int,
+    initial_damping: float,
+    n_threads: int,
+    return_jtj: bool,
+) -> dict[str, np.ndarray]: ...
+def evaluate_model(
+    model: str, p: np.ndarray, x: np.ndarray, log_value: bool = False
+) -> tuple[np.ndarray, np.ndarray]: ...
+def models() -> list[dict]: ...
+def status_table() -> list[tuple[int, str, str]]: ...
+def hardware_threads() -> int: ...

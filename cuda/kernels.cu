@@ -21,17 +21,47 @@ void check(cudaError_t err, const char* what) {
                              cudaGetErrorString(err));
 }
 
-template <class Model, class T>
-__global__ void solve_kernel(Batch<T> b, Options o) {
+// One kernel per (model, loss, residual space): each carries the registers of its own
+// objective only, and the switch over losses happens once, on the host.
+// Blocks per multiprocessor the register allocator must allow: small models then fit in 128
+// registers (4 blocks of 128 threads); larger ones would spill, so they get room.
+template <class Model>
+constexpr int min_blocks() {
+#if defined(LAWFIT_NO_LAUNCH_BOUNDS)
+  return 1;
+#else
+  return Model::kParams <= 3 ? 4 : 2;
+#endif
+}
+
+template <class Model, class Objective, class T>
+__global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(Batch<T> b,
+                                                                             Options o) {
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < b.n_problems) solve_in_batch<Model>(b, o, i);
+  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, i);
+}
+
+template <class Model, Loss kLoss>
+void launch_loss(const Batch<double>& d, const Options& o, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((d.n_problems + kBlock - 1) / kBlock);
+  if (o.log_residuals) {
+    solve_kernel<Model, FixedObjective<kLoss, true>, double><<<blocks, kBlock, 0, stream>>>(d, o);
+  } else {
+    solve_kernel<Model, FixedObjective<kLoss, false>, double><<<blocks, kBlock, 0, stream>>>(d, o);
+  }
 }
 
 template <class Model>
 void launch(const Batch<double>& d, const Options& o, cudaStream_t stream) {
   if (d.n_problems == 0) return;
-  const long long blocks = (d.n_problems + kBlock - 1) / kBlock;
-  solve_kernel<Model, double><<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(d, o);
+  switch (o.loss) {
+    case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(d, o, stream); break;
+    case Loss::kHuber: launch_loss<Model, Loss::kHuber>(d, o, stream); break;
+    case Loss::kCauchy: launch_loss<Model, Loss::kCauchy>(d, o, stream); break;
+    case Loss::kArctan: launch_loss<Model, Loss::kArctan>(d, o, stream); break;
+    case Loss::kLinear:
+    default: launch_loss<Model, Loss::kLinear>(d, o, stream); break;
+  }
   check(cudaGetLastError(), "solve_kernel launch");
 }
 

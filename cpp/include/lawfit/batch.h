@@ -36,7 +36,7 @@ struct Batch {
   int* nit;                    // (problems,)
 };
 
-template <class Model, class T>
+template <class Model, class Objective = RuntimeObjective, class T>
 LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) {
   constexpr int N = Model::kParams;
   const long long begin = b.offsets[i], end = b.offsets[i + 1];
@@ -53,7 +53,7 @@ LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) 
     box.upper[j] = b.upper[i * N + j];
   }
   Summary<T, N> s;
-  solve<Model>(d, box, o, s);
+  solve<Model, Objective>(d, box, o, s);
   for (int j = 0; j < N; ++j) {
     b.p[i * N + j] = s.p[j];
     b.active[i * N + j] = s.active[j];

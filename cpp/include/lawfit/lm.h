@@ -221,15 +221,28 @@ LAWFIT_HD void evaluate_log_as(const ProblemData<T>& d, const T* p, const Option
   }
 }
 
+// How a solve picks its loss and residual space: from Options at run time (one
+// instantiation serves all), or fixed at compile time, for drivers that dispatch once per
+// batch (a GPU kernel then carries the registers of one objective only).
+struct RuntimeObjective {};
+template <Loss kLoss, bool kLogResiduals>
+struct FixedObjective {};
+
 // Step 2 of the algorithm: cost, gradient and Gauss-Newton matrix at p.
 template <class Model, class T>
 LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
-                        Evaluation<T, Model::kParams>& e) {
+                        Evaluation<T, Model::kParams>& e, RuntimeObjective = {}) {
   if (o.log_residuals) {
     evaluate_log_as<Model, true>(d, p, o, e);
   } else {
     evaluate_log_as<Model, false>(d, p, o, e);
   }
+}
+
+template <class Model, class T, Loss kLoss, bool kLogResiduals>
+LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
+                        Evaluation<T, Model::kParams>& e, FixedObjective<kLoss, kLogResiduals>) {
+  evaluate_as<Model, kLoss, kLogResiduals>(d, p, T(o.f_scale), e);
 }
 
 // Solves (A + lambda diag(D)) delta = -g over the parameters with held[j] false; held
@@ -307,7 +320,7 @@ LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::
   return kNotRun;
 }
 
-template <class Model, class T>
+template <class Model, class Objective = RuntimeObjective, class T>
 LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box,
                      const Options& o, Summary<T, Model::kParams>& out) {
   constexpr int N = Model::kParams;
@@ -331,7 +344,7 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
   }
 
   Evaluation<T, N> cur, trial;
-  evaluate<Model>(d, p, o, cur);
+  evaluate<Model>(d, p, o, cur, Objective{});
   int nfev = 1, nit = 0;
   if (!cur.finite) {
     out.status = kNonfiniteInitial;
@@ -393,7 +406,7 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
       for (int k = 0; k < N; ++k) as += cur.A[j * N + k] * step[k];
       predicted -= step[j] * (cur.g[j] + T(0.5) * as);
     }
-    evaluate<Model>(d, q, o, trial);
+    evaluate<Model>(d, q, o, trial, Objective{});
     ++nfev;
     ++nit;
     T f_old = cur.cost;

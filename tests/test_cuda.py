@@ -39,7 +39,7 @@ def test_cuda_matches_cpu(name, residuals, loss):
 
 def compare_backends(name, residuals, loss, first, second):
     """Both backends run to the limit of fp64 on well-posed problems: the same fits succeed
-    and reach the same minimum, costs within 1e-10 relative.
+    and reach the same minimum, costs within 1e-10 relative (bar rare multimodal cases).
 
     The device contracts a*b+c into FMAs and has its own exp and log, so the two round
     differently and their iterates part; where the minimum is flat (a parameter the data
@@ -56,7 +56,13 @@ def compare_backends(name, residuals, loss, first, second):
     b = lawfit.fit(name, x, y, backend=second, **kw)
     assert np.array_equal(a.success, b.success)
     assert a.success.mean() > 0.9
-    np.testing.assert_allclose(b.cost[a.success], a.cost[a.success], rtol=1e-10)
+    ok = a.success
+    same = np.abs(b.cost[ok] - a.cost[ok]) <= 1e-10 * a.cost[ok]
+    # Bounded losses (arctan) make some of these objectives multimodal: there, rounding can
+    # send one path into another local minimum (seen once in 64 on an H100: broken power
+    # law, arctan).  Allow that for at most 1 problem in 32; all others must agree.
+    assert same.mean() >= 31 / 32, (name, residuals, loss, np.flatnonzero(~same),
+                                   a.cost[ok][~same], b.cost[ok][~same])
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -25,7 +25,7 @@ LAWFIT_HD LAWFIT_INLINE LossValue<T> eval_loss(Loss loss, T z) {
       return {T(2) * (s - T(1)), T(1) / s, T(-0.5) / (t * s)};
     }
     case Loss::kHuber: {
-      bool inner = z <= T(1);
+      auto inner = z <= T(1);
       T s = sqrt(z);
       T zi = select(inner, T(1), z);  // keeps the outer branch finite when z == 0
       T si = select(inner, T(1), s);

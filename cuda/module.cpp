@@ -23,23 +23,11 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.doc() = "lawfit's CUDA backend (private; use lawfit.fit(..., backend='cuda')).";
   mod.def("device_count", &cuda::device_count);
   mod.def("device_name", &cuda::device_name);
-  mod.def(
-      "fit",
-      [](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
-         const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
-         const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
-         double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-         int n_threads, bool return_jtj) {
-        if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
-        return bindings::fit_packed(&cuda_solve, model, x, t, sigma, w, offsets, p0, lower,
-                                    upper, log_residuals, loss, f_scale, ftol, xtol, gtol,
-                                    max_nfev, initial_damping, n_threads, return_jtj);
-      },
-      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
-      py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
-      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
-      py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
-      py::arg("n_threads"), py::arg("return_jtj"));
+  bindings::def_fit(mod, [](const bindings::ModelEntry& m, const Batch<double>& b,
+                             long long n_points, const Options& o, int n_threads) {
+    if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
+    cuda_solve(m, b, n_points, o, n_threads);
+  }, "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit).");
   mod.def(
       "time_fit",
       [](int repeats, const std::string& model, const F64& x, const F64& t,

@@ -220,5 +220,25 @@ inline py::tuple evaluate_model(const std::string& model, const F64& p, const F6
   return py::make_tuple(f, grad);
 }
 
-}  // namespace lawfit::bindings
+// Registers `fit(model, x, t, sigma, weights, offsets, p0, lower, upper, *, options...)` on a
+// module, solved by `solve_fn` (the CPU driver or the CUDA launcher).
+inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
+  mod.def(
+      "fit",
+      [solve_fn](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
+                 const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
+                 const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
+                 double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
+                 int n_threads, bool return_jtj) {
+        return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
+                          log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
+                          initial_damping, n_threads, return_jtj);
+      },
+      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
+      py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
+      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
+      py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
+      py::arg("n_threads"), py::arg("return_jtj"), doc);
+}
 
+}  // namespace lawfit::bindings

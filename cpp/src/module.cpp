@@ -26,27 +26,10 @@ void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long 
 
 PYBIND11_MODULE(_core, mod) {
   using namespace lawfit;
-  using bindings::F64;
-  using bindings::I64;
   mod.doc() = "lawfit's compiled CPU core (private; use the lawfit package).";
-  mod.def(
-      "fit",
-      [](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
-         const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
-         const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
-         double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-         int n_threads, bool return_jtj) {
-        return bindings::fit_packed(&cpu_solve, model, x, t, sigma, w, offsets, p0, lower,
-                                    upper, log_residuals, loss, f_scale, ftol, xtol, gtol,
-                                    max_nfev, initial_damping, n_threads, return_jtj);
-      }, py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"),
-          py::arg("weights"), py::arg("offsets"), py::arg("p0"), py::arg("lower"),
-          py::arg("upper"), py::kw_only(), py::arg("log_residuals"), py::arg("loss"),
-          py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
-          py::arg("max_nfev"), py::arg("initial_damping"), py::arg("n_threads"),
-          py::arg("return_jtj"),
-          "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds the "
-          "model's inputs: log x for models with log_inputs.");
+  bindings::def_fit(mod, &cpu_solve,
+                    "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds "
+                    "the model's inputs: log x for models with log_inputs.");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");

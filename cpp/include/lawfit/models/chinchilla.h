@@ -59,10 +59,7 @@ struct ChinchillaLog {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T lf = eval_log(p, x, grad);
-    T f = exp(lf);
-    for (int j = 0; j < kParams; ++j) grad[j] *= f;
-    return f;
+    return value_from_log<ChinchillaLog>(p, x, grad);
   }
 };
 
@@ -95,10 +92,7 @@ struct Kaplan {
 
   template <class T>
   LAWFIT_HD static T eval(const T* p, const T* x, T* grad) {
-    T lf = eval_log(p, x, grad);
-    T f = exp(lf);
-    for (int j = 0; j < kParams; ++j) grad[j] *= f;
-    return f;
+    return value_from_log<Kaplan>(p, x, grad);
   }
 };
 

@@ -35,6 +35,14 @@ LAWFIT_HD LAWFIT_INLINE T sigmoid(T t) {
   return select(t >= T(0), inv, e * inv);
 }
 
+// f and its gradient from a model's native log form: f = exp(log f), df = f dlog f.
+template <class Model, class T>
+LAWFIT_HD LAWFIT_INLINE T value_from_log(const T* p, const T* x, T* grad) {
+  T f = exp(Model::eval_log(p, x, grad));
+  for (int j = 0; j < Model::kParams; ++j) grad[j] *= f;
+  return f;
+}
+
 template <class Model, class = void>
 struct LogInputs {
   static constexpr bool value = false;

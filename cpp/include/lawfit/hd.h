@@ -41,17 +41,6 @@ LAWFIT_HD LAWFIT_INLINE bool is_finite(T v) {
   return (v - v) == T(0);
 }
 
-// A read of problem data, which nothing writes during a solve: on the device through the
-// read-only data cache.
-template <class T>
-LAWFIT_HD LAWFIT_INLINE T load(const T* p) {
-#if defined(__CUDA_ARCH__)
-  return __ldg(p);
-#else
-  return *p;
-#endif
-}
-
 // Branch-free choice, the form every data-dependent decision in the math takes.
 template <class T>
 LAWFIT_HD LAWFIT_INLINE T select(bool c, T a, T b) {

@@ -119,9 +119,7 @@ struct Evaluation {
 template <class Model, bool kLogResiduals, class T>
 LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
   constexpr int N = Model::kParams;
-  T xi[Model::kInputs];
-  for (int k = 0; k < Model::kInputs; ++k)
-    xi[k] = load(d.x + static_cast<long long>(i) * Model::kInputs + k);
+  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
   T model;
   if constexpr (kLogResiduals && HasLog<Model>::value) {
     model = Model::eval_log(p, xi, row);
@@ -134,16 +132,16 @@ LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T
     model = Model::eval(p, xi, row);
   }
   if (d.sigma) {
-    T inv_s = T(1) / load(d.sigma + i);
+    T inv_s = T(1) / d.sigma[i];
     for (int j = 0; j < N; ++j) row[j] *= inv_s;
-    return (model - load(d.t + i)) * inv_s;
+    return (model - d.t[i]) * inv_s;
   }
-  return model - load(d.t + i);
+  return model - d.t[i];
 }
 
 template <class T>
 LAWFIT_HD LAWFIT_INLINE T point_weight(const ProblemData<T>& d, int i) {
-  return d.w ? load(d.w + i) : T(1);
+  return d.w ? d.w[i] : T(1);
 }
 
 // Step 2 for one loss and residual space, fixed at compile time so that the loop over points

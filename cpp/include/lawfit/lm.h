@@ -50,9 +50,11 @@
 //       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
 //       ratio = actual / predicted if predicted > 0, else 0.
 //    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A),
-//       update D (step 3), lambda = max(lambda max(1/3, 1 - (2 ratio - 1)^3) / growth,
-//       1e-30), nu = 2.  (The floor keeps lambda > 0, so that rejections always raise it
-//       towards max_damping and every solve ends.)
+//       update D (step 3), lambda = max(lambda shrink / growth, 1e-30), nu = 2, where
+//       shrink = 1/30 when ratio > 0.9 (the quadratic model was right: head for the
+//       Gauss-Newton step, as MINPACK's doubling trust region does) and otherwise Nielsen's
+//       max(1/3, 1 - (2 ratio - 1)^3).  (The floor keeps lambda > 0, so that rejections
+//       always raise it towards max_damping and every solve ends.)
 //       Otherwise: lambda *= nu, nu *= 2.
 //    g. With F_old the cost before the step and d the scales the step was computed with
 //       (before f updated D):
@@ -430,7 +432,8 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
         D[j] = dj;
       }
       T c = T(2) * ratio - T(1);
-      lambda = max(lambda * max(T(1) / T(3), T(1) - c * c * c) / growth, T(kMinDamping));
+      T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
+      lambda = max(lambda * shrink / growth, T(kMinDamping));
       nu = T(2);
     } else {
       lambda *= nu;

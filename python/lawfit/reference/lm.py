@@ -374,8 +374,10 @@ def solve(
             growth = np.where(fixed[acc], 1.0, D_new / D[acc]).max(axis=1, initial=1.0)
             D[acc] = D_new
             c = 2.0 * ratio[accept] - 1.0
-            lam[acc] = np.maximum(lam[acc] * np.maximum(1.0 / 3.0, 1.0 - c * c * c) / growth,
-                                  MIN_DAMPING)
+            # ratio > 0.9: the quadratic model was right, head for Gauss-Newton
+            shrink = np.where(ratio[accept] > 0.9, 1.0 / 30.0,
+                              np.maximum(1.0 / 3.0, 1.0 - c * c * c))
+            lam[acc] = np.maximum(lam[acc] * shrink / growth, MIN_DAMPING)
             nu[acc] = 2.0
             rej = run[~accept]
             lam[rej] *= nu[rej]

@@ -59,13 +59,11 @@ def test_robust_loss_downweights_outliers():
     robust = lawfit.fit("saturating_power_law", x, y, p0=[1.5, 400, 0.3], loss="soft_l1",
                         f_scale=0.02)
     err = lambda r: np.abs(r.x[0] - clean.x[0]) / clean.x[0]
-    print(err(robust), err(plain))
     assert err(robust).max() < 0.5 * err(plain).max()
 
 
 def test_bounded_problem_matches_trf():
     x, y = _problem(3)
-    p0 = np.array([1.5, 400.0, 0.3])
     bounds = ([1.9, 0, 0], [3.0, 1e4, 0.33])  # both E and alpha end on a bound
     ref = _scipy_fit(x, y, p0=[2.0, 400, 0.3], method="trf", bounds=bounds, **TIGHT)
     r = lawfit.fit("saturating_power_law", x, y, p0=[2.0, 400, 0.3], bounds=bounds, **TIGHT)

@@ -170,24 +170,25 @@ def _guess_saturating_power_law(x, y, offsets):
     return out
 
 
-_TABLE = [
-    Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", True, _guess_power_law),
-    Model("saturating_power_law", ("E", "A", "alpha"), ("x",), "E + A * x**-alpha", True,
-          _guess_saturating_power_law),
-    Model("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"),
-          "E + A * N**-alpha + B * D**-beta"),
-    Model("chinchilla_log", ("a", "b", "e", "alpha", "beta"), ("N", "D"),
-          "exp(logsumexp(a - alpha * log(N), b - beta * log(D), e))"),
-    Model("kaplan", ("Nc", "Dc", "alphaN", "alphaD"), ("N", "D"),
-          "((Nc / N)**(alphaN / alphaD) + Dc / D)**alphaD"),
-    Model("broken_power_law", ("a", "b", "c0", "c1", "d1", "f1"), ("x",),
-          "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)"),
-    Model("exp_power_law", ("a", "b"), ("x",), "exp(a * x**b)"),
-    Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b",
-          False),
-]
+power_law = Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", True,
+                  _guess_power_law)
+saturating_power_law = Model("saturating_power_law", ("E", "A", "alpha"), ("x",),
+                             "E + A * x**-alpha", True, _guess_saturating_power_law)
+chinchilla = Model("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"),
+                   "E + A * N**-alpha + B * D**-beta")
+chinchilla_log = Model("chinchilla_log", ("a", "b", "e", "alpha", "beta"), ("N", "D"),
+                       "exp(logsumexp(a - alpha * log(N), b - beta * log(D), e))")
+kaplan = Model("kaplan", ("Nc", "Dc", "alphaN", "alphaD"), ("N", "D"),
+               "((Nc / N)**(alphaN / alphaD) + Dc / D)**alphaD")
+broken_power_law = Model("broken_power_law", ("a", "b", "c0", "c1", "d1", "f1"), ("x",),
+                         "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)")
+exp_power_law = Model("exp_power_law", ("a", "b"), ("x",), "exp(a * x**b)")
+logistic = Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b",
+                 False)
+
+_TABLE = [power_law, saturating_power_law, chinchilla, chinchilla_log, kaplan,
+          broken_power_law, exp_power_law, logistic]
 _BY_NAME = {m.name: m for m in _TABLE}
-globals().update(_BY_NAME)
 
 
 def available() -> list:

@@ -280,13 +280,13 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
             v = model_fn(p)
             return ((np.log(v) if log else v) - t) * inv_s
 
-        jac_fn = jac if jac is not None else "2-point"
-        if callable(jac):
-            def jac_fn(p):
-                J = np.asarray(jac(xdata, *p), dtype=float)
-                if log:
-                    J = J / model_fn(p)[:, None]
-                return J * (inv_s[:, None] if sig is not None else 1.0)
+        def user_jac(p):
+            J = np.asarray(jac(xdata, *p), dtype=float)
+            if log:
+                J = J / model_fn(p)[:, None]
+            return J * (inv_s[:, None] if sig is not None else 1.0)
+
+        jac_fn = user_jac if callable(jac) else (jac if jac is not None else "2-point")
         with np.errstate(all="ignore"):
             f0 = resid(p0_arr)
         if f0.shape != ydata.shape:

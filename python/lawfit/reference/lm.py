@@ -293,7 +293,7 @@ def solve(
             run = np.flatnonzero(status == NOT_RUN)
             if run.size == 0:
                 break
-            pr, gr, Ar, Sr = p[run], g[run], A[run], S[run]
+            pr, gr, Ar = p[run], g[run], A[run]
             lo, up, fx = lower[run], upper[run], fixed[run]
 
             # a. active set

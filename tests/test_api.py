@@ -130,3 +130,16 @@ def test_demo_runs():
     assert out.returncode == 0, out.stderr
     assert "fits/s" in out.stdout and "speed ratio lawfit / scipy" in out.stdout
     assert "parameter recovery" in out.stdout
+
+
+def test_singular_problem_is_handled():
+    # All x equal: E, A and alpha cannot be told apart, J^T J is singular.
+    x = np.full(10, 1e8)
+    y = 2.0 + 0.001 * np.sin(np.arange(10))
+    r = lawfit.fit(NAME, x, y, p0=[1.5, 500.0, 0.3], return_cov=True)
+    assert r.status[0] in [s.value for s in lawfit.Status]
+    assert np.isfinite(r.x).all() and np.isfinite(r.cost).all()
+    np.testing.assert_allclose(r.x[0, 0] + r.x[0, 1] * 1e8 ** -r.x[0, 2], y.mean(), rtol=1e-6)
+    with pytest.warns(lawfit.OptimizeWarning):
+        _, pcov = lawfit.curve_fit(NAME, x, y, p0=[1.5, 500.0, 0.3])
+    assert np.isinf(pcov).all()

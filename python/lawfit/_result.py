@@ -12,7 +12,8 @@ __all__ = ["FitResult", "covariance"]
 
 
 def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
-               fixed: np.ndarray, absolute_sigma: bool = False) -> np.ndarray:
+               fixed: np.ndarray, absolute_sigma: bool = False,
+               singular: str = "inf") -> np.ndarray:
     """Parameter covariances from the Gauss-Newton matrices, as scipy's ``curve_fit`` does.
 
     ``jtj`` is (P, n, n) = J^T J at each solution (J after the robust-loss scaling), ``cost``
@@ -21,7 +22,10 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     directions are dropped as scipy drops small singular values of J (threshold
     ``eps * max(m, n) * s_max``); the result is scaled by ``2 cost / (m - n_free)`` unless
     ``absolute_sigma``.  Where that scale is undefined (``m <= n_free``) or the matrix is not
-    finite, the covariance is ``inf``, as in scipy.
+    finite, the covariance is ``inf``, as in scipy.  A rank-deficient J^T J (a free
+    parameter the data cannot determine) gives ``inf`` with ``singular="inf"`` (as scipy's
+    ``curve_fit`` with method ``lm``) or the pseudo-inverse with ``singular="pinv"`` (as
+    with ``trf``, used when there are bounds).
     """
     jtj = np.asarray(jtj, dtype=float)
     P, n, _ = jtj.shape
@@ -45,6 +49,8 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     with np.errstate(invalid="ignore"):
         cov = cov * scale[:, None, None]
     bad = ~finite | ~np.isfinite(scale) | np.isnan(cov).any(axis=(1, 2))
+    if singular == "inf":
+        bad |= (keep.sum(axis=1) < n_free)
     cov[bad] = np.inf
     cov[~both & ~bad[:, None, None]] = 0.0
     return cov

@@ -93,6 +93,7 @@ def fit(
     n_threads: Optional[int] = None,
     return_cov: bool = False,
     absolute_sigma: bool = False,
+    singular_cov: str = "inf",
 ) -> FitResult:
     """Fit a built-in model to every problem of a batch in one call.
 
@@ -133,7 +134,10 @@ def fit(
     n_threads : int, optional
         CPU threads (default: all cores).  Results do not depend on it.
     return_cov : bool
-        Also compute each problem's covariance, as ``curve_fit`` does.
+        Also compute each problem's covariance, as ``curve_fit`` does (scaled by the
+        residual variance unless ``absolute_sigma``).  Where the data do not determine a
+        free parameter, the covariance is ``inf`` (``singular_cov="inf"``) or the
+        pseudo-inverse (``"pinv"``).
 
     Returns
     -------
@@ -150,6 +154,8 @@ def fit(
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, m.n_params)
     if n_threads is not None:
         n_threads = positive_int(n_threads, "n_threads")
+    if singular_cov not in ("inf", "pinv"):
+        raise ValueError(f"singular_cov: expected 'inf' or 'pinv', got {singular_cov!r}")
     name = _backends.resolve(backend)
     packed = pack(m, x, y, p0=p0, sigma=sigma, weights=weights, groups=groups, bounds=bounds,
                   residuals=residuals)
@@ -167,6 +173,6 @@ def fit(
         else:
             pts = n_points
         cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
-                         absolute_sigma=absolute_sigma)
+                         absolute_sigma=absolute_sigma, singular=singular_cov)
     return FitResult(m, out, n_points, labels=packed.labels, label_names=label_names, cov=cov,
                      backend=name)

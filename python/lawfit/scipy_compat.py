@@ -254,6 +254,10 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
             raise ValueError(f"p0: expected shape ({n},), got {p0_arr.shape}")
         validate_p0(p0_arr[None, :], lower, upper, names)
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
+    # scipy: method "lm" (its default without bounds) reports a singular covariance as inf,
+    # "trf" (with bounds) as the pseudo-inverse.
+    unbounded = bool(np.isinf(lower).all() and np.isinf(upper).all())
+    singular = "inf" if method == "lm" or (method is None and unbounded) else "pinv"
 
     if builtin:
         r = fit(model, xdata.T if model.n_inputs > 1 and xdata.ndim == 2 and
@@ -261,7 +265,7 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                 else xdata, ydata, p0=p0_arr, sigma=sig, bounds=(lower, upper), loss=loss,
                 f_scale=f_scale, residuals=residuals, ftol=ftol, xtol=xtol, gtol=gtol,
                 max_nfev=max_nfev, backend=kwargs.get("backend", "auto"), return_cov=True,
-                absolute_sigma=absolute_sigma)
+                absolute_sigma=absolute_sigma, singular_cov=singular)
         popt, pcov = r.x[0], r.cov[0]
         status, nfev = int(r.status[0]), int(r.nfev[0])
         with np.errstate(all="ignore"):
@@ -300,7 +304,8 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
         popt = res["x"][0]
         status, nfev = int(res["status"][0]), int(res["nfev"][0])
         pcov = covariance(res["jtj"], res["cost"], np.array([ydata.size]),
-                          (lower == upper), absolute_sigma=absolute_sigma)[0]
+                          (lower == upper), absolute_sigma=absolute_sigma,
+                          singular=singular)[0]
         with np.errstate(all="ignore"):
             fvec = model_fn(popt) - ydata
 

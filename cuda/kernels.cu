@@ -1,6 +1,7 @@
 // kernels.cu: the CUDA backend's kernels.  Each kernel is a thin wrapper: it computes its
 // problem index and calls lawfit::solve_in_batch, the same host-device function the CPU
 // driver calls, so the math the GPU runs is the math the CPU tests check.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -12,6 +13,8 @@
 
 namespace lawfit::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kBlock = 128;
 
@@ -34,43 +37,83 @@ constexpr int min_blocks() {
 #endif
 }
 
+// A persistent grid: each thread takes the next unsolved problem from a counter whenever it
+// finishes one, so a warp's time follows the mean solve rather than its slowest lane.  The
+// threads that ask together take consecutive problems with one atomic (coalesced group).
+// Which thread solves a problem does not change its result.
 template <class Model, class Objective, class T>
-__global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(Batch<T> b,
-                                                                             Options o) {
+__global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
+    Batch<T> b, Options o, unsigned long long* next) {
+#if defined(LAWFIT_CUDA_STATIC_GRID)
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, i);
+#else
+  for (;;) {
+    cg::coalesced_group g = cg::coalesced_threads();
+    unsigned long long base = 0;
+    if (g.thread_rank() == 0) base = atomicAdd(next, static_cast<unsigned long long>(g.size()));
+    base = g.shfl(base, 0);
+    const long long i = static_cast<long long>(base + g.thread_rank());
+    if (i >= b.n_problems) return;
+    solve_in_batch<Model, Objective>(b, o, i);
+  }
+#endif
+}
+
+template <class Kernel>
+unsigned grid_size(Kernel kernel, long long n_problems) {
+  const long long wanted = (n_problems + kBlock - 1) / kBlock;
+#if defined(LAWFIT_CUDA_STATIC_GRID)
+  return static_cast<unsigned>(wanted);
+#else
+  int device = 0, sms = 0, per_sm = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attribute");
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kBlock, 0), "occupancy");
+  const long long resident = static_cast<long long>(sms) * (per_sm > 0 ? per_sm : 1);
+  return static_cast<unsigned>(wanted < resident ? wanted : resident);
+#endif
+}
+
+template <class Model, class Objective>
+void launch_objective(const Batch<double>& d, const Options& o, cudaStream_t stream,
+                      unsigned long long* next) {
+  auto kernel = solve_kernel<Model, Objective, double>;
+  check(cudaMemsetAsync(next, 0, sizeof(*next), stream), "cudaMemsetAsync");
+  kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, next);
 }
 
 template <class Model, Loss kLoss>
-void launch_loss(const Batch<double>& d, const Options& o, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((d.n_problems + kBlock - 1) / kBlock);
+void launch_loss(const Batch<double>& d, const Options& o, cudaStream_t stream,
+                 unsigned long long* next) {
   if (o.log_residuals) {
-    solve_kernel<Model, FixedObjective<kLoss, true>, double><<<blocks, kBlock, 0, stream>>>(d, o);
+    launch_objective<Model, FixedObjective<kLoss, true>>(d, o, stream, next);
   } else {
-    solve_kernel<Model, FixedObjective<kLoss, false>, double><<<blocks, kBlock, 0, stream>>>(d, o);
+    launch_objective<Model, FixedObjective<kLoss, false>>(d, o, stream, next);
   }
 }
 
 template <class Model>
-void launch(const Batch<double>& d, const Options& o, cudaStream_t stream) {
+void launch(const Batch<double>& d, const Options& o, cudaStream_t stream,
+            unsigned long long* next) {
   if (d.n_problems == 0) return;
   switch (o.loss) {
-    case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(d, o, stream); break;
-    case Loss::kHuber: launch_loss<Model, Loss::kHuber>(d, o, stream); break;
-    case Loss::kCauchy: launch_loss<Model, Loss::kCauchy>(d, o, stream); break;
-    case Loss::kArctan: launch_loss<Model, Loss::kArctan>(d, o, stream); break;
+    case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(d, o, stream, next); break;
+    case Loss::kHuber: launch_loss<Model, Loss::kHuber>(d, o, stream, next); break;
+    case Loss::kCauchy: launch_loss<Model, Loss::kCauchy>(d, o, stream, next); break;
+    case Loss::kArctan: launch_loss<Model, Loss::kArctan>(d, o, stream, next); break;
     case Loss::kLinear:
-    default: launch_loss<Model, Loss::kLinear>(d, o, stream); break;
+    default: launch_loss<Model, Loss::kLinear>(d, o, stream, next); break;
   }
   check(cudaGetLastError(), "solve_kernel launch");
 }
 
 void launch_by_name(const std::string& model, const Batch<double>& d, const Options& o,
-                    cudaStream_t stream) {
-#define LAWFIT_LAUNCH(M)          \
-  if (model == M::kName) {        \
-    launch<M>(d, o, stream);      \
-    return;                       \
+                    cudaStream_t stream, unsigned long long* next) {
+#define LAWFIT_LAUNCH(M)               \
+  if (model == M::kName) {             \
+    launch<M>(d, o, stream, next);     \
+    return;                            \
   }
   LAWFIT_FOR_EACH_MODEL(LAWFIT_LAUNCH)
 #undef LAWFIT_LAUNCH
@@ -122,6 +165,7 @@ struct DeviceBatch {
   DeviceArray<double> p0, lower, upper, p, cost, opt, jtj;
   DeviceArray<signed char> active;
   DeviceArray<int> status, nfev, njev, nit;
+  DeviceArray<unsigned long long> next;  // the persistent grid's problem counter
   Batch<double> d;
 
   DeviceBatch(const Batch<double>& h, long long n_points, int n_inputs, int n_params)
@@ -131,7 +175,7 @@ struct DeviceBatch {
         offsets(P + 1, h.offsets), p0(P * N, h.p0), lower(P * N, h.lower),
         upper(P * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
-        njev(P, nullptr), nit(P, nullptr) {
+        njev(P, nullptr), nit(P, nullptr), next(1, nullptr) {
     d = h;
     d.x = x.ptr;
     d.t = t.ptr;
@@ -170,7 +214,7 @@ struct DeviceBatch {
 void solve_host_batch(const std::string& model, const Batch<double>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
   DeviceBatch db(h, n_points, n_inputs, n_params);
-  launch_by_name(model, db.d, o, nullptr);
+  launch_by_name(model, db.d, o, nullptr, db.next.ptr);
   check(cudaDeviceSynchronize(), "solve_kernel");
   db.to_host(h);
 }
@@ -185,7 +229,7 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     check(cudaEventRecord(start), "cudaEventRecord");
-    launch_by_name(model, db.d, o, nullptr);
+    launch_by_name(model, db.d, o, nullptr, db.next.ptr);
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "solve_kernel");
     float t = 0;

@@ -89,14 +89,13 @@ class Model:
 def _segment_sum(v: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Sum of v over each problem's points; each sum depends on that problem's values only."""
     n = np.diff(offsets)
-    if v.size == 0:
-        return np.zeros(len(n))
-    # Each problem is reduced over exactly [start, end): reduceat over interleaved start and
-    # end indices (the sums between problems are discarded).  A trailing element keeps the
-    # index of an end at the array's end valid.
-    idx = np.column_stack([offsets[:-1], offsets[1:]]).ravel()
-    out = np.add.reduceat(np.append(v, 0.0), idx)[::2]
-    return np.where(n > 0, out, 0.0)
+    out = np.zeros(len(n))
+    nonempty = n > 0
+    if nonempty.any():
+        # Problems are contiguous, so reducing from each non-empty problem's start to the next
+        # one's (or to the end) covers exactly that problem's points.
+        out[nonempty] = np.add.reduceat(v, offsets[:-1][nonempty])
+    return out
 
 
 class _Segments:

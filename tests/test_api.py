@@ -143,3 +143,22 @@ def test_singular_problem_is_handled():
     with pytest.warns(lawfit.OptimizeWarning):
         _, pcov = lawfit.curve_fit(NAME, x, y, p0=[1.5, 500.0, 0.3])
     assert np.isinf(pcov).all()
+
+
+def test_residuals_and_jacobian_on_request(batch):
+    x, y, _, p0 = batch
+    sigma = 0.01 * y
+    for residuals in ("linear", "log"):
+        r = lawfit.fit(NAME, x, y, p0=p0, sigma=sigma, residuals=residuals,
+                       return_residuals=True)
+        fun, jac = r.residuals(2)
+        E, A, a = r.x[2]
+        f = E + A * x ** -a
+        want = (np.log(f) - np.log(y[2]) if residuals == "log" else f - y[2]) / sigma[2]
+        np.testing.assert_allclose(fun, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(0.5 * np.sum(fun ** 2), r.cost[2], rtol=1e-12)
+        grad = jac.T @ fun  # the gradient of the cost vanishes at the solution
+        assert np.all(np.abs(grad) <= 1e-5 * np.sqrt(np.sum(jac ** 2, axis=0)) * np.sqrt(2 * r.cost[2]))
+        assert r[2].fun.shape == (len(x),)
+    with pytest.raises(ValueError, match="return_residuals"):
+        lawfit.fit(NAME, x, y, p0=p0).residuals(0)

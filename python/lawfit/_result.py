@@ -63,14 +63,16 @@ class FitResult:
     parameters, ``cost`` (P,) the final cost ``0.5 * sum(w * rho(r**2))``, ``status`` (P,),
     ``success`` (P,), ``nfev``, ``njev``, ``nit`` (P,), ``optimality`` (P,) the infinity norm
     of the projected gradient, ``active_mask`` (P, n) (-1 at a lower bound, +1 at an upper
-    bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n).  ``labels`` holds the group
+    bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n) and the residuals ``fun``
+    and their Jacobian ``jac`` at the solution (one row per point; ``residuals(i)``).  ``labels`` holds the group
     labels when the batch came with ``groups`` (tuples for several group columns, named by
     ``label_names``).
     """
 
     def __init__(self, model, arrays: dict, n_points: np.ndarray, labels=None,
                  cov: Optional[np.ndarray] = None, backend: str = "",
-                 label_names: Optional[tuple] = None):
+                 label_names: Optional[tuple] = None, offsets: Optional[np.ndarray] = None,
+                 fun: Optional[np.ndarray] = None, jac: Optional[np.ndarray] = None):
         self.model = model
         self.param_names = model.param_names
         self.x = arrays["x"]
@@ -82,6 +84,9 @@ class FitResult:
         self.optimality = arrays["optimality"]
         self.active_mask = arrays["active_mask"]
         self.n_points = n_points
+        self.offsets = offsets
+        self.fun = fun
+        self.jac = jac
         self.labels = labels
         self.label_names = label_names
         self.cov = cov
@@ -108,6 +113,13 @@ class FitResult:
             raise ValueError("stderr: fit again with return_cov=True")
         return np.sqrt(np.diagonal(self.cov, axis1=1, axis2=2))
 
+    def residuals(self, i: int):
+        """Problem ``i``'s residuals and Jacobian at the solution (needs return_residuals)."""
+        if self.fun is None:
+            raise ValueError("residuals: fit again with return_residuals=True")
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.fun[a:b], self.jac[a:b]
+
     def __len__(self) -> int:
         return len(self.cost)
 
@@ -124,6 +136,8 @@ class FitResult:
         )
         if self.cov is not None:
             out["cov"] = self.cov[i]
+        if self.fun is not None:
+            out["fun"], out["jac"] = self.residuals(i)
         if self.labels is not None:
             out["label"] = self.labels[i]
         return out

@@ -71,6 +71,27 @@ def _from_frame(data, x, y, sigma, weights, groups):
     return xs, col(y), col(sigma), col(weights), groups, labels, label_names
 
 
+def residuals_at(packed, params: np.ndarray):
+    """Each point's residual (before the robust loss) and its Jacobian at ``params`` (P, n),
+    from the compiled model (the same code the solver ran)."""
+    from . import _core
+
+    rows = np.repeat(np.arange(packed.n_problems), packed.n_points)
+    p = np.ascontiguousarray(params[rows])
+    native_log = packed.log_residuals and any(
+        d["name"] == packed.model.name and d["has_log"] for d in _core.models())
+    with np.errstate(all="ignore"):
+        f, J = _core.evaluate_model(packed.model.name, p, packed.x, native_log)
+        if packed.log_residuals and not native_log:
+            J = J / f[:, None]
+            f = np.log(f)
+        r = f - packed.t
+        if packed.sigma is not None:
+            r = r / packed.sigma
+            J = J / packed.sigma[:, None]
+    return r, J
+
+
 def fit(
     model: Union[str, Model],
     x=None,
@@ -94,6 +115,7 @@ def fit(
     return_cov: bool = False,
     absolute_sigma: bool = False,
     singular_cov: str = "inf",
+    return_residuals: bool = False,
 ) -> FitResult:
     """Fit a built-in model to every problem of a batch in one call.
 
@@ -138,6 +160,11 @@ def fit(
         residual variance unless ``absolute_sigma``).  Where the data do not determine a
         free parameter, the covariance is ``inf`` (``singular_cov="inf"``) or the
         pseudo-inverse (``"pinv"``).
+    return_residuals : bool
+        Also return each point's residual at the solution, ``(f - y) / sigma`` (or
+        ``(log f - log y) / sigma``), and its Jacobian: ``FitResult.fun`` (points,) and
+        ``FitResult.jac`` (points, n_params), problem ``i`` owning rows
+        ``offsets[i]:offsets[i+1]`` (``FitResult.residuals(i)`` slices them).
 
     Returns
     -------
@@ -174,5 +201,9 @@ def fit(
             pts = n_points
         cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
                          absolute_sigma=absolute_sigma, singular=singular_cov)
+    fun = jac = None
+    if return_residuals:
+        fun, jac = residuals_at(packed, out["x"])
     return FitResult(m, out, n_points, labels=packed.labels, label_names=label_names, cov=cov,
+                     offsets=packed.offsets, fun=fun, jac=jac,
                      backend=name)

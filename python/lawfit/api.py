@@ -18,20 +18,24 @@ def check_options(loss: str, f_scale: float, ftol: float, xtol: float, gtol: flo
     """Validate the solver options (ValueError naming the argument); returns max_nfev."""
     if loss not in LOSSES:
         raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-    if not (np.isfinite(f_scale) and f_scale > 0):
+    if not (_is_real(f_scale) and np.isfinite(f_scale) and f_scale > 0):
         raise ValueError(f"f_scale: must be a positive finite number, got {f_scale!r}")
     for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
-        if tol is None or not np.isfinite(tol) or tol < 0:
+        if not (_is_real(tol) and np.isfinite(tol) and tol >= 0):
             raise ValueError(f"{name}: must be a finite number >= 0, got {tol!r}")
     if max_nfev is None:
         return 100 * n_params
     return positive_int(max_nfev, "max_nfev")
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1 (an integral float is fine), else ValueError naming it."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (ok and np.isfinite(value) and value >= 1 and int(value) == value):
+    if not (_is_real(value) and np.isfinite(value) and 1 <= value < 2**31
+            and int(value) == value):
         raise ValueError(f"{name}: must be a positive integer or None, got {value!r}")
     return int(value)
 

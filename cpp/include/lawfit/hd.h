@@ -35,7 +35,7 @@ LAWFIT_HD LAWFIT_INLINE float min(float a, float b) { return a < b ? a : b; }
 
 // True when v is neither NaN nor infinite.  Written as arithmetic so that it needs no
 // library call on the device and survives in a SIMD lane; lawfit is never compiled with
-// -ffast-math, which would fold it away.
+// the compiler's fast-math mode, which would fold it away.
 template <class T>
 LAWFIT_HD LAWFIT_INLINE bool is_finite(T v) {
   return (v - v) == T(0);

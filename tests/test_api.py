@@ -162,3 +162,39 @@ def test_residuals_and_jacobian_on_request(batch):
         assert r[2].fun.shape == (len(x),)
     with pytest.raises(ValueError, match="return_residuals"):
         lawfit.fit(NAME, x, y, p0=p0).residuals(0)
+
+
+def test_chunked_equals_unchunked_and_reports_progress():
+    x, y, truth, p0 = model_batch(NAME, n_problems=23, n_points=12, seed=4)
+    x = x[:, 0]
+    rng = np.random.default_rng(1)
+    sigma = 0.01 * y * rng.uniform(0.5, 2, y.shape)
+    weights = rng.integers(0, 3, y.shape).astype(float)
+    lower = np.tile([-np.inf, 0.0, 0.0], (len(y), 1))
+    kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=(lower, np.inf), return_cov=True,
+              return_residuals=True)
+    whole = lawfit.fit(NAME, x, y, **kw)
+    calls = []
+    for xs, ys, extra in ((x, y, {}), ([x] * len(y), list(y),
+                                       dict(sigma=list(sigma), weights=list(weights)))):
+        part = lawfit.fit(NAME, xs, ys, chunk_size=5, progress=lambda d, t: calls.append((d, t)),
+                          **{**kw, **extra})
+        for field in ("x", "cost", "status", "nfev", "active_mask", "cov", "fun", "jac",
+                      "n_points", "offsets"):
+            np.testing.assert_array_equal(getattr(part, field), getattr(whole, field))
+    assert calls[:5] == [(5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+    # unguided starts chunk too
+    np.testing.assert_array_equal(lawfit.fit(NAME, x, y, chunk_size=4).x, lawfit.fit(NAME, x, y).x)
+
+
+def test_chunked_validates_every_chunk_before_solving():
+    x, y, _, p0 = model_batch(NAME, n_problems=12, n_points=10, seed=5)
+    sigma = np.full(y.shape, 0.01)
+    sigma[-1, 3] = -1.0  # only the last chunk is bad
+    calls = []
+    with pytest.raises(ValueError, match="sigma"):
+        lawfit.fit(NAME, x[:, 0], y, p0=p0, sigma=sigma, chunk_size=5,
+                   progress=lambda d, t: calls.append(d))
+    assert calls == []
+    with pytest.raises(ValueError, match="chunk_size"):
+        lawfit.fit(NAME, x[:, 0], y, p0=p0, chunk_size=0)

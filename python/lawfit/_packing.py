@@ -230,8 +230,10 @@ def pack(
     groups=None,
     bounds=(-np.inf, np.inf),
     residuals: str = "linear",
-) -> Packed:
-    """Validate and pack one batch (see the module docstring for the accepted shapes)."""
+    validate_only: bool = False,
+) -> Optional[Packed]:
+    """Validate and pack one batch (see the module docstring for the accepted shapes).
+    With ``validate_only``, raise what packing would raise and return None."""
     if residuals not in RESIDUALS:
         raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
     per_point = {"sigma": sigma, "weights": weights}
@@ -277,6 +279,12 @@ def pack(
         u = np.log(xs) if model.log_inputs else xs
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
                     sig, w, offsets, u, None, lower, upper, log, labels)
+    if validate_only:
+        if p0 is None and not model.has_guess:
+            raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
+        if p0 is not None:
+            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
+        return None
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")

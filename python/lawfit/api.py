@@ -1,7 +1,7 @@
 """``lawfit.fit``: the batched call."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -120,6 +120,8 @@ def fit(
     absolute_sigma: bool = False,
     singular_cov: str = "inf",
     return_residuals: bool = False,
+    chunk_size: Optional[int] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> FitResult:
     """Fit a built-in model to every problem of a batch in one call.
 
@@ -169,6 +171,13 @@ def fit(
         ``(log f - log y) / sigma``), and its Jacobian: ``FitResult.fun`` (points,) and
         ``FitResult.jac`` (points, n_params), problem ``i`` owning rows
         ``offsets[i]:offsets[i+1]`` (``FitResult.residuals(i)`` slices them).
+    chunk_size : int, optional
+        Problems packed and solved at a time (default 1,000,000), so that memory beyond the
+        inputs and outputs stays bounded for any batch (lists and padded arrays; a batch
+        given by ``groups`` is packed whole).  All chunks are validated before the first is
+        solved, and the results equal an unchunked call's, bit for bit.
+    progress : callable, optional
+        ``progress(done, total)``, called after each solved chunk with problem counts.
 
     Returns
     -------
@@ -188,11 +197,92 @@ def fit(
     if singular_cov not in ("inf", "pinv"):
         raise ValueError(f"singular_cov: expected 'inf' or 'pinv', got {singular_cov!r}")
     name = _backends.resolve(backend)
-    packed = pack(m, x, y, p0=p0, sigma=sigma, weights=weights, groups=groups, bounds=bounds,
-                  residuals=residuals)
-    if labels is not None:
-        packed.labels = labels[packed.labels.astype(int)]
-    out = _backends.run(name, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
+    chunk_size = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
+    if progress is not None and not callable(progress):
+        raise ValueError("progress: expected a callable progress(done, total)")
+    kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals)
+    solve = dict(backend=name, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
+                 max_nfev=max_nfev, n_threads=n_threads, return_cov=return_cov,
+                 absolute_sigma=absolute_sigma, singular_cov=singular_cov,
+                 return_residuals=return_residuals)
+    total = _n_problems(x, y, groups)
+    if groups is not None or total <= chunk_size:
+        packed = pack(m, x, y, groups=groups, **kw)
+        if labels is not None:
+            packed.labels = labels[packed.labels.astype(int)]
+        parts = [_solve_packed(packed, **solve)]
+        if progress is not None:
+            progress(total, total)
+        out_labels = packed.labels
+    else:
+        ranges = [(a, min(a + chunk_size, total)) for a in range(0, total, chunk_size)]
+        for a, b in ranges:  # every chunk is validated before any is solved
+            cx, cy, ckw = _rows(x, y, kw, a, b, total)
+            pack(m, cx, cy, validate_only=True, **ckw)
+        parts = []
+        for a, b in ranges:
+            cx, cy, ckw = _rows(x, y, kw, a, b, total)
+            parts.append(_solve_packed(pack(m, cx, cy, **ckw), **solve))
+            if progress is not None:
+                progress(b, total)
+        out_labels = None
+    out, n_points, cov, fun, jac = _concatenate(parts)
+    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
+    np.cumsum(n_points, out=offsets[1:])
+    return FitResult(m, out, n_points, labels=out_labels, label_names=label_names, cov=cov,
+                     offsets=offsets, fun=fun, jac=jac, backend=name)
+
+
+DEFAULT_CHUNK = 1_000_000
+
+
+def _n_problems(x, y, groups) -> int:
+    """How many problems a batch holds, without packing it."""
+    if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
+        return len(y)
+    if groups is not None:
+        return len(np.unique(np.asarray(groups)))
+    return np.shape(y)[0] if np.ndim(y) == 2 else 1
+
+
+def _per_problem(value, a: int, b: int, total: int, ndim: int):
+    """Rows a:b of an argument given per problem (a list, or an array of ``ndim`` dimensions
+    whose first has ``total`` entries); anything else is shared by all problems."""
+    if isinstance(value, (list, tuple)) and len(value) == total and total > 1 and \
+            np.ndim(value[0]) >= 1 and ndim == 1:
+        return value[a:b]
+    arr = value if isinstance(value, np.ndarray) else None
+    if arr is not None and arr.ndim >= ndim and arr.shape[0] == total and total > 1:
+        return arr[a:b]
+    return value
+
+
+def _rows(x, y, kw, a: int, b: int, total: int):
+    """x, y and the keyword arguments of problems a:b (list or padded batches)."""
+    listy = isinstance(y, (list, tuple))
+    cy = y[a:b]
+    if listy:
+        cx = x[a:b] if isinstance(x, (list, tuple)) else x
+        per = 1
+    else:
+        cx = _per_problem(np.asarray(x), a, b, total, 2) if np.ndim(x) >= 2 and \
+            np.shape(x)[0] == total and np.shape(x)[:2] == np.shape(y) else x
+        per = 2
+    ckw = dict(kw)
+    for name in ("sigma", "weights"):
+        if kw[name] is not None:
+            ckw[name] = _per_problem(kw[name], a, b, total, per)
+    if kw["p0"] is not None:
+        ckw["p0"] = _per_problem(np.asarray(kw["p0"], dtype=float), a, b, total, 2)
+    lb, ub = kw["bounds"]
+    ckw["bounds"] = tuple(_per_problem(np.asarray(v, dtype=float), a, b, total, 2)
+                          for v in (lb, ub))
+    return cx, cy, ckw
+
+
+def _solve_packed(packed, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev, n_threads,
+                  return_cov, absolute_sigma, singular_cov, return_residuals):
+    out = _backends.run(backend, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
                         gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
                         return_jtj=return_cov)
     n_points = packed.n_points
@@ -208,6 +298,13 @@ def fit(
     fun = jac = None
     if return_residuals:
         fun, jac = residuals_at(packed, out["x"])
-    return FitResult(m, out, n_points, labels=packed.labels, label_names=label_names, cov=cov,
-                     offsets=packed.offsets, fun=fun, jac=jac,
-                     backend=name)
+    return out, n_points, cov, fun, jac
+
+
+def _concatenate(parts):
+    if len(parts) == 1:
+        return parts[0]
+    out = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    cat = [None if parts[0][i] is None else np.concatenate([p[i] for p in parts])
+           for i in range(1, 5)]
+    return (out, *cat)

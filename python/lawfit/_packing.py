@@ -269,6 +269,12 @@ def pack(
     P = len(offsets) - 1
     names = model.param_names
     lower, upper = validate_bounds(bounds, P, names)
+    if validate_only:
+        if p0 is None and not model.has_guess:
+            raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
+        if p0 is not None:
+            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
+        return None
     log = residuals == "log"
     with np.errstate(all="ignore"):
         t = np.log(ys) if log else ys
@@ -279,12 +285,6 @@ def pack(
         u = np.log(xs) if model.log_inputs else xs
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
                     sig, w, offsets, u, None, lower, upper, log, labels)
-    if validate_only:
-        if p0 is None and not model.has_guess:
-            raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        if p0 is not None:
-            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
-        return None
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")

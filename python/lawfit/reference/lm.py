@@ -23,35 +23,19 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from .._status import Status
 from .models import MODELS
 
 __all__ = ["solve", "fit_packed", "STATUS"]
 
-# Status codes (cpp/include/lawfit/status.h).
-MAX_NFEV = 0
-GTOL = 1
-FTOL = 2
-XTOL = 3
-FTOL_XTOL = 4
-INVALID_INPUT = -1
-NONFINITE_DATA = -2
-TOO_FEW_POINTS = -3
-NONFINITE_INITIAL = -4
-NO_PROGRESS = -5
+# Status codes: the package's one table (lawfit.Status, checked against status.h).
+MAX_NFEV, GTOL, FTOL, XTOL, FTOL_XTOL = (int(Status[k]) for k in
+                                          ("MAX_NFEV", "GTOL", "FTOL", "XTOL", "FTOL_XTOL"))
+INVALID_INPUT, NONFINITE_DATA, TOO_FEW_POINTS, NONFINITE_INITIAL, NO_PROGRESS = (
+    int(Status[k]) for k in ("INVALID_INPUT", "NONFINITE_DATA", "TOO_FEW_POINTS",
+                             "NONFINITE_INITIAL", "NO_PROGRESS"))
 NOT_RUN = -100  # internal: still running
-
-STATUS = {
-    MAX_NFEV: "MAX_NFEV",
-    GTOL: "GTOL",
-    FTOL: "FTOL",
-    XTOL: "XTOL",
-    FTOL_XTOL: "FTOL_XTOL",
-    INVALID_INPUT: "INVALID_INPUT",
-    NONFINITE_DATA: "NONFINITE_DATA",
-    TOO_FEW_POINTS: "TOO_FEW_POINTS",
-    NONFINITE_INITIAL: "NONFINITE_INITIAL",
-    NO_PROGRESS: "NO_PROGRESS",
-}
+STATUS = {int(s): s.name for s in Status}
 
 ACCEPT_RATIO = 1e-4  # accept a step when actual / predicted reduction exceeds this
 _EPS = np.finfo(np.float64).eps

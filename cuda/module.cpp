@@ -24,7 +24,9 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.def("device_count", &cuda::device_count);
   mod.def("device_name", &cuda::device_name);
   bindings::def_fit(mod, [](const bindings::ModelEntry& m, const Batch<double>& b,
-                             long long n_points, const Options& o, int n_threads) {
+                             long long n_points, const Options& o, int n_threads,
+                             const std::string& engine) {
+    if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
     if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
     cuda_solve(m, b, n_points, o, n_threads);
   }, "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit).");
@@ -39,13 +41,13 @@ PYBIND11_MODULE(_cuda, mod) {
         if (repeats < 1) throw py::value_error("repeats: must be >= 1");
         std::vector<double> ms;
         auto timed = [&](const bindings::ModelEntry& m, const Batch<double>& b,
-                         long long n_points, const Options& o, int) {
+                         long long n_points, const Options& o, int, const std::string&) {
           ms = cuda::time_host_batch(m.name, b, n_points, m.n_inputs,
                                      static_cast<int>(m.params.size()), o, repeats);
         };
         py::dict out = bindings::fit_packed(timed, model, x, t, sigma, w, offsets, p0, lower,
                                             upper, log_residuals, loss, f_scale, ftol, xtol,
-                                            gtol, max_nfev, initial_damping, 0, false);
+                                            gtol, max_nfev, initial_damping, 0, false, "auto");
         return py::make_tuple(out, ms);
       },
       py::arg("repeats"), py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"),

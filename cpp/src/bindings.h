@@ -116,14 +116,17 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
 }
 
 // What a backend runs on a checked, packed batch whose arrays are on the host.
+// `engine` picks the CPU driver's engine ("auto", "scalar" or a SIMD build; the CUDA backend
+// accepts "auto" only).
 using SolveFn = std::function<void(const ModelEntry& m, const Batch<double>& b,
-                                   long long n_points, const Options& o, int n_threads)>;
+                                   long long n_points, const Options& o, int n_threads,
+                                   const std::string& engine)>;
 
 inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, const F64& x, const F64& t, const py::object& sigma_obj,
              const py::object& w_obj, const I64& offsets, const F64& p0, const F64& lower,
              const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-             int n_threads, bool return_jtj) {
+             int n_threads, bool return_jtj, const std::string& engine) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -191,7 +194,7 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.nit = nit.mutable_data();
   {
     py::gil_scoped_release release;
-    solve_fn(m, b, n_points, o, n_threads);
+    solve_fn(m, b, n_points, o, n_threads, engine);
   }
   py::dict out;
   out["x"] = p;
@@ -229,16 +232,16 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
                  const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
                  double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-                 int n_threads, bool return_jtj) {
+                 int n_threads, bool return_jtj, const std::string& engine) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                          initial_damping, n_threads, return_jtj);
+                          initial_damping, n_threads, return_jtj, engine);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
       py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
-      py::arg("n_threads"), py::arg("return_jtj"), doc);
+      py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto", doc);
 }
 
 }  // namespace lawfit::bindings

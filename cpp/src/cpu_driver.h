@@ -1,15 +1,23 @@
-// cpu_driver.h: runs solve_in_batch over a batch on a pool of std::threads.
+// cpu_driver.h: runs a batch on a pool of std::threads, through the SIMD lanes (lanes.h, in
+// the best build for this CPU; simd_dispatch.h) or the scalar solve.
 //
 // Problems are handed out in fixed chunks from an atomic counter.  Each problem's result
-// depends only on its own inputs, so the output is the same for any thread count and order.
+// depends only on its own inputs, and a SIMD lane computes bitwise what the scalar solve
+// computes, so the output is the same for any thread count, order and engine.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "lawfit/batch.h"
+#include "simd_dispatch.h"
 
 namespace lawfit::cpu {
 
@@ -19,6 +27,20 @@ inline int resolve_threads(int n_threads) {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+// Runs body(thread) on `threads` threads (the calling thread is one of them).
+template <class Body>
+void on_threads(int threads, const Body& body) {
+  if (threads <= 1) {
+    body(0);
+    return;
+  }
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (int k = 1; k < threads; ++k) pool.emplace_back(body, k);
+  body(0);
+  for (auto& th : pool) th.join();
+}
+
 // Calls work(i) for every i in [0, n) on up to n_threads threads.
 template <class Work>
 void parallel_for(long long n, int n_threads, const Work& work) {
@@ -26,26 +48,117 @@ void parallel_for(long long n, int n_threads, const Work& work) {
   const long long n_chunks = (n + kChunk - 1) / kChunk;
   const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
-  auto run = [&] {
+  on_threads(threads, [&](int) {
     for (long long c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
       const long long end = std::min(n, (c + 1) * kChunk);
       for (long long i = c * kChunk; i < end; ++i) work(i);
     }
-  };
-  if (threads <= 1) {
-    run();
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int k = 1; k < threads; ++k) pool.emplace_back(run);
-  run();
-  for (auto& th : pool) th.join();
+  });
 }
 
-template <class Model, class T>
-void solve_batch(const Batch<T>& b, const Options& o, int n_threads) {
-  parallel_for(b.n_problems, n_threads, [&](long long i) { solve_in_batch<Model>(b, o, i); });
+// One build of the SIMD driver.
+struct Engine {
+  const char* name;
+  int (*width)();
+  size_t (*buffer_bytes)(const char* model, int cap);
+  bool (*run)(const char* model, const simd::LaneJob& job, void* buffer);
+  bool (*supported)();
+};
+
+inline bool always() { return true; }
+#if defined(LAWFIT_X86_ISAS)
+inline bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+inline bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+// The SIMD builds in this module, best first.
+inline const std::vector<Engine>& engines() {
+  static const std::vector<Engine> all = {
+#if defined(LAWFIT_X86_ISAS)
+      {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512, &has_avx512},
+      {"avx2", &simd::width_avx2, &simd::buffer_bytes_avx2, &simd::run_avx2, &has_avx2},
+#endif
+      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &always},
+  };
+  return all;
+}
+
+// The engine a name asks for: "auto" (the best this CPU runs), "scalar" (nullptr: the
+// scalar solve), or a build by name.
+inline const Engine* find_engine(const std::string& name) {
+  if (name == "scalar") return nullptr;
+  for (const auto& e : engines()) {
+    if (name == "auto" && e.supported()) return &e;
+    if (name == e.name) {
+      if (!e.supported()) throw std::invalid_argument("engine: this CPU cannot run '" + name + "'");
+      return &e;
+    }
+  }
+  throw std::invalid_argument("engine: unknown engine '" + name + "'");
+}
+
+// Problems with more points than this go to the scalar solve (a lane copies its problem's
+// points, and the lanes of a large problem gain nothing from lockstep).
+inline constexpr long long kMaxLanePoints = 4096;
+
+template <class Model>
+void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine) {
+  const long long n_problems = b.n_problems;
+  if (!engine) {
+    parallel_for(n_problems, n_threads, [&](long long i) { solve_in_batch<Model>(b, o, i); });
+    return;
+  }
+  // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
+  // lanes pad little; problems too large for lanes are solved apart.
+  const long long* off = b.offsets;
+  bool uniform = true;
+  long long cap = 0;
+  for (long long i = 0; i < n_problems; ++i) {
+    const long long n = off[i + 1] - off[i];
+    uniform = uniform && n == off[1] - off[0];
+    cap = std::max(cap, n);
+  }
+  const bool all_in_lanes = uniform && cap <= kMaxLanePoints;
+  std::vector<long long> order, large;
+  if (!all_in_lanes) {
+    cap = 0;
+    for (long long i = 0; i < n_problems; ++i) {
+      const long long n = off[i + 1] - off[i];
+      (n <= kMaxLanePoints ? order : large).push_back(i);
+      if (n <= kMaxLanePoints) cap = std::max(cap, n);
+    }
+    std::stable_sort(order.begin(), order.end(), [off](long long i, long long j) {
+      return off[i + 1] - off[i] < off[j + 1] - off[j];
+    });
+  }
+  const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());
+  constexpr long long kChunk = 64;
+  const long long n_chunks = (n_lane + kChunk - 1) / kChunk;
+  const int threads =
+      static_cast<int>(std::max<long long>(1, std::min<long long>(resolve_threads(n_threads), n_chunks)));
+  const size_t bytes = engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL)));
+  struct Free {
+    void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::vector<std::unique_ptr<void, Free>> buffers;
+  for (int k = 0; k < threads; ++k) {  // allocated here, so that a failure raises in Python
+    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
+    std::memset(buffers.back().get(), 0, bytes);
+  }
+  alignas(64) long long counter = 0;
+  simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter, kChunk,
+                    static_cast<int>(cap)};
+  if (n_lane > 0) {
+    on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
+  }
+  parallel_for(static_cast<long long>(large.size()), n_threads,
+               [&](long long k) { solve_in_batch<Model>(b, o, large[k]); });
 }
 
 }  // namespace lawfit::cpu

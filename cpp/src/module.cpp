@@ -8,15 +8,16 @@ namespace {
 
 template <class Model>
 bool try_solve(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
-               int n_threads) {
+               int n_threads, const cpu::Engine* engine) {
   if (m.name != Model::kName) return false;
-  cpu::solve_batch<Model>(b, o, n_threads);
+  cpu::solve_batch<Model>(b, o, n_threads, engine);
   return true;
 }
 
 void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long /*n_points*/,
-               const Options& o, int n_threads) {
-#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads)) return;
+               const Options& o, int n_threads, const std::string& engine_name) {
+  const cpu::Engine* engine = cpu::find_engine(engine_name);
+#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
 }
@@ -53,4 +54,14 @@ PYBIND11_MODULE(_core, mod) {
     return out;
   });
   mod.def("hardware_threads", [] { return cpu::resolve_threads(0); });
+  mod.def(
+      "engines",
+      [] {
+        py::list out;
+        for (const auto& e : cpu::engines())
+          out.append(py::make_tuple(e.name, e.width(), e.supported()));
+        return out;
+      },
+      "The SIMD builds of the CPU driver in this module, best first: (name, lanes, whether "
+      "this CPU runs it).  fit(engine='auto') takes the first this CPU runs.");
 }

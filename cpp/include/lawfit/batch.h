@@ -36,9 +36,13 @@ struct Batch {
   int* nit;                    // (problems,)
 };
 
-template <class Model, class Objective = RuntimeObjective, class T>
-LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) {
-  constexpr int N = Model::kParams;
+}  // namespace lawfit
+
+LAWFIT_NAMESPACE_BEGIN
+
+// Problem i's data and box, as the per-problem solve takes them.
+template <class Model, class T>
+LAWFIT_HD LAWFIT_INLINE ProblemData<T> problem_data(const Batch<T>& b, long long i) {
   const long long begin = b.offsets[i], end = b.offsets[i + 1];
   ProblemData<T> d;
   d.x = b.x + begin * Model::kInputs;
@@ -46,14 +50,24 @@ LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) 
   d.sigma = b.sigma ? b.sigma + begin : nullptr;
   d.w = b.w ? b.w + begin : nullptr;
   d.n = static_cast<int>(end - begin);
+  return d;
+}
+
+template <class Model, class T>
+LAWFIT_HD LAWFIT_INLINE ProblemBox<T, Model::kParams> problem_box(const Batch<T>& b, long long i) {
+  constexpr int N = Model::kParams;
   ProblemBox<T, N> box;
   for (int j = 0; j < N; ++j) {
     box.p0[j] = b.p0[i * N + j];
     box.lower[j] = b.lower[i * N + j];
     box.upper[j] = b.upper[i * N + j];
   }
-  Summary<T, N> s;
-  solve<Model, Objective>(d, box, o, s);
+  return box;
+}
+
+// Writes one problem's summary into row i of the outputs.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const Summary<T, N>& s) {
   for (int j = 0; j < N; ++j) {
     b.p[i * N + j] = s.p[j];
     b.active[i * N + j] = s.active[j];
@@ -69,4 +83,11 @@ LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) 
   b.nit[i] = s.nit;
 }
 
-}  // namespace lawfit
+template <class Model, class Objective = RuntimeObjective, class T>
+LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) {
+  Summary<T, Model::kParams> s;
+  solve<Model, Objective>(problem_data<Model>(b, i), problem_box<Model>(b, i), o, s);
+  store_summary(b, i, s);
+}
+
+LAWFIT_NAMESPACE_END

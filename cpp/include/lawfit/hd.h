@@ -1,9 +1,11 @@
-// hd.h: the one macro that lets every lawfit header compile for host and device alike,
-// plus the few math functions the solver uses, declared in namespace lawfit so that a SIMD
-// pack type (or float) can add overloads that unqualified calls find.
+// hd.h: the one macro that lets every lawfit header compile for host and device alike, the
+// namespace every function lives in, and the few math functions the solver uses, declared in
+// namespace lawfit so that a SIMD pack type (simd.h) can add overloads that unqualified calls
+// find.
 #pragma once
 
 #include <cmath>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define LAWFIT_HD __host__ __device__
@@ -12,17 +14,40 @@
 #define LAWFIT_HD
 #define LAWFIT_INLINE inline
 #endif
+// For the few functions the SIMD evaluation calls once per point (vmath.h): inlined into the
+// point loop, so that the compiler schedules them with the rest of the point's work.
+#if defined(__CUDACC__)
+#define LAWFIT_FORCE_INLINE __forceinline__
+#elif defined(__GNUC__)
+#define LAWFIT_FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define LAWFIT_FORCE_INLINE inline
+#endif
 
-namespace lawfit {
+// Every function and template of the headers lives in an inline namespace named after the
+// instruction set its translation unit is compiled for (LAWFIT_ISA, set by CMake for the
+// AVX2 and AVX-512 builds of the SIMD driver; "generic" otherwise).  Code still names them
+// lawfit::..., but the AVX2 instantiation of, say, evaluate_as<...> gets its own symbol, so
+// the linker can never hand the baseline code an AVX2 copy of an inline function.  Plain
+// data types that cross between translation units (Options, Batch, the status codes) stay
+// directly in namespace lawfit.
+#ifndef LAWFIT_ISA
+#define LAWFIT_ISA generic
+#endif
+#define LAWFIT_NAMESPACE_BEGIN \
+  namespace lawfit {           \
+  inline namespace LAWFIT_ISA {
+#define LAWFIT_NAMESPACE_END \
+  }                          \
+  }
 
-LAWFIT_HD LAWFIT_INLINE double exp(double v) { return ::exp(v); }
-LAWFIT_HD LAWFIT_INLINE double log(double v) { return ::log(v); }
-LAWFIT_HD LAWFIT_INLINE double log1p(double v) { return ::log1p(v); }
-LAWFIT_HD LAWFIT_INLINE double sqrt(double v) { return ::sqrt(v); }
-LAWFIT_HD LAWFIT_INLINE double atan(double v) { return ::atan(v); }
+LAWFIT_NAMESPACE_BEGIN
+
 LAWFIT_HD LAWFIT_INLINE double abs(double v) { return ::fabs(v); }
 LAWFIT_HD LAWFIT_INLINE double max(double a, double b) { return a > b ? a : b; }
 LAWFIT_HD LAWFIT_INLINE double min(double a, double b) { return a < b ? a : b; }
+LAWFIT_HD LAWFIT_INLINE double sqrt(double v) { return ::sqrt(v); }
+LAWFIT_HD LAWFIT_INLINE double atan(double v) { return ::atan(v); }
 
 LAWFIT_HD LAWFIT_INLINE float exp(float v) { return ::expf(v); }
 LAWFIT_HD LAWFIT_INLINE float log(float v) { return ::logf(v); }
@@ -33,11 +58,15 @@ LAWFIT_HD LAWFIT_INLINE float abs(float v) { return ::fabsf(v); }
 LAWFIT_HD LAWFIT_INLINE float max(float a, float b) { return a > b ? a : b; }
 LAWFIT_HD LAWFIT_INLINE float min(float a, float b) { return a < b ? a : b; }
 
+// The type a comparison of two T gives: bool for a scalar, a lane mask for a SIMD pack.
+template <class T>
+using MaskOf = decltype(T() < T());
+
 // True when v is neither NaN nor infinite.  Written as arithmetic so that it needs no
 // library call on the device and survives in a SIMD lane; lawfit is never compiled with
 // the compiler's fast-math mode, which would fold it away.
 template <class T>
-LAWFIT_HD LAWFIT_INLINE bool is_finite(T v) {
+LAWFIT_HD LAWFIT_INLINE MaskOf<T> is_finite(T v) {
   return (v - v) == T(0);
 }
 
@@ -47,4 +76,41 @@ LAWFIT_HD LAWFIT_INLINE T select(bool c, T a, T b) {
   return c ? a : b;
 }
 
-}  // namespace lawfit
+// Integer access to the bits of a T (a double, or a SIMD pack in simd.h): what vmath.h
+// builds exp and log from.  Bits<T>::of(v) gives an int64 (or int64 lanes), from() goes back.
+template <class T>
+struct Bits;
+template <>
+struct Bits<double> {
+  using I = long long;
+  LAWFIT_HD static LAWFIT_INLINE I of(double v) {
+    I b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+  }
+  LAWFIT_HD static LAWFIT_INLINE double from(I b) {
+    double v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+  }
+};
+
+LAWFIT_NAMESPACE_END
+
+#include "vmath.h"
+
+LAWFIT_NAMESPACE_BEGIN
+
+// On the host, fp64 exp, log and log1p are lawfit's own (vmath.h), so that a scalar solve
+// and a SIMD lane compute bitwise the same numbers; on the device, CUDA's.
+#if defined(__CUDA_ARCH__)
+LAWFIT_HD LAWFIT_INLINE double exp(double v) { return ::exp(v); }
+LAWFIT_HD LAWFIT_INLINE double log(double v) { return ::log(v); }
+LAWFIT_HD LAWFIT_INLINE double log1p(double v) { return ::log1p(v); }
+#else
+LAWFIT_HD LAWFIT_INLINE double exp(double v) { return vmath::exp(v); }
+LAWFIT_HD LAWFIT_INLINE double log(double v) { return vmath::log(v); }
+LAWFIT_HD LAWFIT_INLINE double log1p(double v) { return vmath::log1p(v); }
+#endif
+
+LAWFIT_NAMESPACE_END

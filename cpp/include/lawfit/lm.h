@@ -75,7 +75,7 @@
 #include "options.h"
 #include "status.h"
 
-namespace lawfit {
+LAWFIT_NAMESPACE_BEGIN
 
 // One problem's data, as pointers into the batch's flat arrays.
 template <class T>
@@ -85,6 +85,9 @@ struct ProblemData {
   const T* sigma;  // n scales, or nullptr for all ones
   const T* w;      // n weights, or nullptr for all ones
   int n;
+  // The weights are all 0 or 1 (the SIMD driver's padding of a batch without weights), so
+  // sqrt(w) is w: the linear loss then costs no square root per point.
+  bool w_binary = false;
 };
 
 // One problem's bounds and start.
@@ -114,7 +117,23 @@ struct Evaluation {
   T cost;
   T g[N];
   T A[N * N];  // full symmetric matrix
-  bool finite;
+  MaskOf<T> finite;
+};
+
+// What the loop carries from one iteration to the next (steps 3 and 4).
+template <class T, int N>
+struct State {
+  T p[N];
+  T D[N];  // the scales, the running maximum of diag(A)
+  T lambda, nu;
+  MaskOf<T> fixed[N];  // lower_j == upper_j
+  Evaluation<T, N> cur;  // at p
+};
+
+// What the test after a trial step found (steps 4f and 4g).
+template <class T>
+struct Verdict {
+  MaskOf<T> accept, ftol_ok, xtol_ok;
 };
 
 // Residual and gradient of one point, before the loss.
@@ -159,10 +178,11 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
   // Points go in blocks: first the model (library calls such as exp, which clobber every
   // floating-point register on x86-64) for the whole block, then the accumulation, so the
   // accumulators are spilled once per block rather than once per point.
+  // (A SIMD pack's exp is inline code, so packs go one point at a time.)
 #if defined(__CUDA_ARCH__)
   constexpr int kBlock = 1;
 #else
-  constexpr int kBlock = 8;
+  constexpr int kBlock = sizeof(T) > sizeof(double) ? 1 : 8;
 #endif
   for (int i0 = 0; i0 < d.n; i0 += kBlock) {
     const int nb = d.n - i0 < kBlock ? d.n - i0 : kBlock;
@@ -170,12 +190,13 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
     for (int b = 0; b < nb; ++b) {
       const int i = i0 + b;
       T w = point_weight(d, i);
-      bool used = w > T(0);
+      auto used = w > T(0);
       T row[N];
       T r = point_residual<Model, kLogResiduals>(d, i, p, row);
       Scaled<T> sc;
       if constexpr (kLoss == Loss::kLinear) {
-        T sw = d.w ? sqrt(select(used, w, T(1))) : T(1);
+        T sw = !d.w ? T(1)
+                    : (d.w_binary ? select(used, T(1), T(0)) : sqrt(select(used, w, T(1))));
         sc = {T(0.5) * w * r * r, sw, sw};
       } else {
         sc = robust_scale(kLoss, f_scale, r, select(used, w, T(1)));
@@ -195,7 +216,7 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
       }
     }
   }
-  bool finite = is_finite(cost);
+  auto finite = is_finite(cost);
   for (int j = 0; j < N; ++j) {
     finite = finite && is_finite(g[j]);
     for (int k = 0; k <= j; ++k) {
@@ -247,23 +268,75 @@ LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
   evaluate_as<Model, kLoss, kLogResiduals>(d, p, T(o.f_scale), e);
 }
 
-// Solves (A + lambda diag(D)) delta = -g over the parameters with held[j] false; held
-// parameters get delta_j = 0.  Returns false on a non-positive or non-finite pivot.
+// dst = src where `which` holds.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void assign(Evaluation<T, N>& dst, const Evaluation<T, N>& src,
+                                    MaskOf<T> which) {
+  dst.cost = select(which, src.cost, dst.cost);
+  for (int j = 0; j < N; ++j) dst.g[j] = select(which, src.g[j], dst.g[j]);
+  for (int j = 0; j < N * N; ++j) dst.A[j] = select(which, src.A[j], dst.A[j]);
+  dst.finite = select(which, src.finite, dst.finite);
+}
+
+// Step 3: the state at p0, from the evaluation there.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
+                                   const Evaluation<T, N>& e, const Options& o) {
+  for (int j = 0; j < N; ++j) {
+    s.p[j] = box.p0[j];
+    s.fixed[j] = !(box.lower[j] < box.upper[j]);
+    const T ajj = e.A[j * N + j];
+    s.D[j] = select(ajj > T(0), ajj, T(1));
+  }
+  s.lambda = T(o.initial_damping);
+  s.nu = T(2);
+  s.cur = e;
+}
+
+// Step 4a: the parameters held this iteration (fixed, or at a bound the gradient pushes
+// against).
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void held_set(const State<T, N>& s, const ProblemBox<T, N>& box,
+                                      MaskOf<T>* held) {
+  for (int j = 0; j < N; ++j) {
+    held[j] = s.fixed[j] || (s.p[j] <= box.lower[j] && s.cur.g[j] > T(0)) ||
+              (s.p[j] >= box.upper[j] && s.cur.g[j] < T(0));
+  }
+}
+
+// Step 4b: the gtol test at the current point.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
+                                               const MaskOf<T>* held, T gtol) {
+  T gnorm = T(0);
+  const T fnorm = sqrt(T(2) * cur.cost);
+  for (int j = 0; j < N; ++j) {
+    const T ajj = cur.A[j * N + j];
+    const auto use = !held[j] && ajj > T(0);
+    const T c =
+        abs(cur.g[j]) / (sqrt(select(use, ajj, T(1))) * select(fnorm > T(0), fnorm, T(1)));
+    gnorm = max(gnorm, select(use, c, T(0)));
+  }
+  return cur.cost == T(0) || gnorm <= gtol;
+}
+
+// Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
+// parameters get delta_j = 0.  False (per lane) on a non-positive or non-finite pivot.
 template <int N, class T>
-LAWFIT_HD bool damped_solve(const T* A, const T* g, const T* D, T lambda, const bool* held,
-                            T* delta) {
+LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
+                                 const MaskOf<T>* held, T* delta) {
   T L[N * N];
   T b[N];
   for (int j = 0; j < N; ++j) {
     for (int k = 0; k < N; ++k) {
-      bool live = !held[j] && !held[k];
+      const auto live = !held[j] && !held[k];
       L[j * N + k] = select(live, A[j * N + k], T(0));
     }
     L[j * N + j] = select(held[j], T(1), A[j * N + j] + lambda * D[j]);
     b[j] = select(held[j], T(0), -g[j]);
   }
   // Cholesky L L^T, lower triangle in place.
-  bool ok = true;
+  MaskOf<T> ok = T(0) == T(0);
   for (int j = 0; j < N; ++j) {
     T s = L[j * N + j];
     for (int k = 0; k < j; ++k) s -= L[j * N + k] * L[j * N + k];
@@ -292,21 +365,97 @@ LAWFIT_HD bool damped_solve(const T* A, const T* g, const T* D, T lambda, const 
   return ok;
 }
 
+// Step 4d's failure, and 4f's rejection: lambda *= nu, nu *= 2 where `which` holds.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void raise_damping(State<T, N>& s, MaskOf<T> which) {
+  s.lambda = select(which, s.lambda * s.nu, s.lambda);
+  s.nu = select(which, s.nu * T(2), s.nu);
+}
+
+// Step 4e: the trial point q, clipped to the box, the step q - p, and the reduction the
+// quadratic model predicts.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& box,
+                                  const T* delta, T* q, T* step) {
+  for (int j = 0; j < N; ++j) {
+    T v = s.p[j] + delta[j];
+    v = select(v < box.lower[j], box.lower[j], v);
+    v = select(v > box.upper[j], box.upper[j], v);
+    q[j] = v;
+    step[j] = v - s.p[j];
+  }
+  T predicted = T(0);
+  for (int j = 0; j < N; ++j) {
+    T as = T(0);
+    for (int k = 0; k < N; ++k) as += s.cur.A[j * N + k] * step[k];
+    predicted -= step[j] * (s.cur.g[j] + T(0.5) * as);
+  }
+  return predicted;
+}
+
+// Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
+// xtol.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>& trial,
+                                         const T* q, const T* step, T predicted,
+                                         const Options& o) {
+  const T f_old = s.cur.cost;
+  const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
+  const T ratio = select(predicted > T(0), actual / predicted, T(0));
+  T pnorm2 = T(0), xnorm2 = T(0);
+  for (int j = 0; j < N; ++j) {
+    T dj = sqrt(s.D[j]);
+    pnorm2 += select(s.fixed[j], T(0), (dj * step[j]) * (dj * step[j]));
+    xnorm2 += select(s.fixed[j], T(0), (dj * s.p[j]) * (dj * s.p[j]));
+  }
+  const auto accept = trial.finite && ratio > T(kAcceptRatio);
+  for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);
+  assign(s.cur, trial, accept);
+  T growth = T(1);
+  for (int j = 0; j < N; ++j) {
+    T dj = max(s.D[j], s.cur.A[j * N + j]);
+    growth = max(growth, select(s.fixed[j], T(1), dj / s.D[j]));
+    s.D[j] = select(accept, dj, s.D[j]);
+  }
+  const T c = T(2) * ratio - T(1);
+  const T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
+  const T lambda_accepted = max(s.lambda * shrink / growth, T(kMinDamping));
+  raise_damping(s, !accept);
+  s.lambda = select(accept, lambda_accepted, s.lambda);
+  s.nu = select(accept, T(2), s.nu);
+  const T ftol = T(o.ftol), xtol = T(o.xtol);
+  return {accept,
+          trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
+              ratio <= T(2),
+          sqrt(pnorm2) <= xtol * sqrt(xnorm2)};
+}
+
+// Step 4g's status for one problem (kNotRun: go on).
+LAWFIT_HD LAWFIT_INLINE int step_status(bool accept, bool ftol_ok, bool xtol_ok,
+                                        bool over_damped) {
+  if (ftol_ok && xtol_ok) return kFtolXtol;
+  if (ftol_ok) return kFtol;
+  if (xtol_ok) return kXtol;
+  if (!accept && over_damped) return kNoProgress;
+  return kNotRun;
+}
+
 // Step 1 of the algorithm: the checks that need no evaluation.  Returns kNotRun when the
 // problem may be solved.
 template <class Model, class T>
 LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box) {
   constexpr int N = Model::kParams;
+  // Branch-free over the points (& rather than &&), so that the compiler can vectorise it.
   int used = 0;
   bool data_ok = true;
   for (int i = 0; i < d.n; ++i) {
-    T w = point_weight(d, i);
-    bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data
-    bool ok = is_finite(w) && is_finite(d.t[i]);
+    const T w = point_weight(d, i);
+    const bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data
+    bool ok = is_finite(w) & is_finite(d.t[i]);
     for (int k = 0; k < Model::kInputs; ++k)
-      ok = ok && is_finite(d.x[static_cast<long long>(i) * Model::kInputs + k]);
-    if (d.sigma) ok = ok && is_finite(d.sigma[i]) && d.sigma[i] > T(0);
-    data_ok = data_ok && (ok || !counts);
+      ok = ok & is_finite(d.x[static_cast<long long>(i) * Model::kInputs + k]);
+    if (d.sigma) ok = ok & is_finite(d.sigma[i]) & (d.sigma[i] > T(0));
+    data_ok = data_ok & (ok | !counts);
     used += counts ? 1 : 0;
   }
   if (!data_ok) return kNonfiniteData;
@@ -322,149 +471,37 @@ LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::
   return kNotRun;
 }
 
-template <class Model, class Objective = RuntimeObjective, class T>
-LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box,
-                     const Options& o, Summary<T, Model::kParams>& out) {
-  constexpr int N = Model::kParams;
-  T p[N];
-  bool fixed[N], held[N];
+// Step 5 for a solve that ended before its loop: p0, no optimality, no A.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void summarize_unsolved(const ProblemBox<T, N>& box, int status, T cost,
+                                                int nfev, Summary<T, N>& out) {
   for (int j = 0; j < N; ++j) {
-    p[j] = box.p0[j];
-    fixed[j] = !(box.lower[j] < box.upper[j]);
-    out.p[j] = p[j];
+    out.p[j] = box.p0[j];
     out.active[j] = 0;
   }
-  out.cost = T(NAN);
-  out.optimality = T(NAN);
   for (int j = 0; j < N * N; ++j) out.jtj[j] = T(NAN);
-  out.nfev = out.njev = out.nit = 0;
+  out.cost = cost;
+  out.optimality = T(NAN);
+  out.status = status;
+  out.nfev = out.njev = nfev;
+  out.nit = 0;
+}
 
-  int status = check_problem<Model>(d, box);
-  if (status != kNotRun) {
-    out.status = status;
-    return;
-  }
-
-  Evaluation<T, N> cur, trial;
-  evaluate<Model>(d, p, o, cur, Objective{});
-  int nfev = 1, nit = 0;
-  if (!cur.finite) {
-    out.status = kNonfiniteInitial;
-    out.cost = cur.cost;
-    out.nfev = out.njev = nfev;
-    return;
-  }
-
-  T D[N];
-  for (int j = 0; j < N; ++j) D[j] = select(cur.A[j * N + j] > T(0), cur.A[j * N + j], T(1));
-  T lambda = T(o.initial_damping), nu = T(2);
-  const T ftol = T(o.ftol), xtol = T(o.xtol), gtol = T(o.gtol);
-  const T max_damping = T(o.max_damping);
-
-  while (status == kNotRun) {
-    // a. active set
-    for (int j = 0; j < N; ++j) {
-      held[j] = fixed[j] || (p[j] <= box.lower[j] && cur.g[j] > T(0)) ||
-                (p[j] >= box.upper[j] && cur.g[j] < T(0));
-    }
-    // b. gtol
-    T gnorm = T(0);
-    T fnorm = sqrt(T(2) * cur.cost);
-    for (int j = 0; j < N; ++j) {
-      T ajj = cur.A[j * N + j];
-      bool use = !held[j] && ajj > T(0);
-      T c = abs(cur.g[j]) / (sqrt(select(use, ajj, T(1))) * select(fnorm > T(0), fnorm, T(1)));
-      gnorm = max(gnorm, select(use, c, T(0)));
-    }
-    if (cur.cost == T(0) || gnorm <= gtol) {
-      status = kGtol;
-      break;
-    }
-    // c. evaluation budget
-    if (nfev >= o.max_nfev) {
-      status = kMaxNfev;
-      break;
-    }
-    // d. damped Gauss-Newton step
-    T delta[N];
-    if (!damped_solve<N>(cur.A, cur.g, D, lambda, held, delta)) {
-      lambda *= nu;
-      nu *= T(2);
-      if (lambda > max_damping) status = kNoProgress;
-      continue;
-    }
-    // e. trial point, clipped to the box
-    T q[N], step[N];
-    for (int j = 0; j < N; ++j) {
-      T v = p[j] + delta[j];
-      v = select(v < box.lower[j], box.lower[j], v);
-      v = select(v > box.upper[j], box.upper[j], v);
-      q[j] = v;
-      step[j] = v - p[j];
-    }
-    T predicted = T(0);
-    for (int j = 0; j < N; ++j) {
-      T as = T(0);
-      for (int k = 0; k < N; ++k) as += cur.A[j * N + k] * step[k];
-      predicted -= step[j] * (cur.g[j] + T(0.5) * as);
-    }
-    evaluate<Model>(d, q, o, trial, Objective{});
-    ++nfev;
-    ++nit;
-    T f_old = cur.cost;
-    T actual = trial.finite ? f_old - trial.cost : T(-INFINITY);
-    T ratio = predicted > T(0) ? actual / predicted : T(0);
-    T pnorm2 = T(0), xnorm2 = T(0);
-    for (int j = 0; j < N; ++j) {
-      T dj = sqrt(D[j]);
-      pnorm2 += select(fixed[j], T(0), (dj * step[j]) * (dj * step[j]));
-      xnorm2 += select(fixed[j], T(0), (dj * p[j]) * (dj * p[j]));
-    }
-    // f. accept or reject
-    bool accept = trial.finite && ratio > T(kAcceptRatio);
-    if (accept) {
-      for (int j = 0; j < N; ++j) p[j] = q[j];
-      cur = trial;
-      T growth = T(1);
-      for (int j = 0; j < N; ++j) {
-        T dj = max(D[j], cur.A[j * N + j]);
-        growth = max(growth, select(fixed[j], T(1), dj / D[j]));
-        D[j] = dj;
-      }
-      T c = T(2) * ratio - T(1);
-      T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
-      lambda = max(lambda * shrink / growth, T(kMinDamping));
-      nu = T(2);
-    } else {
-      lambda *= nu;
-      nu *= T(2);
-    }
-    // g. ftol and xtol
-    bool ftol_ok = trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
-                   ratio <= T(2);
-    bool xtol_ok = sqrt(pnorm2) <= xtol * sqrt(xnorm2);
-    if (ftol_ok && xtol_ok) {
-      status = kFtolXtol;
-    } else if (ftol_ok) {
-      status = kFtol;
-    } else if (xtol_ok) {
-      status = kXtol;
-    } else if (!accept && lambda > max_damping) {
-      status = kNoProgress;
-    }
-  }
-
-  // 5. output
+// Step 5: the output of a solve that ran its loop.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE void summarize(const State<T, N>& s, const ProblemBox<T, N>& box,
+                                       int status, int nfev, int nit, Summary<T, N>& out) {
+  MaskOf<T> held[N];
+  held_set(s, box, held);
   T opt = T(0);
   for (int j = 0; j < N; ++j) {
-    held[j] = fixed[j] || (p[j] <= box.lower[j] && cur.g[j] > T(0)) ||
-              (p[j] >= box.upper[j] && cur.g[j] < T(0));
-    opt = max(opt, select(held[j], T(0), abs(cur.g[j])));
-    out.p[j] = p[j];
-    out.active[j] = p[j] <= box.lower[j] ? -1 : (p[j] >= box.upper[j] ? 1 : 0);
+    const T p = s.p[j];
+    opt = max(opt, select(held[j], T(0), abs(s.cur.g[j])));
+    out.p[j] = p;
+    out.active[j] = p <= box.lower[j] ? -1 : (p >= box.upper[j] ? 1 : 0);
   }
-  for (int j = 0; j < N * N; ++j) out.jtj[j] = cur.A[j];
-  out.cost = cur.cost;
+  for (int j = 0; j < N * N; ++j) out.jtj[j] = s.cur.A[j];
+  out.cost = s.cur.cost;
   out.optimality = opt;
   out.status = status;
   out.nfev = nfev;
@@ -472,4 +509,57 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
   out.nit = nit;
 }
 
-}  // namespace lawfit
+// The whole algorithm for one problem: the scalar instantiation that the CUDA kernels run,
+// one thread per problem, and the reference the SIMD driver (lanes.h) is tested against.
+template <class Model, class Objective = RuntimeObjective, class T>
+LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box,
+                     const Options& o, Summary<T, Model::kParams>& out) {
+  constexpr int N = Model::kParams;
+  int status = check_problem<Model>(d, box);
+  if (status != kNotRun) {
+    summarize_unsolved(box, status, T(NAN), 0, out);
+    return;
+  }
+  Evaluation<T, N> trial;
+  evaluate<Model>(d, box.p0, o, trial, Objective{});
+  if (!trial.finite) {
+    summarize_unsolved(box, kNonfiniteInitial, trial.cost, 1, out);
+    return;
+  }
+  State<T, N> s;
+  start(s, box, trial, o);
+  int nfev = 1, nit = 0;
+  const T max_damping = T(o.max_damping);
+  while (true) {
+    bool held[N];
+    held_set(s, box, held);
+    if (gtol_reached(s.cur, held, T(o.gtol))) {
+      status = kGtol;
+      break;
+    }
+    if (nfev >= o.max_nfev) {
+      status = kMaxNfev;
+      break;
+    }
+    T delta[N];
+    if (!damped_solve<N>(s.cur.A, s.cur.g, s.D, s.lambda, held, delta)) {
+      raise_damping(s, true);
+      if (s.lambda > max_damping) {
+        status = kNoProgress;
+        break;
+      }
+      continue;
+    }
+    T q[N], step[N];
+    const T predicted = propose(s, box, delta, q, step);
+    evaluate<Model>(d, q, o, trial, Objective{});
+    ++nfev;
+    ++nit;
+    const Verdict<T> v = judge(s, trial, q, step, predicted, o);
+    status = step_status(v.accept, v.ftol_ok, v.xtol_ok, s.lambda > max_damping);
+    if (status != kNotRun) break;
+  }
+  summarize(s, box, status, nfev, nit, out);
+}
+
+LAWFIT_NAMESPACE_END

@@ -9,7 +9,7 @@
 #include "hd.h"
 #include "options.h"
 
-namespace lawfit {
+LAWFIT_NAMESPACE_BEGIN
 
 template <class T>
 struct LossValue {
@@ -73,4 +73,4 @@ LAWFIT_HD LAWFIT_INLINE Scaled<T> robust_scale(Loss loss, T f_scale, T r, T w) {
   return {T(0.5) * f_scale * f_scale * l.rho * w, sw * l.d1 / js, sw * js};
 }
 
-}  // namespace lawfit
+LAWFIT_NAMESPACE_END

@@ -7,7 +7,8 @@
 
 #include "common.h"
 
-namespace lawfit::models {
+LAWFIT_NAMESPACE_BEGIN
+namespace models {
 
 struct BrokenPowerLaw {
   static constexpr bool kLogInputs = true;
@@ -36,4 +37,5 @@ struct BrokenPowerLaw {
   }
 };
 
-}  // namespace lawfit::models
+}  // namespace models
+LAWFIT_NAMESPACE_END

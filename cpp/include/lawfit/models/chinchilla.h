@@ -3,7 +3,8 @@
 
 #include "common.h"
 
-namespace lawfit::models {
+LAWFIT_NAMESPACE_BEGIN
+namespace models {
 
 // f(N, D) = E + A N^-alpha + B D^-beta.  Parameters: E, A, B, alpha, beta.
 struct Chinchilla {
@@ -96,4 +97,5 @@ struct Kaplan {
   }
 };
 
-}  // namespace lawfit::models
+}  // namespace models
+LAWFIT_NAMESPACE_END

@@ -19,7 +19,7 @@
 
 #include "../hd.h"
 
-namespace lawfit {
+LAWFIT_NAMESPACE_BEGIN
 
 // log(1 + exp(t)) without overflow.
 template <class T>
@@ -61,4 +61,4 @@ struct HasLog<Model, decltype(void(Model::kHasLog))> {
   static constexpr bool value = Model::kHasLog;
 };
 
-}  // namespace lawfit
+LAWFIT_NAMESPACE_END

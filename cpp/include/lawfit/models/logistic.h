@@ -4,7 +4,8 @@
 
 #include "common.h"
 
-namespace lawfit::models {
+LAWFIT_NAMESPACE_BEGIN
+namespace models {
 
 struct Logistic {
   static constexpr int kParams = 4, kInputs = 1;
@@ -26,4 +27,5 @@ struct Logistic {
   }
 };
 
-}  // namespace lawfit::models
+}  // namespace models
+LAWFIT_NAMESPACE_END

@@ -3,7 +3,8 @@
 
 #include "common.h"
 
-namespace lawfit::models {
+LAWFIT_NAMESPACE_BEGIN
+namespace models {
 
 struct PowerLaw {
   static constexpr bool kLogInputs = true;
@@ -83,4 +84,5 @@ struct ExpPowerLaw {
   }
 };
 
-}  // namespace lawfit::models
+}  // namespace models
+LAWFIT_NAMESPACE_END

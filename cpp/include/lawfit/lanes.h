@@ -1,0 +1,285 @@
+// lanes.h: the lockstep SIMD driver.  W problems at once, one per lane of a Pack<W>
+// (simd.h), every lane running lm.h's algorithm: the same step functions the scalar solve()
+// calls, instantiated for the pack, with masks where the scalar loop branches.
+//
+// A Lanes object runs on one thread.  It evaluates all W lanes together (the expensive part:
+// the model at every point, vectorised across problems) and then applies steps 4f-4g and
+// 4a-4e to every lane at once.  A lane whose problem has finished writes its result and
+// takes the next problem at once (the lanes do not wait for the slowest), so the lanes stay
+// full until the work runs out.  Each lane's point data is copied once, when the lane takes
+// the problem, into lane-interleaved buffers (point i of lane k at x[i][k]) that the
+// evaluation reads as whole packs; a lane with fewer points than its neighbours is padded
+// with zero weights, which add exact zeros.
+//
+// Lane k computes bitwise what the scalar solve() computes for the same problem: every
+// operation is lane-wise IEEE arithmetic, exp and log are vmath.h's on both paths, and the
+// control flow of solve() is reproduced per lane (a failed Cholesky step raises that lane's
+// damping and retries it without an evaluation; counters and statuses are per lane).  The
+// tests hold the two to that.
+#pragma once
+
+#include <new>
+
+#include "batch.h"
+#include "simd.h"
+
+LAWFIT_NAMESPACE_BEGIN
+
+// Where the problems a thread solves come from: chunks of an index list (or of 0..n-1),
+// taken from a counter that every thread shares.
+struct ProblemSource {
+  const long long* order;  // problem indices, or nullptr for 0, 1, ..., n - 1
+  long long n;
+  long long* counter;      // next chunk; shared, advanced atomically
+  long long chunk;
+  long long next_i = 0, end_i = 0;
+
+  // The next problem index, or -1 when there is none.
+  long long next() {
+    if (next_i == end_i) {
+      const long long c = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+      next_i = c * chunk;
+      if (next_i >= n) {
+        next_i = end_i = n;
+        return -1;
+      }
+      end_i = next_i + chunk < n ? next_i + chunk : n;
+    }
+    const long long k = next_i++;
+    return order ? order[k] : k;
+  }
+};
+
+template <class Model, int W>
+class Lanes {
+ public:
+  using P = Pack<W>;
+  using M = Mask<W>;
+  static constexpr int N = Model::kParams;
+  static constexpr int kIn = Model::kInputs;
+
+  // Bytes of point buffer for problems of up to `cap` points.
+  static size_t buffer_bytes(int cap) {
+    return sizeof(P) * static_cast<size_t>(cap) * static_cast<size_t>(kIn + 3);
+  }
+
+  // `buffer`: buffer_bytes(cap) bytes, aligned for P, zeroed.  Every problem the source
+  // hands out must have at most `cap` points.
+  Lanes(const Batch<double>& b, const Options& o, void* buffer, int cap) : b_(b), o_(o) {
+    P* base = static_cast<P*>(buffer);
+    x_ = base;
+    t_ = x_ + static_cast<size_t>(cap) * kIn;
+    sigma_ = t_ + cap;
+    w_ = sigma_ + cap;
+    for (int k = 0; k < W; ++k) {
+      n_[k] = filled_[k] = nfev_[k] = nit_[k] = 0;
+      prob_[k] = -1;
+      fresh_[k] = false;
+    }
+  }
+
+  void run(ProblemSource& src) {
+    for (int k = 0; k < W; ++k) take(k, src);
+    ProblemData<P> d;
+    d.x = x_;
+    d.t = t_;
+    d.sigma = b_.sigma ? sigma_ : nullptr;
+    d.w = w_;
+    d.w_binary = b_.w == nullptr;
+    while (true) {
+      int n_max = -1;
+      for (int k = 0; k < W; ++k) n_max = prob_[k] >= 0 && n_[k] > n_max ? n_[k] : n_max;
+      if (n_max < 0) return;
+      d.n = n_max;
+      evaluate<Model>(d, q_, o_, trial_);
+      judge_running();
+      start_fresh();
+      propose_all();
+      for (int k = 0; k < W; ++k)
+        if (prob_[k] < 0) take(k, src);
+    }
+  }
+
+ private:
+  bool is_running(int k) const { return prob_[k] >= 0 && !fresh_[k]; }
+  bool is_fresh(int k) const { return prob_[k] >= 0 && fresh_[k]; }
+
+  // Loads the next problem that passes step 1 into lane k (problems that fail it are
+  // written out at once); leaves the lane empty when the source is exhausted.
+  void take(int k, ProblemSource& src) {
+    while (true) {
+      const long long i = src.next();
+      if (i < 0) {
+        prob_[k] = -1;
+        n_[k] = 0;
+        return;
+      }
+      const ProblemData<double> d = problem_data<Model>(b_, i);
+      const ProblemBox<double, N> bx = problem_box<Model>(b_, i);
+      const int status = check_problem<Model>(d, bx);
+      if (status != kNotRun) {
+        Summary<double, N> out;
+        summarize_unsolved(bx, status, double(NAN), 0, out);
+        store_summary(b_, i, out);
+        continue;
+      }
+      for (int pt = 0; pt < d.n; ++pt) {
+        for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
+        t_[pt].set(k, d.t[pt]);
+        if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
+        w_[pt].set(k, d.w ? d.w[pt] : 1.0);
+      }
+      for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
+      filled_[k] = d.n;
+      n_[k] = d.n;
+      for (int j = 0; j < N; ++j) {
+        box_.p0[j].set(k, bx.p0[j]);
+        box_.lower[j].set(k, bx.lower[j]);
+        box_.upper[j].set(k, bx.upper[j]);
+        q_[j].set(k, bx.p0[j]);
+      }
+      prob_[k] = i;
+      fresh_[k] = true;
+      nfev_[k] = nit_[k] = 0;
+      return;
+    }
+  }
+
+  // Writes lane k's result (step 5) and empties the lane.
+  void finish(int k, int status) {
+    State<double, N> s;
+    ProblemBox<double, N> bx;
+    for (int j = 0; j < N; ++j) {
+      s.p[j] = s_.p[j][k];
+      s.D[j] = s_.D[j][k];
+      s.fixed[j] = s_.fixed[j].lane(k);
+      s.cur.g[j] = s_.cur.g[j][k];
+      bx.p0[j] = box_.p0[j][k];
+      bx.lower[j] = box_.lower[j][k];
+      bx.upper[j] = box_.upper[j][k];
+    }
+    for (int j = 0; j < N * N; ++j) s.cur.A[j] = s_.cur.A[j][k];
+    s.cur.cost = s_.cur.cost[k];
+    s.cur.finite = s_.cur.finite.lane(k);
+    s.lambda = s_.lambda[k];
+    s.nu = s_.nu[k];
+    Summary<double, N> out;
+    summarize(s, bx, status, nfev_[k], nit_[k], out);
+    store_summary(b_, prob_[k], out);
+    prob_[k] = -1;
+    n_[k] = 0;
+  }
+
+  // Steps 4f-4g for the lanes whose trial point was just evaluated.
+  void judge_running() {
+    bool any = false;
+    for (int k = 0; k < W; ++k) any = any || is_running(k);
+    if (!any) return;
+    const Verdict<P> v = judge(s_, trial_, q_, step_, predicted_, o_);
+    for (int k = 0; k < W; ++k) {
+      if (!is_running(k)) continue;
+      ++nfev_[k];
+      ++nit_[k];
+      const int status = step_status(v.accept.lane(k), v.ftol_ok.lane(k), v.xtol_ok.lane(k),
+                                     s_.lambda[k] > o_.max_damping);
+      if (status != kNotRun) finish(k, status);
+    }
+  }
+
+  // Step 3 for the lanes whose start was just evaluated.
+  void start_fresh() {
+    bool on[W], any = false;
+    for (int k = 0; k < W; ++k) {
+      on[k] = is_fresh(k);
+      any = any || on[k];
+    }
+    if (!any) return;
+    const M fresh = M::from_lanes(on);
+    State<P, N> s0;
+    start(s0, box_, trial_, o_);
+    for (int j = 0; j < N; ++j) {
+      s_.p[j] = select(fresh, s0.p[j], s_.p[j]);
+      s_.D[j] = select(fresh, s0.D[j], s_.D[j]);
+      s_.fixed[j] = select(fresh, s0.fixed[j], s_.fixed[j]);
+    }
+    s_.lambda = select(fresh, s0.lambda, s_.lambda);
+    s_.nu = select(fresh, s0.nu, s_.nu);
+    assign(s_.cur, s0.cur, fresh);
+    for (int k = 0; k < W; ++k) {
+      if (!is_fresh(k)) continue;
+      fresh_[k] = false;
+      nfev_[k] = 1;
+      if (!trial_.finite.lane(k)) {
+        ProblemBox<double, N> bx;
+        for (int j = 0; j < N; ++j) bx.p0[j] = box_.p0[j][k];
+        Summary<double, N> out;
+        summarize_unsolved(bx, kNonfiniteInitial, trial_.cost[k], 1, out);
+        store_summary(b_, prob_[k], out);
+        prob_[k] = -1;
+        n_[k] = 0;
+      }
+    }
+  }
+
+  // Steps 4a-4e for every lane with a problem: the tests at the current point, then the
+  // damped step (retried with more damping, lane by lane, where Cholesky fails).
+  void propose_all() {
+    bool need[W];
+    bool any = false;
+    for (int k = 0; k < W; ++k) {
+      need[k] = prob_[k] >= 0;
+      any = any || need[k];
+    }
+    if (!any) return;
+    P delta[N];
+    while (any) {
+      M held[N];
+      held_set(s_, box_, held);
+      const M gtol = gtol_reached(s_.cur, held, P(o_.gtol));
+      P try_delta[N];
+      const M ok = damped_solve<N>(s_.cur.A, s_.cur.g, s_.D, s_.lambda, held, try_delta);
+      bool failed[W];
+      for (int k = 0; k < W; ++k) {
+        failed[k] = false;
+        if (!need[k]) continue;
+        if (gtol.lane(k)) {
+          finish(k, kGtol);
+        } else if (nfev_[k] >= o_.max_nfev) {
+          finish(k, kMaxNfev);
+        } else if (ok.lane(k)) {
+          for (int j = 0; j < N; ++j) delta[j].set(k, try_delta[j][k]);
+        } else {
+          failed[k] = true;
+        }
+      }
+      const M raise = M::from_lanes(failed);
+      raise_damping(s_, raise);
+      any = false;
+      for (int k = 0; k < W; ++k) {
+        need[k] = failed[k];
+        if (failed[k] && s_.lambda[k] > o_.max_damping) {
+          finish(k, kNoProgress);
+          need[k] = false;
+        }
+        any = any || need[k];
+      }
+    }
+    predicted_ = propose(s_, box_, delta, q_, step_);
+  }
+
+  const Batch<double>& b_;
+  const Options& o_;
+  P *x_, *t_, *sigma_, *w_;  // lane-interleaved point data
+  int n_[W];                 // points of each lane's problem
+  int filled_[W];            // entries of each lane's column that may hold nonzero weights
+  long long prob_[W];        // each lane's problem, -1 for none
+  bool fresh_[W];            // q is the lane's p0, evaluated but not yet started from
+  int nfev_[W], nit_[W];
+  // Vector state; lanes without a problem hold zeros or stale values that nothing reads.
+  ProblemBox<P, N> box_{};
+  State<P, N> s_{};
+  P q_[N]{}, step_[N]{}, predicted_{};
+  Evaluation<P, N> trial_{};
+};
+
+LAWFIT_NAMESPACE_END

@@ -1,0 +1,151 @@
+// simd.h: Pack<W>, W fp64 lanes, and its lane mask: the scalar type that the lockstep CPU
+// driver (lanes.h) instantiates the solver's math with, one problem per lane.
+//
+// Built on the GCC/Clang vector extensions, so the compiler emits whatever the translation
+// unit targets: two SSE2 registers for a Pack<4> on baseline x86-64, one AVX2 register, one
+// AVX-512 register for a Pack<8>, NEON pairs on aarch64.  Every operation is lane-wise and
+// IEEE (no fast-math), so lane k computes bitwise what the scalar code computes for the
+// same inputs: that is what lets the tests compare the SIMD driver with the scalar solve
+// exactly.  Host only: the CUDA kernels run the scalar instantiation, one thread per problem.
+#pragma once
+
+#include "hd.h"
+
+LAWFIT_NAMESPACE_BEGIN
+
+// The vector types themselves, one specialisation per width (a vector_size attribute that
+// depends on a template parameter is not honoured inside a class template).
+template <int W>
+struct Vec;
+template <>
+struct Vec<2> {
+  typedef double V __attribute__((vector_size(16)));
+  typedef long long I __attribute__((vector_size(16)));
+};
+template <>
+struct Vec<4> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef long long I __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<8> {
+  typedef double V __attribute__((vector_size(64)));
+  typedef long long I __attribute__((vector_size(64)));
+};
+
+template <int W>
+struct Mask {
+  using I = typename Vec<W>::I;
+  I m;  // all ones (true) or all zeros (false) per lane
+
+  bool lane(int k) const { return m[k] != 0; }
+  bool any() const {
+    long long acc = 0;
+    for (int k = 0; k < W; ++k) acc |= m[k];
+    return acc != 0;
+  }
+  static Mask from_lanes(const bool* on) {
+    Mask r;
+    for (int k = 0; k < W; ++k) r.m[k] = on[k] ? -1 : 0;
+    return r;
+  }
+  friend Mask operator&&(Mask a, Mask b) { return {a.m & b.m}; }
+  friend Mask operator||(Mask a, Mask b) { return {a.m | b.m}; }
+  friend Mask operator!(Mask a) { return {~a.m}; }
+  // A scalar bool (the same for every lane) mixes in as a full or empty mask.
+  friend Mask operator&&(Mask a, bool b) { return {b ? a.m : I{}}; }
+  friend Mask operator&&(bool a, Mask b) { return b && a; }
+  friend Mask operator||(Mask a, bool b) { return {b ? (I{} - 1) : a.m}; }
+  friend Mask operator||(bool a, Mask b) { return b || a; }
+};
+
+template <int W>
+struct Pack {
+  using V = typename Vec<W>::V;
+  using I = typename Vec<W>::I;
+  static constexpr int kWidth = W;
+  V v;
+
+  Pack() = default;
+  Pack(double s) : v(V{} + s) {}  // NOLINT: broadcast, as T(2) in the generic code
+  static Pack of(V x) {
+    Pack p;
+    p.v = x;
+    return p;
+  }
+  double operator[](int k) const { return v[k]; }
+  void set(int k, double s) { v[k] = s; }
+
+  Pack& operator+=(Pack b) { v += b.v; return *this; }
+  Pack& operator-=(Pack b) { v -= b.v; return *this; }
+  Pack& operator*=(Pack b) { v *= b.v; return *this; }
+  Pack& operator/=(Pack b) { v /= b.v; return *this; }
+  friend Pack operator+(Pack a, Pack b) { return of(a.v + b.v); }
+  friend Pack operator-(Pack a, Pack b) { return of(a.v - b.v); }
+  friend Pack operator*(Pack a, Pack b) { return of(a.v * b.v); }
+  friend Pack operator/(Pack a, Pack b) { return of(a.v / b.v); }
+  friend Pack operator-(Pack a) { return of(-a.v); }
+  friend Mask<W> operator<(Pack a, Pack b) { return {a.v < b.v}; }
+  friend Mask<W> operator<=(Pack a, Pack b) { return {a.v <= b.v}; }
+  friend Mask<W> operator>(Pack a, Pack b) { return {a.v > b.v}; }
+  friend Mask<W> operator>=(Pack a, Pack b) { return {a.v >= b.v}; }
+  friend Mask<W> operator==(Pack a, Pack b) { return {a.v == b.v}; }
+  friend Mask<W> operator!=(Pack a, Pack b) { return {a.v != b.v}; }
+};
+
+// Integer lanes for vmath.h's bit manipulation.
+template <int W>
+struct Bits<Pack<W>> {
+  using I = typename Pack<W>::I;
+  static LAWFIT_INLINE I of(Pack<W> a) { return (I)a.v; }
+  static LAWFIT_INLINE Pack<W> from(I b) { return Pack<W>::of((typename Pack<W>::V)b); }
+};
+
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> select(Mask<W> c, Pack<W> a, Pack<W> b) {
+  using I = typename Pack<W>::I;
+  return Pack<W>::of((typename Pack<W>::V)((c.m & (I)a.v) | (~c.m & (I)b.v)));
+}
+template <int W>
+LAWFIT_INLINE Mask<W> select(Mask<W> c, Mask<W> a, Mask<W> b) {
+  return {(c.m & a.m) | (~c.m & b.m)};
+}
+
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> max(Pack<W> a, Pack<W> b) {
+  return select(a > b, a, b);  // as the scalar max: b when either is NaN
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> min(Pack<W> a, Pack<W> b) {
+  return select(a < b, a, b);
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> abs(Pack<W> a) {
+  return Bits<Pack<W>>::from(Bits<Pack<W>>::of(a) & 0x7fffffffffffffffLL);
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> sqrt(Pack<W> a) {
+  Pack<W> r;  // a loop the compiler turns into the packed square root instruction
+  for (int k = 0; k < W; ++k) r.v[k] = __builtin_sqrt(a.v[k]);
+  return r;
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> exp(Pack<W> a) {
+  return vmath::exp(a);
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> log(Pack<W> a) {
+  return vmath::log(a);
+}
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> log1p(Pack<W> a) {
+  return vmath::log1p(a);
+}
+template <int W>
+LAWFIT_INLINE Pack<W> atan(Pack<W> a) {
+  Pack<W> r;  // the arctan loss only; lane by lane, the same libm call as the scalar path
+  for (int k = 0; k < W; ++k) r.v[k] = ::atan(a.v[k]);
+  return r;
+}
+
+LAWFIT_NAMESPACE_END

@@ -1,0 +1,97 @@
+// vmath.h: exp, log and log1p for fp64, written once for a scalar double and for a SIMD pack
+// of doubles (simd.h).  Included by hd.h; include that instead.
+//
+// Why lawfit has its own: the SIMD driver needs these vectorised, and a scalar solve must
+// compute bitwise what a SIMD lane computes, so both use this one implementation.  The
+// functions are branch-free (every special case is a select), need only +, -, *, /,
+// comparisons and integer access to the bits, and keep IEEE semantics for NaN, +-inf,
+// zero, subnormal inputs and results.  Accuracy: within about 1 ulp over the whole range
+// (tests/test_vmath.py checks them against NumPy over millions of arguments).
+//
+// exp:   x = k ln2 + r, |r| <= ln2 / 2, k an integer (found by the 1.5 * 2^52 rounding
+//        trick); exp(r) by its Taylor series to degree 13 (the next term is below 4e-18
+//        relative), evaluated by Estrin's scheme; 2^k applied as two factors 2^(k/2) 2^(k - k/2), so that results in the
+//        subnormal range round once.
+// log:   x = 2^e m, m in [sqrt(1/2), sqrt(2)); with f = m - 1 and s = f / (2 + f),
+//        log m = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), |s| <= 0.1716, eleven terms
+//        (Estrin's scheme);
+//        written as f - s (f - 2 R) so that the leading term f is exact.  ln2 is split into
+//        a 32-bit head (e ln2_hi is exact) and a tail.
+// log1p: log(u) * x / (u - 1) with u = 1 + x (Goldberg's correction of the rounding in u).
+#pragma once
+
+LAWFIT_NAMESPACE_BEGIN
+namespace vmath {
+
+inline constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 32 significant bits
+inline constexpr double kLn2Lo = 1.90821492927058770002e-10;
+
+template <class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
+  const T x = min(max(v, T(-746.0)), T(710.0));  // exp is 0 or inf beyond
+  const T magic = T(6755399441055744.0);         // 1.5 * 2^52: adding it rounds to an integer
+  const T t = x * T(1.4426950408889634) + magic;
+  const T kf = t - magic;
+  const auto k = Bits<T>::of(t) - Bits<T>::of(magic);  // the same integer, as int64
+  const T r = (x - kf * T(kLn2Hi)) - kf * T(kLn2Lo);
+  // q(r) = sum_{k=0}^{11} r^k / (k + 2)!, by Estrin's scheme (pairs, then pairs of pairs):
+  // a short dependency chain, so that consecutive points overlap in the pipeline.
+  const T r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+  const T a0 = T(1.0 / 2.0) + r * T(1.0 / 6.0);
+  const T a1 = T(1.0 / 24.0) + r * T(1.0 / 120.0);
+  const T a2 = T(1.0 / 720.0) + r * T(1.0 / 5040.0);
+  const T a3 = T(1.0 / 40320.0) + r * T(1.0 / 362880.0);
+  const T a4 = T(1.0 / 3628800.0) + r * T(1.0 / 39916800.0);
+  const T a5 = T(1.0 / 479001600.0) + r * T(1.0 / 6227020800.0);
+  const T b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
+  const T q = (b0 + r4 * b1) + r8 * b2;
+  const T er = T(1) + (r + (r * r) * q);
+  const auto k1 = k >> 1;
+  const auto k2 = k - k1;
+  const T out = (er * Bits<T>::from((k1 + 1023) << 52)) * Bits<T>::from((k2 + 1023) << 52);
+  return select(v == v, out, v);  // NaN in, NaN out
+}
+
+template <class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T log(T v) {
+  const auto tiny = v < T(2.2250738585072014e-308);  // subnormal (or not positive)
+  const T x = select(tiny, v * T(18014398509481984.0), v);  // * 2^54
+  const auto b = Bits<T>::of(x);
+  const T two52 = T(4503599627370496.0);
+  // The biased exponent as a double, without an int64 -> double conversion (which AVX2
+  // lacks): put it in the mantissa of 2^52 and subtract 2^52.
+  T e = (Bits<T>::from(((b >> 52) & 0x7ff) | Bits<T>::of(two52)) - two52) - T(1023);
+  e = e - select(tiny, T(54), T(0));
+  T m = Bits<T>::from((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
+  const auto big = m > T(1.4142135623730951);
+  m = select(big, m * T(0.5), m);
+  e = e + select(big, T(1), T(0));
+  const T f = m - T(1);  // exact
+  const T s = f / (T(2) + f);
+  const T z = s * s;
+  // R = z/3 + z^2/5 + ... + z^11/23 (Estrin's scheme, as in exp).
+  const T z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
+  const T a0 = T(1.0 / 3.0) + z * T(1.0 / 5.0);
+  const T a1 = T(1.0 / 7.0) + z * T(1.0 / 9.0);
+  const T a2 = T(1.0 / 11.0) + z * T(1.0 / 13.0);
+  const T a3 = T(1.0 / 15.0) + z * T(1.0 / 17.0);
+  const T a4 = T(1.0 / 19.0) + z * T(1.0 / 21.0);
+  const T b0 = a0 + z2 * a1, b1 = a2 + z2 * a3, b2 = a4 + z2 * T(1.0 / 23.0);
+  const T R = z * ((b0 + z4 * b1) + z8 * b2);  // log m = 2 s + 2 s R = f - s (f - 2 R)
+  const T lm = f - s * (f - T(2) * R);
+  T out = e * T(kLn2Hi) + (lm + e * T(kLn2Lo));
+  out = select(v == T(INFINITY), v, out);
+  out = select(v == T(0), T(-INFINITY), out);
+  return select(v >= T(0), out, T(NAN));  // negative or NaN
+}
+
+template <class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T log1p(T x) {
+  const T u = T(1) + x;
+  const auto exact = (u == T(1)) || (u == T(INFINITY));  // log1p(x) = x to working precision
+  const T d = select(exact, T(1), u - T(1));
+  return select(exact, select(u == T(1), x, u), log(u) * (x / d));
+}
+
+}  // namespace vmath
+LAWFIT_NAMESPACE_END

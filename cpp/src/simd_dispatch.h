@@ -1,0 +1,44 @@
+// simd_dispatch.h: the CPU driver's SIMD builds, one per instruction set, and how module.cpp
+// reaches them.
+//
+// cpp/src/simd_driver.cpp is compiled once per instruction set (CMake: the baseline for the
+// target, and on x86-64 also AVX2+FMA and AVX-512), each time with its own LAWFIT_ISA (so
+// its inline code has its own symbols; see hd.h) and its own pack width.  Each build defines
+// the three functions below with its ISA's suffix; module.cpp picks one at run time from what
+// the CPU supports.  Only plain data crosses: Batch, Options and LaneJob.
+#pragma once
+
+#include <cstddef>
+
+#include "lawfit/batch.h"
+#include "lawfit/options.h"
+
+namespace lawfit::simd {
+
+// What one thread's Lanes run needs: the batch, the problems to solve (an index list, or
+// all), the chunk counter every thread shares, and the largest problem (in points).
+struct LaneJob {
+  const Batch<double>* batch;
+  const Options* options;
+  const long long* order;  // nullptr: problems 0 .. n - 1
+  long long n;
+  long long* counter;
+  long long chunk;
+  int cap;
+};
+
+#define LAWFIT_DECLARE_SIMD(isa)                                      \
+  /* Pack width of this build. */                                     \
+  int width_##isa();                                                  \
+  /* Point-buffer bytes a thread needs for the model (0: unknown). */ \
+  size_t buffer_bytes_##isa(const char* model, int cap);              \
+  /* Runs one thread's share; false when the model is unknown. */     \
+  bool run_##isa(const char* model, const LaneJob& job, void* buffer);
+
+LAWFIT_DECLARE_SIMD(generic)
+#if defined(LAWFIT_X86_ISAS)
+LAWFIT_DECLARE_SIMD(avx2)
+LAWFIT_DECLARE_SIMD(avx512)
+#endif
+
+}  // namespace lawfit::simd

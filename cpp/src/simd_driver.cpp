@@ -1,0 +1,43 @@
+// simd_driver.cpp: one instruction set's build of the lockstep SIMD driver (lawfit/lanes.h)
+// for every model.  Compiled once per instruction set; see simd_dispatch.h.  Nothing here
+// may instantiate a standard-library template (it would be emitted with this file's
+// instruction set under a shared symbol): only lawfit's headers, C functions and builtins.
+#include <cstring>
+
+#include "lawfit/lanes.h"
+#include "lawfit/models/all.h"
+#include "simd_dispatch.h"
+
+#ifndef LAWFIT_SIMD_WIDTH
+#define LAWFIT_SIMD_WIDTH 4
+#endif
+
+#define LAWFIT_CAT2(a, b) a##b
+#define LAWFIT_CAT(a, b) LAWFIT_CAT2(a, b)
+
+namespace lawfit::simd {
+
+int LAWFIT_CAT(width_, LAWFIT_ISA)() { return LAWFIT_SIMD_WIDTH; }
+
+size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
+#define LAWFIT_BYTES(M) \
+  if (std::strcmp(model, M::kName) == 0) return Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_BYTES)
+#undef LAWFIT_BYTES
+  return 0;
+}
+
+bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
+  ProblemSource src{job.order, job.n, job.counter, job.chunk};
+#define LAWFIT_RUN(M)                                                           \
+  if (std::strcmp(model, M::kName) == 0) {                                      \
+    Lanes<M, LAWFIT_SIMD_WIDTH> lanes(*job.batch, *job.options, buffer, job.cap); \
+    lanes.run(src);                                                             \
+    return true;                                                                \
+  }
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_RUN)
+#undef LAWFIT_RUN
+  return false;
+}
+
+}  // namespace lawfit::simd

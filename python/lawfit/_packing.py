@@ -119,7 +119,9 @@ def _pack_padded(model, x, y, per_point):
     if k == 1 and xa.shape in ((m,), (P, m)):
         xa = xa[..., None]
     if xa.shape == (m, k):
-        xa = np.broadcast_to(xa, (P, m, k))
+        # A shared grid: the model's inputs (log x) are taken on the grid alone, then
+        # broadcast like x itself.
+        xa = _SharedGrid(np.broadcast_to(xa, (P, m, k)))
     if xa.shape != (P, m, k):
         raise ValueError(
             f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
@@ -144,10 +146,24 @@ def _pack_padded(model, x, y, per_point):
         except ValueError:
             raise ValueError(f"{name}: shape {va.shape} does not match y's {y.shape}") from None
         extras[name] = take(va)
-    lengths = present.sum(axis=1)
-    offsets = np.zeros(P + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = np.arange(P + 1, dtype=np.int64) * m if full else \
+        np.concatenate([[0], np.cumsum(present.sum(axis=1), dtype=np.int64)])
+    if isinstance(xa, _SharedGrid):
+        xs = take(xa.full, k)
+        if model.log_inputs:
+            with np.errstate(all="ignore"):
+                u = take(np.broadcast_to(np.log(xa.full[0]), xa.full.shape), k)
+            return (xs, u), take(y), extras, offsets, None
+        return xs, take(y), extras, offsets, None
     return take(xa, k), take(y), extras, offsets, None
+
+
+class _SharedGrid:
+    """x given once for every problem of a padded batch (shape (P, m, k), a broadcast view)."""
+
+    def __init__(self, full):
+        self.full = full
+        self.shape = full.shape
 
 
 def _pack_groups(model, x, y, groups, per_point):
@@ -278,11 +294,16 @@ def pack(
     log = residuals == "log"
     with np.errstate(all="ignore"):
         t = np.log(ys) if log else ys
+    u = None
+    if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
+        xs, u = xs
     xs = np.ascontiguousarray(xs, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
-        # becomes NaN: non-finite data for that problem).
-        u = np.log(xs) if model.log_inputs else xs
+    if u is None:
+        with np.errstate(all="ignore"):
+            # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
+            # becomes NaN: non-finite data for that problem).
+            u = np.log(xs) if model.log_inputs else xs
+    u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
                     sig, w, offsets, u, None, lower, upper, log, labels)
     if p0 is None:

@@ -62,7 +62,12 @@ struct Engine {
   int (*width)();
   size_t (*buffer_bytes)(const char* model, int cap);
   bool (*run)(const char* model, const simd::LaneJob& job, void* buffer);
+  void (*vmath)(int fn, const double* x, double* out, long long n);
   bool (*supported)();
+  // Whether "auto" may pick it: the baseline build on x86-64 (SSE2, two lanes per
+  // instruction, no 64-bit arithmetic shifts) measured slower than the scalar solve there,
+  // so "auto" falls back to the scalar solve on x86-64 CPUs without AVX2.
+  bool for_auto;
 };
 
 inline bool always() { return true; }
@@ -81,10 +86,19 @@ inline bool has_avx512() {
 inline const std::vector<Engine>& engines() {
   static const std::vector<Engine> all = {
 #if defined(LAWFIT_X86_ISAS)
-      {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512, &has_avx512},
-      {"avx2", &simd::width_avx2, &simd::buffer_bytes_avx2, &simd::run_avx2, &has_avx2},
+      {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512, &simd::vmath_avx512,
+       &has_avx512,
+       true},
+      {"avx2", &simd::width_avx2, &simd::buffer_bytes_avx2, &simd::run_avx2, &simd::vmath_avx2,
+       &has_avx2, true},
+      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &simd::vmath_generic,
+       &always,
+       false},
+#else
+      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &simd::vmath_generic,
+       &always,
+       true},
 #endif
-      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &always},
   };
   return all;
 }
@@ -93,8 +107,12 @@ inline const std::vector<Engine>& engines() {
 // scalar solve), or a build by name.
 inline const Engine* find_engine(const std::string& name) {
   if (name == "scalar") return nullptr;
+  if (name == "auto") {
+    for (const auto& e : engines())
+      if (e.for_auto && e.supported()) return &e;
+    return nullptr;
+  }
   for (const auto& e : engines()) {
-    if (name == "auto" && e.supported()) return &e;
     if (name == e.name) {
       if (!e.supported()) throw std::invalid_argument("engine: this CPU cannot run '" + name + "'");
       return &e;

@@ -63,5 +63,33 @@ PYBIND11_MODULE(_core, mod) {
         return out;
       },
       "The SIMD builds of the CPU driver in this module, best first: (name, lanes, whether "
-      "this CPU runs it).  fit(engine='auto') takes the first this CPU runs.");
+      "this CPU runs it).");
+  mod.def(
+      "vmath",
+      [](const std::string& fn, const bindings::F64& x, const std::string& engine_name) {
+        const int k = fn == "exp" ? 0 : fn == "log" ? 1 : fn == "log1p" ? 2 : -1;
+        bindings::require(k >= 0, "fn: expected 'exp', 'log' or 'log1p'");
+        const cpu::Engine* e = cpu::find_engine(engine_name);
+        bindings::F64 out(x.size());
+        const double* src = x.data();
+        double* dst = out.mutable_data();
+        if (e) {
+          e->vmath(k, src, dst, x.size());
+        } else {
+          for (py::ssize_t i = 0; i < x.size(); ++i)
+            dst[i] = k == 0 ? lawfit::exp(src[i]) : k == 1 ? lawfit::log(src[i]) : lawfit::log1p(src[i]);
+        }
+        return out;
+      },
+      py::arg("fn"), py::arg("x"), py::arg("engine") = "scalar",
+      "For the tests: lawfit's own fp64 exp, log or log1p (cpp/include/lawfit/vmath.h) on a "
+      "flat array, by the scalar code or an engine's SIMD packs.");
+  mod.def(
+      "auto_engine",
+      [] {
+        const cpu::Engine* e = cpu::find_engine("auto");
+        return std::string(e ? e->name : "scalar");
+      },
+      "The engine fit(engine='auto') uses on this CPU: the best SIMD build it runs, or "
+      "'scalar'.");
 }

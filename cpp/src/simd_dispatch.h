@@ -33,7 +33,9 @@ struct LaneJob {
   /* Point-buffer bytes a thread needs for the model (0: unknown). */ \
   size_t buffer_bytes_##isa(const char* model, int cap);              \
   /* Runs one thread's share; false when the model is unknown. */     \
-  bool run_##isa(const char* model, const LaneJob& job, void* buffer);
+  bool run_##isa(const char* model, const LaneJob& job, void* buffer); \
+  /* For the tests: vmath.h's fn (0 exp, 1 log, 2 log1p) on packs. */  \
+  void vmath_##isa(int fn, const double* x, double* out, long long n);
 
 LAWFIT_DECLARE_SIMD(generic)
 #if defined(LAWFIT_X86_ISAS)

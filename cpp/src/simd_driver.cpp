@@ -40,4 +40,14 @@ bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* b
   return false;
 }
 
+void LAWFIT_CAT(vmath_, LAWFIT_ISA)(int fn, const double* x, double* out, long long n) {
+  using P = Pack<LAWFIT_SIMD_WIDTH>;
+  for (long long i0 = 0; i0 < n; i0 += LAWFIT_SIMD_WIDTH) {
+    P v(1.0);
+    for (int k = 0; k < LAWFIT_SIMD_WIDTH && i0 + k < n; ++k) v.set(k, x[i0 + k]);
+    const P r = fn == 0 ? exp(v) : (fn == 1 ? log(v) : log1p(v));
+    for (int k = 0; k < LAWFIT_SIMD_WIDTH && i0 + k < n; ++k) out[i0 + k] = r[k];
+  }
+}
+
 }  // namespace lawfit::simd

@@ -13,6 +13,11 @@ from ._packing import Packed
 
 BACKENDS = ("auto", "cpu", "cuda", "numpy")
 
+# The CPU driver's engine: "auto" (the best SIMD build this CPU runs; see
+# lawfit._core.engines() and auto_engine()), "scalar", or a build's name.  Every engine gives
+# bitwise the same results; the tests set this to compare them.
+cpu_engine = "auto"
+
 
 def _load_core():
     try:
@@ -65,9 +70,11 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
         n_threads: Optional[int] = None, return_jtj: bool = False) -> dict:
     """Solve a packed batch on a concrete backend; returns the backend's arrays."""
+    extra = {}
     if backend == "cpu":
         module = _load_core()[0]
         fn = module.fit
+        extra["engine"] = cpu_engine
     elif backend == "cuda":
         fn = _load_cuda()[0].fit
     else:
@@ -79,5 +86,5 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         packed.p0, packed.lower, packed.upper, log_residuals=packed.log_residuals, loss=loss,
         f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol), gtol=float(gtol),
         max_nfev=int(max_nfev), initial_damping=float(initial_damping),
-        n_threads=int(n_threads or 0), return_jtj=return_jtj,
+        n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra,
     )

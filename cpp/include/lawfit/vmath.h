@@ -5,8 +5,8 @@
 // compute bitwise what a SIMD lane computes, so both use this one implementation.  The
 // functions are branch-free (every special case is a select), need only +, -, *, /,
 // comparisons and integer access to the bits, and keep IEEE semantics for NaN, +-inf,
-// zero, subnormal inputs and results.  Accuracy: within about 1 ulp over the whole range
-// (tests/test_vmath.py checks them against NumPy over millions of arguments).
+// zero, subnormal inputs and results.  Accuracy (tests/test_vmath.py, millions of arguments
+// against long double): exp and log within 1 ulp, log1p within 2.5.
 //
 // exp:   x = k ln2 + r, |r| <= ln2 / 2, k an integer (found by the 1.5 * 2^52 rounding
 //        trick); exp(r) by its Taylor series to degree 13 (the next term is below 4e-18
@@ -14,8 +14,8 @@
 //        subnormal range round once.
 // log:   x = 2^e m, m in [sqrt(1/2), sqrt(2)); with f = m - 1 and s = f / (2 + f),
 //        log m = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), |s| <= 0.1716, eleven terms
-//        (Estrin's scheme);
-//        written as f - s (f - 2 R) so that the leading term f is exact.  ln2 is split into
+//        (Estrin's scheme), combined as f - (f^2/2 - s (f^2/2 + R)) so that the leading
+//        term f is exact and every rounding lands in a small correction.  ln2 is split into
 //        a 32-bit head (e ln2_hi is exact) and a tail.
 // log1p: log(u) * x / (u - 1) with u = 1 + x (Goldberg's correction of the rounding in u).
 #pragma once
@@ -46,7 +46,9 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
   const T b0 = a0 + r2 * a1, b1 = a2 + r2 * a3, b2 = a4 + r2 * a5;
   const T q = (b0 + r4 * b1) + r8 * b2;
   const T er = T(1) + (r + (r * r) * q);
-  const auto k1 = k >> 1;
+  // k = k1 + k2 with k1 = round(k / 2), again by the rounding trick (SSE2 has no
+  // arithmetic shift of 64-bit lanes).
+  const auto k1 = Bits<T>::of(kf * T(0.5) + magic) - Bits<T>::of(magic);
   const auto k2 = k - k1;
   const T out = (er * Bits<T>::from((k1 + 1023) << 52)) * Bits<T>::from((k2 + 1023) << 52);
   return select(v == v, out, v);  // NaN in, NaN out
@@ -69,17 +71,19 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T log(T v) {
   const T f = m - T(1);  // exact
   const T s = f / (T(2) + f);
   const T z = s * s;
-  // R = z/3 + z^2/5 + ... + z^11/23 (Estrin's scheme, as in exp).
+  // R = 2 (z/3 + z^2/5 + ... + z^11/23) (Estrin's scheme, as in exp).
   const T z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
-  const T a0 = T(1.0 / 3.0) + z * T(1.0 / 5.0);
-  const T a1 = T(1.0 / 7.0) + z * T(1.0 / 9.0);
-  const T a2 = T(1.0 / 11.0) + z * T(1.0 / 13.0);
-  const T a3 = T(1.0 / 15.0) + z * T(1.0 / 17.0);
-  const T a4 = T(1.0 / 19.0) + z * T(1.0 / 21.0);
-  const T b0 = a0 + z2 * a1, b1 = a2 + z2 * a3, b2 = a4 + z2 * T(1.0 / 23.0);
-  const T R = z * ((b0 + z4 * b1) + z8 * b2);  // log m = 2 s + 2 s R = f - s (f - 2 R)
-  const T lm = f - s * (f - T(2) * R);
-  T out = e * T(kLn2Hi) + (lm + e * T(kLn2Lo));
+  const T a0 = T(2.0 / 3.0) + z * T(2.0 / 5.0);
+  const T a1 = T(2.0 / 7.0) + z * T(2.0 / 9.0);
+  const T a2 = T(2.0 / 11.0) + z * T(2.0 / 13.0);
+  const T a3 = T(2.0 / 15.0) + z * T(2.0 / 17.0);
+  const T a4 = T(2.0 / 19.0) + z * T(2.0 / 21.0);
+  const T b0 = a0 + z2 * a1, b1 = a2 + z2 * a3, b2 = a4 + z2 * T(2.0 / 23.0);
+  const T R = z * ((b0 + z4 * b1) + z8 * b2);
+  // log m = 2 s + s R, and 2 s = f - hfsq + s hfsq with hfsq = f^2 / 2, so
+  // log x = e ln2 + f - (hfsq - s (hfsq + R)): every rounding lands in a small correction.
+  const T hfsq = T(0.5) * f * f;
+  T out = e * T(kLn2Hi) - ((hfsq - (s * (hfsq + R) + e * T(kLn2Lo))) - f);
   out = select(v == T(INFINITY), v, out);
   out = select(v == T(0), T(-INFINITY), out);
   return select(v >= T(0), out, T(NAN));  // negative or NaN

@@ -87,10 +87,17 @@ class Lanes {
     d.w = w_;
     d.w_binary = b_.w == nullptr;
     while (true) {
-      int n_max = -1;
-      for (int k = 0; k < W; ++k) n_max = prob_[k] >= 0 && n_[k] > n_max ? n_[k] : n_max;
+      int n_max = -1, n_min = 1 << 30;
+      for (int k = 0; k < W; ++k) {
+        if (prob_[k] < 0) continue;
+        n_max = n_[k] > n_max ? n_[k] : n_max;
+        n_min = n_[k] < n_min ? n_[k] : n_min;
+      }
       if (n_max < 0) return;
       d.n = n_max;
+      // Without weights in the batch and without padding, every weight is 1: evaluate as the
+      // scalar solve does without weights (no masks), which gives the same numbers.
+      d.w = b_.w == nullptr && n_min == n_max ? nullptr : w_;
       evaluate<Model>(d, q_, o_, trial_);
       judge_running();
       start_fresh();

@@ -53,7 +53,8 @@ def versions():
         from lawfit import _core
 
         built = datetime.datetime.fromtimestamp(os.path.getmtime(_core.__file__)).astimezone()
-        core = f"{os.path.basename(_core.__file__)}, built {built.isoformat(timespec='seconds')}"
+        core = (f"{os.path.basename(_core.__file__)}, built {built.isoformat(timespec='seconds')}"
+                f", CPU engine {_core.auto_engine()}")
     except Exception:
         pass
     return dict(python=platform.python_version(), numpy=numpy.__version__,

@@ -33,7 +33,7 @@ RESIDUALS = ("linear", "log")
 @dataclass
 class Packed:
     model: Model
-    x: np.ndarray        # (M, n_inputs) float64
+    x_source: Any        # (M, n_inputs) float64, or a callable that makes it (see .x)
     y: np.ndarray        # (M,)
     t: np.ndarray        # (M,) y or log y
     sigma: Optional[np.ndarray]
@@ -45,6 +45,14 @@ class Packed:
     upper: np.ndarray    # (P, n)
     log_residuals: bool
     labels: Optional[np.ndarray] = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """The raw inputs, (M, n_inputs).  A shared grid is expanded only when something asks
+        (the NumPy backend, a data-driven start, residuals): the compiled backends read u."""
+        if callable(self.x_source):
+            self.x_source = self.x_source()
+        return self.x_source
 
     @property
     def n_problems(self) -> int:
@@ -149,7 +157,8 @@ def _pack_padded(model, x, y, per_point):
     offsets = np.arange(P + 1, dtype=np.int64) * m if full else \
         np.concatenate([[0], np.cumsum(present.sum(axis=1), dtype=np.int64)])
     if isinstance(xa, _SharedGrid):
-        xs = take(xa.full, k)
+        def xs():
+            return np.ascontiguousarray(take(xa.full, k))
         if model.log_inputs:
             with np.errstate(all="ignore"):
                 u = take(np.broadcast_to(np.log(xa.full[0]), xa.full.shape), k)
@@ -297,7 +306,10 @@ def pack(
     u = None
     if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
         xs, u = xs
-    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    if callable(xs) and u is None:
+        xs = xs()
+    if not callable(xs):
+        xs = np.ascontiguousarray(xs, dtype=np.float64)
     if u is None:
         with np.errstate(all="ignore"):
             # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0

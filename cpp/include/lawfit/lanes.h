@@ -55,6 +55,7 @@ class Lanes {
  public:
   using P = Pack<W>;
   using M = Mask<W>;
+  using I = typename Vec<W>::I;
   static constexpr int N = Model::kParams;
   static constexpr int kIn = Model::kInputs;
 
@@ -72,9 +73,8 @@ class Lanes {
     sigma_ = t_ + cap;
     w_ = sigma_ + cap;
     for (int k = 0; k < W; ++k) {
-      n_[k] = filled_[k] = nfev_[k] = nit_[k] = 0;
+      n_[k] = filled_[k] = 0;
       prob_[k] = -1;
-      fresh_[k] = false;
     }
   }
 
@@ -84,16 +84,19 @@ class Lanes {
     d.x = x_;
     d.t = t_;
     d.sigma = b_.sigma ? sigma_ : nullptr;
-    d.w = w_;
     d.w_binary = b_.w == nullptr;
-    while (true) {
-      int n_max = -1, n_min = 1 << 30;
-      for (int k = 0; k < W; ++k) {
-        if (prob_[k] < 0) continue;
-        n_max = n_[k] > n_max ? n_[k] : n_max;
-        n_min = n_[k] < n_min ? n_[k] : n_min;
+    int n_max = 0, n_min = 0;
+    while (active_) {
+      if (resized_) {  // a lane took or gave back a problem: the points to evaluate
+        n_max = -1;
+        n_min = 1 << 30;
+        for (unsigned b = active_; b;) {
+          const int k = pop(b);
+          n_max = n_[k] > n_max ? n_[k] : n_max;
+          n_min = n_[k] < n_min ? n_[k] : n_min;
+        }
+        resized_ = false;
       }
-      if (n_max < 0) return;
       d.n = n_max;
       // Without weights in the batch and without padding, every weight is 1: evaluate as the
       // scalar solve does without weights (no masks), which gives the same numbers.
@@ -102,21 +105,28 @@ class Lanes {
       judge_running();
       start_fresh();
       propose_all();
-      for (int k = 0; k < W; ++k)
-        if (prob_[k] < 0) take(k, src);
+      if (active_ != kAll && !src_done_)
+        for (unsigned b = kAll & ~active_; b;) take(pop(b), src);
     }
   }
 
  private:
-  bool is_running(int k) const { return prob_[k] >= 0 && !fresh_[k]; }
-  bool is_fresh(int k) const { return prob_[k] >= 0 && fresh_[k]; }
+  static constexpr unsigned kAll = (1u << W) - 1;
+
+  // The lowest set bit's lane, cleared from b.
+  static int pop(unsigned& b) {
+    const int k = __builtin_ctz(b);
+    b &= b - 1;
+    return k;
+  }
 
   // Loads the next problem that passes step 1 into lane k (problems that fail it are
   // written out at once); leaves the lane empty when the source is exhausted.
   void take(int k, ProblemSource& src) {
     while (true) {
-      const long long i = src.next();
+      const long long i = src_done_ ? -1 : src.next();
       if (i < 0) {
+        src_done_ = true;
         prob_[k] = -1;
         n_[k] = 0;
         return;
@@ -146,10 +156,20 @@ class Lanes {
         q_[j].set(k, bx.p0[j]);
       }
       prob_[k] = i;
-      fresh_[k] = true;
+      active_ |= 1u << k;
+      fresh_ |= 1u << k;
+      resized_ = true;
       nfev_[k] = nit_[k] = 0;
       return;
     }
+  }
+
+  // Empties lane k, whose problem's result has been written.
+  void release(int k) {
+    prob_[k] = -1;
+    n_[k] = 0;
+    active_ &= ~(1u << k);
+    resized_ = true;
   }
 
   // Writes lane k's result (step 5) and empties the lane.
@@ -171,37 +191,34 @@ class Lanes {
     s.lambda = s_.lambda[k];
     s.nu = s_.nu[k];
     Summary<double, N> out;
-    summarize(s, bx, status, nfev_[k], nit_[k], out);
+    summarize(s, bx, status, static_cast<int>(nfev_[k]), static_cast<int>(nit_[k]), out);
     store_summary(b_, prob_[k], out);
-    prob_[k] = -1;
-    n_[k] = 0;
+    release(k);
   }
 
   // Steps 4f-4g for the lanes whose trial point was just evaluated.
   void judge_running() {
-    bool any = false;
-    for (int k = 0; k < W; ++k) any = any || is_running(k);
-    if (!any) return;
+    const unsigned running = active_ & ~fresh_;
+    if (!running) return;
     const Verdict<P> v = judge(s_, trial_, q_, step_, predicted_, o_);
-    for (int k = 0; k < W; ++k) {
-      if (!is_running(k)) continue;
-      ++nfev_[k];
-      ++nit_[k];
-      const int status = step_status(v.accept.lane(k), v.ftol_ok.lane(k), v.xtol_ok.lane(k),
-                                     s_.lambda[k] > o_.max_damping);
-      if (status != kNotRun) finish(k, status);
+    const I one = M::from_bits(running).m;  // -1 in the running lanes
+    nfev_ -= one;
+    nit_ -= one;
+    const unsigned over_damped = (s_.lambda > P(o_.max_damping)).bits();
+    const unsigned accept = v.accept.bits(), ftol = v.ftol_ok.bits(), xtol = v.xtol_ok.bits();
+    for (unsigned b = running & (ftol | xtol | (~accept & over_damped)); b;) {
+      const int k = pop(b);
+      const unsigned bit = 1u << k;
+      finish(k, step_status(accept & bit, ftol & bit, xtol & bit, over_damped & bit));
     }
   }
 
   // Step 3 for the lanes whose start was just evaluated.
   void start_fresh() {
-    bool on[W], any = false;
-    for (int k = 0; k < W; ++k) {
-      on[k] = is_fresh(k);
-      any = any || on[k];
-    }
-    if (!any) return;
-    const M fresh = M::from_lanes(on);
+    const unsigned on = fresh_;
+    if (!on) return;
+    fresh_ = 0;
+    const M fresh = M::from_bits(on);
     State<P, N> s0;
     start(s0, box_, trial_, o_);
     for (int j = 0; j < N; ++j) {
@@ -212,63 +229,48 @@ class Lanes {
     s_.lambda = select(fresh, s0.lambda, s_.lambda);
     s_.nu = select(fresh, s0.nu, s_.nu);
     assign(s_.cur, s0.cur, fresh);
-    for (int k = 0; k < W; ++k) {
-      if (!is_fresh(k)) continue;
-      fresh_[k] = false;
-      nfev_[k] = 1;
-      if (!trial_.finite.lane(k)) {
-        ProblemBox<double, N> bx;
-        for (int j = 0; j < N; ++j) bx.p0[j] = box_.p0[j][k];
-        Summary<double, N> out;
-        summarize_unsolved(bx, kNonfiniteInitial, trial_.cost[k], 1, out);
-        store_summary(b_, prob_[k], out);
-        prob_[k] = -1;
-        n_[k] = 0;
-      }
+    nfev_ = (fresh.m & 1) | (~fresh.m & nfev_);
+    for (unsigned b = on & ~trial_.finite.bits(); b;) {
+      const int k = pop(b);
+      ProblemBox<double, N> bx;
+      for (int j = 0; j < N; ++j) bx.p0[j] = box_.p0[j][k];
+      Summary<double, N> out;
+      summarize_unsolved(bx, kNonfiniteInitial, trial_.cost[k], 1, out);
+      store_summary(b_, prob_[k], out);
+      release(k);
     }
   }
 
   // Steps 4a-4e for every lane with a problem: the tests at the current point, then the
   // damped step (retried with more damping, lane by lane, where Cholesky fails).
   void propose_all() {
-    bool need[W];
-    bool any = false;
-    for (int k = 0; k < W; ++k) {
-      need[k] = prob_[k] >= 0;
-      any = any || need[k];
-    }
-    if (!any) return;
+    unsigned need = active_;
+    if (!need) return;
+    const unsigned out_of_nfev = M{nfev_ >= (I{} + o_.max_nfev)}.bits();
     P delta[N];
-    while (any) {
+    for (int j = 0; j < N; ++j) delta[j] = P(0);
+    while (need) {
       M held[N];
       held_set(s_, box_, held);
-      const M gtol = gtol_reached(s_.cur, held, P(o_.gtol));
+      const unsigned gtol = need & gtol_reached(s_.cur, held, P(o_.gtol)).bits();
+      const unsigned max_nfev = need & ~gtol & out_of_nfev;
+      const unsigned go_on = need & ~gtol & ~max_nfev;
       P try_delta[N];
-      const M ok = damped_solve<N>(s_.cur.A, s_.cur.g, s_.D, s_.lambda, held, try_delta);
-      bool failed[W];
-      for (int k = 0; k < W; ++k) {
-        failed[k] = false;
-        if (!need[k]) continue;
-        if (gtol.lane(k)) {
-          finish(k, kGtol);
-        } else if (nfev_[k] >= o_.max_nfev) {
-          finish(k, kMaxNfev);
-        } else if (ok.lane(k)) {
-          for (int j = 0; j < N; ++j) delta[j].set(k, try_delta[j][k]);
-        } else {
-          failed[k] = true;
-        }
+      const unsigned ok = damped_solve<N>(s_.cur.A, s_.cur.g, s_.D, s_.lambda, held,
+                                          try_delta).bits();
+      if (go_on & ok) {
+        const M solved = M::from_bits(go_on & ok);
+        for (int j = 0; j < N; ++j) delta[j] = select(solved, try_delta[j], delta[j]);
       }
-      const M raise = M::from_lanes(failed);
-      raise_damping(s_, raise);
-      any = false;
-      for (int k = 0; k < W; ++k) {
-        need[k] = failed[k];
-        if (failed[k] && s_.lambda[k] > o_.max_damping) {
-          finish(k, kNoProgress);
-          need[k] = false;
-        }
-        any = any || need[k];
+      for (unsigned b = gtol; b;) finish(pop(b), kGtol);
+      for (unsigned b = max_nfev; b;) finish(pop(b), kMaxNfev);
+      const unsigned failed = go_on & ~ok;
+      need = failed;
+      if (failed) {
+        raise_damping(s_, M::from_bits(failed));
+        const unsigned over = failed & (s_.lambda > P(o_.max_damping)).bits();
+        for (unsigned b = over; b;) finish(pop(b), kNoProgress);
+        need = failed & ~over;
       }
     }
     predicted_ = propose(s_, box_, delta, q_, step_);
@@ -280,8 +282,11 @@ class Lanes {
   int n_[W];                 // points of each lane's problem
   int filled_[W];            // entries of each lane's column that may hold nonzero weights
   long long prob_[W];        // each lane's problem, -1 for none
-  bool fresh_[W];            // q is the lane's p0, evaluated but not yet started from
-  int nfev_[W], nit_[W];
+  unsigned active_ = 0;      // bit k: lane k has a problem
+  unsigned fresh_ = 0;       // bit k: q is lane k's p0, evaluated but not yet started from
+  bool resized_ = false;     // lanes changed since the points to evaluate were counted
+  bool src_done_ = false;    // the source has no more problems for this thread
+  I nfev_{}, nit_{};
   // Vector state; lanes without a problem hold zeros or stale values that nothing reads.
   ProblemBox<P, N> box_{};
   State<P, N> s_{};

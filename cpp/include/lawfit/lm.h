@@ -308,16 +308,17 @@ LAWFIT_HD LAWFIT_INLINE void held_set(const State<T, N>& s, const ProblemBox<T, 
 template <class T, int N>
 LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
                                                const MaskOf<T>* held, T gtol) {
-  T gnorm = T(0);
+  // max_j |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol, tested without dividing: each term
+  // against gtol times its denominator.
   const T fnorm = sqrt(T(2) * cur.cost);
+  const T bound = gtol * select(fnorm > T(0), fnorm, T(1));
+  auto ok = cur.cost == cur.cost;
   for (int j = 0; j < N; ++j) {
     const T ajj = cur.A[j * N + j];
     const auto use = !held[j] && ajj > T(0);
-    const T c =
-        abs(cur.g[j]) / (sqrt(select(use, ajj, T(1))) * select(fnorm > T(0), fnorm, T(1)));
-    gnorm = max(gnorm, select(use, c, T(0)));
+    ok = ok && (!use || abs(cur.g[j]) <= bound * sqrt(select(use, ajj, T(1))));
   }
-  return cur.cost == T(0) || gnorm <= gtol;
+  return cur.cost == T(0) || ok;
 }
 
 // Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
@@ -336,30 +337,33 @@ LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
     b[j] = select(held[j], T(0), -g[j]);
   }
   // Cholesky L L^T, lower triangle in place.
+  // Cholesky L L^T, lower triangle in place; inv[j] = 1 / L_jj, so that the substitutions
+  // multiply (one division per pivot in all).
   MaskOf<T> ok = T(0) == T(0);
+  T inv[N];
   for (int j = 0; j < N; ++j) {
     T s = L[j * N + j];
     for (int k = 0; k < j; ++k) s -= L[j * N + k] * L[j * N + k];
     ok = ok && s > T(0) && is_finite(s);
     T ljj = sqrt(select(s > T(0), s, T(1)));
     L[j * N + j] = ljj;
-    T inv = T(1) / ljj;
+    inv[j] = T(1) / ljj;
     for (int i = j + 1; i < N; ++i) {
       T t = L[i * N + j];
       for (int k = 0; k < j; ++k) t -= L[i * N + k] * L[j * N + k];
-      L[i * N + j] = t * inv;
+      L[i * N + j] = t * inv[j];
     }
   }
   // Forward then back substitution.
   for (int j = 0; j < N; ++j) {
     T s = b[j];
     for (int k = 0; k < j; ++k) s -= L[j * N + k] * b[k];
-    b[j] = s / L[j * N + j];
+    b[j] = s * inv[j];
   }
   for (int j = N - 1; j >= 0; --j) {
     T s = b[j];
     for (int k = j + 1; k < N; ++k) s -= L[k * N + j] * b[k];
-    b[j] = s / L[j * N + j];
+    b[j] = s * inv[j];
   }
   for (int j = 0; j < N; ++j) delta[j] = select(held[j], T(0), b[j]);
   return ok;
@@ -403,10 +407,9 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>&
   const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
   const T ratio = select(predicted > T(0), actual / predicted, T(0));
   T pnorm2 = T(0), xnorm2 = T(0);
-  for (int j = 0; j < N; ++j) {
-    T dj = sqrt(s.D[j]);
-    pnorm2 += select(s.fixed[j], T(0), (dj * step[j]) * (dj * step[j]));
-    xnorm2 += select(s.fixed[j], T(0), (dj * s.p[j]) * (dj * s.p[j]));
+  for (int j = 0; j < N; ++j) {  // the norms of D^(1/2) step and D^(1/2) p
+    pnorm2 += select(s.fixed[j], T(0), s.D[j] * (step[j] * step[j]));
+    xnorm2 += select(s.fixed[j], T(0), s.D[j] * (s.p[j] * s.p[j]));
   }
   const auto accept = trial.finite && ratio > T(kAcceptRatio);
   for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);

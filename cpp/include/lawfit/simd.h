@@ -11,6 +11,10 @@
 
 #include "hd.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 LAWFIT_NAMESPACE_BEGIN
 
 // The vector types themselves, one specialisation per width (a vector_size attribute that
@@ -39,15 +43,26 @@ struct Mask {
   I m;  // all ones (true) or all zeros (false) per lane
 
   bool lane(int k) const { return m[k] != 0; }
-  bool any() const {
-    long long acc = 0;
-    for (int k = 0; k < W; ++k) acc |= m[k];
-    return acc != 0;
-  }
-  static Mask from_lanes(const bool* on) {
-    Mask r;
-    for (int k = 0; k < W; ++k) r.m[k] = on[k] ? -1 : 0;
+  // Lane k's truth as bit k, and back: the driver's per-lane bookkeeping visits only the
+  // lanes whose bit is set.
+  unsigned bits() const {
+#if defined(__AVX512DQ__)
+    if constexpr (W == 8) return _mm512_movepi64_mask((__m512i)m);
+#endif
+#if defined(__AVX__)
+    if constexpr (W == 4) return static_cast<unsigned>(_mm256_movemask_pd((__m256d)m));
+#endif
+#if defined(__SSE2__)
+    if constexpr (W == 2) return static_cast<unsigned>(_mm_movemask_pd((__m128d)m));
+#endif
+    unsigned r = 0;
+    for (int k = 0; k < W; ++k) r |= (m[k] != 0 ? 1u : 0u) << k;
     return r;
+  }
+  static Mask from_bits(unsigned b) {
+    I lanes;
+    for (int k = 0; k < W; ++k) lanes[k] = 1LL << k;
+    return {((I{} + static_cast<long long>(b)) & lanes) != 0};
   }
   friend Mask operator&&(Mask a, Mask b) { return {a.m & b.m}; }
   friend Mask operator||(Mask a, Mask b) { return {a.m | b.m}; }

@@ -21,7 +21,7 @@ int LAWFIT_CAT(width_, LAWFIT_ISA)() { return LAWFIT_SIMD_WIDTH; }
 
 size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 #define LAWFIT_BYTES(M) \
-  if (std::strcmp(model, M::kName) == 0) return Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
+  if (std::strcmp(model, M::kName) == 0) return 2 * Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
   LAWFIT_FOR_EACH_MODEL(LAWFIT_BYTES)
 #undef LAWFIT_BYTES
   return 0;
@@ -29,11 +29,14 @@ size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 
 bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
   ProblemSource src{job.order, job.n, job.counter, job.chunk};
-#define LAWFIT_RUN(M)                                                           \
-  if (std::strcmp(model, M::kName) == 0) {                                      \
-    Lanes<M, LAWFIT_SIMD_WIDTH> lanes(*job.batch, *job.options, buffer, job.cap); \
-    lanes.run(src);                                                             \
-    return true;                                                                \
+#define LAWFIT_RUN(M)                                                                   \
+  if (std::strcmp(model, M::kName) == 0) {                                              \
+    using L = Lanes<M, LAWFIT_SIMD_WIDTH>;                                              \
+    char* half = static_cast<char*>(buffer) + L::buffer_bytes(job.cap);                 \
+    L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half,    \
+                                                      job.cap);                         \
+    L::run_pair(a, b, src);                                                             \
+    return true;                                                                        \
   }
   LAWFIT_FOR_EACH_MODEL(LAWFIT_RUN)
 #undef LAWFIT_RUN

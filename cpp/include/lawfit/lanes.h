@@ -2,7 +2,7 @@
 // (simd.h), every lane running lm.h's algorithm: the same step functions the scalar solve()
 // calls, instantiated for the pack, with masks where the scalar loop branches.
 //
-// A Lanes object runs on one thread.  It evaluates all W lanes together (the expensive part:
+// A Lanes object runs on one thread (two of them, in turn, per thread: run_pair()).  It evaluates all W lanes together (the expensive part:
 // the model at every point, vectorised across problems) and then applies steps 4f-4g and
 // 4a-4e to every lane at once.  A lane whose problem has finished writes its result and
 // takes the next problem at once (the lanes do not wait for the slowest), so the lanes stay
@@ -78,36 +78,67 @@ class Lanes {
     }
   }
 
+  // Solves problems from `src` until it runs dry.
   void run(ProblemSource& src) {
-    for (int k = 0; k < W; ++k) take(k, src);
-    ProblemData<P> d;
-    d.x = x_;
-    d.t = t_;
-    d.sigma = b_.sigma ? sigma_ : nullptr;
-    d.w_binary = b_.w == nullptr;
-    int n_max = 0, n_min = 0;
-    while (active_) {
-      if (resized_) {  // a lane took or gave back a problem: the points to evaluate
-        n_max = -1;
-        n_min = 1 << 30;
-        for (unsigned b = active_; b;) {
-          const int k = pop(b);
-          n_max = n_[k] > n_max ? n_[k] : n_max;
-          n_min = n_[k] < n_min ? n_[k] : n_min;
-        }
-        resized_ = false;
-      }
-      d.n = n_max;
-      // Without weights in the batch and without padding, every weight is 1: evaluate as the
-      // scalar solve does without weights (no masks), which gives the same numbers.
-      d.w = b_.w == nullptr && n_min == n_max ? nullptr : w_;
-      evaluate<Model>(d, q_, o_, trial_);
-      judge_running();
-      start_fresh();
-      propose_all();
-      if (active_ != kAll && !src_done_)
-        for (unsigned b = kAll & ~active_; b;) take(pop(b), src);
+    begin(src);
+    while (active()) {
+      evaluate_trial();
+      advance(src);
     }
+  }
+
+  // Two groups of lanes on one thread, in turn: each group's bookkeeping (a chain of
+  // dependent divisions and square roots, short of independent work) is followed by the
+  // other group's, so that the core overlaps the two chains.  Every problem still gets the
+  // same arithmetic, so the results are the same bits as run()'s.
+  static void run_pair(Lanes& a, Lanes& b, ProblemSource& src) {
+    a.begin(src);
+    b.begin(src);
+    while (a.active() || b.active()) {
+      if (a.active()) a.evaluate_trial();
+      if (b.active()) b.evaluate_trial();
+      if (a.active()) a.advance(src);
+      if (b.active()) b.advance(src);
+    }
+  }
+
+  bool active() const { return active_ != 0; }
+
+  // Fills the lanes.
+  void begin(ProblemSource& src) {
+    for (int k = 0; k < W; ++k) take(k, src);
+    d_.x = x_;
+    d_.t = t_;
+    d_.sigma = b_.sigma ? sigma_ : nullptr;
+    d_.w_binary = b_.w == nullptr;
+  }
+
+  // Step 2 at every lane's trial point (its start, for a lane that just took a problem).
+  void evaluate_trial() {
+    if (resized_) {  // a lane took or gave back a problem: the points to evaluate
+      int n_max = -1, n_min = 1 << 30;
+      for (unsigned b = active_; b;) {
+        const int k = pop(b);
+        n_max = n_[k] > n_max ? n_[k] : n_max;
+        n_min = n_[k] < n_min ? n_[k] : n_min;
+      }
+      d_.n = n_max;
+      // Without weights in the batch and without padding, every weight is 1: evaluate as
+      // the scalar solve does without weights (no masks), which gives the same numbers.
+      d_.w = b_.w == nullptr && n_min == n_max ? nullptr : w_;
+      resized_ = false;
+    }
+    evaluate<Model>(d_, q_, o_, trial_);
+  }
+
+  // Steps 3-4 after an evaluation: judge the trial (or start from it), write the problems
+  // that finished, propose the next trial points, and refill emptied lanes.
+  void advance(ProblemSource& src) {
+    judge_running();
+    start_fresh();
+    propose_all();
+    if (active_ != kAll && !src_done_)
+      for (unsigned b = kAll & ~active_; b;) take(pop(b), src);
   }
 
  private:
@@ -286,6 +317,7 @@ class Lanes {
   unsigned fresh_ = 0;       // bit k: q is lane k's p0, evaluated but not yet started from
   bool resized_ = false;     // lanes changed since the points to evaluate were counted
   bool src_done_ = false;    // the source has no more problems for this thread
+  ProblemData<P> d_{};       // the lanes' points, as evaluate() reads them
   I nfev_{}, nit_{};
   // Vector state; lanes without a problem hold zeros or stale values that nothing reads.
   ProblemBox<P, N> box_{};

@@ -2,9 +2,10 @@
 // (simd.h), every lane running lm.h's algorithm: the same step functions the scalar solve()
 // calls, instantiated for the pack, with masks where the scalar loop branches.
 //
-// A Lanes object runs on one thread (two of them, in turn, per thread: run_pair()).  It evaluates all W lanes together (the expensive part:
-// the model at every point, vectorised across problems) and then applies steps 4f-4g and
-// 4a-4e to every lane at once.  A lane whose problem has finished writes its result and
+// A Lanes object runs on one thread (two of them per thread, in turn: run_pair(); three or
+// four measured no faster).  It evaluates all W lanes together (the expensive part: the
+// model at every point, vectorised across problems) and then applies steps 4f-4g and 4a-4e
+// to every lane at once.  A lane whose problem has finished writes its result and
 // takes the next problem at once (the lanes do not wait for the slowest), so the lanes stay
 // full until the work runs out.  Each lane's point data is copied once, when the lane takes
 // the problem, into lane-interleaved buffers (point i of lane k at x[i][k]) that the

@@ -161,7 +161,7 @@ namespace {
 struct DeviceBatch {
   long long P, N, NN;
   DeviceArray<double> x, t, sigma, w;
-  DeviceArray<long long> offsets;
+  DeviceArray<long long> offsets, data_of;
   DeviceArray<double> p0, lower, upper, p, cost, opt, jtj;
   DeviceArray<signed char> active;
   DeviceArray<int> status, nfev, njev, nit;
@@ -172,7 +172,8 @@ struct DeviceBatch {
       : P(h.n_problems), N(n_params), NN(h.jtj ? P * N * N : 0),
         x(n_points * n_inputs, h.x), t(n_points, h.t),
         sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w),
-        offsets(P + 1, h.offsets), p0(P * N, h.p0), lower(P * N, h.lower),
+        offsets((h.data_of ? h.n_data : P) + 1, h.offsets),
+        data_of(h.data_of ? P : 0, h.data_of), p0(P * N, h.p0), lower(P * N, h.lower),
         upper(P * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
         njev(P, nullptr), nit(P, nullptr), next(1, nullptr) {
@@ -182,6 +183,7 @@ struct DeviceBatch {
     d.sigma = h.sigma ? sigma.ptr : nullptr;
     d.w = h.w ? w.ptr : nullptr;
     d.offsets = offsets.ptr;
+    d.data_of = h.data_of ? data_of.ptr : nullptr;
     d.p0 = p0.ptr;
     d.lower = lower.ptr;
     d.upper = upper.ptr;

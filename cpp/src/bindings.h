@@ -126,11 +126,24 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
              const py::object& w_obj, const I64& offsets, const F64& p0, const F64& lower,
              const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-             int n_threads, bool return_jtj, const std::string& engine) {
+             int n_threads, bool return_jtj, const std::string& engine,
+             const py::object& data_of_obj = py::none()) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
-  const py::ssize_t n_problems = offsets.shape(0) - 1;
+  const py::ssize_t n_data = offsets.shape(0) - 1;
+  // Solve units: one per problem, or one per entry of data_of (the problem it fits).
+  I64 data_of;
+  if (!data_of_obj.is_none()) {
+    data_of = I64::ensure(data_of_obj);
+    require(static_cast<bool>(data_of) && data_of.ndim() == 1,
+            "data_of: expected a 1-D integer array");
+    const long long* k = data_of.data();
+    for (py::ssize_t i = 0; i < data_of.shape(0); ++i)
+      require(k[i] >= 0 && k[i] < n_data,
+              "data_of: entry " + std::to_string(i) + " is not a problem index");
+  }
+  const py::ssize_t n_problems = data_of_obj.is_none() ? n_data : data_of.shape(0);
   const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
   check_shape(t, {n_points}, "t");
   check_shape(x, {n_points, m.n_inputs}, "x");
@@ -138,9 +151,9 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   check_shape(lower, {n_problems, n_params}, "lower");
   check_shape(upper, {n_problems, n_params}, "upper");
   const long long* off = offsets.data();
-  require(off[0] == 0 && off[n_problems] == n_points,
+  require(off[0] == 0 && off[n_data] == n_points,
           "offsets: must start at 0 and end at the number of points");
-  for (py::ssize_t i = 0; i < n_problems; ++i)
+  for (py::ssize_t i = 0; i < n_data; ++i)
     require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
   F64 sigma, w;
   if (!sigma_obj.is_none()) {
@@ -183,6 +196,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.lower = lower.data();
   b.upper = upper.data();
   b.n_problems = n_problems;
+  b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
+  b.n_data = n_data;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
   b.optimality = optimality.mutable_data();
@@ -232,16 +247,18 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
                  const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
                  double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-                 int n_threads, bool return_jtj, const std::string& engine) {
+                 int n_threads, bool return_jtj, const std::string& engine,
+                 const py::object& data_of) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                          initial_damping, n_threads, return_jtj, engine);
+                          initial_damping, n_threads, return_jtj, engine, data_of);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
       py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
-      py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto", doc);
+      py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
+      py::arg("data_of") = py::none(), doc);
 }
 
 }  // namespace lawfit::bindings

@@ -134,12 +134,11 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
   // lanes pad little; problems too large for lanes are solved apart.
-  const long long* off = b.offsets;
   bool uniform = true;
   long long cap = 0;
   for (long long i = 0; i < n_problems; ++i) {
-    const long long n = off[i + 1] - off[i];
-    uniform = uniform && n == off[1] - off[0];
+    const long long n = unit_points(b, i);
+    uniform = uniform && n == unit_points(b, 0);
     cap = std::max(cap, n);
   }
   const bool all_in_lanes = uniform && cap <= kMaxLanePoints;
@@ -147,12 +146,12 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   if (!all_in_lanes) {
     cap = 0;
     for (long long i = 0; i < n_problems; ++i) {
-      const long long n = off[i + 1] - off[i];
+      const long long n = unit_points(b, i);
       (n <= kMaxLanePoints ? order : large).push_back(i);
       if (n <= kMaxLanePoints) cap = std::max(cap, n);
     }
-    std::stable_sort(order.begin(), order.end(), [off](long long i, long long j) {
-      return off[i + 1] - off[i] < off[j + 1] - off[j];
+    std::stable_sort(order.begin(), order.end(), [&b](long long i, long long j) {
+      return unit_points(b, i) < unit_points(b, j);
     });
   }
   const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());

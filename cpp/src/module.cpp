@@ -22,6 +22,28 @@ void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long 
 #undef LAWFIT_TRY
 }
 
+// Step 2's cost at each unit's parameters (b.p0), into b.cost: +inf where the cost is not
+// finite (bad data, a model that overflows).  What a grid of starts is ranked by.
+template <class Model>
+bool try_objective(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
+                   int n_threads) {
+  if (m.name != Model::kName) return false;
+  constexpr int N = Model::kParams;
+  cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
+    Evaluation<double, N> e;
+    evaluate<Model>(problem_data<Model>(b, i), b.p0 + i * N, o, e);
+    b.cost[i] = e.finite ? e.cost : INFINITY;
+  });
+  return true;
+}
+
+void cpu_objective(const bindings::ModelEntry& m, const Batch<double>& b, long long,
+                   const Options& o, int n_threads, const std::string&) {
+#define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads)) return;
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+#undef LAWFIT_TRY
+}
+
 }  // namespace
 }  // namespace lawfit
 
@@ -31,6 +53,24 @@ PYBIND11_MODULE(_core, mod) {
   bindings::def_fit(mod, &cpu_solve,
                     "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds "
                     "the model's inputs: log x for models with log_inputs.");
+  mod.def(
+      "objective",
+      [](const std::string& model, const bindings::F64& x, const bindings::F64& t,
+         const py::object& sigma, const py::object& w, const bindings::I64& offsets,
+         const bindings::F64& params, const py::object& data_of, bool log_residuals,
+         const std::string& loss, double f_scale, int n_threads) {
+        py::dict out = bindings::fit_packed(&cpu_objective, model, x, t, sigma, w, offsets,
+                                            params, params, params, log_residuals, loss,
+                                            f_scale, 1e-8, 1e-8, 1e-8, 1, 1e-3, n_threads,
+                                            false, "auto", data_of);
+        return py::object(out["cost"]);  // a reference that outlives `out`
+      },
+      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
+      py::arg("offsets"), py::arg("params"), py::kw_only(), py::arg("data_of") = py::none(),
+      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("n_threads") = 0,
+      "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
+      "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
+      "fit().  For ranking a grid of starts.");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");

@@ -25,7 +25,23 @@ def fit(
     n_threads: int,
     return_jtj: bool,
     engine: str = "auto",
+    data_of: Optional[np.ndarray] = None,
 ) -> dict[str, np.ndarray]: ...
+def objective(
+    model: str,
+    x: np.ndarray,
+    t: np.ndarray,
+    sigma: Optional[np.ndarray],
+    weights: Optional[np.ndarray],
+    offsets: np.ndarray,
+    params: np.ndarray,
+    *,
+    data_of: Optional[np.ndarray] = None,
+    log_residuals: bool,
+    loss: str,
+    f_scale: float,
+    n_threads: int = 0,
+) -> np.ndarray: ...
 def evaluate_model(
     model: str, p: np.ndarray, x: np.ndarray, log_value: bool = False
 ) -> tuple[np.ndarray, np.ndarray]: ...

@@ -1,9 +1,11 @@
 // batch.h: one packed batch of problems, and the solve of problem i within it.
 //
 // solve_in_batch() is the unit every driver runs: the CPU driver calls it from its threads,
-// the CUDA kernel from one thread per problem.  Problem i owns points offsets[i] to
-// offsets[i+1] of the flat arrays and row i of the (problems x params) arrays; it reads
-// nothing else and writes nothing else, so a bad problem cannot touch its neighbours.
+// the CUDA kernel from one thread per problem.  Solve unit i owns row i of the (units x
+// params) arrays and fits the points of its problem: offsets[i] to offsets[i+1] of the flat
+// arrays, or, where several units share one problem's points (starts of a grid, later
+// resamples), those of problem data_of[i].  It reads nothing else and writes nothing else,
+// so a bad problem cannot touch its neighbours.
 #pragma once
 
 #include "hd.h"
@@ -23,7 +25,11 @@ struct Batch {
   const T* p0;                 // (problems, kParams)
   const T* lower;              // (problems, kParams)
   const T* upper;              // (problems, kParams)
-  long long n_problems;
+  long long n_problems;        // solve units: rows of p0, lower, upper and the outputs
+  // The problem whose points unit i fits, (n_problems,), each in [0, n_data); nullptr: unit
+  // i fits problem i (and n_data is n_problems).  offsets has n_data + 1 entries.
+  const long long* data_of = nullptr;
+  long long n_data = 0;
   // outputs
   T* p;                        // (problems, kParams)
   T* cost;                     // (problems,)
@@ -41,9 +47,23 @@ struct Batch {
 LAWFIT_NAMESPACE_BEGIN
 
 // Problem i's data and box, as the per-problem solve takes them.
+// The problem whose points unit i fits.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE long long data_index(const Batch<T>& b, long long i) {
+  return b.data_of ? b.data_of[i] : i;
+}
+
+// Unit i's number of points.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE long long unit_points(const Batch<T>& b, long long i) {
+  const long long k = data_index(b, i);
+  return b.offsets[k + 1] - b.offsets[k];
+}
+
 template <class Model, class T>
 LAWFIT_HD LAWFIT_INLINE ProblemData<T> problem_data(const Batch<T>& b, long long i) {
-  const long long begin = b.offsets[i], end = b.offsets[i + 1];
+  const long long k = data_index(b, i);
+  const long long begin = b.offsets[k], end = b.offsets[k + 1];
   ProblemData<T> d;
   d.x = b.x + begin * Model::kInputs;
   d.t = b.t + begin;

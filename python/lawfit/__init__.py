@@ -13,7 +13,8 @@ and drop-in mirrors of ``scipy.optimize.curve_fit`` and ``least_squares``.
 from ._backends import backends
 from ._result import FitResult
 from ._status import Status
-from .api import fit
+from .api import FragileFitWarning, fit
+from .grid import Grid, grid
 from .models import Model
 from . import models
 from .scipy_compat import OptimizeWarning, curve_fit, least_squares
@@ -22,6 +23,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "grid",
+    "Grid",
+    "FragileFitWarning",
     "curve_fit",
     "least_squares",
     "FitResult",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from ._packing import Packed
 
 BACKENDS = ("auto", "cpu", "cuda", "numpy")
@@ -66,10 +68,26 @@ def resolve(backend: str) -> str:
     return backend
 
 
+def _expand_units(packed: Packed, data_of: np.ndarray):
+    """The raw inputs, targets, sigma, weights and offsets of a batch in which unit i holds a
+    copy of problem data_of[i]'s points: how the NumPy reference runs units."""
+    off = packed.offsets
+    counts = np.diff(off)[data_of]
+    offsets = np.zeros(len(data_of) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    rows = np.repeat(off[data_of] - offsets[:-1], counts) + np.arange(offsets[-1])
+    pick = (lambda a: None if a is None else a[rows])
+    return packed.x[rows], packed.t[rows], pick(packed.sigma), pick(packed.weights), offsets
+
+
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
-        n_threads: Optional[int] = None, return_jtj: bool = False) -> dict:
-    """Solve a packed batch on a concrete backend; returns the backend's arrays."""
+        n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
+        lower=None, upper=None) -> dict:
+    """Solve a packed batch on a concrete backend; returns the backend's arrays.
+
+    With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
+    p0[i] within lower[i], upper[i] (starts of a grid)."""
     extra = {}
     if backend == "cpu":
         module = _load_core()[0]
@@ -79,12 +97,43 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         fn = _load_cuda()[0].fit
     else:
         from .reference import fit_packed as fn
+    if data_of is None:
+        p0, lower, upper = packed.p0, packed.lower, packed.upper
     # The compiled backends take the model's inputs (log x where the model wants it); the
     # reference takes x and applies step 0 itself.
+    if backend == "numpy":
+        data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
+        if data_of is not None:
+            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64))
+    else:
+        data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
+        if data_of is not None:
+            extra["data_of"] = np.asarray(data_of, dtype=np.int64)
     return fn(
-        packed.model.name, packed.x if backend == "numpy" else packed.u, packed.t, packed.sigma, packed.weights, packed.offsets,
-        packed.p0, packed.lower, packed.upper, log_residuals=packed.log_residuals, loss=loss,
-        f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol), gtol=float(gtol),
-        max_nfev=int(max_nfev), initial_damping=float(initial_damping),
+        packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
+        loss=loss, f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol),
+        gtol=float(gtol), max_nfev=int(max_nfev), initial_damping=float(initial_damping),
         n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra,
     )
+
+
+def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_scale: float,
+              n_threads: Optional[int] = None) -> np.ndarray:
+    """The cost at params[i] of unit i (problem data_of[i]'s points); +inf where it is not
+    finite.  The compiled backends evaluate on the CPU core; the reference in NumPy."""
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    data_of = np.asarray(data_of, dtype=np.int64)
+    if backend == "numpy":
+        from .reference import objective_packed
+
+        x, t, sigma, w, offsets = _expand_units(packed, data_of)
+        return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
+                                log_residuals=packed.log_residuals, loss=loss,
+                                f_scale=float(f_scale))
+    core, why = _load_core()
+    if core is None:  # pragma: no cover - only on a broken install
+        raise ValueError(f"backend: the compiled core is not available: {why}")
+    return core.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
+                          packed.offsets, params, data_of=data_of,
+                          log_residuals=packed.log_residuals, loss=loss,
+                          f_scale=float(f_scale), n_threads=int(n_threads or 0))

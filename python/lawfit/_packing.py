@@ -27,6 +27,8 @@ import numpy as np
 from .models import Model
 
 LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
+# pack(p0=NO_START): the starts come later (a grid); packed.p0 is left unset.
+NO_START = object()
 RESIDUALS = ("linear", "log")
 
 
@@ -297,7 +299,7 @@ def pack(
     if validate_only:
         if p0 is None and not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        if p0 is not None:
+        if p0 is not None and p0 is not NO_START:
             validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
         return None
     log = residuals == "log"
@@ -318,6 +320,9 @@ def pack(
     u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
                     sig, w, offsets, u, None, lower, upper, log, labels)
+    if p0 is NO_START:
+        packed.p0 = None
+        return packed
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")

@@ -10,6 +10,10 @@ from ._status import Status, messages
 
 __all__ = ["FitResult", "covariance"]
 
+# What a multi-start fit (a grid p0) adds, one value per problem (see lawfit.fit's k).
+GRID_FIELDS = ("n_starts", "n_refined", "best_start", "start_cost", "n_at_best",
+               "share_at_best", "cost_median")
+
 
 def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
                fixed: np.ndarray, absolute_sigma: bool = False,
@@ -91,6 +95,18 @@ class FitResult:
         self.label_names = label_names
         self.cov = cov
         self.backend = backend
+        for key in GRID_FIELDS:  # None unless the fit had a grid of starts
+            setattr(self, key, arrays.get(key))
+
+    @property
+    def fragile(self) -> Optional[np.ndarray]:
+        """Multi-start fits where under 10% of the refined starts reached the best objective
+        (None without a grid)."""
+        if self.share_at_best is None:
+            return None
+        from .api import FRAGILE_SHARE
+
+        return self.share_at_best < FRAGILE_SHARE
 
     @property
     def params(self) -> np.ndarray:
@@ -140,6 +156,9 @@ class FitResult:
             out["fun"], out["jac"] = self.residuals(i)
         if self.labels is not None:
             out["label"] = self.labels[i]
+        if self.share_at_best is not None:
+            for key in GRID_FIELDS:
+                out[key] = getattr(self, key)[i].item()
         return out
 
     def status_counts(self) -> dict:
@@ -168,6 +187,9 @@ class FitResult:
                 cols[f"{name}_stderr"] = err[:, j]
         cols.update(cost=self.cost, status=self.status, success=self.success,
                     message=self.message, nfev=self.nfev, nit=self.nit, n_points=self.n_points)
+        if self.share_at_best is not None:
+            cols.update({key: getattr(self, key) for key in GRID_FIELDS})
+            cols["fragile"] = self.fragile
         return pd.DataFrame(cols)
 
     def __repr__(self) -> str:

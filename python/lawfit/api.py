@@ -1,16 +1,32 @@
 """``lawfit.fit``: the batched call."""
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
 
 from . import _backends
-from ._packing import LOSSES, pack
+from ._packing import LOSSES, NO_START, pack
 from ._result import FitResult, covariance
+from .grid import Grid
 from .models import Model, get
 
-__all__ = ["fit"]
+__all__ = ["fit", "FragileFitWarning"]
+
+# A refined start "reached the best" when its final cost is within this relative distance of
+# the problem's lowest; a multi-start fit whose share of such starts is below FRAGILE_SHARE
+# is flagged (FitResult.fragile) and warned about.
+AT_BEST_RTOL = 1e-6
+FRAGILE_SHARE = 0.1
+# Starts refined per problem by default.  Measured on the Chinchilla replication's 4,500-start
+# grid (bench/bench_grid.py): the lowest objective is reached from k = 10 on; 100 leaves a
+# wide margin at a twentieth of the time of refining all.
+DEFAULT_K = 100
+
+
+class FragileFitWarning(UserWarning):
+    """Only a small share of a multi-start fit's refined starts reached its best objective."""
 
 
 def check_options(loss: str, f_scale: float, ftol: float, xtol: float, gtol: float,
@@ -122,6 +138,7 @@ def fit(
     return_residuals: bool = False,
     chunk_size: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    k: Union[int, str, None] = None,
 ) -> FitResult:
     """Fit a built-in model to every problem of a batch in one call.
 
@@ -134,9 +151,11 @@ def fit(
         for missing) with ``x`` of the same shape or one shared grid; or flat arrays with a
         ``groups`` label per point.  A flat ``y`` without groups is one problem.  A model with
         several inputs (``N``, ``D``) takes ``x`` with a trailing axis of that size.
-    p0 : array, optional
+    p0 : array or lawfit.Grid, optional
         Start, shape (n_params,) for all problems or (problems, n_params).  Defaults to the
-        model's data-driven guess where it has one.
+        model's data-driven guess where it has one.  A :func:`lawfit.grid` makes the fit
+        multi-start: the objective is evaluated at every start of every problem, the best
+        ``k`` starts of each problem are refined, and the lowest final cost is kept.
     sigma : optional
         Per-point uncertainty, shaped like ``y``; residuals are divided by it.
     weights : optional
@@ -178,6 +197,16 @@ def fit(
         solved, and the results equal an unchunked call's, bit for bit.
     progress : callable, optional
         ``progress(done, total)``, called after each solved chunk with problem counts.
+    k : int or "all", optional
+        With a grid ``p0``: how many starts per problem to refine, the ones with the lowest
+        objective (ties: the earlier start), or ``"all"``; default 100 (all, for smaller
+        grids).  The result then also holds, per
+        problem, ``n_starts``, ``n_refined``, ``best_start`` (the grid index of the start
+        that reached the lowest cost), ``start_cost`` (the objective at that start),
+        ``n_at_best`` (refined starts that converged within 1e-6 relative of the lowest
+        cost), ``share_at_best`` and ``cost_median`` (the median final cost of the refined
+        starts); ``fragile`` marks problems where under 10% of the refined starts reached the
+        best, and a ``FragileFitWarning`` says how many there are.
 
     Returns
     -------
@@ -198,6 +227,16 @@ def fit(
         raise ValueError(f"singular_cov: expected 'inf' or 'pinv', got {singular_cov!r}")
     name = _backends.resolve(backend)
     chunk_size = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
+    grid_spec = p0 if isinstance(p0, Grid) else None
+    if grid_spec is not None:
+        k = DEFAULT_K if k is None else k
+        if not (k == "all" or (_is_real(k) and not isinstance(k, float) and k >= 1)):
+            raise ValueError(f"k: expected a positive integer or 'all', got {k!r}")
+        p0 = NO_START
+        # Chunks hold at most chunk_size solve units (problem x start).
+        chunk_size = max(1, chunk_size // grid_spec.n_starts)
+    elif k is not None:
+        raise ValueError("k: only used with a grid p0 (lawfit.grid)")
     if progress is not None and not callable(progress):
         raise ValueError("progress: expected a callable progress(done, total)")
     kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals)
@@ -206,11 +245,21 @@ def fit(
                  absolute_sigma=absolute_sigma, singular_cov=singular_cov,
                  return_residuals=return_residuals)
     total = _n_problems(x, y, groups)
+    if grid_spec is not None and grid_spec.per_problem() and \
+            np.shape(grid_spec.explicit)[0] != total:
+        raise ValueError(f"p0: the grid has starts for {np.shape(grid_spec.explicit)[0]} "
+                         f"problems, the batch has {total}")
+
+    def solve_one(packed, a, b):
+        if grid_spec is None:
+            return _solve_packed(packed, **solve)
+        return _solve_grid(packed, grid_spec.rows(a, b), k, **solve)
+
     if groups is not None or total <= chunk_size:
         packed = pack(m, x, y, groups=groups, **kw)
         if labels is not None:
             packed.labels = labels[packed.labels.astype(int)]
-        parts = [_solve_packed(packed, **solve)]
+        parts = [solve_one(packed, 0, total)]
         if progress is not None:
             progress(total, total)
         out_labels = packed.labels
@@ -222,11 +271,19 @@ def fit(
         parts = []
         for a, b in ranges:
             cx, cy, ckw = _rows(x, y, kw, a, b, total)
-            parts.append(_solve_packed(pack(m, cx, cy, **ckw), **solve))
+            parts.append(solve_one(pack(m, cx, cy, **ckw), a, b))
             if progress is not None:
                 progress(b, total)
         out_labels = None
     out, n_points, cov, fun, jac = _concatenate(parts)
+    if grid_spec is not None:
+        fragile = out["share_at_best"] < FRAGILE_SHARE
+        if fragile.any():
+            warnings.warn(
+                f"{int(fragile.sum())} of {len(fragile)} problems: under "
+                f"{FRAGILE_SHARE:.0%} of the refined starts reached the best objective; such "
+                f"fits are fragile (FitResult.fragile, share_at_best)", FragileFitWarning,
+                stacklevel=2)
     offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
     np.cumsum(n_points, out=offsets[1:])
     return FitResult(m, out, n_points, labels=out_labels, label_names=label_names, cov=cov,
@@ -272,7 +329,7 @@ def _rows(x, y, kw, a: int, b: int, total: int):
     for name in ("sigma", "weights"):
         if kw[name] is not None:
             ckw[name] = _per_problem(kw[name], a, b, total, per)
-    if kw["p0"] is not None:
+    if kw["p0"] is not None and kw["p0"] is not NO_START:
         ckw["p0"] = _per_problem(np.asarray(kw["p0"], dtype=float), a, b, total, 2)
     lb, ub = kw["bounds"]
     ckw["bounds"] = tuple(_per_problem(np.asarray(v, dtype=float), a, b, total, 2)
@@ -285,6 +342,12 @@ def _solve_packed(packed, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev,
     out = _backends.run(backend, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
                         gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
                         return_jtj=return_cov)
+    return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
+                          singular_cov=singular_cov, return_residuals=return_residuals)
+
+
+def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, return_residuals):
+    """Covariances and residuals of the solutions in ``out``, one row per problem."""
     n_points = packed.n_points
     cov = None
     if return_cov:
@@ -299,6 +362,62 @@ def _solve_packed(packed, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev,
     if return_residuals:
         fun, jac = residuals_at(packed, out["x"])
     return out, n_points, cov, fun, jac
+
+
+def _solve_grid(packed, spec: Grid, k, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev,
+                n_threads, return_cov, absolute_sigma, singular_cov, return_residuals):
+    """A multi-start fit of a packed batch: the objective at every start, Levenberg-Marquardt
+    from the best k of each problem (units sharing the problem's points), the lowest final
+    cost kept.  Returns what _solve_packed returns, with the grid's diagnostics in ``out``."""
+    P, n = packed.lower.shape
+    starts = spec.starts(packed.model.param_names, P, packed.lower, packed.upper)
+    S = starts.shape[1]
+    data_all = np.repeat(np.arange(P), S)
+    start_cost = _backends.objective(backend, packed, starts.reshape(P * S, n), data_all,
+                                     loss=loss, f_scale=f_scale,
+                                     n_threads=n_threads).reshape(P, S)
+    kk = S if k == "all" else min(int(k), S)
+    if kk == S:
+        sel = np.broadcast_to(np.arange(S), (P, S))
+    else:  # the kk lowest objectives, ties to the earlier start
+        sel = np.argsort(start_cost, axis=1, kind="stable")[:, :kk]
+    rows = np.arange(P)[:, None]
+    p0 = np.ascontiguousarray(starts[rows, sel].reshape(P * kk, n))
+    data_of = np.repeat(np.arange(P), kk)
+    res = _backends.run(backend, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
+                        gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
+                        return_jtj=return_cov, data_of=data_of, p0=p0,
+                        lower=np.repeat(packed.lower, kk, axis=0),
+                        upper=np.repeat(packed.upper, kk, axis=0))
+    cost = res["cost"].reshape(P, kk)
+    status = res["status"].reshape(P, kk)
+    with np.errstate(invalid="ignore"):
+        ok = (status > 0) & np.isfinite(cost)
+        # The lowest cost among converged starts; where none converged, among finite ones
+        # (the problem's status then says why); ties to the earlier refined start.
+        key = np.where(ok, cost, np.inf)
+        none_ok = ~ok.any(axis=1)
+        key[none_ok] = np.where(np.isfinite(cost[none_ok]), cost[none_ok], np.inf)
+        best = np.argmin(key, axis=1)
+        best_cost = cost[np.arange(P), best]
+        at_best = ok & (cost <= best_cost[:, None] + AT_BEST_RTOL * np.abs(best_cost[:, None]))
+        finite_cost = np.where(np.isfinite(cost), cost, np.nan)
+        all_nan = np.isnan(finite_cost).all(axis=1)
+        cost_median = np.full(P, np.nan)
+        if (~all_nan).any():
+            cost_median[~all_nan] = np.nanmedian(finite_cost[~all_nan], axis=1)
+    pick = np.arange(P) * kk + best
+    out = {key_: np.ascontiguousarray(v[pick]) for key_, v in res.items()}
+    out["n_starts"] = np.full(P, S, dtype=np.int64)
+    out["n_refined"] = np.full(P, kk, dtype=np.int64)
+    out["best_start"] = sel[np.arange(P), best].astype(np.int64)
+    out["start_cost"] = start_cost[np.arange(P), out["best_start"]]
+    out["n_at_best"] = at_best.sum(axis=1).astype(np.int64)
+    out["share_at_best"] = out["n_at_best"] / kk
+    out["cost_median"] = cost_median
+    packed.p0 = starts[np.arange(P), out["best_start"]]
+    return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
+                          singular_cov=singular_cov, return_residuals=return_residuals)
 
 
 def _concatenate(parts):

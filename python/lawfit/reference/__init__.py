@@ -17,7 +17,7 @@ disagreement points at a bug in one of the two, or at an ambiguity in the spec. 
 to be read, not to be fast; it depends on NumPy only.
 """
 
-from .lm import STATUS, fit_packed, solve
+from .lm import STATUS, fit_packed, objective_packed, solve
 from .models import MODELS, RefModel
 
-__all__ = ["MODELS", "RefModel", "STATUS", "solve", "fit_packed"]
+__all__ = ["MODELS", "RefModel", "STATUS", "solve", "fit_packed", "objective_packed"]

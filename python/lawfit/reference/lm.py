@@ -575,3 +575,29 @@ def fit_packed(
     if return_jtj:
         out["jtj"][ok] = res["jtj"]
     return out
+
+
+def objective_packed(model: str, x, t, sigma, weights, offsets, params, *,
+                     log_residuals: bool = False, loss: str = "linear",
+                     f_scale: float = 1.0) -> np.ndarray:
+    """The cost 0.5 sum w C^2 rho((r / C)^2) of each problem of a packed batch at ``params``
+    (P, n), as ``lawfit._core.objective``: +inf where it is not finite.  ``x`` is the raw
+    input (M, n_inputs), ``t`` the targets."""
+    mdl = MODELS[model]
+    offsets = np.asarray(offsets, dtype=np.int64)
+    P = len(offsets) - 1
+    n_pts = np.diff(offsets)
+    owner = np.repeat(np.arange(P), n_pts)
+    evaluate = mdl.log_value_and_jac if log_residuals else mdl.value_and_jac
+    w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        f, _ = evaluate(np.asarray(params, dtype=np.float64)[owner], np.asarray(x, dtype=float))
+        r = f - t
+        if sigma is not None:
+            r = r / sigma
+        used = w > 0
+        cost, _, _ = _loss_scaling(r, np.where(used, w, 0.0), loss, f_scale)
+        cost = np.where(used, cost, 0.0)
+        bad = np.bincount(owner, weights=(~np.isfinite(cost)).astype(float), minlength=P) > 0
+        total = np.bincount(owner, weights=np.where(np.isfinite(cost), cost, 0.0), minlength=P)
+    return np.where(bad | ~np.isfinite(total), np.inf, total)

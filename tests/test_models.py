@@ -85,3 +85,20 @@ def test_model_is_a_plain_function():
     np.testing.assert_allclose(m(x, 1.8, 400.0, 0.3), 1.8 + 400.0 * x ** -0.3)
     with pytest.raises(TypeError, match="3 parameters"):
         m(x, 1.0, 2.0)
+
+
+def test_chinchilla_log_drops_negligible_terms_without_subnormals():
+    """A logsumexp term below e^-300 of the largest is exactly 0 (value and gradient): it
+    cannot change the sum in double precision, and no subnormal number is formed."""
+    N = np.geomspace(1e7, 1e11, 9)
+    x = np.column_stack([N, 20 * N])
+    p = np.tile([5.0, 6.0, 0.5, 40.0, 0.3], (9, 1))  # the N term ~ e^-700 and below
+    f, g = _core.evaluate_model("chinchilla_log", p, x, log_value=True)
+    u = np.stack([p[:, 0] - p[:, 3] * np.log(N), p[:, 1] - p[:, 4] * np.log(x[:, 1]), p[:, 2]])
+    np.testing.assert_allclose(f, np.logaddexp.reduce(u, axis=0), rtol=1e-15)
+    assert np.all(g[:, 0] == 0) and np.all(g[:, 3] == 0)  # the dropped term's weight
+    tiny = np.finfo(float).tiny
+    assert not np.any((g != 0) & (np.abs(g) < tiny))
+    softmax = np.exp(u - u.max(axis=0))
+    softmax /= softmax.sum(axis=0)
+    np.testing.assert_allclose(g[:, 1], softmax[1], rtol=1e-14)

@@ -46,7 +46,7 @@ struct ChinchillaLog {
     T ln = x[0], ld = x[1];  // log N, log D
     T u1 = p[0] - p[3] * ln, u2 = p[1] - p[4] * ld, u3 = p[2];
     T m = max(max(u1, u2), u3);
-    T e1 = exp(u1 - m), e2 = exp(u2 - m), e3 = exp(u3 - m);
+    T e1 = negligible_exp(u1 - m), e2 = negligible_exp(u2 - m), e3 = negligible_exp(u3 - m);
     T s = e1 + e2 + e3;
     T inv = T(1) / s;
     T w1 = e1 * inv, w2 = e2 * inv, w3 = e3 * inv;  // softmax weights

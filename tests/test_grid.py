@@ -193,3 +193,57 @@ def test_chinchilla_replication_grid(data_dir):
     print(f"\n4,500 starts: E={E:.3f} A={A:.1f} B={B:.1f} alpha={r.x[0][3]:.4f} "
           f"beta={r.x[0][4]:.4f}; objective {r.cost[0]:.6g} (scipy L-BFGS-B {scipy_best:.6g}); "
           f"{r.n_at_best[0]} of 4,500 starts reached it")
+
+
+def test_profile_coefficients_are_the_nonnegative_least_squares_solution():
+    from scipy.optimize import nnls
+
+    from lawfit._packing import NO_START, pack
+    from lawfit.grid import profile_starts
+
+    x, y, truth, _ = model_batch("chinchilla", n_problems=4, n_points=25, seed=8)
+    y[1, :3] = np.nan  # a problem with missing points
+    w = np.random.default_rng(2).uniform(0.5, 2.0, y.shape)
+    pk = pack(lawfit.models.get("chinchilla"), x, y, p0=NO_START, weights=w)
+    exps = np.array([[0.1, 0.2], [0.34, 0.28], [0.9, 0.05]])
+    names = ["E", "A", "B", "alpha", "beta"]
+    lo, hi = np.full((4, 5), -np.inf), np.full((4, 5), np.inf)
+    S = profile_starts("chinchilla", names, exps, pk, lo, hi)
+    for i in range(4):
+        ok = ~np.isnan(y[i])
+        sw = np.sqrt(w[i, ok])
+        for g, (al, be) in enumerate(exps):
+            basis = np.column_stack([np.ones(ok.sum()), x[ok, 0] ** -al, x[ok, 1] ** -be])
+            want, _ = nnls(basis * sw[:, None], y[i, ok] * sw)
+            np.testing.assert_allclose(S[i, g, :3], want, rtol=1e-7, atol=1e-9 * want.max())
+            np.testing.assert_array_equal(S[i, g, 3:], [al, be])
+    # Bounds on a coefficient hold it inside them.
+    hi[:, 0] = 0.5
+    Sb = profile_starts("chinchilla", names, exps, pk, lo, hi)
+    assert np.all(Sb[..., 0] <= 0.5) and np.all(Sb[..., :3] >= 0)
+
+
+def test_profile_grid_reaches_the_full_grids_optimum():
+    x, y, bad = planted()
+    kw = dict(residuals="log", loss="huber", f_scale=1e-3)
+    full = lawfit.fit("chinchilla_log", x, y, p0=lawfit.grid(**CHIN_GRID), k="all", **kw)
+    axis = np.linspace(0, 1, 6)
+    prof = lawfit.fit("chinchilla_log", x, y, p0=lawfit.grid(alpha=axis, beta=axis,
+                                                            profile=True), k="all", **kw)
+    assert prof.success.all() and np.all(prof.n_starts == 36)
+    assert np.all(prof.cost <= full.cost * (1 + 1e-9))
+    nat = lawfit.fit("chinchilla", x, y, p0=lawfit.grid(alpha=axis, beta=axis, profile=True),
+                     **kw)
+    np.testing.assert_allclose(nat.cost, prof.cost, rtol=1e-7)
+
+
+def test_profile_grid_errors():
+    x, y, truth, _ = model_batch("saturating_power_law", n_problems=2, n_points=10)
+    with pytest.raises(ValueError, match="p0: a profile grid for 'saturating_power_law' "
+                                         "takes values for \\['alpha'\\]"):
+        lawfit.fit("saturating_power_law", x, y, p0=lawfit.grid(E=[1.0], profile=True))
+    xl, yl, _, _ = model_batch("logistic", n_problems=2, n_points=10)
+    with pytest.raises(ValueError, match="p0: a profile grid needs a model with linear"):
+        lawfit.fit("logistic", xl, yl, p0=lawfit.grid(k=[1.0], profile=True))
+    with pytest.raises(ValueError, match="profile: a profile grid takes per-exponent values"):
+        lawfit.grid(starts=np.ones((2, 3)), profile=True)

@@ -370,7 +370,8 @@ def _solve_grid(packed, spec: Grid, k, *, backend, loss, f_scale, ftol, xtol, gt
     from the best k of each problem (units sharing the problem's points), the lowest final
     cost kept.  Returns what _solve_packed returns, with the grid's diagnostics in ``out``."""
     P, n = packed.lower.shape
-    starts = spec.starts(packed.model.param_names, P, packed.lower, packed.upper)
+    starts = spec.starts(packed.model.param_names, P, packed.lower, packed.upper, packed=packed,
+                         model_name=packed.model.name)
     S = starts.shape[1]
     data_all = np.repeat(np.arange(P), S)
     start_cost = _backends.objective(backend, packed, starts.reshape(P * S, n), data_all,

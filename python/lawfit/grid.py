@@ -31,8 +31,10 @@ class Grid:
     """Starting points for a multi-start fit; make one with :func:`grid`."""
 
     def __init__(self, values: Optional[dict] = None, starts=None, sample: Optional[str] = None,
-                 n: Optional[int] = None, lower=None, upper=None, seed: int = 0):
+                 n: Optional[int] = None, lower=None, upper=None, seed: int = 0,
+                 profile: bool = False):
         self.values = values
+        self.profile = profile
         self.explicit = starts
         self.sample = sample
         self.n = n
@@ -43,6 +45,7 @@ class Grid:
     def __repr__(self) -> str:
         if self.values is not None:
             inner = ", ".join(f"{k}={len(v)} values" for k, v in self.values.items())
+            inner += ", profile=True" if self.profile else ""
         elif self.explicit is not None:
             inner = f"starts of shape {np.shape(self.explicit)}"
         else:
@@ -69,11 +72,24 @@ class Grid:
         return Grid(starts=np.asarray(self.explicit)[a:b])
 
     def starts(self, names: Sequence[str], P: int, lower: np.ndarray,
-               upper: np.ndarray) -> np.ndarray:
+               upper: np.ndarray, packed=None, model_name: Optional[str] = None) -> np.ndarray:
         """The starts of P problems, (P, S, n), checked: finite and inside each problem's
-        bounds ``lower``/``upper`` (P, n).  Errors name ``p0``."""
+        bounds ``lower``/``upper`` (P, n).  A profile grid needs the packed batch and the
+        model's name.  Errors name ``p0``."""
         n = len(names)
-        if self.values is not None:
+        if self.profile:
+            if model_name not in PROFILES:
+                raise ValueError(f"p0: a profile grid needs a model with linear coefficients "
+                                 f"({', '.join(PROFILES)}), not '{model_name}'")
+            coefs, exps, _, _ = PROFILES[model_name]
+            if sorted(self.values) != sorted(exps):
+                raise ValueError(f"p0: a profile grid for '{model_name}' takes values for "
+                                 f"{list(exps)} (the coefficients {list(coefs)} are solved), "
+                                 f"got {sorted(self.values)}")
+            axes = [np.asarray(self.values[e], dtype=np.float64).reshape(-1) for e in exps]
+            grid_e = np.array(list(itertools.product(*axes)), dtype=np.float64)
+            S = profile_starts(model_name, list(names), grid_e, packed, lower, upper)
+        elif self.values is not None:
             unknown = [k for k in self.values if k not in names]
             if unknown:
                 raise ValueError(f"p0: the grid names unknown parameter(s) {unknown}; the "
@@ -136,13 +152,22 @@ class Grid:
 
 
 def grid(*, starts=None, sample: Optional[str] = None, n: Optional[int] = None, lower=None,
-         upper=None, seed: int = 0, **values) -> Grid:
+         upper=None, seed: int = 0, profile: bool = False, **values) -> Grid:
     """A grid of starting points for ``lawfit.fit(..., p0=...)``.
 
     Give exactly one of: per-parameter values by name (their Cartesian product),
     ``starts`` ((S, n) or (problems, S, n)), or ``sample="sobol"`` / ``"lhs"`` with ``n``
     points in the box ``lower``..``upper`` (default: the fit's bounds), drawn with ``seed``.
+
+    ``profile=True`` (variable projection): values for the model's exponents only (alpha;
+    alpha and beta for Chinchilla); at each grid point the linear coefficients (E, A, B) are
+    each problem's nonnegative, bounded least-squares solution on its data (y itself,
+    weighted by weights / sigma^2), which completes the start.  A 2-D grid then stands in for
+    a 5-D one.  Models: power_law, saturating_power_law, chinchilla, chinchilla_log.
     """
+    if profile and (not values or starts is not None or sample is not None):
+        raise ValueError("profile: a profile grid takes per-exponent values, e.g. "
+                         "lawfit.grid(alpha=[...], beta=[...], profile=True)")
     given = [bool(values), starts is not None, sample is not None]
     if sum(given) != 1:
         raise ValueError("grid: give exactly one of per-parameter values, starts=, or sample=")
@@ -150,7 +175,8 @@ def grid(*, starts=None, sample: Optional[str] = None, n: Optional[int] = None, 
         for k, v in values.items():
             if np.ndim(v) != 1 or len(v) == 0:
                 raise ValueError(f"grid: the values of '{k}' must be a non-empty 1-D sequence")
-        return Grid(values={k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
+        return Grid(values={k: np.asarray(v, dtype=np.float64) for k, v in values.items()},
+                    profile=profile)
     if starts is not None:
         if np.ndim(starts) not in (2, 3):
             raise ValueError(f"starts: expected shape (S, n_params) or (problems, S, n_params), "
@@ -161,3 +187,135 @@ def grid(*, starts=None, sample: Optional[str] = None, n: Optional[int] = None, 
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise ValueError(f"n: the number of sampled starts must be a positive integer, got {n!r}")
     return Grid(sample=sample, n=int(n), lower=lower, upper=upper, seed=seed)
+
+
+# --------------------------------------------------------------------------- profiles
+# Variable projection: for the models whose parameters split into linear coefficients and
+# nonlinear exponents, a grid over the exponents alone; at each grid point the coefficients
+# are the (nonnegative, bounded) least-squares solution on the problem's data.
+#   model: (coefficient names, exponent names, basis(x, exponents) -> columns,
+#           map from (coefficients, exponents) to the model's parameter vector)
+
+
+def _powers(x, e):
+    return x ** -e
+
+
+PROFILES = {
+    "power_law": (("A",), ("alpha",),
+                  lambda x, e: [_powers(x[..., 0], e[..., 0])],
+                  lambda c, e: {"A": c[..., 0], "alpha": e[..., 0]}),
+    "saturating_power_law": (("E", "A"), ("alpha",),
+                             lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
+                                           _powers(x[..., 0], e[..., 0])],
+                             lambda c, e: {"E": c[..., 0], "A": c[..., 1], "alpha": e[..., 0]}),
+    "chinchilla": (("E", "A", "B"), ("alpha", "beta"),
+                   lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
+                                 _powers(x[..., 0], e[..., 0]), _powers(x[..., 1], e[..., 1])],
+                   lambda c, e: {"E": c[..., 0], "A": c[..., 1], "B": c[..., 2],
+                                 "alpha": e[..., 0], "beta": e[..., 1]}),
+    # The replication's log parameterisation: a = log A, b = log B, e = log E (a zero
+    # coefficient becomes log of the smallest normal number).
+    "chinchilla_log": (("E", "A", "B"), ("alpha", "beta"),
+                       lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
+                                     _powers(x[..., 0], e[..., 0]),
+                                     _powers(x[..., 1], e[..., 1])],
+                       lambda c, e: {"a": _log_pos(c[..., 1]), "b": _log_pos(c[..., 2]),
+                                     "e": _log_pos(c[..., 0]), "alpha": e[..., 0],
+                                     "beta": e[..., 1]}),
+}
+
+
+def _log_pos(c):
+    return np.log(np.maximum(c, np.finfo(float).tiny))
+
+
+def _box_least_squares(M, v, yy, lo, hi):
+    """min_c c^T M c - 2 c^T v + yy subject to lo <= c <= hi, for stacks of tiny systems
+    (M (..., q, q)): every active set (each coefficient free, at its lower or at its upper
+    bound) is solved and the feasible one with the lowest value kept.  Returns c, value."""
+    q = M.shape[-1]
+    best_c = np.full(v.shape, np.nan)
+    best_f = np.full(v.shape[:-1], np.inf)
+    eye = np.eye(q)
+    for states in itertools.product((0, 1, 2), repeat=q):  # free, at lower, at upper
+        st = np.array(states)
+        if np.any((st == 1) & ~np.isfinite(lo)) or np.any((st == 2) & ~np.isfinite(hi)):
+            continue
+        fixed = np.where(st == 1, lo, np.where(st == 2, hi, 0.0))
+        free = st == 0
+        c = np.broadcast_to(fixed, v.shape).copy()
+        if free.any():
+            # Reduced system over the free coefficients, the fixed ones moved to the right.
+            Mf = M[..., free, :][..., free]
+            rhs = v[..., free] - np.einsum("...ij,j->...i", M[..., free, :], fixed)
+            with np.errstate(all="ignore"):
+                # Equilibrated (unit diagonal: the basis columns differ in scale by orders of
+                # magnitude), with a ridge of 1e-14 for exactly singular systems.
+                d = np.sqrt(np.einsum("...ii->...i", Mf))
+                d = np.where(d > 0, d, 1.0)
+                Ms = Mf / d[..., :, None] / d[..., None, :] + 1e-14 * eye[free][:, free]
+                try:
+                    sol = np.linalg.solve(Ms, (rhs / d)[..., None])[..., 0] / d
+                except np.linalg.LinAlgError:
+                    continue
+            c[..., free] = sol
+        with np.errstate(all="ignore"):
+            f = np.einsum("...i,...ij,...j->...", c, M, c) - 2 * np.einsum("...i,...i->...", c, v) + yy
+            ok = np.all((c >= lo - 1e-12 * np.abs(lo)) & (c <= hi + 1e-12 * np.abs(hi)), axis=-1)
+        better = ok & np.isfinite(f) & (f < best_f)
+        best_f = np.where(better, f, best_f)
+        best_c = np.where(better[..., None], np.clip(c, lo, hi), best_c)
+    return best_c, best_f
+
+
+def profile_starts(model_name: str, names: Sequence[str], exponents: np.ndarray, packed,
+                   lower: np.ndarray, upper: np.ndarray, block: int = 4_000_000) -> np.ndarray:
+    """(P, G, n) starts: the grid of exponents (G, n_exp) with each problem's coefficients by
+    (nonnegative, bounded) least squares on its data (raw y, weighted by weights / sigma^2)."""
+    coef_names, exp_names, basis, assemble = PROFILES[model_name]
+    P = packed.n_problems
+    G = len(exponents)
+    n_pts = packed.n_points
+    m = int(n_pts.max()) if P else 0
+    owner = np.repeat(np.arange(P), n_pts)
+    col = np.arange(len(owner)) - packed.offsets[owner]
+    k = packed.x.shape[1]
+    xp = np.ones((P, m, k))
+    yp = np.zeros((P, m))
+    wp = np.zeros((P, m))
+    xp[owner, col] = packed.x
+    yp[owner, col] = packed.y
+    w = np.ones(len(owner)) if packed.weights is None else packed.weights
+    if packed.sigma is not None:
+        w = w / packed.sigma ** 2
+    wp[owner, col] = np.where(np.isfinite(w) & np.isfinite(packed.y), w, 0.0)
+    yp = np.where(wp > 0, yp, 0.0)
+    # Coefficient bounds: the fit's bounds on them (in natural units), and never negative.
+    ci = {c: i for i, c in enumerate(coef_names)}
+    lo = np.zeros((P, len(coef_names)))
+    hi = np.full((P, len(coef_names)), np.inf)
+    for c, i in ci.items():
+        if c in names:
+            j = names.index(c)
+            lo[:, i] = np.maximum(lower[:, j], 0.0)
+            hi[:, i] = upper[:, j]
+    out = np.empty((P, G, len(names)))
+    step = max(1, block // max(1, G * m * len(coef_names)))
+    for a in range(0, P, step):
+        b = min(P, a + step)
+        with np.errstate(all="ignore"):
+            cols = basis(xp[a:b, None, :, :], exponents[None, :, None, :])  # each (p, G, m)
+            Bm = np.stack(np.broadcast_arrays(*cols), axis=-1)  # (p, G, m, q)
+            Bm = np.where(np.isfinite(Bm), Bm, 0.0)
+            W = wp[a:b, None, :]
+            M = np.einsum("pgmi,pgm,pgmj->pgij", Bm, W, Bm)
+            v = np.einsum("pgmi,pgm,pm->pgi", Bm, W, yp[a:b])
+            yy = np.einsum("pgm,pm->pg", W, yp[a:b] ** 2)
+        for p in range(b - a):  # bounds differ by problem
+            c, _ = _box_least_squares(M[p], v[p], yy[p], lo[a + p], hi[a + p])
+            c = np.where(np.isfinite(c), c, lo[a + p])  # no feasible solution: the bound
+            vals = assemble(c, np.broadcast_to(exponents, (G, exponents.shape[1])))
+            for j, nm in enumerate(names):
+                out[a + p, :, j] = vals[nm]
+    return np.clip(out, lower[:, None, :], upper[:, None, :])

@@ -162,24 +162,11 @@ def test_grid_errors_name_the_argument():
 
 
 @pytest.mark.data
-def test_chinchilla_replication_grid(data_dir):
-    pd = pytest.importorskip("pandas")
-    df = pd.read_csv(data_dir / "chinchilla_epoch.csv")
-    N = df["Model Size"].to_numpy()
-    D = df["Training FLOP"].to_numpy() / (6 * N)
-    L = df["loss"].to_numpy()
-    keep = np.argsort(L)[:-5]  # the replication drops the 5 highest losses
-    N, D, L = N[keep], D[keep], L[keep]
+def test_chinchilla_replication_grid(chinchilla):
+    N, D, L, objective = chinchilla
     r = lawfit.fit("chinchilla_log", np.column_stack([N, D]), L, p0=lawfit.grid(**CHIN_GRID),
                    k="all", residuals="log", loss="huber", f_scale=1e-3)
     assert r.success[0] and r.n_starts[0] == 4500
-
-    def objective(p):
-        logf = np.logaddexp.reduce([p[0] - p[3] * np.log(N), p[1] - p[4] * np.log(D),
-                                    np.full_like(N, p[2])], axis=0)
-        res = np.log(L) - logf
-        a = np.abs(res)
-        return np.sum(np.where(a <= 1e-3, 0.5 * res**2, 1e-3 * (a - 0.5e-3)))
 
     # scipy's L-BFGS-B (the replication's method) from the 20 starts with the lowest
     # objective, and from lawfit's own best start: lawfit's best is no worse.

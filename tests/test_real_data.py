@@ -42,25 +42,13 @@ def test_24_real_laws_in_one_batched_call(overtraining, compiled_backend):
           .to_string(max_colwidth=40))
 
 
-def test_chinchilla_replication_objective_single_start(data_dir):
-    df = pd.read_csv(data_dir / "chinchilla_epoch.csv")
-    N = df["Model Size"].to_numpy()
-    D = df["Training FLOP"].to_numpy() / (6 * N)
-    L = df["loss"].to_numpy()
-    keep = np.argsort(L)[:-5]  # the replication drops the 5 highest losses
-    N, D, L = N[keep], D[keep], L[keep]
+def test_chinchilla_replication_objective_single_start(chinchilla):
+    N, D, L, objective = chinchilla
     p0 = [np.log(406.4), np.log(410.7), np.log(1.69), 0.34, 0.28]
     r = lawfit.fit("chinchilla_log", np.column_stack([N, D]), L, p0=p0, residuals="log",
                    loss="huber", f_scale=1e-3, ftol=1e-12, xtol=1e-12, gtol=1e-12,
                    max_nfev=2000)
     assert r.success[0], r.message[0]
-
-    def objective(p):
-        logf = np.logaddexp.reduce([p[0] - p[3] * np.log(N), p[1] - p[4] * np.log(D),
-                                    np.full_like(N, p[2])], axis=0)
-        res = np.log(L) - logf
-        a = np.abs(res)
-        return np.sum(np.where(a <= 1e-3, 0.5 * res**2, 1e-3 * (a - 0.5e-3)))
 
     # lawfit's cost is scipy's Huber cost, summed: the replication's objective (x 1)
     np.testing.assert_allclose(r.cost[0], objective(r.x[0]), rtol=1e-10)

@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "lawfit/batch.h"
 #include "lawfit/models/all.h"
+#include "lawfit/rng.h"  // the bootstrap stream (issue 5), compiled for the device here
 
 namespace lawfit::cuda {
 namespace {

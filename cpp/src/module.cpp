@@ -2,6 +2,9 @@
 // (the Python layer validates values first), releases the GIL and runs the CPU driver.
 #include "bindings.h"
 #include "cpu_driver.h"
+#include "lawfit/rng.h"
+
+#include <algorithm>
 
 namespace lawfit {
 namespace {
@@ -71,6 +74,47 @@ PYBIND11_MODULE(_core, mod) {
       "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
       "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
       "fit().  For ranking a grid of starts.");
+  mod.def(
+      "philox4x32_10",
+      [](const py::array_t<unsigned int, py::array::c_style | py::array::forcecast>& ctr,
+         unsigned int k0, unsigned int k1) {
+        bindings::require(ctr.ndim() == 2 && ctr.shape(1) == 4,
+                          "ctr: expected shape (n, 4) of uint32");
+        py::array_t<unsigned int> out({ctr.shape(0), static_cast<py::ssize_t>(4)});
+        const unsigned int* c = ctr.data();
+        unsigned int* o = out.mutable_data();
+        for (py::ssize_t i = 0; i < ctr.shape(0); ++i) {
+          const Philox4x32 r = philox4x32_10(Philox4x32{{c[4 * i], c[4 * i + 1], c[4 * i + 2],
+                                                         c[4 * i + 3]}}, k0, k1);
+          for (int k = 0; k < 4; ++k) o[4 * i + k] = r.v[k];
+        }
+        return out;
+      },
+      py::arg("ctr"), py::arg("k0"), py::arg("k1"),
+      "For the tests: Philox4x32-10 (lawfit/rng.h) of each counter row under key (k0, k1).");
+  mod.def(
+      "bootstrap_counts",
+      [](unsigned long long seed, const bindings::I64& problems, const bindings::I64& resamples,
+         int n) {
+        bindings::require(problems.ndim() == 1 && resamples.ndim() == 1 &&
+                              problems.shape(0) == resamples.shape(0),
+                          "problems, resamples: expected 1-D arrays of one length");
+        bindings::require(n >= 1, "n: must be >= 1");
+        const py::ssize_t R = problems.shape(0);
+        py::array_t<int> out({R, static_cast<py::ssize_t>(n)});
+        int* o = out.mutable_data();
+        std::fill(o, o + R * n, 0);
+        for (py::ssize_t i = 0; i < R; ++i) {
+          bindings::require(resamples.data()[i] >= 0 && resamples.data()[i] < (1LL << 32),
+                            "resamples: each must be in [0, 2^32)");
+          bootstrap_counts(seed, problems.data()[i],
+                           static_cast<unsigned int>(resamples.data()[i]), n, o + i * n);
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("problems"), py::arg("resamples"), py::arg("n"),
+      "For the tests: the pairs bootstrap's counts (lawfit/rng.h) of (seed, problem, "
+      "resample) over n points, one row per (problems[i], resamples[i]).");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");

@@ -28,6 +28,9 @@ PYBIND11_MODULE(_cuda, mod) {
                              const std::string& engine) {
     if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
     if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
+    if (b.resample_of)
+      throw std::invalid_argument("resample_of: the bootstrap does not run on the CUDA "
+                                  "backend yet; use the CPU backend");
     cuda_solve(m, b, n_points, o, n_threads);
   }, "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit).");
   mod.def(

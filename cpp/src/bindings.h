@@ -127,7 +127,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
              const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
              int n_threads, bool return_jtj, const std::string& engine,
-             const py::object& data_of_obj = py::none()) {
+             const py::object& data_of_obj = py::none(),
+             const py::object& resample_of_obj = py::none(), unsigned long long seed = 0) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -144,6 +145,15 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
               "data_of: entry " + std::to_string(i) + " is not a problem index");
   }
   const py::ssize_t n_problems = data_of_obj.is_none() ? n_data : data_of.shape(0);
+  py::array_t<unsigned int, py::array::c_style | py::array::forcecast> resample_of;
+  if (!resample_of_obj.is_none()) {
+    resample_of = py::array_t<unsigned int, py::array::c_style | py::array::forcecast>::ensure(
+        resample_of_obj);
+    require(static_cast<bool>(resample_of) && resample_of.ndim() == 1 &&
+                resample_of.shape(0) == n_problems,
+            "resample_of: expected one resample index per unit, shape (" +
+                std::to_string(n_problems) + ",)");
+  }
   const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
   check_shape(t, {n_points}, "t");
   check_shape(x, {n_points, m.n_inputs}, "x");
@@ -197,6 +207,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.upper = upper.data();
   b.n_problems = n_problems;
   b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
+  b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
+  b.boot_seed = seed;
   b.n_data = n_data;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
@@ -248,17 +260,20 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
                  double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
                  int n_threads, bool return_jtj, const std::string& engine,
-                 const py::object& data_of) {
+                 const py::object& data_of, const py::object& resample_of,
+                 unsigned long long seed) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                          initial_damping, n_threads, return_jtj, engine, data_of);
+                          initial_damping, n_threads, return_jtj, engine, data_of,
+                          resample_of, seed);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
       py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
       py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
-      py::arg("data_of") = py::none(), doc);
+      py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
+      py::arg("seed") = 0, doc);
 }
 
 }  // namespace lawfit::bindings

@@ -125,11 +125,29 @@ inline const Engine* find_engine(const std::string& name) {
 // points, and the lanes of a large problem gain nothing from lockstep).
 inline constexpr long long kMaxLanePoints = 4096;
 
+// The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
+template <class Model>
+void solve_unit(const Batch<double>& b, const Options& o, long long i) {
+  if (!b.resample_of) {
+    solve_in_batch<Model>(b, o, i);
+    return;
+  }
+  thread_local std::vector<double> w;
+  ProblemData<double> d = problem_data<Model>(b, i);
+  w.resize(static_cast<size_t>(d.n));
+  unit_weights(b, i, d, w.data());
+  d.w = w.data();
+  d.w_binary = false;
+  Summary<double, Model::kParams> s;
+  solve<Model>(d, problem_box<Model>(b, i), o, s);
+  store_summary(b, i, s);
+}
+
 template <class Model>
 void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine) {
   const long long n_problems = b.n_problems;
   if (!engine) {
-    parallel_for(n_problems, n_threads, [&](long long i) { solve_in_batch<Model>(b, o, i); });
+    parallel_for(n_problems, n_threads, [&](long long i) { solve_unit<Model>(b, o, i); });
     return;
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
@@ -175,7 +193,7 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
     on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
   }
   parallel_for(static_cast<long long>(large.size()), n_threads,
-               [&](long long k) { solve_in_batch<Model>(b, o, large[k]); });
+               [&](long long k) { solve_unit<Model>(b, o, large[k]); });
 }
 
 }  // namespace lawfit::cpu

@@ -11,6 +11,7 @@
 #include "hd.h"
 #include "lm.h"
 #include "options.h"
+#include "rng.h"
 
 namespace lawfit {
 
@@ -30,6 +31,10 @@ struct Batch {
   // i fits problem i (and n_data is n_problems).  offsets has n_data + 1 entries.
   const long long* data_of = nullptr;
   long long n_data = 0;
+  // Pairs bootstrap: unit i fits its problem with the multinomial resample weights of
+  // (boot_seed, data_index(i), resample_of[i]) (rng.h), times w; nullptr: no resampling.
+  const unsigned int* resample_of = nullptr;
+  unsigned long long boot_seed = 0;
   // outputs
   T* p;                        // (problems, kParams)
   T* cost;                     // (problems,)
@@ -101,6 +106,17 @@ LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const
   b.nfev[i] = s.nfev;
   b.njev[i] = s.njev;
   b.nit[i] = s.nit;
+}
+
+// Unit i's point weights under the pairs bootstrap: how often each of its problem's d.n
+// points was drawn in resample resample_of[i], times the batch's weights.  w: d.n entries.
+template <class T>
+LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>& d, T* w) {
+  for (int pt = 0; pt < d.n; ++pt) w[pt] = T(0);
+  bootstrap_counts(b.boot_seed, data_index(b, i), b.resample_of[i], d.n, w);
+  if (d.w) {
+    for (int pt = 0; pt < d.n; ++pt) w[pt] *= d.w[pt];
+  }
 }
 
 template <class Model, class Objective = RuntimeObjective, class T>

@@ -61,8 +61,9 @@ class Lanes {
   static constexpr int kIn = Model::kInputs;
 
   // Bytes of point buffer for problems of up to `cap` points.
-  static size_t buffer_bytes(int cap) {
-    return sizeof(P) * static_cast<size_t>(cap) * static_cast<size_t>(kIn + 3);
+  static size_t buffer_bytes(int cap) {  // the lanes' points, and one problem's weights
+    return sizeof(P) * static_cast<size_t>(cap) * static_cast<size_t>(kIn + 3) +
+           sizeof(P) * ((static_cast<size_t>(cap) * sizeof(double) + sizeof(P) - 1) / sizeof(P));
   }
 
   // `buffer`: buffer_bytes(cap) bytes, aligned for P, zeroed.  Every problem the source
@@ -73,6 +74,7 @@ class Lanes {
     t_ = x_ + static_cast<size_t>(cap) * kIn;
     sigma_ = t_ + cap;
     w_ = sigma_ + cap;
+    resampled_ = reinterpret_cast<double*>(w_ + cap);
     for (int k = 0; k < W; ++k) {
       n_[k] = filled_[k] = 0;
       prob_[k] = -1;
@@ -111,7 +113,7 @@ class Lanes {
     d_.x = x_;
     d_.t = t_;
     d_.sigma = b_.sigma ? sigma_ : nullptr;
-    d_.w_binary = b_.w == nullptr;
+    d_.w_binary = b_.w == nullptr && b_.resample_of == nullptr;
   }
 
   // Step 2 at every lane's trial point (its start, for a lane that just took a problem).
@@ -126,7 +128,7 @@ class Lanes {
       d_.n = n_max;
       // Without weights in the batch and without padding, every weight is 1: evaluate as
       // the scalar solve does without weights (no masks), which gives the same numbers.
-      d_.w = b_.w == nullptr && n_min == n_max ? nullptr : w_;
+      d_.w = b_.w == nullptr && b_.resample_of == nullptr && n_min == n_max ? nullptr : w_;
       resized_ = false;
     }
     evaluate<Model>(d_, q_, o_, trial_);
@@ -163,7 +165,11 @@ class Lanes {
         n_[k] = 0;
         return;
       }
-      const ProblemData<double> d = problem_data<Model>(b_, i);
+      ProblemData<double> d = problem_data<Model>(b_, i);
+      if (b_.resample_of) {  // a bootstrap resample: its weights, drawn here
+        unit_weights(b_, i, d, resampled_);
+        d.w = resampled_;
+      }
       const ProblemBox<double, N> bx = problem_box<Model>(b_, i);
       const int status = check_problem<Model>(d, bx);
       if (status != kNotRun) {
@@ -311,6 +317,7 @@ class Lanes {
   const Batch<double>& b_;
   const Options& o_;
   P *x_, *t_, *sigma_, *w_;  // lane-interleaved point data
+  double* resampled_;        // the weights of the resample being loaded
   int n_[W];                 // points of each lane's problem
   int filled_[W];            // entries of each lane's column that may hold nonzero weights
   long long prob_[W];        // each lane's problem, -1 for none

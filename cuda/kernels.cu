@@ -158,6 +158,11 @@ std::string device_name() {
 
 namespace {
 
+// Rows of p0, lower and upper: one per unit, or one per problem.
+inline long long box_rows(const Batch<double>& h) {
+  return h.box_per_problem ? h.n_data : h.n_problems;
+}
+
 // A packed batch copied to the device, with room for its results.
 struct DeviceBatch {
   long long P, N, NN;
@@ -174,8 +179,8 @@ struct DeviceBatch {
         x(n_points * n_inputs, h.x), t(n_points, h.t),
         sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w),
         offsets((h.data_of ? h.n_data : P) + 1, h.offsets),
-        data_of(h.data_of ? P : 0, h.data_of), p0(P * N, h.p0), lower(P * N, h.lower),
-        upper(P * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
+        data_of(h.data_of ? P : 0, h.data_of), p0(box_rows(h) * N, h.p0),
+        lower(box_rows(h) * N, h.lower), upper(box_rows(h) * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
         njev(P, nullptr), nit(P, nullptr), next(1, nullptr) {
     d = h;

@@ -128,7 +128,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
              int n_threads, bool return_jtj, const std::string& engine,
              const py::object& data_of_obj = py::none(),
-             const py::object& resample_of_obj = py::none(), unsigned long long seed = 0) {
+             const py::object& resample_of_obj = py::none(), unsigned long long seed = 0,
+             bool box_per_problem = false) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -157,9 +158,10 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
   check_shape(t, {n_points}, "t");
   check_shape(x, {n_points, m.n_inputs}, "x");
-  check_shape(p0, {n_problems, n_params}, "p0");
-  check_shape(lower, {n_problems, n_params}, "lower");
-  check_shape(upper, {n_problems, n_params}, "upper");
+  const py::ssize_t box_rows = box_per_problem ? n_data : n_problems;
+  check_shape(p0, {box_rows, n_params}, "p0");
+  check_shape(lower, {box_rows, n_params}, "lower");
+  check_shape(upper, {box_rows, n_params}, "upper");
   const long long* off = offsets.data();
   require(off[0] == 0 && off[n_data] == n_points,
           "offsets: must start at 0 and end at the number of points");
@@ -209,6 +211,7 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
   b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
   b.boot_seed = seed;
+  b.box_per_problem = box_per_problem;
   b.n_data = n_data;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
@@ -261,11 +264,11 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
                  int n_threads, bool return_jtj, const std::string& engine,
                  const py::object& data_of, const py::object& resample_of,
-                 unsigned long long seed) {
+                 unsigned long long seed, bool box_per_problem) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
-                          resample_of, seed);
+                          resample_of, seed, box_per_problem);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -273,7 +276,7 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
       py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
       py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
-      py::arg("seed") = 0, doc);
+      py::arg("seed") = 0, py::arg("box_per_problem") = false, doc);
 }
 
 }  // namespace lawfit::bindings

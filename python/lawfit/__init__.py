@@ -15,6 +15,7 @@ from ._result import FitResult
 from ._status import Status
 from .api import FragileFitWarning, fit
 from .grid import Grid, grid
+from .bootstrap import BootstrapResult, bootstrap
 from .models import Model
 from . import models
 from .scipy_compat import OptimizeWarning, curve_fit, least_squares
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "bootstrap",
+    "BootstrapResult",
     "grid",
     "Grid",
     "FragileFitWarning",

@@ -68,26 +68,40 @@ def resolve(backend: str) -> str:
     return backend
 
 
-def _expand_units(packed: Packed, data_of: np.ndarray):
+def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: int = 0):
     """The raw inputs, targets, sigma, weights and offsets of a batch in which unit i holds a
-    copy of problem data_of[i]'s points: how the NumPy reference runs units."""
+    copy of problem data_of[i]'s points (with resample_of, weighted by the bootstrap counts
+    of lawfit.reference.rng): how the NumPy reference runs units."""
     off = packed.offsets
     counts = np.diff(off)[data_of]
     offsets = np.zeros(len(data_of) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     rows = np.repeat(off[data_of] - offsets[:-1], counts) + np.arange(offsets[-1])
     pick = (lambda a: None if a is None else a[rows])
-    return packed.x[rows], packed.t[rows], pick(packed.sigma), pick(packed.weights), offsets
+    w = pick(packed.weights)
+    if resample_of is not None:
+        from .reference.rng import bootstrap_counts
+
+        draws = np.empty(len(rows))
+        for n in np.unique(counts):  # units of one size at a time
+            units = np.flatnonzero(counts == n)
+            c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
+            at = (offsets[units][:, None] + np.arange(n)[None, :]).reshape(-1)
+            draws[at] = c.reshape(-1)
+        w = draws if w is None else w * draws
+    return packed.x[rows], packed.t[rows], pick(packed.sigma), w, offsets
 
 
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
-        lower=None, upper=None) -> dict:
+        lower=None, upper=None, resample_of=None, seed: int = 0) -> dict:
     """Solve a packed batch on a concrete backend; returns the backend's arrays.
 
     With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
-    p0[i] within lower[i], upper[i] (starts of a grid)."""
+    p0[i] within lower[i], upper[i] (starts of a grid; or p0[data_of[i]] etc. when p0 has a
+    row per problem); with ``resample_of`` too, weighted by
+    the bootstrap resample resample_of[i] of ``seed``."""
     extra = {}
     if backend == "cpu":
         module = _load_core()[0]
@@ -103,12 +117,19 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
     # reference takes x and applies step 0 itself.
     if backend == "numpy":
         data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
+        if data_of is not None and len(p0) != len(data_of):  # one start per problem
+            p0, lower, upper = (a[data_of] for a in (p0, lower, upper))
         if data_of is not None:
-            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64))
+            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed)
     else:
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
         if data_of is not None:
             extra["data_of"] = np.asarray(data_of, dtype=np.int64)
+        if resample_of is not None:
+            extra["resample_of"] = np.asarray(resample_of, dtype=np.uint32)
+            extra["seed"] = int(seed)
+        if data_of is not None and len(p0) != len(data_of):  # one start per problem
+            extra["box_per_problem"] = True
     return fn(
         packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
         loss=loss, f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol),

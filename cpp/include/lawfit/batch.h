@@ -35,6 +35,9 @@ struct Batch {
   // (boot_seed, data_index(i), resample_of[i]) (rng.h), times w; nullptr: no resampling.
   const unsigned int* resample_of = nullptr;
   unsigned long long boot_seed = 0;
+  // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
+  // rather than a row per unit: every resample of a problem starts from the same point.
+  bool box_per_problem = false;
   // outputs
   T* p;                        // (problems, kParams)
   T* cost;                     // (problems,)
@@ -82,6 +85,7 @@ template <class Model, class T>
 LAWFIT_HD LAWFIT_INLINE ProblemBox<T, Model::kParams> problem_box(const Batch<T>& b, long long i) {
   constexpr int N = Model::kParams;
   ProblemBox<T, N> box;
+  i = b.box_per_problem ? data_index(b, i) : i;
   for (int j = 0; j < N; ++j) {
     box.p0[j] = b.p0[i * N + j];
     box.lower[j] = b.lower[i * N + j];

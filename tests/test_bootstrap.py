@@ -108,3 +108,53 @@ def test_chinchilla_4000_resamples(chinchilla):
           + ", ".join(f"{n}={est[j]:.4f} [{lo[0, j]:.4f}, {hi[0, j]:.4f}] se {b.se[0, j]:.4f}"
                       for j, n in enumerate(names))
           + f"; beta/(alpha+beta) 80% interval [{q[0]:.3f}, {q[1]:.3f}]")
+
+
+def test_intervals_match_scipy_on_the_mean():
+    """A statistic both can compute: the mean, which is the least-squares fit of the constant
+    A x^0 (power_law with alpha fixed at 0).  With 40,000 resamples each, lawfit's percentile
+    and BCa intervals agree with scipy.stats.bootstrap's to Monte Carlo error."""
+    import scipy.stats as st
+
+    y = np.random.default_rng(0).gamma(2.0, 1.0, 30)  # skewed, so BCa moves the interval
+    x = np.geomspace(1, 100, 30)
+    b = lawfit.bootstrap("power_law", x, y, p0=[1.0, 0.0], n_resamples=40_000, seed=1,
+                         bounds=([-np.inf, 0.0], [np.inf, 0.0]))
+    assert b.fit.x[0, 0] == pytest.approx(y.mean(), rel=1e-12)
+    # The jackknife estimates are the leave-one-out means.
+    jk = b.jackknife()[0, :, 0]
+    np.testing.assert_allclose(jk, (y.sum() - y) / 29, rtol=1e-8)  # to the solver's xtol
+    for ours, theirs in (("percentile", "percentile"), ("bca", "BCa")):
+        lo, hi = b.interval(0.9, method=ours)
+        ci = st.bootstrap((y,), np.mean, n_resamples=40_000, confidence_level=0.9,
+                          method=theirs, rng=np.random.default_rng(5)).confidence_interval
+        width = ci.high - ci.low
+        assert abs(lo[0, 0] - ci.low) < 0.03 * width and abs(hi[0, 0] - ci.high) < 0.03 * width
+    pl, ph = b.interval(0.9)
+    bl, bh = b.interval(0.9, method="bca")
+    assert bl[0, 0] > pl[0, 0] and bh[0, 0] > ph[0, 0]  # right skew shifts BCa up
+
+
+def test_grouped_resamples_whole_clusters():
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=24, seed=6)
+    clusters = np.tile(np.repeat([10.0, 20.0, 30.0, 40.0, 50.0, 60.0], 4), (3, 1))
+    b = lawfit.bootstrap("saturating_power_law", x, y, p0=p0, n_resamples=30, seed=8,
+                         method="grouped", clusters=clusters)
+    for i, r in [(0, 0), (2, 17)]:
+        counts = bootstrap_counts(8, [i], [r], 6)[0]
+        w = np.repeat(counts, 4).astype(float)  # each point takes its cluster's count
+        one = lawfit.fit("saturating_power_law", x, y[i], weights=w, p0=b.fit.x[i])
+        if one.success[0]:
+            np.testing.assert_array_equal(one.x[0], b.samples[i, r])
+        else:
+            assert b.status[i, r] == one.status[0]
+    jk = b.jackknife()
+    assert jk.shape == (3, 6, 3)  # one leave-one-cluster-out fit per cluster
+    keep = np.repeat(np.arange(6) != 2, 4)
+    one = lawfit.fit("saturating_power_law", x[keep], y[1, keep], p0=b.fit.x[1])
+    np.testing.assert_allclose(jk[1, 2], one.x[0], rtol=1e-10)
+    with pytest.raises(ValueError, match="clusters: required by method='grouped'"):
+        lawfit.bootstrap("saturating_power_law", x, y, p0=p0, method="grouped")
+    with pytest.raises(ValueError, match="clusters: every label must be a finite number"):
+        lawfit.bootstrap("saturating_power_law", x, y, p0=p0, method="grouped",
+                         clusters=np.where(clusters == 10.0, np.nan, clusters))

@@ -129,7 +129,9 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
              int n_threads, bool return_jtj, const std::string& engine,
              const py::object& data_of_obj = py::none(),
              const py::object& resample_of_obj = py::none(), unsigned long long seed = 0,
-             bool box_per_problem = false) {
+             bool box_per_problem = false, int resample_mode = 0,
+             const py::object& group_of_obj = py::none(),
+             const py::object& n_groups_obj = py::none()) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -212,6 +214,30 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
   b.boot_seed = seed;
   b.box_per_problem = box_per_problem;
+  b.resample_mode = resample_mode;
+  require(resample_mode >= 0 && resample_mode <= 3, "resample_mode: expected 0 to 3");
+  using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
+  I32 group_of, n_groups;
+  if (resample_mode == 1 || resample_mode == 3) {
+    require(!group_of_obj.is_none() && !n_groups_obj.is_none(),
+            "group_of, n_groups: required by grouped resampling");
+    group_of = I32::ensure(group_of_obj);
+    n_groups = I32::ensure(n_groups_obj);
+    require(static_cast<bool>(group_of) && group_of.ndim() == 1 && group_of.shape(0) == n_points,
+            "group_of: expected one group index per point");
+    require(static_cast<bool>(n_groups) && n_groups.ndim() == 1 && n_groups.shape(0) == n_data,
+            "n_groups: expected one group count per problem");
+    for (py::ssize_t k = 0; k < n_data; ++k) {
+      const int G = n_groups.data()[k];
+      require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0),
+              "n_groups: problem " + std::to_string(k) + " has an impossible group count");
+      for (long long pt = off[k]; pt < off[k + 1]; ++pt)
+        require(group_of.data()[pt] >= 0 && group_of.data()[pt] < G,
+                "group_of: point " + std::to_string(pt) + " names no group of its problem");
+    }
+    b.group_of = group_of.data();
+    b.n_groups = n_groups.data();
+  }
   b.n_data = n_data;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
@@ -264,11 +290,13 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
                  int n_threads, bool return_jtj, const std::string& engine,
                  const py::object& data_of, const py::object& resample_of,
-                 unsigned long long seed, bool box_per_problem) {
+                 unsigned long long seed, bool box_per_problem, int resample_mode,
+                 const py::object& group_of, const py::object& n_groups) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
-                          resample_of, seed, box_per_problem);
+                          resample_of, seed, box_per_problem, resample_mode, group_of,
+                          n_groups);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -276,7 +304,8 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
       py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
       py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
       py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
-      py::arg("seed") = 0, py::arg("box_per_problem") = false, doc);
+      py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
+      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(), doc);
 }
 
 }  // namespace lawfit::bindings

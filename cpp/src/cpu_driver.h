@@ -134,8 +134,8 @@ void solve_unit(const Batch<double>& b, const Options& o, long long i) {
   }
   thread_local std::vector<double> w;
   ProblemData<double> d = problem_data<Model>(b, i);
-  w.resize(static_cast<size_t>(d.n));
-  unit_weights(b, i, d, w.data());
+  w.resize(2 * static_cast<size_t>(d.n));
+  unit_weights(b, i, d, w.data(), w.data() + d.n);
   d.w = w.data();
   d.w_binary = false;
   Summary<double, Model::kParams> s;

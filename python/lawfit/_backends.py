@@ -68,7 +68,29 @@ def resolve(backend: str) -> str:
     return backend
 
 
-def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: int = 0):
+RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3}
+
+
+def local_groups(packed: Packed):
+    """Each point's cluster as an index within its problem (0, 1, ... in label order) and
+    each problem's number of clusters: group_of (M,) int32, n_groups (P,) int32."""
+    c = packed.clusters
+    P = packed.n_problems
+    owner = np.repeat(np.arange(P), packed.n_points)
+    order = np.lexsort((c, owner))
+    so, sc = owner[order], c[order]
+    new = np.ones(len(c), dtype=bool)
+    new[1:] = (so[1:] != so[:-1]) | (sc[1:] != sc[:-1])
+    gid = np.cumsum(new) - 1  # a global id per (problem, cluster), in sorted order
+    n_groups = np.bincount(so[new], minlength=P).astype(np.int32)
+    first = np.concatenate([[0], np.cumsum(n_groups)[:-1]])
+    group_of = np.empty(len(c), dtype=np.int32)
+    group_of[order] = gid - first[so]
+    return group_of, n_groups
+
+
+def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: int = 0,
+                  mode: int = 0):
     """The raw inputs, targets, sigma, weights and offsets of a batch in which unit i holds a
     copy of problem data_of[i]'s points (with resample_of, weighted by the bootstrap counts
     of lawfit.reference.rng): how the NumPy reference runs units."""
@@ -82,12 +104,31 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
     if resample_of is not None:
         from .reference.rng import bootstrap_counts
 
-        draws = np.empty(len(rows))
-        for n in np.unique(counts):  # units of one size at a time
-            units = np.flatnonzero(counts == n)
-            c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
-            at = (offsets[units][:, None] + np.arange(n)[None, :]).reshape(-1)
-            draws[at] = c.reshape(-1)
+        resample_of = np.asarray(resample_of, dtype=np.int64)
+        unit = np.repeat(np.arange(len(data_of)), counts)  # each expanded point's unit
+        if mode in (1, 3):
+            group_of, n_groups = local_groups(packed)
+            g = group_of[rows]
+        if mode == 0:
+            draws = np.empty(len(rows))
+            for n in np.unique(counts):  # units of one size at a time
+                units = np.flatnonzero(counts == n)
+                c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
+                at = (offsets[units][:, None] + np.arange(n)[None, :]).reshape(-1)
+                draws[at] = c.reshape(-1)
+        elif mode == 1:
+            G = n_groups[data_of]
+            draws = np.empty(len(rows))
+            for n in np.unique(G):
+                units = np.flatnonzero(G == n)
+                c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
+                at = np.flatnonzero(np.isin(unit, units))
+                row_of_unit = np.searchsorted(units, unit[at])
+                draws[at] = c[row_of_unit, g[at]]
+        elif mode == 2:
+            draws = (np.arange(len(rows)) - offsets[unit] != resample_of[unit]).astype(float)
+        else:
+            draws = (g != resample_of[unit]).astype(float)
         w = draws if w is None else w * draws
     return packed.x[rows], packed.t[rows], pick(packed.sigma), w, offsets
 
@@ -95,7 +136,8 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
-        lower=None, upper=None, resample_of=None, seed: int = 0) -> dict:
+        lower=None, upper=None, resample_of=None, seed: int = 0,
+        resample_mode: str = "pairs") -> dict:
     """Solve a packed batch on a concrete backend; returns the backend's arrays.
 
     With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
@@ -120,7 +162,8 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         if data_of is not None and len(p0) != len(data_of):  # one start per problem
             p0, lower, upper = (a[data_of] for a in (p0, lower, upper))
         if data_of is not None:
-            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed)
+            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed,
+                                 RESAMPLE_MODES[resample_mode])
     else:
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
         if data_of is not None:
@@ -128,6 +171,9 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         if resample_of is not None:
             extra["resample_of"] = np.asarray(resample_of, dtype=np.uint32)
             extra["seed"] = int(seed)
+            extra["resample_mode"] = RESAMPLE_MODES[resample_mode]
+            if resample_mode.startswith("grouped"):
+                extra["group_of"], extra["n_groups"] = local_groups(packed)
         if data_of is not None and len(p0) != len(data_of):  # one start per problem
             extra["box_per_problem"] = True
     return fn(

@@ -47,6 +47,7 @@ class Packed:
     upper: np.ndarray    # (P, n)
     log_residuals: bool
     labels: Optional[np.ndarray] = None
+    clusters: Optional[np.ndarray] = None  # (M,) a cluster label per point (grouped bootstrap)
 
     @property
     def x(self) -> np.ndarray:
@@ -258,12 +259,13 @@ def pack(
     bounds=(-np.inf, np.inf),
     residuals: str = "linear",
     validate_only: bool = False,
+    clusters=None,
 ) -> Optional[Packed]:
     """Validate and pack one batch (see the module docstring for the accepted shapes).
     With ``validate_only``, raise what packing would raise and return None."""
     if residuals not in RESIDUALS:
         raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
-    per_point = {"sigma": sigma, "weights": weights}
+    per_point = {"sigma": sigma, "weights": weights, "clusters": clusters}
     if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
         if groups is not None:
             raise ValueError("groups: not used when y is a list of per-problem arrays")
@@ -320,6 +322,8 @@ def pack(
     u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
                     sig, w, offsets, u, None, lower, upper, log, labels)
+    if extras["clusters"] is not None:
+        packed.clusters = np.ascontiguousarray(extras["clusters"])
     if p0 is NO_START:
         packed.p0 = None
         return packed

@@ -21,7 +21,8 @@ from .models import get
 
 __all__ = ["bootstrap", "BootstrapResult"]
 
-METHODS = ("pairs",)
+METHODS = ("pairs", "grouped")
+INTERVALS = ("percentile", "bca")
 
 
 class BootstrapResult:
@@ -33,12 +34,23 @@ class BootstrapResult:
     ``interval(level)``: percentile intervals.
     """
 
-    def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int):
+    def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int,
+                 jackknife=None):
         self.fit = full
         self.param_names = full.param_names
         self.samples = samples
         self.status = status
         self.seed = seed
+        self._jackknife_fn = jackknife
+        self._jackknife = None
+
+    def jackknife(self) -> np.ndarray:
+        """(P, J, n) leave-one-out estimates (one point, or one cluster for the grouped
+        bootstrap, left out; J the most any problem has; NaN beyond a problem's own count and
+        where a fit failed), fitted on first use; BCa's acceleration comes from them."""
+        if self._jackknife is None:
+            self._jackknife = self._jackknife_fn()
+        return self._jackknife
 
     @property
     def n_resamples(self) -> int:
@@ -64,15 +76,45 @@ class BootstrapResult:
             warnings.simplefilter("ignore", RuntimeWarning)  # a problem with < 2 converged
             return np.nanstd(self.samples, axis=1, ddof=1)
 
-    def interval(self, level: float = 0.95):
-        """Percentile intervals at ``level``: (low, high), each (P, n)."""
+    def interval(self, level: float = 0.95, method: str = "percentile"):
+        """Intervals at ``level``: (low, high), each (P, n).  ``method``: ``"percentile"``,
+        or ``"bca"`` (bias-corrected and accelerated, Efron 1987: the bias from the share of
+        samples below the full-data estimate, the acceleration from jackknife estimates),
+        computed as ``scipy.stats.bootstrap`` computes them."""
         if not (_is_real(level) and 0 < level < 1):
             raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+        if method not in INTERVALS:
+            raise ValueError(f"method: expected one of {INTERVALS}, got {method!r}")
         a = (1 - level) / 2
+        if method == "percentile":
+            lo_q = np.full(self.samples.shape[::2], a)
+            hi_q = np.full(self.samples.shape[::2], 1 - a)
+        else:
+            from scipy.special import ndtr, ndtri
+
+            est = self.fit.x[:, None, :]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                below = np.sum(self.samples < est, axis=1) / self.n_converged[:, None]
+                z0 = ndtri(below)
+                jk = self.jackknife()
+                d = np.nanmean(jk, axis=1, keepdims=True) - jk
+                acc = np.nansum(d**3, axis=1) / (6 * np.nansum(d**2, axis=1) ** 1.5)
+                za, zb = ndtri(a), ndtri(1 - a)
+                lo_q = ndtr(z0 + (z0 + za) / (1 - acc * (z0 + za)))
+                hi_q = ndtr(z0 + (z0 + zb) / (1 - acc * (z0 + zb)))
+        P, R, n = self.samples.shape
+        lo, hi = np.full((P, n), np.nan), np.full((P, n), np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a problem with none converged
-            q = np.nanquantile(self.samples, [a, 1 - a], axis=1)
-        return q[0], q[1]
+            for i in range(P):
+                s = self.samples[i][self.converged[i]]
+                if len(s) == 0:
+                    continue
+                for j in range(n):
+                    if np.isfinite(lo_q[i, j]) and np.isfinite(hi_q[i, j]):
+                        lo[i, j], hi[i, j] = np.percentile(s[:, j], [100 * lo_q[i, j],
+                                                                     100 * hi_q[i, j]])
+        return lo, hi
 
     def __repr__(self) -> str:
         return (f"BootstrapResult(model={self.fit.model.name!r}, problems={len(self.fit)}, "
@@ -84,14 +126,17 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               data=None, bounds=(-np.inf, np.inf), loss: str = "linear", f_scale: float = 1.0,
               residuals: str = "linear", ftol: float = 1e-8, xtol: float = 1e-8,
               gtol: float = 1e-8, max_nfev: Optional[int] = None, backend: str = "auto",
-              n_threads: Optional[int] = None, chunk_size: Optional[int] = None
-              ) -> BootstrapResult:
+              n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
+              clusters=None) -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective and the solver
     options; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
     integer in [0, 2^64) keying the resamples.  ``method``: ``"pairs"`` (points resampled
-    with replacement).  ``chunk_size``: resample fits solved at a time (default one million).
+    with replacement) or ``"grouped"`` (whole clusters of points resampled with replacement,
+    ``clusters`` giving a numeric cluster label per point, shaped like ``y``: e.g. all the
+    checkpoints of one model size).  ``chunk_size``: resample fits solved at a time (default
+    one million).
     """
     m = get(model)
     if method not in METHODS:
@@ -105,6 +150,8 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     if name == "cuda":
         raise ValueError("backend: the bootstrap does not run on the CUDA backend yet; use "
                          "'cpu'")
+    if (method == "grouped") != (clusters is not None):
+        raise ValueError("clusters: required by method='grouped', and used by it only")
     common = dict(sigma=sigma, weights=weights, groups=groups, bounds=bounds,
                   residuals=residuals)
     if data is not None:
@@ -116,22 +163,43 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
                gtol=gtol, max_nfev=max_nfev, backend=name, n_threads=n_threads, **common)
     # Resamples start from the full-data optimum (or, where that fit stopped before any
     # evaluation, its start), clipped into the bounds.
-    packed = pack(m, x, y, p0=full.x, **common)
+    packed = pack(m, x, y, p0=full.x, clusters=clusters, **common)
+    if clusters is not None and not np.all(np.isfinite(packed.clusters)):
+        raise ValueError("clusters: every label must be a finite number")
     P, n = packed.p0.shape
     max_nfev = 100 * n if max_nfev is None else max_nfev
+    solve = dict(loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
+                 max_nfev=max_nfev, n_threads=n_threads, p0=packed.p0, lower=packed.lower,
+                 upper=packed.upper, seed=int(seed))
     samples = np.full((P, R, n), np.nan)
     status = np.zeros((P, R), dtype=np.int32)
     step = max(1, chunk // R)
     for a in range(0, P, step):
         b = min(P, a + step)
         data_of = np.repeat(np.arange(a, b), R)
-        out = _backends.run(name, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-                            gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
-                            data_of=data_of, p0=packed.p0, lower=packed.lower,
-                            upper=packed.upper,
+        out = _backends.run(name, packed, data_of=data_of,
                             resample_of=np.tile(np.arange(R, dtype=np.uint32), b - a),
-                            seed=int(seed))
+                            resample_mode=method, **solve)
         st = out["status"].reshape(b - a, R)
         status[a:b] = st
         samples[a:b] = np.where((st > 0)[..., None], out["x"].reshape(b - a, R, n), np.nan)
-    return BootstrapResult(full, samples, status, int(seed))
+
+    def jackknife():
+        # One unit per point (or cluster) of each problem, that one left out.
+        if method == "grouped":
+            counts = _backends.local_groups(packed)[1].astype(np.int64)
+        else:
+            counts = packed.n_points
+        J = int(counts.max()) if P else 0
+        data_of = np.repeat(np.arange(P), counts)
+        leave = np.arange(len(data_of)) - np.repeat(np.cumsum(counts) - counts, counts)
+        out = _backends.run(name, packed, data_of=data_of,
+                            resample_of=leave.astype(np.uint32),
+                            resample_mode="grouped_jackknife" if method == "grouped"
+                            else "jackknife", **solve)
+        jk = np.full((P, J, n), np.nan)
+        ok = out["status"] > 0
+        jk[data_of[ok], leave[ok]] = out["x"][ok]
+        return jk
+
+    return BootstrapResult(full, samples, status, int(seed), jackknife)

@@ -31,10 +31,17 @@ struct Batch {
   // i fits problem i (and n_data is n_problems).  offsets has n_data + 1 entries.
   const long long* data_of = nullptr;
   long long n_data = 0;
-  // Pairs bootstrap: unit i fits its problem with the multinomial resample weights of
-  // (boot_seed, data_index(i), resample_of[i]) (rng.h), times w; nullptr: no resampling.
+  // Resampling: unit i fits its problem with the weights of resample resample_of[i], times
+  // w (nullptr: no resampling).  resample_mode kPairs: each point's count in n draws with
+  // replacement, the multinomial stream of (boot_seed, data_index(i), resample_of[i])
+  // (rng.h); kGroups: the same over the problem's groups (group_of: each point's group
+  // within its problem, 0 .. n_groups[problem] - 1), every point of a group taking its
+  // group's count; kJackknife / kGroupJackknife: all ones but point / group resample_of[i].
   const unsigned int* resample_of = nullptr;
   unsigned long long boot_seed = 0;
+  int resample_mode = 0;
+  const int* group_of = nullptr;  // (points,)
+  const int* n_groups = nullptr;  // (n_data,)
   // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
   // rather than a row per unit: every resample of a problem starts from the same point.
   bool box_per_problem = false;
@@ -112,12 +119,36 @@ LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const
   b.nit[i] = s.nit;
 }
 
-// Unit i's point weights under the pairs bootstrap: how often each of its problem's d.n
-// points was drawn in resample resample_of[i], times the batch's weights.  w: d.n entries.
+enum ResampleMode { kPairs = 0, kGroups = 1, kJackknife = 2, kGroupJackknife = 3 };
+
+// Unit i's point weights under its resample (see Batch::resample_mode), times the batch's
+// weights.  w: d.n entries; scratch: d.n entries (the group counts).
 template <class T>
-LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>& d, T* w) {
-  for (int pt = 0; pt < d.n; ++pt) w[pt] = T(0);
-  bootstrap_counts(b.boot_seed, data_index(b, i), b.resample_of[i], d.n, w);
+LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>& d, T* w,
+                            T* scratch) {
+  const long long k = data_index(b, i);
+  const unsigned int r = b.resample_of[i];
+  const int* group = b.group_of ? b.group_of + b.offsets[k] : nullptr;
+  switch (b.resample_mode) {
+    case kGroups: {
+      const int G = b.n_groups[k];
+      for (int g = 0; g < G; ++g) scratch[g] = T(0);
+      bootstrap_counts(b.boot_seed, k, r, G, scratch);
+      for (int pt = 0; pt < d.n; ++pt) w[pt] = scratch[group[pt]];
+      break;
+    }
+    case kJackknife:
+      for (int pt = 0; pt < d.n; ++pt) w[pt] = static_cast<unsigned int>(pt) == r ? T(0) : T(1);
+      break;
+    case kGroupJackknife:
+      for (int pt = 0; pt < d.n; ++pt)
+        w[pt] = static_cast<unsigned int>(group[pt]) == r ? T(0) : T(1);
+      break;
+    case kPairs:
+    default:
+      for (int pt = 0; pt < d.n; ++pt) w[pt] = T(0);
+      bootstrap_counts(b.boot_seed, k, r, d.n, w);
+  }
   if (d.w) {
     for (int pt = 0; pt < d.n; ++pt) w[pt] *= d.w[pt];
   }

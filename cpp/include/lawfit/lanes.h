@@ -61,9 +61,10 @@ class Lanes {
   static constexpr int kIn = Model::kInputs;
 
   // Bytes of point buffer for problems of up to `cap` points.
-  static size_t buffer_bytes(int cap) {  // the lanes' points, and one problem's weights
+  static size_t buffer_bytes(int cap) {  // the lanes' points; one problem's weights, scratch
     return sizeof(P) * static_cast<size_t>(cap) * static_cast<size_t>(kIn + 3) +
-           sizeof(P) * ((static_cast<size_t>(cap) * sizeof(double) + sizeof(P) - 1) / sizeof(P));
+           sizeof(P) * ((2 * static_cast<size_t>(cap) * sizeof(double) + sizeof(P) - 1) /
+                        sizeof(P));
   }
 
   // `buffer`: buffer_bytes(cap) bytes, aligned for P, zeroed.  Every problem the source
@@ -75,6 +76,7 @@ class Lanes {
     sigma_ = t_ + cap;
     w_ = sigma_ + cap;
     resampled_ = reinterpret_cast<double*>(w_ + cap);
+    cap_ = cap;
     for (int k = 0; k < W; ++k) {
       n_[k] = filled_[k] = 0;
       prob_[k] = -1;
@@ -167,7 +169,7 @@ class Lanes {
       }
       ProblemData<double> d = problem_data<Model>(b_, i);
       if (b_.resample_of) {  // a bootstrap resample: its weights, drawn here
-        unit_weights(b_, i, d, resampled_);
+        unit_weights(b_, i, d, resampled_, resampled_ + cap_);
         d.w = resampled_;
       }
       const ProblemBox<double, N> bx = problem_box<Model>(b_, i);
@@ -317,7 +319,8 @@ class Lanes {
   const Batch<double>& b_;
   const Options& o_;
   P *x_, *t_, *sigma_, *w_;  // lane-interleaved point data
-  double* resampled_;        // the weights of the resample being loaded
+  double* resampled_;        // the weights of the resample being loaded, then scratch
+  int cap_;
   int n_[W];                 // points of each lane's problem
   int filled_[W];            // entries of each lane's column that may hold nonzero weights
   long long prob_[W];        // each lane's problem, -1 for none

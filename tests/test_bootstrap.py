@@ -158,3 +158,48 @@ def test_grouped_resamples_whole_clusters():
     with pytest.raises(ValueError, match="clusters: every label must be a finite number"):
         lawfit.bootstrap("saturating_power_law", x, y, p0=p0, method="grouped",
                          clusters=np.where(clusters == 10.0, np.nan, clusters))
+
+
+def test_predictions_and_derived_quantities():
+    x, y, truth = saturating_power_laws(5, 20, seed=21)
+    b = lawfit.bootstrap("saturating_power_law", x, y, p0=truth, n_resamples=300, seed=2)
+    x_new = np.array([1e11, 1e12, 1e13])  # extrapolation to larger models
+    est, lo, hi = b.predict(x_new, level=0.9)
+    assert est.shape == lo.shape == hi.shape == (5, 3)
+    law = lawfit.models.saturating_power_law
+    np.testing.assert_allclose(est[2], law(x_new, *b.fit.x[2]), rtol=1e-13)
+    s = b.samples[2][b.converged[2]]
+    band = np.percentile([law(x_new, *p) for p in s], [5, 95], axis=0)
+    np.testing.assert_allclose(lo[2], band[0], rtol=1e-12)
+    np.testing.assert_allclose(hi[2], band[1], rtol=1e-12)
+    assert np.all((lo <= est) & (est <= hi))
+    # A scalar derived quantity, and BCa through the jackknife.
+    e, l, h = b.derive(lambda p: p[..., 0] + p[..., 1] * 1e12 ** -p[..., 2], level=0.9)
+    np.testing.assert_allclose(e, est[:, 1], rtol=1e-13)
+    np.testing.assert_allclose([l, h], [lo[:, 1], hi[:, 1]], rtol=1e-12)
+    e2, l2, h2 = b.derive(lambda p: p[..., 2], level=0.9, method="bca")
+    assert e2.shape == (5,) and np.all(l2 < h2)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        b.predict(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="compute_optimal: needs a chinchilla"):
+        b.compute_optimal(1e21)
+
+
+@pytest.mark.data
+def test_chinchilla_compute_optimal_allocation(chinchilla):
+    N, D, L, objective = chinchilla
+    axis = np.linspace(0, 1, 6)
+    b = lawfit.bootstrap("chinchilla_log", np.column_stack([N, D]), L,
+                         p0=lawfit.grid(alpha=axis, beta=axis, profile=True), n_resamples=4000,
+                         seed=7, residuals="log", loss="huber", f_scale=1e-3)
+    C = np.array([5.76e23, 1e25])  # Chinchilla's own budget, and a larger one
+    opt = b.compute_optimal(C, level=0.8)
+    n, nl, nh = opt["N_opt"]
+    d, dl, dh = opt["D_opt"]
+    ex, exl, exh = opt["exponent"]
+    np.testing.assert_allclose(6 * n * d, np.broadcast_to(C, n.shape), rtol=1e-12)
+    assert np.all((nl <= n) & (n <= nh)) and np.all((dl <= d) & (d <= dh))
+    assert 0.45 < ex[0] < 0.6 and exl[0] < ex[0] < exh[0]
+    print(f"\nN_opt(5.76e23) = {n[0, 0]:.3g} [{nl[0, 0]:.3g}, {nh[0, 0]:.3g}], D_opt = "
+          f"{d[0, 0]:.3g} [{dl[0, 0]:.3g}, {dh[0, 0]:.3g}] (80%); exponent "
+          f"{ex[0]:.3f} [{exl[0]:.3f}, {exh[0]:.3f}]")

@@ -77,44 +77,81 @@ class BootstrapResult:
             return np.nanstd(self.samples, axis=1, ddof=1)
 
     def interval(self, level: float = 0.95, method: str = "percentile"):
-        """Intervals at ``level``: (low, high), each (P, n).  ``method``: ``"percentile"``,
-        or ``"bca"`` (bias-corrected and accelerated, Efron 1987: the bias from the share of
-        samples below the full-data estimate, the acceleration from jackknife estimates),
-        computed as ``scipy.stats.bootstrap`` computes them."""
-        if not (_is_real(level) and 0 < level < 1):
-            raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
-        if method not in INTERVALS:
-            raise ValueError(f"method: expected one of {INTERVALS}, got {method!r}")
-        a = (1 - level) / 2
-        if method == "percentile":
-            lo_q = np.full(self.samples.shape[::2], a)
-            hi_q = np.full(self.samples.shape[::2], 1 - a)
-        else:
-            from scipy.special import ndtr, ndtri
+        """Intervals of the parameters at ``level``: (low, high), each (P, n).  ``method``:
+        ``"percentile"``, or ``"bca"`` (bias-corrected and accelerated, Efron 1987: the bias
+        from the share of samples below the full-data estimate, the acceleration from the
+        jackknife estimates), computed as ``scipy.stats.bootstrap`` computes them."""
+        jk = self.jackknife if method == "bca" else None
+        return _intervals(self.fit.x, self.samples, self.converged, jk, level, method)
 
-            est = self.fit.x[:, None, :]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                below = np.sum(self.samples < est, axis=1) / self.n_converged[:, None]
-                z0 = ndtri(below)
-                jk = self.jackknife()
-                d = np.nanmean(jk, axis=1, keepdims=True) - jk
-                acc = np.nansum(d**3, axis=1) / (6 * np.nansum(d**2, axis=1) ** 1.5)
-                za, zb = ndtri(a), ndtri(1 - a)
-                lo_q = ndtr(z0 + (z0 + za) / (1 - acc * (z0 + za)))
-                hi_q = ndtr(z0 + (z0 + zb) / (1 - acc * (z0 + zb)))
-        P, R, n = self.samples.shape
-        lo, hi = np.full((P, n), np.nan), np.full((P, n), np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a problem with none converged
-            for i in range(P):
-                s = self.samples[i][self.converged[i]]
-                if len(s) == 0:
-                    continue
-                for j in range(n):
-                    if np.isfinite(lo_q[i, j]) and np.isfinite(hi_q[i, j]):
-                        lo[i, j], hi[i, j] = np.percentile(s[:, j], [100 * lo_q[i, j],
-                                                                     100 * hi_q[i, j]])
-        return lo, hi
+    def derive(self, fn, level: float = 0.95, method: str = "percentile"):
+        """A derived quantity with its intervals: ``fn`` maps parameters (..., n) to values
+        (...) or (..., q), vectorised.  Returns (estimate, low, high), each (P,) or (P, q):
+        the estimate from the full-data fit, the interval from the resamples."""
+        def apply(p):
+            with np.errstate(all="ignore"):
+                v = np.asarray(fn(p), dtype=np.float64)
+            return v[..., None] if v.ndim == p.ndim - 1 else v
+
+        est = apply(self.fit.x)
+        samples = apply(self.samples)
+        jk = (lambda: apply(self.jackknife())) if method == "bca" else None
+        lo, hi = _intervals(est, samples, self.converged, jk, level, method)
+        if np.ndim(fn(self.fit.x[:1])) == 1:  # a scalar per parameter set
+            return est[:, 0], lo[:, 0], hi[:, 0]
+        return est, lo, hi
+
+    def predict(self, x, level: float = 0.95, method: str = "percentile"):
+        """The fitted law at new inputs ``x`` ((M,) or (M, n_inputs), shared by all problems)
+        with its bootstrap band: (estimate, low, high), each (P, M)."""
+        from . import _core
+
+        name = self.fit.model.name
+        k = self.fit.model.n_inputs
+        xs = np.asarray(x, dtype=np.float64)
+        xs = xs.reshape(-1, 1) if (k == 1 and xs.ndim <= 1) else xs
+        if xs.ndim != 2 or xs.shape[1] != k:
+            raise ValueError(f"x: expected shape (M,{' ' + str(k) if k > 1 else ''}) of new "
+                             f"inputs, got {np.shape(x)}")
+        M = len(xs)
+
+        def values(p):  # p (..., n) -> (..., M)
+            flat = p.reshape(-1, p.shape[-1])
+            rows = np.ascontiguousarray(np.repeat(flat, M, axis=0))
+            xx = np.ascontiguousarray(np.tile(xs, (len(flat), 1)))
+            with np.errstate(all="ignore"):
+                f, _ = _core.evaluate_model(name, rows, xx, False)
+            return f.reshape(*p.shape[:-1], M)
+
+        return self.derive(values, level, method)
+
+    def compute_optimal(self, C, level: float = 0.95, method: str = "percentile"):
+        """Chinchilla's compute-optimal allocation under C = 6 N D, with intervals:
+        N_opt(C) = G (C/6)^(beta/(alpha+beta)), D_opt(C) = (C/6) / N_opt(C),
+        G = (alpha A / (beta B))^(1/(alpha+beta)).  Returns a dict of (estimate, low, high):
+        ``N_opt`` and ``D_opt`` (P, len(C)) and ``exponent`` beta / (alpha + beta) (P,)."""
+        name = self.fit.model.name
+        if name not in ("chinchilla", "chinchilla_log"):
+            raise ValueError(f"compute_optimal: needs a chinchilla or chinchilla_log fit, not "
+                             f"'{name}'")
+        C = np.atleast_1d(np.asarray(C, dtype=np.float64))
+
+        def natural(p):
+            if name == "chinchilla":
+                return p[..., 1], p[..., 2], p[..., 3], p[..., 4]
+            return np.exp(p[..., 0]), np.exp(p[..., 1]), p[..., 3], p[..., 4]
+
+        def n_opt(p):
+            A, B, al, be = natural(p)
+            G = (al * A / (be * B)) ** (1 / (al + be))
+            return G[..., None] * (C / 6) ** (be / (al + be))[..., None]
+
+        out = {"N_opt": self.derive(n_opt, level, method),
+               "D_opt": self.derive(lambda p: (C / 6) / n_opt(p), level, method),
+               "exponent": self.derive(lambda p: natural(p)[3] / (natural(p)[2] +
+                                                                  natural(p)[3]),
+                                       level, method)}
+        return out
 
     def __repr__(self) -> str:
         return (f"BootstrapResult(model={self.fit.model.name!r}, problems={len(self.fit)}, "
@@ -203,3 +240,48 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         return jk
 
     return BootstrapResult(full, samples, status, int(seed), jackknife)
+
+
+def _intervals(est, samples, converged, jackknife, level, method):
+    """Percentile or BCa intervals of ``samples`` (P, R, q) around ``est`` (P, q); only the
+    converged resamples count.  ``jackknife``: a callable giving (P, J, q), for BCa."""
+    if not (_is_real(level) and 0 < level < 1):
+        raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+    if method not in INTERVALS:
+        raise ValueError(f"method: expected one of {INTERVALS}, got {method!r}")
+    a = (1 - level) / 2
+    P, R, q = samples.shape
+    if method == "percentile":
+        lo_q, hi_q = np.full((P, q), a), np.full((P, q), 1 - a)
+    else:
+        from scipy.special import ndtr, ndtri
+
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            n_ok = converged.sum(axis=1)[:, None]
+            z0 = ndtri(np.sum((samples < est[:, None, :]) & converged[..., None], axis=1) / n_ok)
+            jk = jackknife()
+            d = np.nanmean(jk, axis=1, keepdims=True) - jk
+            acc = np.nansum(d**3, axis=1) / (6 * np.nansum(d**2, axis=1) ** 1.5)
+            za, zb = ndtri(a), ndtri(1 - a)
+            lo_q = ndtr(z0 + (z0 + za) / (1 - acc * (z0 + za)))
+            hi_q = ndtr(z0 + (z0 + zb) / (1 - acc * (z0 + zb)))
+    # Quantiles at per-(problem, quantity) levels, as np.percentile's linear rule computes
+    # them, over each problem's converged resamples (sorted, failed ones last).
+    s = np.sort(np.where(converged[..., None], samples, np.inf), axis=1)
+    n_ok = converged.sum(axis=1)[:, None]
+
+    def quantile(level):
+        pos = level * (n_ok - 1)
+        ok = np.isfinite(pos) & (n_ok > 0)
+        pos = np.where(ok, pos, 0.0)
+        lo_i = np.floor(pos).astype(np.int64)
+        hi_i = np.minimum(lo_i + 1, np.maximum(n_ok - 1, 0))
+        frac = pos - lo_i
+        v0 = np.take_along_axis(s, lo_i[:, None, :], axis=1)[:, 0]
+        v1 = np.take_along_axis(s, hi_i[:, None, :], axis=1)[:, 0]
+        with np.errstate(invalid="ignore"):
+            v = np.where(frac > 0, v0 + frac * (v1 - v0), v0)
+        return np.where(ok & np.isfinite(v0), v, np.nan)
+
+    return quantile(lo_q), quantile(hi_q)

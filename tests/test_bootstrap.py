@@ -203,3 +203,47 @@ def test_chinchilla_compute_optimal_allocation(chinchilla):
     print(f"\nN_opt(5.76e23) = {n[0, 0]:.3g} [{nl[0, 0]:.3g}, {nh[0, 0]:.3g}], D_opt = "
           f"{d[0, 0]:.3g} [{dl[0, 0]:.3g}, {dh[0, 0]:.3g}] (80%); exponent "
           f"{ex[0]:.3f} [{exl[0]:.3f}, {exh[0]:.3f}]")
+
+
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+def test_residual_bootstrap_refits_fitted_values_plus_drawn_residuals(residuals):
+    from lawfit.reference.rng import bootstrap_indices
+
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=4, n_points=20, seed=3)
+    b = lawfit.bootstrap("saturating_power_law", x, y, p0=p0, n_resamples=50, seed=4,
+                         method="residual", residuals=residuals)
+    law = lawfit.models.saturating_power_law
+    space = (np.log, np.exp) if residuals == "log" else (lambda v: v, lambda v: v)
+    for i, k in [(0, 0), (1, 7), (3, 49)]:
+        t_fit = space[0](law(x, *b.fit.x[i]))
+        e = space[0](y[i]) - t_fit
+        ystar = space[1](t_fit + e[bootstrap_indices(4, [i], [k], 20)[0]])
+        one = lawfit.fit("saturating_power_law", x, ystar, p0=b.fit.x[i], residuals=residuals)
+        # The fitted values here come from NumPy's power, the core's from its own exp: the
+        # targets agree to rounding, and so do the fits.
+        np.testing.assert_allclose(one.x[0], b.samples[i, k], rtol=1e-12)
+    ref = lawfit.bootstrap("saturating_power_law", x, y, p0=p0, n_resamples=50, seed=4,
+                           method="residual", residuals=residuals, backend="numpy")
+    ok = b.converged & ref.converged
+    np.testing.assert_allclose(ref.samples[ok], b.samples[ok], rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["pairs", "grouped", "residual"])
+def test_every_engine_resamples_bitwise_alike(method):
+    from lawfit import _backends
+
+    x, y, truth, p0 = model_batch("chinchilla", n_problems=5, n_points=24, seed=9)
+    clusters = np.tile(np.repeat(np.arange(8.0), 3), (5, 1)) if method == "grouped" else None
+    out = {}
+    engines = ["scalar", *[n for n, _, ok in lawfit._core.engines() if ok]]
+    old = _backends.cpu_engine
+    try:
+        for e in engines:
+            _backends.cpu_engine = e
+            out[e] = lawfit.bootstrap("chinchilla", x, y, p0=p0, n_resamples=40, seed=3,
+                                      method=method, clusters=clusters, residuals="log")
+    finally:
+        _backends.cpu_engine = old
+    for e in engines[1:]:
+        np.testing.assert_array_equal(out[e].status, out["scalar"].status)
+        np.testing.assert_array_equal(out[e].samples, out["scalar"].samples)

@@ -131,7 +131,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
              const py::object& resample_of_obj = py::none(), unsigned long long seed = 0,
              bool box_per_problem = false, int resample_mode = 0,
              const py::object& group_of_obj = py::none(),
-             const py::object& n_groups_obj = py::none()) {
+             const py::object& n_groups_obj = py::none(),
+             const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none()) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -215,7 +216,20 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.boot_seed = seed;
   b.box_per_problem = box_per_problem;
   b.resample_mode = resample_mode;
-  require(resample_mode >= 0 && resample_mode <= 3, "resample_mode: expected 0 to 3");
+  require(resample_mode >= 0 && resample_mode <= 4, "resample_mode: expected 0 to 4");
+  F64 fit_t, fit_r;
+  if (resample_mode == 4) {
+    require(!fit_t_obj.is_none() && !fit_r_obj.is_none(),
+            "fit_t, fit_r: required by the residual bootstrap");
+    fit_t = F64::ensure(fit_t_obj);
+    fit_r = F64::ensure(fit_r_obj);
+    require(static_cast<bool>(fit_t) && fit_t.ndim() == 1 && fit_t.shape(0) == n_points,
+            "fit_t: expected one fitted target per point");
+    require(static_cast<bool>(fit_r) && fit_r.ndim() == 1 && fit_r.shape(0) == n_points,
+            "fit_r: expected one residual per point");
+    b.fit_t = fit_t.data();
+    b.fit_r = fit_r.data();
+  }
   using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
   I32 group_of, n_groups;
   if (resample_mode == 1 || resample_mode == 3) {
@@ -291,12 +305,13 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
                  int n_threads, bool return_jtj, const std::string& engine,
                  const py::object& data_of, const py::object& resample_of,
                  unsigned long long seed, bool box_per_problem, int resample_mode,
-                 const py::object& group_of, const py::object& n_groups) {
+                 const py::object& group_of, const py::object& n_groups,
+                 const py::object& fit_t, const py::object& fit_r) {
         return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
                           resample_of, seed, box_per_problem, resample_mode, group_of,
-                          n_groups);
+                          n_groups, fit_t, fit_r);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -305,7 +320,8 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
       py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
       py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
       py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
-      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(), doc);
+      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
+      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(), doc);
 }
 
 }  // namespace lawfit::bindings

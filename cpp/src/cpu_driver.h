@@ -135,9 +135,14 @@ void solve_unit(const Batch<double>& b, const Options& o, long long i) {
   thread_local std::vector<double> w;
   ProblemData<double> d = problem_data<Model>(b, i);
   w.resize(2 * static_cast<size_t>(d.n));
-  unit_weights(b, i, d, w.data(), w.data() + d.n);
-  d.w = w.data();
-  d.w_binary = false;
+  if (b.resample_mode == kResidual) {
+    unit_targets(b, i, d, w.data());
+    d.t = w.data();
+  } else {
+    unit_weights(b, i, d, w.data(), w.data() + d.n);
+    d.w = w.data();
+    d.w_binary = false;
+  }
   Summary<double, Model::kParams> s;
   solve<Model>(d, problem_box<Model>(b, i), o, s);
   store_summary(b, i, s);

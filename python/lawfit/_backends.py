@@ -68,7 +68,8 @@ def resolve(backend: str) -> str:
     return backend
 
 
-RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3}
+RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3,
+                  "residual": 4}
 
 
 def local_groups(packed: Packed):
@@ -90,7 +91,7 @@ def local_groups(packed: Packed):
 
 
 def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: int = 0,
-                  mode: int = 0):
+                  mode: int = 0, fit_t=None, fit_r=None):
     """The raw inputs, targets, sigma, weights and offsets of a batch in which unit i holds a
     copy of problem data_of[i]'s points (with resample_of, weighted by the bootstrap counts
     of lawfit.reference.rng): how the NumPy reference runs units."""
@@ -101,7 +102,20 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
     rows = np.repeat(off[data_of] - offsets[:-1], counts) + np.arange(offsets[-1])
     pick = (lambda a: None if a is None else a[rows])
     w = pick(packed.weights)
-    if resample_of is not None:
+    t = packed.t[rows]
+    if resample_of is not None and mode == 4:  # the residual bootstrap: new targets
+        from .reference.rng import bootstrap_indices
+
+        resample_of = np.asarray(resample_of, dtype=np.int64)
+        sig = np.ones(len(rows)) if packed.sigma is None else packed.sigma[rows]
+        for n in np.unique(counts):
+            units = np.flatnonzero(counts == n)
+            idx = bootstrap_indices(seed, data_of[units], resample_of[units], int(n))
+            src = off[data_of[units]][:, None] + idx  # the drawn point, in the packed arrays
+            at = (offsets[units][:, None] + np.arange(n)[None, :])
+            t[at.reshape(-1)] = fit_t[rows[at].reshape(-1)] + sig[at.reshape(-1)] * \
+                fit_r[src.reshape(-1)]
+    elif resample_of is not None:
         from .reference.rng import bootstrap_counts
 
         resample_of = np.asarray(resample_of, dtype=np.int64)
@@ -130,14 +144,14 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
         else:
             draws = (g != resample_of[unit]).astype(float)
         w = draws if w is None else w * draws
-    return packed.x[rows], packed.t[rows], pick(packed.sigma), w, offsets
+    return packed.x[rows], t, pick(packed.sigma), w, offsets
 
 
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
         lower=None, upper=None, resample_of=None, seed: int = 0,
-        resample_mode: str = "pairs") -> dict:
+        resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
     """Solve a packed batch on a concrete backend; returns the backend's arrays.
 
     With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
@@ -163,7 +177,7 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
             p0, lower, upper = (a[data_of] for a in (p0, lower, upper))
         if data_of is not None:
             data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed,
-                                 RESAMPLE_MODES[resample_mode])
+                                 RESAMPLE_MODES[resample_mode], fit_t, fit_r)
     else:
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
         if data_of is not None:
@@ -174,6 +188,8 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
             extra["resample_mode"] = RESAMPLE_MODES[resample_mode]
             if resample_mode.startswith("grouped"):
                 extra["group_of"], extra["n_groups"] = local_groups(packed)
+            if resample_mode == "residual":
+                extra["fit_t"], extra["fit_r"] = fit_t, fit_r
         if data_of is not None and len(p0) != len(data_of):  # one start per problem
             extra["box_per_problem"] = True
     return fn(

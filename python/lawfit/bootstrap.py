@@ -21,7 +21,7 @@ from .models import get
 
 __all__ = ["bootstrap", "BootstrapResult"]
 
-METHODS = ("pairs", "grouped")
+METHODS = ("pairs", "grouped", "residual")
 INTERVALS = ("percentile", "bca")
 
 
@@ -170,9 +170,11 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective and the solver
     options; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
     integer in [0, 2^64) keying the resamples.  ``method``: ``"pairs"`` (points resampled
-    with replacement) or ``"grouped"`` (whole clusters of points resampled with replacement,
+    with replacement); ``"grouped"`` (whole clusters of points resampled with replacement,
     ``clusters`` giving a numeric cluster label per point, shaped like ``y``: e.g. all the
-    checkpoints of one model size).  ``chunk_size``: resample fits solved at a time (default
+    checkpoints of one model size); or ``"residual"`` (fixed design: each point's fitted value
+    plus a residual of the full-data fit drawn with replacement from its problem's, in the
+    residual space of the fit and scaled by sigma).  ``chunk_size``: resample fits solved at a time (default
     one million).
     """
     m = get(model)
@@ -208,6 +210,15 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     solve = dict(loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
                  max_nfev=max_nfev, n_threads=n_threads, p0=packed.p0, lower=packed.lower,
                  upper=packed.upper, seed=int(seed))
+    extra = {}
+    if method == "residual":
+        # Fitted targets and standardised residuals at the full-data optimum, per point.
+        from .api import residuals_at
+
+        r, _ = residuals_at(packed, packed.p0)
+        sig = 1.0 if packed.sigma is None else packed.sigma
+        extra = dict(fit_t=np.ascontiguousarray(packed.t + r * sig),
+                     fit_r=np.ascontiguousarray(-r))
     samples = np.full((P, R, n), np.nan)
     status = np.zeros((P, R), dtype=np.int32)
     step = max(1, chunk // R)
@@ -216,7 +227,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         data_of = np.repeat(np.arange(a, b), R)
         out = _backends.run(name, packed, data_of=data_of,
                             resample_of=np.tile(np.arange(R, dtype=np.uint32), b - a),
-                            resample_mode=method, **solve)
+                            resample_mode=method, **extra, **solve)
         st = out["status"].reshape(b - a, R)
         status[a:b] = st
         samples[a:b] = np.where((st > 0)[..., None], out["x"].reshape(b - a, R, n), np.nan)

@@ -42,6 +42,11 @@ struct Batch {
   int resample_mode = 0;
   const int* group_of = nullptr;  // (points,)
   const int* n_groups = nullptr;  // (n_data,)
+  // kResidual (fixed design): unit i fits the targets fit_t[j] + sigma[j] fit_r[k_j], k_j
+  // the stream's draw j within the problem: the fitted values plus resampled standardised
+  // residuals of the full-data fit, both (points,); the weights are the batch's.
+  const T* fit_t = nullptr;
+  const T* fit_r = nullptr;
   // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
   // rather than a row per unit: every resample of a problem starts from the same point.
   bool box_per_problem = false;
@@ -119,7 +124,18 @@ LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const
   b.nit[i] = s.nit;
 }
 
-enum ResampleMode { kPairs = 0, kGroups = 1, kJackknife = 2, kGroupJackknife = 3 };
+enum ResampleMode { kPairs = 0, kGroups = 1, kJackknife = 2, kGroupJackknife = 3, kResidual = 4 };
+
+// Unit i's targets under the residual bootstrap (see Batch::fit_t).  t: d.n entries.
+template <class T>
+LAWFIT_HD void unit_targets(const Batch<T>& b, long long i, const ProblemData<T>& d, T* t) {
+  const long long k = data_index(b, i);
+  const long long begin = b.offsets[k];
+  for (int pt = 0; pt < d.n; ++pt) {
+    const int j = bootstrap_index(b.boot_seed, k, b.resample_of[i], pt, d.n);
+    t[pt] = b.fit_t[begin + pt] + (d.sigma ? d.sigma[pt] : T(1)) * b.fit_r[begin + j];
+  }
+}
 
 // Unit i's point weights under its resample (see Batch::resample_mode), times the batch's
 // weights.  w: d.n entries; scratch: d.n entries (the group counts).

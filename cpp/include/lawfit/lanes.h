@@ -168,7 +168,10 @@ class Lanes {
         return;
       }
       ProblemData<double> d = problem_data<Model>(b_, i);
-      if (b_.resample_of) {  // a bootstrap resample: its weights, drawn here
+      if (b_.resample_of && b_.resample_mode == kResidual) {  // its targets, drawn here
+        unit_targets(b_, i, d, resampled_);
+        d.t = resampled_;
+      } else if (b_.resample_of) {  // a bootstrap resample: its weights, drawn here
         unit_weights(b_, i, d, resampled_, resampled_ + cap_);
         d.w = resampled_;
       }

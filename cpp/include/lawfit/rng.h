@@ -51,6 +51,13 @@ LAWFIT_HD LAWFIT_INLINE int index_below(unsigned int word, int n) {
   return static_cast<int>((static_cast<unsigned long long>(word) * static_cast<unsigned int>(n)) >> 32);
 }
 
+// Draw j (an index in [0, n)) of the bootstrap stream of (seed, problem, resample).
+LAWFIT_HD LAWFIT_INLINE int bootstrap_index(unsigned long long seed, long long problem,
+                                            unsigned int resample, int j, int n) {
+  const Philox4x32 r = bootstrap_block(seed, problem, resample, static_cast<unsigned int>(j / 4));
+  return index_below(r.v[j % 4], n);
+}
+
 // The pairs bootstrap's weights of (seed, problem, resample) over n units (points, or groups
 // for a grouped bootstrap): counts[i] = how often unit i was drawn in n draws with
 // replacement (a multinomial(n, 1/n) vector summing to n).  counts must hold n zeros.

@@ -31,9 +31,8 @@ def philox4x32_10(ctr, k0: int, k1: int) -> np.ndarray:
     return np.stack([c0, c1, c2, c3], axis=1).astype(np.uint32)
 
 
-def bootstrap_counts(seed: int, problems, resamples, n: int) -> np.ndarray:
-    """The pairs bootstrap's counts over n units for each (problems[i], resamples[i]):
-    int32 (R, n), each row a multinomial(n, 1/n) draw summing to n."""
+def bootstrap_indices(seed: int, problems, resamples, n: int) -> np.ndarray:
+    """The n draws (indices in [0, n)) of each (problems[i], resamples[i]): int64 (R, n)."""
     problems = np.asarray(problems, dtype=np.int64).astype(np.uint64)
     resamples = np.asarray(resamples, dtype=np.uint64)
     R = len(problems)
@@ -46,7 +45,14 @@ def bootstrap_counts(seed: int, problems, resamples, n: int) -> np.ndarray:
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
     words = philox4x32_10(ctr.reshape(-1, 4), seed & 0xFFFFFFFF, seed >> 32)
     words = words.reshape(R, blocks * 4)[:, :n].astype(np.uint64)
-    index = (words * np.uint64(n)) >> np.uint64(32)
+    return ((words * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+
+
+def bootstrap_counts(seed: int, problems, resamples, n: int) -> np.ndarray:
+    """The pairs bootstrap's counts over n units for each (problems[i], resamples[i]):
+    int32 (R, n), each row a multinomial(n, 1/n) draw summing to n."""
+    index = bootstrap_indices(seed, problems, resamples, n)
+    R = len(index)
     counts = np.zeros((R, n), dtype=np.int32)
     np.add.at(counts, (np.repeat(np.arange(R), n), index.reshape(-1).astype(np.int64)), 1)
     return counts

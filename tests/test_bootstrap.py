@@ -247,3 +247,19 @@ def test_every_engine_resamples_bitwise_alike(method):
     for e in engines[1:]:
         np.testing.assert_array_equal(out[e].status, out["scalar"].status)
         np.testing.assert_array_equal(out[e].samples, out["scalar"].samples)
+
+
+def test_each_resample_with_its_own_grid():
+    x, y, truth, p0 = model_batch("chinchilla_log", n_problems=3, n_points=40, seed=7,
+                                  noise=0.02)
+    starts = np.random.default_rng(3).uniform([0, 0, -1, 0, 0], [25, 25, 1, 2, 2], (12, 5))
+    g = lawfit.grid(starts=starts)
+    kw = dict(residuals="log", loss="huber", f_scale=1e-3)
+    b = lawfit.bootstrap("chinchilla_log", x, y, p0=g, start=g, k=4, n_resamples=20, seed=1,
+                         **kw)
+    for i, r in [(0, 0), (2, 13)]:
+        w = bootstrap_counts(1, [i], [r], 40)[0].astype(float)
+        one = lawfit.fit("chinchilla_log", x, y[i], weights=w, p0=g, k=4, **kw)
+        np.testing.assert_array_equal(one.x[0], b.samples[i, r])
+    with pytest.raises(ValueError, match="start: expected 'fit' or a lawfit.grid"):
+        lawfit.bootstrap("chinchilla_log", x, y, p0=g, start="grid", **kw)

@@ -125,6 +125,24 @@ inline const Engine* find_engine(const std::string& name) {
 // points, and the lanes of a large problem gain nothing from lockstep).
 inline constexpr long long kMaxLanePoints = 4096;
 
+// Unit i's data, with its resample's weights or targets drawn into `buffer` where the batch
+// is a bootstrap.
+template <class Model>
+ProblemData<double> unit_data(const Batch<double>& b, long long i, std::vector<double>& buffer) {
+  ProblemData<double> d = problem_data<Model>(b, i);
+  if (!b.resample_of) return d;
+  buffer.resize(2 * static_cast<size_t>(d.n));
+  if (b.resample_mode == kResidual) {
+    unit_targets(b, i, d, buffer.data());
+    d.t = buffer.data();
+  } else {
+    unit_weights(b, i, d, buffer.data(), buffer.data() + d.n);
+    d.w = buffer.data();
+    d.w_binary = false;
+  }
+  return d;
+}
+
 // The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
 template <class Model>
 void solve_unit(const Batch<double>& b, const Options& o, long long i) {
@@ -133,16 +151,7 @@ void solve_unit(const Batch<double>& b, const Options& o, long long i) {
     return;
   }
   thread_local std::vector<double> w;
-  ProblemData<double> d = problem_data<Model>(b, i);
-  w.resize(2 * static_cast<size_t>(d.n));
-  if (b.resample_mode == kResidual) {
-    unit_targets(b, i, d, w.data());
-    d.t = w.data();
-  } else {
-    unit_weights(b, i, d, w.data(), w.data() + d.n);
-    d.w = w.data();
-    d.w_binary = false;
-  }
+  const ProblemData<double> d = unit_data<Model>(b, i, w);
   Summary<double, Model::kParams> s;
   solve<Model>(d, problem_box<Model>(b, i), o, s);
   store_summary(b, i, s);

@@ -201,7 +201,8 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
 
 
 def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_scale: float,
-              n_threads: Optional[int] = None) -> np.ndarray:
+              n_threads: Optional[int] = None, resample_of=None, seed: int = 0,
+              resample_mode: str = "pairs", fit_t=None, fit_r=None) -> np.ndarray:
     """The cost at params[i] of unit i (problem data_of[i]'s points); +inf where it is not
     finite.  The compiled backends evaluate on the CPU core; the reference in NumPy."""
     params = np.ascontiguousarray(params, dtype=np.float64)
@@ -209,14 +210,23 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
     if backend == "numpy":
         from .reference import objective_packed
 
-        x, t, sigma, w, offsets = _expand_units(packed, data_of)
+        x, t, sigma, w, offsets = _expand_units(packed, data_of, resample_of, seed,
+                                                RESAMPLE_MODES[resample_mode], fit_t, fit_r)
         return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
                                 log_residuals=packed.log_residuals, loss=loss,
                                 f_scale=float(f_scale))
     core, why = _load_core()
     if core is None:  # pragma: no cover - only on a broken install
         raise ValueError(f"backend: the compiled core is not available: {why}")
+    extra = {}
+    if resample_of is not None:
+        extra = dict(resample_of=np.asarray(resample_of, dtype=np.uint32), seed=int(seed),
+                     resample_mode=RESAMPLE_MODES[resample_mode])
+        if resample_mode.startswith("grouped"):
+            extra["group_of"], extra["n_groups"] = local_groups(packed)
+        if resample_mode == "residual":
+            extra["fit_t"], extra["fit_r"] = fit_t, fit_r
     return core.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
                           packed.offsets, params, data_of=data_of,
                           log_residuals=packed.log_residuals, loss=loss,
-                          f_scale=float(f_scale), n_threads=int(n_threads or 0))
+                          f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)

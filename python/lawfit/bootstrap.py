@@ -164,7 +164,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               residuals: str = "linear", ftol: float = 1e-8, xtol: float = 1e-8,
               gtol: float = 1e-8, max_nfev: Optional[int] = None, backend: str = "auto",
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
-              clusters=None) -> BootstrapResult:
+              clusters=None, start="fit") -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective and the solver
@@ -175,7 +175,10 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     checkpoints of one model size); or ``"residual"`` (fixed design: each point's fitted value
     plus a residual of the full-data fit drawn with replacement from its problem's, in the
     residual space of the fit and scaled by sigma).  ``chunk_size``: resample fits solved at a time (default
-    one million).
+    one million).  ``start``: ``"fit"`` (each resample starts from its problem's full-data
+    optimum) or a :func:`lawfit.grid` (each resample is fitted from that grid, its own
+    objective ranking the starts and its best ``k`` refined, as ``fit`` does for a grid;
+    a profile grid's coefficients come from the full data).
     """
     m = get(model)
     if method not in METHODS:
@@ -189,6 +192,10 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     if name == "cuda":
         raise ValueError("backend: the bootstrap does not run on the CUDA backend yet; use "
                          "'cpu'")
+    from .grid import Grid
+
+    if not (isinstance(start, Grid) or (isinstance(start, str) and start == "fit")):
+        raise ValueError(f"start: expected 'fit' or a lawfit.grid, got {start!r}")
     if (method == "grouped") != (clusters is not None):
         raise ValueError("clusters: required by method='grouped', and used by it only")
     common = dict(sigma=sigma, weights=weights, groups=groups, bounds=bounds,
@@ -221,6 +228,44 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
                      fit_r=np.ascontiguousarray(-r))
     samples = np.full((P, R, n), np.nan)
     status = np.zeros((P, R), dtype=np.int32)
+    if isinstance(start, Grid):
+        from .api import DEFAULT_K
+
+        starts = start.starts(m.param_names, P, packed.lower, packed.upper, packed=packed,
+                              model_name=m.name)
+        S = starts.shape[1]
+        kk = S if (k if k is not None else DEFAULT_K) == "all" else \
+            min(S, int(k if k is not None else DEFAULT_K))
+        step = max(1, chunk // (R * S))
+        for a in range(0, P, step):
+            b = min(P, a + step)
+            res = np.tile(np.repeat(np.arange(R, dtype=np.uint32), S), b - a)
+            data_of = np.repeat(np.arange(a, b), R * S)
+            p_all = np.broadcast_to(starts[a:b, None], (b - a, R, S, n)).reshape(-1, n)
+            f0 = _backends.objective(name, packed, p_all, data_of, loss=loss, f_scale=f_scale,
+                                     n_threads=n_threads, resample_of=res, seed=int(seed),
+                                     resample_mode=method, **extra)
+            sel = np.argsort(f0.reshape(b - a, R, S), axis=2, kind="stable")[..., :kk]
+            p_sel = np.take_along_axis(starts[a:b, None], sel[..., None], axis=2)
+            units = (b - a) * R * kk
+            run = dict(solve, p0=np.ascontiguousarray(p_sel.reshape(units, n)),
+                       lower=np.repeat(packed.lower[a:b], R * kk, axis=0),
+                       upper=np.repeat(packed.upper[a:b], R * kk, axis=0))
+            out = _backends.run(name, packed, data_of=np.repeat(np.arange(a, b), R * kk),
+                                resample_of=np.tile(np.repeat(np.arange(R, dtype=np.uint32),
+                                                              kk), b - a),
+                                resample_mode=method, **extra, **run)
+            cost = out["cost"].reshape(b - a, R, kk)
+            st = out["status"].reshape(b - a, R, kk)
+            key = np.where((st > 0) & np.isfinite(cost), cost, np.inf)
+            best = np.argmin(key, axis=2)  # the lowest converged cost; ties to the earlier
+            pick = np.take_along_axis(st, best[..., None], axis=2)[..., 0]
+            xs = out["x"].reshape(b - a, R, kk, n)
+            xb = np.take_along_axis(xs, best[..., None, None], axis=2)[:, :, 0]
+            status[a:b] = pick
+            samples[a:b] = np.where((pick > 0)[..., None], xb, np.nan)
+        return BootstrapResult(full, samples, status, int(seed), _jackknife_fn(
+            name, packed, P, n, method, solve))
     step = max(1, chunk // R)
     for a in range(0, P, step):
         b = min(P, a + step)
@@ -232,25 +277,8 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         status[a:b] = st
         samples[a:b] = np.where((st > 0)[..., None], out["x"].reshape(b - a, R, n), np.nan)
 
-    def jackknife():
-        # One unit per point (or cluster) of each problem, that one left out.
-        if method == "grouped":
-            counts = _backends.local_groups(packed)[1].astype(np.int64)
-        else:
-            counts = packed.n_points
-        J = int(counts.max()) if P else 0
-        data_of = np.repeat(np.arange(P), counts)
-        leave = np.arange(len(data_of)) - np.repeat(np.cumsum(counts) - counts, counts)
-        out = _backends.run(name, packed, data_of=data_of,
-                            resample_of=leave.astype(np.uint32),
-                            resample_mode="grouped_jackknife" if method == "grouped"
-                            else "jackknife", **solve)
-        jk = np.full((P, J, n), np.nan)
-        ok = out["status"] > 0
-        jk[data_of[ok], leave[ok]] = out["x"][ok]
-        return jk
-
-    return BootstrapResult(full, samples, status, int(seed), jackknife)
+    return BootstrapResult(full, samples, status, int(seed),
+                           _jackknife_fn(name, packed, P, n, method, solve))
 
 
 def _intervals(est, samples, converged, jackknife, level, method):
@@ -296,3 +324,24 @@ def _intervals(est, samples, converged, jackknife, level, method):
         return np.where(ok & np.isfinite(v0), v, np.nan)
 
     return quantile(lo_q), quantile(hi_q)
+
+
+def _jackknife_fn(name, packed, P, n, method, solve):
+    """The leave-one-out fits (one point, or one cluster), as a callable run on first use."""
+    def jackknife():
+        if method == "grouped":
+            counts = _backends.local_groups(packed)[1].astype(np.int64)
+        else:
+            counts = packed.n_points
+        J = int(counts.max()) if P else 0
+        data_of = np.repeat(np.arange(P), counts)
+        leave = np.arange(len(data_of)) - np.repeat(np.cumsum(counts) - counts, counts)
+        out = _backends.run(name, packed, data_of=data_of,
+                            resample_of=leave.astype(np.uint32),
+                            resample_mode="grouped_jackknife" if method == "grouped"
+                            else "jackknife", **solve)
+        jk = np.full((P, J, n), np.nan)
+        ok = out["status"] > 0
+        jk[data_of[ok], leave[ok]] = out["x"][ok]
+        return jk
+    return jackknife

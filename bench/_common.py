@@ -89,3 +89,12 @@ def write_section(path: str, name: str, section: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as fh:
         fh.write(new)
+
+
+def publish(lines, path: str, name: str, note: str = "") -> None:
+    """Print a report (a list of lines) and write it into its section of ``path``."""
+    report = "\n".join(lines) + "\n"
+    print()
+    print(report)
+    write_section(path, name, report)
+    print(f"(written to {path}{'; ' + note if note else ''})")

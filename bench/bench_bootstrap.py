@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from _common import machine_info, versions, write_section
+from _common import machine_info, publish, versions
 
 
 def timed(fn, repeats):
@@ -176,11 +176,7 @@ def main(argv=None) -> int:
         tc = float(np.median(chin[1]))
         L_.append(f"- 4,000 Chinchilla resamples in {tc:.3f} s (target: well under a second) -> "
                   f"**{'met' if tc < 0.5 else 'not met'}**")
-    report = "\n".join(L_) + "\n"
-    print()
-    print(report)
-    write_section(args.out, "bench_bootstrap", report)
-    print(f"(written to {args.out})")
+    publish(L_, args.out, "bench_bootstrap")
     return 0
 
 

@@ -41,7 +41,7 @@ from collections import Counter
 
 import numpy as np
 
-from _common import at_best, machine_info, versions, write_section
+from _common import at_best, machine_info, publish, versions
 
 MODEL = "saturating_power_law"
 TARGET_SPEEDUP = 1000.0  # issue 3: >= 1,000x the scipy lm loop on 2 threads
@@ -346,12 +346,7 @@ def main(argv=None) -> int:
                  f"core {v['core']})")
     lines.append(f"- date: {started.isoformat(timespec='seconds')}")
     lines.append(f"- command: `{command}`")
-    report = "\n".join(lines) + "\n"
-
-    print()
-    print(report)
-    write_section(args.out, "bench_fit", report)
-    print(f"(written to {args.out})")
+    publish(lines, args.out, "bench_fit")
     return 0
 
 

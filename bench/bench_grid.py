@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from _common import machine_info, versions, write_section
+from _common import machine_info, publish, versions
 
 GRID = dict(a=[0, 5, 10, 15, 20, 25], b=[0, 5, 10, 15, 20, 25], e=[-1, -0.5, 0, 0.5, 1],
             alpha=[0, 0.5, 1, 1.5, 2], beta=[0, 0.5, 1, 1.5, 2])
@@ -222,11 +222,7 @@ def main(argv=None) -> int:
         L_.append(f"- {name}: the whole grid in {t:.3f} s (target < {TARGET_S} s), lowest "
                   f"objective {'reached' if row['cost'] <= best + tol else 'NOT reached'} -> "
                   f"**{'met' if ok else 'not met'}**")
-    report = "\n".join(L_) + "\n"
-    print()
-    print(report)
-    write_section(args.out, "bench_grid", report)
-    print(f"(written to {args.out})")
+    publish(L_, args.out, "bench_grid")
     return 0
 
 

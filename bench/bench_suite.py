@@ -68,7 +68,7 @@ import warnings
 
 import numpy as np
 
-from _common import at_best, machine_info, versions, write_section
+from _common import at_best, machine_info, publish, versions
 
 GENERIC = {"saturating_power_law": (1.0, 100.0, 0.3),
            "chinchilla": (1.0, 100.0, 100.0, 0.3, 0.3)}
@@ -580,11 +580,7 @@ def main(argv=None) -> int:
     else:
         L.append("- 10x optimistix/jaxopt on Chinchilla: not checked (needs `near` starts, "
                  "Chinchilla, 2 threads and the jax peers in the run)")
-    report = "\n".join(L) + "\n"
-    print()
-    print(report)
-    write_section(args.out, "bench_suite", report)
-    print(f"(written to {args.out}; {elapsed / 60:.1f} min)")
+    publish(L, args.out, "bench_suite", f"{elapsed / 60:.1f} min")
     return 0
 
 

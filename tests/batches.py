@@ -50,3 +50,15 @@ def model_batch(name: str, n_problems: int = 20, n_points: int = 30, noise: floa
 
 
 MODEL_NAMES = list(_SPECS)
+
+
+def assert_bitwise_dicts(a: dict, b: dict) -> None:
+    """Two backends' result dictionaries hold bitwise the same arrays (NaN's sign aside: an
+    IEEE operation may pass on either operand's NaN, and NaN is NaN to the solver)."""
+    for key in a:
+        u, v = np.asarray(a[key]), np.asarray(b[key])
+        if u.dtype.kind == "f":
+            nan = np.isnan(u)
+            assert np.array_equal(nan, np.isnan(v)), key
+            u, v = u[~nan].view(np.int64), v[~nan].view(np.int64)
+        assert np.array_equal(u, v), key

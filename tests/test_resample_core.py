@@ -17,7 +17,7 @@ from lawfit._packing import pack
 from lawfit.reference import fit_packed as ref_fit
 from lawfit.reference import rng
 
-from batches import MODEL_NAMES, model_batch
+from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
 
 _core = pytest.importorskip("lawfit._core")
 
@@ -67,16 +67,6 @@ def core_fit(pk, engine, threads, **kw):
                      n_threads=threads, return_jtj=True, engine=engine, **OPTS, **kw)
 
 
-def assert_bitwise(a, b):
-    for key in a:
-        u, v = np.asarray(a[key]), np.asarray(b[key])
-        if u.dtype.kind == "f":
-            nan = np.isnan(u)
-            assert np.array_equal(nan, np.isnan(v)), key
-            u, v = u[~nan].view(np.int64), v[~nan].view(np.int64)
-        assert np.array_equal(u, v), key
-
-
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_in_core_resamples_equal_explicit_weights(name):
     pk = batch(name, residuals="log" if name != "logistic" else "linear")
@@ -93,7 +83,7 @@ def test_in_core_resamples_equal_explicit_weights(name):
         for threads in (1, 2):
             got = core_fit(pk, engine, threads, p0=p0, lower=lower, upper=upper,
                            data_of=data_of, resample_of=resample_of, seed=SEED)
-            assert_bitwise(got, want)
+            assert_bitwise_dicts(got, want)
     # The NumPy reference, solving the materialised resamples, agrees.
     ref = ref_fit(pk.model.name, pk.x[rows], pk.t[rows], pk.sigma[rows], w, offsets, p0,
                   lower, upper, log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5,

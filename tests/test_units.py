@@ -16,7 +16,7 @@ import lawfit
 from lawfit import models
 from lawfit._packing import pack
 
-from batches import MODEL_NAMES, model_batch
+from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
 
 _core = pytest.importorskip("lawfit._core")
 
@@ -63,16 +63,6 @@ def fit_units(pk, starts, engine, n_threads, expanded: bool, **kw):
                      offsets, p0, lower, upper, **common)
 
 
-def assert_bitwise(a: dict, b: dict):
-    for key in a:
-        u, v = np.asarray(a[key]), np.asarray(b[key])
-        if u.dtype.kind == "f":
-            nan = np.isnan(u)
-            assert np.array_equal(nan, np.isnan(v)), key
-            u, v = u[~nan].view(np.int64), v[~nan].view(np.int64)
-        assert np.array_equal(u, v), key
-
-
 @pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("residuals", ["linear", "log"])
 def test_units_equal_a_batch_with_copied_points(name, residuals):
@@ -83,7 +73,7 @@ def test_units_equal_a_batch_with_copied_points(name, residuals):
         for threads in (1, 2):
             got = fit_units(pk, starts, engine, threads, expanded=False, loss="huber",
                             f_scale=0.1)
-            assert_bitwise(got, want)
+            assert_bitwise_dicts(got, want)
     # The problem with a NaN reports it in every one of its units, and only there.
     status = want["status"].reshape(9, 5)
     assert (status[4] == lawfit.Status.NONFINITE_DATA).all()

@@ -103,6 +103,16 @@ inline void check_shape(const py::array& a, std::vector<py::ssize_t> shape, cons
   }
 }
 
+// A required 1-D array of `n` entries, converted to A; a ValueError naming `what` otherwise.
+template <class A>
+A vector_arg(const py::object& obj, py::ssize_t n, const std::string& what,
+             const std::string& expected) {
+  A a = A::ensure(obj);
+  require(static_cast<bool>(a) && a.ndim() == 1 && a.shape(0) == n,
+          what + ": expected " + expected);
+  return a;
+}
+
 // The model's inputs: x itself, or log x for models that take logarithms.  fit() receives
 // them already transformed (the Python layer takes the logarithm once per batch, vectorised);
 // evaluate_model() takes raw x and uses this.
@@ -151,12 +161,9 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   const py::ssize_t n_problems = data_of_obj.is_none() ? n_data : data_of.shape(0);
   py::array_t<unsigned int, py::array::c_style | py::array::forcecast> resample_of;
   if (!resample_of_obj.is_none()) {
-    resample_of = py::array_t<unsigned int, py::array::c_style | py::array::forcecast>::ensure(
-        resample_of_obj);
-    require(static_cast<bool>(resample_of) && resample_of.ndim() == 1 &&
-                resample_of.shape(0) == n_problems,
-            "resample_of: expected one resample index per unit, shape (" +
-                std::to_string(n_problems) + ",)");
+    resample_of = vector_arg<py::array_t<unsigned int, py::array::c_style | py::array::forcecast>>(
+        resample_of_obj, n_problems, "resample_of",
+        "one resample index per unit, shape (" + std::to_string(n_problems) + ",)");
   }
   const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
   check_shape(t, {n_points}, "t");
@@ -221,12 +228,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   if (resample_mode == 4) {
     require(!fit_t_obj.is_none() && !fit_r_obj.is_none(),
             "fit_t, fit_r: required by the residual bootstrap");
-    fit_t = F64::ensure(fit_t_obj);
-    fit_r = F64::ensure(fit_r_obj);
-    require(static_cast<bool>(fit_t) && fit_t.ndim() == 1 && fit_t.shape(0) == n_points,
-            "fit_t: expected one fitted target per point");
-    require(static_cast<bool>(fit_r) && fit_r.ndim() == 1 && fit_r.shape(0) == n_points,
-            "fit_r: expected one residual per point");
+    fit_t = vector_arg<F64>(fit_t_obj, n_points, "fit_t", "one fitted target per point");
+    fit_r = vector_arg<F64>(fit_r_obj, n_points, "fit_r", "one residual per point");
     b.fit_t = fit_t.data();
     b.fit_r = fit_r.data();
   }
@@ -235,12 +238,8 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   if (resample_mode == 1 || resample_mode == 3) {
     require(!group_of_obj.is_none() && !n_groups_obj.is_none(),
             "group_of, n_groups: required by grouped resampling");
-    group_of = I32::ensure(group_of_obj);
-    n_groups = I32::ensure(n_groups_obj);
-    require(static_cast<bool>(group_of) && group_of.ndim() == 1 && group_of.shape(0) == n_points,
-            "group_of: expected one group index per point");
-    require(static_cast<bool>(n_groups) && n_groups.ndim() == 1 && n_groups.shape(0) == n_data,
-            "n_groups: expected one group count per problem");
+    group_of = vector_arg<I32>(group_of_obj, n_points, "group_of", "one group index per point");
+    n_groups = vector_arg<I32>(n_groups_obj, n_data, "n_groups", "one group count per problem");
     for (py::ssize_t k = 0; k < n_data; ++k) {
       const int G = n_groups.data()[k];
       require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0),

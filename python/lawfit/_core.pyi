@@ -26,6 +26,14 @@ def fit(
     return_jtj: bool,
     engine: str = "auto",
     data_of: Optional[np.ndarray] = None,
+    resample_of: Optional[np.ndarray] = None,
+    seed: int = 0,
+    box_per_problem: bool = False,
+    resample_mode: int = 0,
+    group_of: Optional[np.ndarray] = None,
+    n_groups: Optional[np.ndarray] = None,
+    fit_t: Optional[np.ndarray] = None,
+    fit_r: Optional[np.ndarray] = None,
 ) -> dict[str, np.ndarray]: ...
 def objective(
     model: str,
@@ -41,7 +49,17 @@ def objective(
     loss: str,
     f_scale: float,
     n_threads: int = 0,
+    resample_of: Optional[np.ndarray] = None,
+    seed: int = 0,
+    resample_mode: int = 0,
+    group_of: Optional[np.ndarray] = None,
+    n_groups: Optional[np.ndarray] = None,
+    fit_t: Optional[np.ndarray] = None,
+    fit_r: Optional[np.ndarray] = None,
 ) -> np.ndarray: ...
+def philox4x32_10(ctr: np.ndarray, k0: int, k1: int) -> np.ndarray: ...
+def bootstrap_counts(seed: int, problems: np.ndarray, resamples: np.ndarray,
+                     n: int) -> np.ndarray: ...
 def evaluate_model(
     model: str, p: np.ndarray, x: np.ndarray, log_value: bool = False
 ) -> tuple[np.ndarray, np.ndarray]: ...

@@ -190,6 +190,12 @@ struct DeviceBatch {
     d.w = h.w ? w.ptr : nullptr;
     d.offsets = offsets.ptr;
     d.data_of = h.data_of ? data_of.ptr : nullptr;
+    // Resampling reads host arrays the device cannot see; the module refuses it for now.
+    d.resample_of = nullptr;
+    d.group_of = nullptr;
+    d.n_groups = nullptr;
+    d.fit_t = nullptr;
+    d.fit_r = nullptr;
     d.p0 = p0.ptr;
     d.lower = lower.ptr;
     d.upper = upper.ptr;

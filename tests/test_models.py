@@ -102,3 +102,40 @@ def test_chinchilla_log_drops_negligible_terms_without_subnormals():
     softmax = np.exp(u - u.max(axis=0))
     softmax /= softmax.sum(axis=0)
     np.testing.assert_allclose(g[:, 1], softmax[1], rtol=1e-14)
+
+
+def test_compiled_saturating_guess_matches_numpy():
+    """lawfit/guess.h (used when p0 is not given) runs the NumPy guess's algorithm on the same
+    grids of alpha: the starts agree to rounding (where grid points tie to rounding, as on
+    problems of three or four points, either may win; their residuals then agree)."""
+    from lawfit._packing import NO_START, pack
+
+    rng = np.random.default_rng(4)
+    x, y, truth, _ = model_batch("saturating_power_law", n_problems=60, n_points=25, seed=4)
+    xs, ys = [], []
+    for i in range(len(y)):
+        keep = np.sort(rng.choice(25, int(rng.integers(3, 26)), replace=False))
+        xi, yi = x[keep, 0].copy(), y[i, keep].copy()
+        if i % 7 == 0:
+            yi[0] = np.nan  # a missing value
+        if i % 11 == 0:
+            xi[-1] = -1.0  # x <= 0: not usable by a power law
+        xs.append(xi), ys.append(yi)
+    xs.append(np.array([1e6, 1e7])), ys.append(np.array([np.nan, np.nan]))  # nothing usable
+    m = lawfit.models.get("saturating_power_law")
+    with np.errstate(all="ignore"):
+        pk = pack(m, xs, ys, p0=NO_START)
+        want = m.guess(pk.x, pk.y, pk.offsets)
+    got = m.guess_packed(pk)
+    np.testing.assert_array_equal(got[-1], want[-1])  # nothing usable: 0, 0, the first alpha
+    for i in range(len(ys) - 1):
+        ok = np.isfinite(ys[i]) & (xs[i] > 0)
+
+        def sse(p):
+            return np.sum((p[0] + p[1] * xs[i][ok] ** -p[2] - ys[i][ok]) ** 2)
+
+        if got[i, 2] == want[i, 2]:
+            np.testing.assert_allclose(got[i], want[i], rtol=1e-9)
+        else:  # the residual sums differ by rounding, which is relative to y's spread
+            syy = np.sum((ys[i][ok] - ys[i][ok].mean()) ** 2)
+            assert abs(sse(got[i]) - sse(want[i])) <= 1e-12 * syy, i

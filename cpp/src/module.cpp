@@ -2,6 +2,7 @@
 // (the Python layer validates values first), releases the GIL and runs the CPU driver.
 #include "bindings.h"
 #include "cpu_driver.h"
+#include "lawfit/guess.h"
 #include "lawfit/rng.h"
 
 #include <algorithm>
@@ -82,6 +83,39 @@ PYBIND11_MODULE(_core, mod) {
       "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
       "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
       "fit().  For ranking a grid of starts.");
+  mod.def(
+      "guess_saturating_power_law",
+      [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,
+         const bindings::F64& coarse, const bindings::F64& factors, int n_threads) {
+        bindings::require(offsets.ndim() == 1 && offsets.shape(0) >= 1,
+                          "offsets: expected a 1-D array");
+        const py::ssize_t P = offsets.shape(0) - 1;
+        const long long* off = offsets.data();
+        bindings::require(y.ndim() == 1 && lx.size() == y.size() && off[0] == 0 &&
+                              off[P] == y.shape(0),
+                          "lx, y: expected one value per point of the offsets");
+        for (py::ssize_t i = 0; i < P; ++i)
+          bindings::require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
+        bindings::require(coarse.ndim() == 1 && coarse.size() >= 1 && factors.ndim() == 1,
+                          "coarse, factors: expected non-empty 1-D grids");
+        bindings::F64 out({P, static_cast<py::ssize_t>(3)});
+        double* o = out.mutable_data();
+        const double *plx = lx.data(), *py_ = y.data(), *pc = coarse.data(), *pf = factors.data();
+        const int nc = static_cast<int>(coarse.size()), nf = static_cast<int>(factors.size());
+        {
+          py::gil_scoped_release release;
+          cpu::parallel_for(P, n_threads, [&](long long i) {
+            guess_saturating_power_law(plx + off[i], py_ + off[i],
+                                       static_cast<int>(off[i + 1] - off[i]), pc, nc, pf, nf,
+                                       o + 3 * i);
+          });
+        }
+        return out;
+      },
+      py::arg("lx"), py::arg("y"), py::arg("offsets"), py::arg("coarse"), py::arg("factors"),
+      py::arg("n_threads") = 0,
+      "The saturating power law's data-driven start (lawfit/guess.h): E, A, alpha per problem "
+      "by variable projection over the coarse grid of alpha, then the factors around its best.");
   mod.def(
       "philox4x32_10",
       [](const py::array_t<unsigned int, py::array::c_style | py::array::forcecast>& ctr,

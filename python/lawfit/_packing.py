@@ -330,7 +330,7 @@ def pack(
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        p0a = model.guess(packed.x, packed.y, offsets)
+        p0a = model.guess_packed(packed)
         # A guess may not land inside the bounds, or be finite for a degenerate problem.
         p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
         p0a = np.clip(p0a, lower, upper)

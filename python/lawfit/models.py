@@ -75,6 +75,19 @@ class Model:
         f, _ = MODELS[self.name].value_and_jac(p, xs)
         return f
 
+    def guess_packed(self, packed) -> np.ndarray:
+        """The data-driven start of every problem of a packed batch: the compiled guess
+        (lawfit/guess.h) where the model has one, else :meth:`guess`."""
+        if self.name == "saturating_power_law":
+            try:
+                from . import _core
+            except ImportError:  # pragma: no cover - only on a broken install
+                _core = None
+            if _core is not None:
+                return _core.guess_saturating_power_law(packed.u[:, 0], packed.y, packed.offsets,
+                                                        SAT_COARSE, SAT_FACTORS)
+        return self.guess(packed.x, packed.y, packed.offsets)
+
     def guess(self, x: np.ndarray, y: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """A data-driven start for every problem of a packed batch (see ``GuessFn``)."""
         if self._guess is None:
@@ -129,6 +142,12 @@ def _guess_power_law(x, y, offsets):
     return np.column_stack([np.exp(log_a), -slope])
 
 
+# The saturating power law's guess scans these alphas, then the best one times these factors
+# (lawfit/guess.h takes the same arrays).
+SAT_COARSE = np.geomspace(0.02, 2.0, 16)
+SAT_FACTORS = np.geomspace(SAT_COARSE[0] / SAT_COARSE[1], SAT_COARSE[1] / SAT_COARSE[0], 9)
+
+
 def _guess_saturating_power_law(x, y, offsets):
     # Variable projection: for a given alpha, E and A solve a linear least-squares problem in
     # closed form.  Scan a coarse geometric grid of alpha, then a finer one around each
@@ -152,15 +171,13 @@ def _guess_saturating_power_law(x, y, offsets):
     P = len(offsets) - 1
     best = np.full(P, np.inf)
     out = np.zeros((P, 3))
-    coarse = np.geomspace(0.02, 2.0, 16)
-    step = coarse[1] / coarse[0]
-    centre = np.full(P, coarse[0])
-    for a in coarse:
+    centre = np.full(P, SAT_COARSE[0])
+    for a in SAT_COARSE:
         E, A, ss = profile(np.full(P, a))
         better = ss < best
         best[better], centre[better] = ss[better], a
         out[better] = np.column_stack([E, A, np.full(P, a)])[better]
-    for f in np.geomspace(1 / step, step, 9):
+    for f in SAT_FACTORS:
         alpha = centre * f
         E, A, ss = profile(alpha)
         better = ss < best

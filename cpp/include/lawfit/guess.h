@@ -1,0 +1,81 @@
+// guess.h: data-driven starts, per problem, for fits given no p0.
+//
+// saturating_power_law (E + A x^-alpha) by variable projection: for a given alpha, E and A
+// solve a linear least-squares problem in closed form, so the residual sum of squares is a
+// function of alpha alone.  It is scanned on a coarse grid of alpha, then on a finer one
+// (the coarse grid's best times each factor), and the best alpha with its E and A is the
+// start.  One exp per point and alpha.  The same algorithm as lawfit/models.py's NumPy guess, which the tests hold it to;
+// the grids come from the caller, so both use the same numbers.
+#pragma once
+
+#include "hd.h"
+
+LAWFIT_NAMESPACE_BEGIN
+
+// Points with a finite log x (x > 0) and a finite y take part.  lx: log x (n,), y: (n,).
+// Writes E, A, alpha into p (a problem without usable points gets 0, 0 and the first alpha,
+// as the NumPy guess gives it; its fit then reports the bad data).
+template <class T>
+LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const T* coarse,
+                                          int n_coarse, const T* factors, int n_factors, T* p) {
+  int count = 0;
+  T ysum = T(0);
+  for (int i = 0; i < n; ++i) {
+    const bool ok = is_finite(lx[i]) && is_finite(y[i]);
+    count += ok ? 1 : 0;
+    ysum += ok ? y[i] : T(0);
+  }
+  const T cnt = T(count > 0 ? count : 1);
+  const T ymean = ysum / cnt;
+  T syy = T(0);
+  for (int i = 0; i < n; ++i) {
+    const bool ok = is_finite(lx[i]) && is_finite(y[i]);
+    const T yc = ok ? y[i] - ymean : T(0);
+    syy += yc * yc;
+  }
+  // E, A and the residual sum of squares at one alpha: one pass over the points (Welford's
+  // update of the mean and the centred sums of u = x^-alpha; y is centred already, so the
+  // cross sum needs no centring of u).
+  auto profile = [&](T alpha, T& E, T& A) {
+    T mu = T(0), suu = T(0), suy = T(0);
+    int k = 0;
+    for (int i = 0; i < n; ++i) {
+      if (!(is_finite(lx[i]) && is_finite(y[i]))) continue;
+      const T u = exp(-alpha * lx[i]);
+      ++k;
+      const T du = u - mu;
+      mu += du / T(k);
+      suu += du * (u - mu);
+      suy += u * (y[i] - ymean);
+    }
+    A = suu > T(0) ? suy / suu : T(0);
+    E = ymean - A * mu;
+    return syy - A * suy;
+  };
+  T best = T(INFINITY), centre = coarse[0];
+  p[0] = p[1] = p[2] = T(0);
+  for (int k = 0; k < n_coarse; ++k) {
+    T E, A;
+    const T ss = profile(coarse[k], E, A);
+    if (ss < best) {
+      best = ss;
+      centre = coarse[k];
+      p[0] = E;
+      p[1] = A;
+      p[2] = coarse[k];
+    }
+  }
+  for (int k = 0; k < n_factors; ++k) {
+    T E, A;
+    const T alpha = centre * factors[k];
+    const T ss = profile(alpha, E, A);
+    if (ss < best) {
+      best = ss;
+      p[0] = E;
+      p[1] = A;
+      p[2] = alpha;
+    }
+  }
+}
+
+LAWFIT_NAMESPACE_END

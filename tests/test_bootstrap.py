@@ -263,3 +263,23 @@ def test_each_resample_with_its_own_grid():
         np.testing.assert_array_equal(one.x[0], b.samples[i, r])
     with pytest.raises(ValueError, match="start: expected 'fit' or a lawfit.grid"):
         lawfit.bootstrap("chinchilla_log", x, y, p0=g, start="grid", **kw)
+
+
+def test_grouped_bootstrap_from_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=24, seed=6)
+    df = pd.DataFrame({"law": np.repeat(["a", "b", "c"], 24), "x": np.tile(x[:, 0], 3),
+                       "y": y.reshape(-1), "size": np.tile(np.repeat(np.arange(6.0), 4), 3)})
+    df = df.sample(frac=1.0, random_state=0)  # rows in any order
+    b = lawfit.bootstrap("saturating_power_law", data=df, x="x", y="y", groups="law",
+                         p0=p0[0], n_resamples=30, seed=8, method="grouped", clusters="size")
+    ref = lawfit.bootstrap("saturating_power_law", x, y, p0=p0[0], n_resamples=30, seed=8,
+                           method="grouped",
+                           clusters=np.tile(np.repeat(np.arange(6.0), 4), (3, 1)))
+    # The same clusters of the same points: the same resample weights, the same fits (the
+    # points' order within a problem differs, so the sums round differently).
+    ok = b.converged & ref.converged
+    np.testing.assert_allclose(b.samples[ok], ref.samples[ok], rtol=1e-8)
+    with pytest.raises(ValueError, match="clusters: data has no column"):
+        lawfit.bootstrap("saturating_power_law", data=df, x="x", y="y", groups="law",
+                         p0=p0[0], method="grouped", clusters="nope")

@@ -171,8 +171,8 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     options; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
     integer in [0, 2^64) keying the resamples.  ``method``: ``"pairs"`` (points resampled
     with replacement); ``"grouped"`` (whole clusters of points resampled with replacement,
-    ``clusters`` giving a numeric cluster label per point, shaped like ``y``: e.g. all the
-    checkpoints of one model size); or ``"residual"`` (fixed design: each point's fitted value
+    ``clusters`` giving a numeric cluster label per point, shaped like ``y``, or a column of
+    ``data``: e.g. all the checkpoints of one model size); or ``"residual"`` (fixed design: each point's fitted value
     plus a residual of the full-data fit drawn with replacement from its problem's, in the
     residual space of the fit and scaled by sigma).  ``chunk_size``: resample fits solved at a time (default
     one million).  ``start``: ``"fit"`` (each resample starts from its problem's full-data
@@ -203,6 +203,10 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     if data is not None:
         from .api import _from_frame
 
+        if isinstance(clusters, str):
+            if clusters not in data.columns:
+                raise ValueError(f"clusters: data has no column {clusters!r}")
+            clusters = data[clusters].to_numpy(dtype=float)
         x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups)
         common.update(sigma=sigma, weights=weights, groups=groups)
     full = fit(m, x, y, p0=p0, k=k, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,

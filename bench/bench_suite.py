@@ -556,8 +556,8 @@ def main(argv=None) -> int:
                  f" -> {verdict(speed >= TARGET_SPEEDUP and min(shares) >= TARGET_SHARE)}"
                  f"{size_note()}")
     else:
-        L.append(f"- 1000x scipy lm on 20 points: not checked (needs `near` starts, 20 points "
-                 f"and 2 threads in the run)")
+        L.append("- 1000x scipy lm on 20 points: not checked (needs `near` starts, 20 points "
+                 "and 2 threads in the run)")
     key = ("near", "saturating_power_law", 200)
     if key in results and tgt in results[key]["res"]:
         r = results[key]["res"][tgt]

@@ -130,15 +130,9 @@ inline constexpr long long kMaxLanePoints = 4096;
 template <class Model>
 ProblemData<double> unit_data(const Batch<double>& b, long long i, std::vector<double>& buffer) {
   ProblemData<double> d = problem_data<Model>(b, i);
-  if (!b.resample_of) return d;
-  buffer.resize(2 * static_cast<size_t>(d.n));
-  if (b.resample_mode == kResidual) {
-    unit_targets(b, i, d, buffer.data());
-    d.t = buffer.data();
-  } else {
-    unit_weights(b, i, d, buffer.data(), buffer.data() + d.n);
-    d.w = buffer.data();
-    d.w_binary = false;
+  if (b.resample_of) {
+    buffer.resize(2 * static_cast<size_t>(d.n));
+    resample_data(b, i, d, buffer.data());
   }
   return d;
 }
@@ -146,14 +140,9 @@ ProblemData<double> unit_data(const Batch<double>& b, long long i, std::vector<d
 // The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
 template <class Model>
 void solve_unit(const Batch<double>& b, const Options& o, long long i) {
-  if (!b.resample_of) {
-    solve_in_batch<Model>(b, o, i);
-    return;
-  }
-  thread_local std::vector<double> w;
-  const ProblemData<double> d = unit_data<Model>(b, i, w);
+  thread_local std::vector<double> buffer;
   Summary<double, Model::kParams> s;
-  solve<Model>(d, problem_box<Model>(b, i), o, s);
+  solve<Model>(unit_data<Model>(b, i, buffer), problem_box<Model>(b, i), o, s);
   store_summary(b, i, s);
 }
 

@@ -147,6 +147,19 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
     return packed.x[rows], t, pick(packed.sigma), w, offsets
 
 
+def _resample_args(packed: Packed, resample_of, seed, resample_mode, fit_t, fit_r) -> dict:
+    """The compiled core's resampling arguments (none without ``resample_of``)."""
+    if resample_of is None:
+        return {}
+    args = dict(resample_of=np.asarray(resample_of, dtype=np.uint32), seed=int(seed),
+                resample_mode=RESAMPLE_MODES[resample_mode])
+    if resample_mode.startswith("grouped"):
+        args["group_of"], args["n_groups"] = local_groups(packed)
+    if resample_mode == "residual":
+        args["fit_t"], args["fit_r"] = fit_t, fit_r
+    return args
+
+
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3,
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
@@ -169,11 +182,12 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         from .reference import fit_packed as fn
     if data_of is None:
         p0, lower, upper = packed.p0, packed.lower, packed.upper
+    per_problem = data_of is not None and len(p0) != len(data_of)  # one start per problem
     # The compiled backends take the model's inputs (log x where the model wants it); the
     # reference takes x and applies step 0 itself.
     if backend == "numpy":
         data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
-        if data_of is not None and len(p0) != len(data_of):  # one start per problem
+        if per_problem:
             p0, lower, upper = (a[data_of] for a in (p0, lower, upper))
         if data_of is not None:
             data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed,
@@ -182,15 +196,8 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
         if data_of is not None:
             extra["data_of"] = np.asarray(data_of, dtype=np.int64)
-        if resample_of is not None:
-            extra["resample_of"] = np.asarray(resample_of, dtype=np.uint32)
-            extra["seed"] = int(seed)
-            extra["resample_mode"] = RESAMPLE_MODES[resample_mode]
-            if resample_mode.startswith("grouped"):
-                extra["group_of"], extra["n_groups"] = local_groups(packed)
-            if resample_mode == "residual":
-                extra["fit_t"], extra["fit_r"] = fit_t, fit_r
-        if data_of is not None and len(p0) != len(data_of):  # one start per problem
+        extra.update(_resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r))
+        if per_problem:
             extra["box_per_problem"] = True
     return fn(
         packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
@@ -218,14 +225,7 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
     core, why = _load_core()
     if core is None:  # pragma: no cover - only on a broken install
         raise ValueError(f"backend: the compiled core is not available: {why}")
-    extra = {}
-    if resample_of is not None:
-        extra = dict(resample_of=np.asarray(resample_of, dtype=np.uint32), seed=int(seed),
-                     resample_mode=RESAMPLE_MODES[resample_mode])
-        if resample_mode.startswith("grouped"):
-            extra["group_of"], extra["n_groups"] = local_groups(packed)
-        if resample_mode == "residual":
-            extra["fit_t"], extra["fit_r"] = fit_t, fit_r
+    extra = _resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r)
     return core.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
                           packed.offsets, params, data_of=data_of,
                           log_residuals=packed.log_residuals, loss=loss,

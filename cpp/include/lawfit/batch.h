@@ -66,7 +66,6 @@ struct Batch {
 
 LAWFIT_NAMESPACE_BEGIN
 
-// Problem i's data and box, as the per-problem solve takes them.
 // The problem whose points unit i fits.
 template <class T>
 LAWFIT_HD LAWFIT_INLINE long long data_index(const Batch<T>& b, long long i) {
@@ -167,6 +166,21 @@ LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>
   }
   if (d.w) {
     for (int pt = 0; pt < d.n; ++pt) w[pt] *= d.w[pt];
+  }
+}
+
+// Unit i's data under its resample, where the batch resamples: its weights (or, for the
+// residual bootstrap, its targets) drawn into `buffer`, 2 d.n entries (values, then scratch).
+template <class T>
+LAWFIT_HD void resample_data(const Batch<T>& b, long long i, ProblemData<T>& d, T* buffer) {
+  if (!b.resample_of) return;
+  if (b.resample_mode == kResidual) {
+    unit_targets(b, i, d, buffer);
+    d.t = buffer;
+  } else {
+    unit_weights(b, i, d, buffer, buffer + d.n);
+    d.w = buffer;
+    d.w_binary = false;
   }
 }
 

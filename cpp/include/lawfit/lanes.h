@@ -76,7 +76,6 @@ class Lanes {
     sigma_ = t_ + cap;
     w_ = sigma_ + cap;
     resampled_ = reinterpret_cast<double*>(w_ + cap);
-    cap_ = cap;
     for (int k = 0; k < W; ++k) {
       n_[k] = filled_[k] = 0;
       prob_[k] = -1;
@@ -168,13 +167,7 @@ class Lanes {
         return;
       }
       ProblemData<double> d = problem_data<Model>(b_, i);
-      if (b_.resample_of && b_.resample_mode == kResidual) {  // its targets, drawn here
-        unit_targets(b_, i, d, resampled_);
-        d.t = resampled_;
-      } else if (b_.resample_of) {  // a bootstrap resample: its weights, drawn here
-        unit_weights(b_, i, d, resampled_, resampled_ + cap_);
-        d.w = resampled_;
-      }
+      resample_data(b_, i, d, resampled_);  // a bootstrap resample, drawn here
       const ProblemBox<double, N> bx = problem_box<Model>(b_, i);
       const int status = check_problem<Model>(d, bx);
       if (status != kNotRun) {
@@ -322,8 +315,7 @@ class Lanes {
   const Batch<double>& b_;
   const Options& o_;
   P *x_, *t_, *sigma_, *w_;  // lane-interleaved point data
-  double* resampled_;        // the weights of the resample being loaded, then scratch
-  int cap_;
+  double* resampled_;        // the weights or targets of the resample being loaded, scratch
   int n_[W];                 // points of each lane's problem
   int filled_[W];            // entries of each lane's column that may hold nonzero weights
   long long prob_[W];        // each lane's problem, -1 for none

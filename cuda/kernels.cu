@@ -1,6 +1,8 @@
 // kernels.cu: the CUDA backend's kernels.  Each kernel is a thin wrapper: it computes its
-// problem index and calls lawfit::solve_in_batch, the same host-device function the CPU
-// driver calls, so the math the GPU runs is the math the CPU tests check.
+// problem index and calls lawfit::solve_in_batch (or objective_in_batch, for ranking a grid's
+// starts), the same host-device functions the CPU driver calls, so the math the GPU runs is
+// the math the CPU tests check: the solve, the objective, and the bootstrap's Philox
+// resampling (rng.h, drawn inside the kernel into a per-thread slice of `Work::scratch`).
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
@@ -10,7 +12,6 @@
 #include "kernels.h"
 #include "lawfit/batch.h"
 #include "lawfit/models/all.h"
-#include "lawfit/rng.h"  // the bootstrap stream (issue 5), compiled for the device here
 
 namespace lawfit::cuda {
 namespace {
@@ -38,29 +39,58 @@ constexpr int min_blocks() {
 #endif
 }
 
+// What a launch needs beside the batch: the persistent grid's problem counter, and room for
+// the resamples of a bootstrap (`stride` doubles per thread of the grid; null without one).
+struct Work {
+  unsigned long long* next;
+  double* scratch;
+  long long stride;
+};
+
+template <class T>
+__device__ T* thread_scratch(const Work& w) {
+  if (!w.scratch) return nullptr;
+  const long long slot = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  return w.scratch + slot * w.stride;
+}
+
 // A persistent grid: each thread takes the next unsolved problem from a counter whenever it
 // finishes one, so a warp's time follows the mean solve rather than its slowest lane.  The
 // threads that ask together take consecutive problems with one atomic (coalesced group).
 // Which thread solves a problem does not change its result.
 template <class Model, class Objective, class T>
 __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
-    Batch<T> b, Options o, unsigned long long* next) {
+    Batch<T> b, Options o, Work w) {
+  T* buffer = thread_scratch<T>(w);
 #if defined(LAWFIT_CUDA_STATIC_GRID)
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, i);
+  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, i, buffer);
 #else
   for (;;) {
     cg::coalesced_group g = cg::coalesced_threads();
     unsigned long long base = 0;
-    if (g.thread_rank() == 0) base = atomicAdd(next, static_cast<unsigned long long>(g.size()));
+    if (g.thread_rank() == 0)
+      base = atomicAdd(w.next, static_cast<unsigned long long>(g.size()));
     base = g.shfl(base, 0);
     const long long i = static_cast<long long>(base + g.thread_rank());
     if (i >= b.n_problems) return;
-    solve_in_batch<Model, Objective>(b, o, i);
+    solve_in_batch<Model, Objective>(b, o, i, buffer);
   }
 #endif
 }
 
+// The cost at every unit's parameters (b.p0): a grid-stride loop, one evaluation per unit.
+template <class Model, class Objective, class T>
+__global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o, Work w) {
+  T* buffer = thread_scratch<T>(w);
+  const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < b.n_problems; i += step)
+    objective_in_batch<Model, Objective>(b, o, i, buffer);
+}
+
+// Blocks to launch: one per kBlock problems, at most as many as are resident at once (so
+// that no launch has more threads than max_threads() below).
 template <class Kernel>
 unsigned grid_size(Kernel kernel, long long n_problems) {
   const long long wanted = (n_problems + kBlock - 1) / kBlock;
@@ -76,45 +106,68 @@ unsigned grid_size(Kernel kernel, long long n_problems) {
 #endif
 }
 
+// The most threads a launch of grid_size() blocks can have.
+long long max_threads(long long n_problems) {
+  const long long wanted = (n_problems + kBlock - 1) / kBlock * kBlock;
+#if defined(LAWFIT_CUDA_STATIC_GRID)
+  return wanted;
+#else
+  int device = 0, sms = 0, per_sm = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attribute");
+  check(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device),
+        "attribute");
+  const long long resident = static_cast<long long>(sms) * per_sm;
+  return wanted < resident ? wanted : resident;
+#endif
+}
+
+enum class Kind { kSolve, kObjective };
+
 template <class Model, class Objective>
-void launch_objective(const Batch<double>& d, const Options& o, cudaStream_t stream,
-                      unsigned long long* next) {
+void launch_kernel(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
+                      const Work& w) {
+  if (kind == Kind::kObjective) {
+    auto kernel = objective_kernel<Model, Objective, double>;
+    kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
+    return;
+  }
   auto kernel = solve_kernel<Model, Objective, double>;
-  check(cudaMemsetAsync(next, 0, sizeof(*next), stream), "cudaMemsetAsync");
-  kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, next);
+  check(cudaMemsetAsync(w.next, 0, sizeof(*w.next), stream), "cudaMemsetAsync");
+  kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
 }
 
 template <class Model, Loss kLoss>
-void launch_loss(const Batch<double>& d, const Options& o, cudaStream_t stream,
-                 unsigned long long* next) {
+void launch_loss(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
+                 const Work& w) {
   if (o.log_residuals) {
-    launch_objective<Model, FixedObjective<kLoss, true>>(d, o, stream, next);
+    launch_kernel<Model, FixedObjective<kLoss, true>>(kind, d, o, stream, w);
   } else {
-    launch_objective<Model, FixedObjective<kLoss, false>>(d, o, stream, next);
+    launch_kernel<Model, FixedObjective<kLoss, false>>(kind, d, o, stream, w);
   }
 }
 
 template <class Model>
-void launch(const Batch<double>& d, const Options& o, cudaStream_t stream,
-            unsigned long long* next) {
+void launch(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
+            const Work& w) {
   if (d.n_problems == 0) return;
   switch (o.loss) {
-    case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(d, o, stream, next); break;
-    case Loss::kHuber: launch_loss<Model, Loss::kHuber>(d, o, stream, next); break;
-    case Loss::kCauchy: launch_loss<Model, Loss::kCauchy>(d, o, stream, next); break;
-    case Loss::kArctan: launch_loss<Model, Loss::kArctan>(d, o, stream, next); break;
+    case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(kind, d, o, stream, w); break;
+    case Loss::kHuber: launch_loss<Model, Loss::kHuber>(kind, d, o, stream, w); break;
+    case Loss::kCauchy: launch_loss<Model, Loss::kCauchy>(kind, d, o, stream, w); break;
+    case Loss::kArctan: launch_loss<Model, Loss::kArctan>(kind, d, o, stream, w); break;
     case Loss::kLinear:
-    default: launch_loss<Model, Loss::kLinear>(d, o, stream, next); break;
+    default: launch_loss<Model, Loss::kLinear>(kind, d, o, stream, w); break;
   }
-  check(cudaGetLastError(), "solve_kernel launch");
+  check(cudaGetLastError(), "kernel launch");
 }
 
-void launch_by_name(const std::string& model, const Batch<double>& d, const Options& o,
-                    cudaStream_t stream, unsigned long long* next) {
-#define LAWFIT_LAUNCH(M)               \
-  if (model == M::kName) {             \
-    launch<M>(d, o, stream, next);     \
-    return;                            \
+void launch_by_name(Kind kind, const std::string& model, const Batch<double>& d,
+                    const Options& o, cudaStream_t stream, const Work& w) {
+#define LAWFIT_LAUNCH(M)                  \
+  if (model == M::kName) {                \
+    launch<M>(kind, d, o, stream, w);     \
+    return;                               \
   }
   LAWFIT_FOR_EACH_MODEL(LAWFIT_LAUNCH)
 #undef LAWFIT_LAUNCH
@@ -163,7 +216,19 @@ inline long long box_rows(const Batch<double>& h) {
   return h.box_per_problem ? h.n_data : h.n_problems;
 }
 
-// A packed batch copied to the device, with room for its results.
+// Points of the largest problem a unit fits (0 for none).
+long long largest_problem(const Batch<double>& h) {
+  const long long n_data = h.data_of ? h.n_data : h.n_problems;
+  long long cap = 0;
+  for (long long k = 0; k < n_data; ++k) {
+    const long long n = h.offsets[k + 1] - h.offsets[k];
+    cap = n > cap ? n : cap;
+  }
+  return cap;
+}
+
+// A packed batch copied to the device, with room for its results and, for a bootstrap, for
+// every thread's resample (2 doubles per point of the largest problem; batch.h's unit_data).
 struct DeviceBatch {
   long long P, N, NN;
   DeviceArray<double> x, t, sigma, w;
@@ -172,6 +237,11 @@ struct DeviceBatch {
   DeviceArray<signed char> active;
   DeviceArray<int> status, nfev, njev, nit;
   DeviceArray<unsigned long long> next;  // the persistent grid's problem counter
+  DeviceArray<unsigned int> resample_of;
+  DeviceArray<int> group_of, n_groups;
+  DeviceArray<double> fit_t, fit_r;
+  long long stride;
+  DeviceArray<double> scratch;
   Batch<double> d;
 
   DeviceBatch(const Batch<double>& h, long long n_points, int n_inputs, int n_params)
@@ -182,7 +252,13 @@ struct DeviceBatch {
         data_of(h.data_of ? P : 0, h.data_of), p0(box_rows(h) * N, h.p0),
         lower(box_rows(h) * N, h.lower), upper(box_rows(h) * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
-        njev(P, nullptr), nit(P, nullptr), next(1, nullptr) {
+        njev(P, nullptr), nit(P, nullptr), next(1, nullptr),
+        resample_of(h.resample_of ? P : 0, h.resample_of),
+        group_of(h.group_of ? n_points : 0, h.group_of),
+        n_groups(h.n_groups ? (h.data_of ? h.n_data : P) : 0, h.n_groups),
+        fit_t(h.fit_t ? n_points : 0, h.fit_t), fit_r(h.fit_r ? n_points : 0, h.fit_r),
+        stride(h.resample_of ? 2 * largest_problem(h) : 0),
+        scratch(h.resample_of ? stride * max_threads(P) : 0, nullptr) {
     d = h;
     d.x = x.ptr;
     d.t = t.ptr;
@@ -190,12 +266,11 @@ struct DeviceBatch {
     d.w = h.w ? w.ptr : nullptr;
     d.offsets = offsets.ptr;
     d.data_of = h.data_of ? data_of.ptr : nullptr;
-    // Resampling reads host arrays the device cannot see; the module refuses it for now.
-    d.resample_of = nullptr;
-    d.group_of = nullptr;
-    d.n_groups = nullptr;
-    d.fit_t = nullptr;
-    d.fit_r = nullptr;
+    d.resample_of = h.resample_of ? resample_of.ptr : nullptr;
+    d.group_of = h.group_of ? group_of.ptr : nullptr;
+    d.n_groups = h.n_groups ? n_groups.ptr : nullptr;
+    d.fit_t = h.fit_t ? fit_t.ptr : nullptr;
+    d.fit_r = h.fit_r ? fit_r.ptr : nullptr;
     d.p0 = p0.ptr;
     d.lower = lower.ptr;
     d.upper = upper.ptr;
@@ -210,9 +285,12 @@ struct DeviceBatch {
     d.nit = nit.ptr;
   }
 
-  void to_host(const Batch<double>& h) const {
-    p.to_host(h.p, P * N);
+  Work work() const { return {next.ptr, d.resample_of ? scratch.ptr : nullptr, stride}; }
+
+  void to_host(const Batch<double>& h, Kind kind) const {
     cost.to_host(h.cost, P);
+    if (kind == Kind::kObjective) return;
+    p.to_host(h.p, P * N);
     opt.to_host(h.optimality, P);
     if (h.jtj) jtj.to_host(h.jtj, NN);
     active.to_host(h.active, P * N);
@@ -228,9 +306,17 @@ struct DeviceBatch {
 void solve_host_batch(const std::string& model, const Batch<double>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
   DeviceBatch db(h, n_points, n_inputs, n_params);
-  launch_by_name(model, db.d, o, nullptr, db.next.ptr);
+  launch_by_name(Kind::kSolve, model, db.d, o, nullptr, db.work());
   check(cudaDeviceSynchronize(), "solve_kernel");
-  db.to_host(h);
+  db.to_host(h, Kind::kSolve);
+}
+
+void objective_host_batch(const std::string& model, const Batch<double>& h,
+                          long long n_points, int n_inputs, int n_params, const Options& o) {
+  DeviceBatch db(h, n_points, n_inputs, n_params);
+  launch_by_name(Kind::kObjective, model, db.d, o, nullptr, db.work());
+  check(cudaDeviceSynchronize(), "objective_kernel");
+  db.to_host(h, Kind::kObjective);
 }
 
 std::vector<double> time_host_batch(const std::string& model, const Batch<double>& h,
@@ -243,7 +329,7 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     check(cudaEventRecord(start), "cudaEventRecord");
-    launch_by_name(model, db.d, o, nullptr, db.next.ptr);
+    launch_by_name(Kind::kSolve, model, db.d, o, nullptr, db.work());
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "solve_kernel");
     float t = 0;
@@ -252,7 +338,7 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  db.to_host(h);
+  db.to_host(h, Kind::kSolve);
   return ms;
 }
 

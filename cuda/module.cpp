@@ -1,5 +1,5 @@
 // module.cpp: the private extension lawfit._cuda, built only where a CUDA compiler was found.
-// It takes the same packed batch as lawfit._core and solves it on device 0.
+// It takes the same packed batch as lawfit._core (fit, objective) and runs it on device 0.
 #include <stdexcept>
 
 #include "../cpp/src/bindings.h"
@@ -8,9 +8,22 @@
 namespace lawfit {
 namespace {
 
+void require_device() {
+  if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
+}
+
 void cuda_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long n_points,
-                const Options& o, int /*n_threads*/) {
+                const Options& o, int /*n_threads*/, const std::string& engine) {
+  if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
+  require_device();
   cuda::solve_host_batch(m.name, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
+}
+
+void cuda_objective(const bindings::ModelEntry& m, const Batch<double>& b, long long n_points,
+                    const Options& o, int /*n_threads*/, const std::string&) {
+  require_device();
+  cuda::objective_host_batch(m.name, b, n_points, m.n_inputs,
+                             static_cast<int>(m.params.size()), o);
 }
 
 }  // namespace
@@ -23,16 +36,10 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.doc() = "lawfit's CUDA backend (private; use lawfit.fit(..., backend='cuda')).";
   mod.def("device_count", &cuda::device_count);
   mod.def("device_name", &cuda::device_name);
-  bindings::def_fit(mod, [](const bindings::ModelEntry& m, const Batch<double>& b,
-                             long long n_points, const Options& o, int n_threads,
-                             const std::string& engine) {
-    if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
-    if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
-    if (b.resample_of)
-      throw std::invalid_argument("resample_of: the bootstrap does not run on the CUDA "
-                                  "backend yet; use the CPU backend");
-    cuda_solve(m, b, n_points, o, n_threads);
-  }, "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit).");
+  bindings::def_fit(mod, &cuda_solve,
+                    "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit; "
+                    "a bootstrap's resamples are drawn on the device).");
+  bindings::def_objective(mod, &cuda_objective);
   mod.def(
       "time_fit",
       [](int repeats, const std::string& model, const F64& x, const F64& t,
@@ -40,7 +47,7 @@ PYBIND11_MODULE(_cuda, mod) {
          const F64& lower, const F64& upper, bool log_residuals, const std::string& loss,
          double f_scale, double ftol, double xtol, double gtol, int max_nfev,
          double initial_damping) {
-        if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
+        require_device();
         if (repeats < 1) throw py::value_error("repeats: must be >= 1");
         std::vector<double> ms;
         auto timed = [&](const bindings::ModelEntry& m, const Batch<double>& b,

@@ -124,6 +124,33 @@ def test_backends_report():
     assert set(b) == {"cpu", "cuda", "numpy"}
 
 
+def test_auto_backend_sends_large_calls_to_the_gpu(monkeypatch):
+    from lawfit import _backends
+
+    big = _backends.AUTO_CUDA_MIN_UNITS
+    # Without a usable GPU, auto is the CPU at any size.
+    monkeypatch.setattr(_backends, "_load_cuda", lambda: (None, "no device"))
+    assert _backends.resolve("auto", 10 * big) == "cpu"
+    with pytest.raises(ValueError, match="backend: 'cuda' is not available: no device"):
+        _backends.resolve("cuda")
+    # With one, auto takes it from AUTO_CUDA_MIN_UNITS solve units on.
+    monkeypatch.setattr(_backends, "_load_cuda", lambda: (object(), None))
+    assert _backends.resolve("auto", big) == "cuda"
+    assert _backends.resolve("auto", big - 1) == "cpu"
+    assert _backends.resolve("auto") == "cpu"
+    assert _backends.resolve("cpu", 10 * big) == "cpu"
+    # fit() counts problems times grid starts.
+    seen = []
+    real = _backends.resolve
+    monkeypatch.setattr(_backends, "resolve",
+                        lambda backend, n_units=None: seen.append(n_units) or
+                        real(backend, None))
+    x = np.geomspace(1e6, 1e10, 8)
+    y = np.tile(2.0 + 500 * x ** -0.3, (3, 1))
+    lawfit.fit(NAME, x, y, p0=lawfit.grid(E=[1.0, 2.0], A=[100.0, 500.0], alpha=[0.3]))
+    assert seen[-1] == 3 * 4
+
+
 def test_demo_runs():
     out = subprocess.run([sys.executable, "-m", "lawfit", "demo", "--problems", "500",
                           "--scipy-subset", "20"], capture_output=True, text=True, timeout=120)

@@ -125,25 +125,18 @@ inline const Engine* find_engine(const std::string& name) {
 // points, and the lanes of a large problem gain nothing from lockstep).
 inline constexpr long long kMaxLanePoints = 4096;
 
-// Unit i's data, with its resample's weights or targets drawn into `buffer` where the batch
-// is a bootstrap.
-template <class Model>
-ProblemData<double> unit_data(const Batch<double>& b, long long i, std::vector<double>& buffer) {
-  ProblemData<double> d = problem_data<Model>(b, i);
-  if (b.resample_of) {
-    buffer.resize(2 * static_cast<size_t>(d.n));
-    resample_data(b, i, d, buffer.data());
-  }
-  return d;
+// Room for unit i's resample (unit_data() in batch.h), on the calling thread.
+inline double* resample_buffer(const Batch<double>& b, long long i) {
+  thread_local std::vector<double> buffer;
+  if (!b.resample_of) return nullptr;
+  buffer.resize(2 * static_cast<size_t>(unit_points(b, i)));
+  return buffer.data();
 }
 
 // The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
 template <class Model>
 void solve_unit(const Batch<double>& b, const Options& o, long long i) {
-  thread_local std::vector<double> buffer;
-  Summary<double, Model::kParams> s;
-  solve<Model>(unit_data<Model>(b, i, buffer), problem_box<Model>(b, i), o, s);
-  store_summary(b, i, s);
+  solve_in_batch<Model>(b, o, i, resample_buffer(b, i));
 }
 
 template <class Model>

@@ -32,12 +32,8 @@ template <class Model>
 bool try_objective(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
                    int n_threads) {
   if (m.name != Model::kName) return false;
-  constexpr int N = Model::kParams;
   cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
-    thread_local std::vector<double> buffer;
-    Evaluation<double, N> e;
-    evaluate<Model>(cpu::unit_data<Model>(b, i, buffer), b.p0 + i * N, o, e);
-    b.cost[i] = e.finite ? e.cost : INFINITY;
+    objective_in_batch<Model>(b, o, i, cpu::resample_buffer(b, i));
   });
   return true;
 }
@@ -58,31 +54,7 @@ PYBIND11_MODULE(_core, mod) {
   bindings::def_fit(mod, &cpu_solve,
                     "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds "
                     "the model's inputs: log x for models with log_inputs.");
-  mod.def(
-      "objective",
-      [](const std::string& model, const bindings::F64& x, const bindings::F64& t,
-         const py::object& sigma, const py::object& w, const bindings::I64& offsets,
-         const bindings::F64& params, const py::object& data_of, bool log_residuals,
-         const std::string& loss, double f_scale, int n_threads,
-         const py::object& resample_of, unsigned long long seed, int resample_mode,
-         const py::object& group_of, const py::object& n_groups, const py::object& fit_t,
-         const py::object& fit_r) {
-        py::dict out = bindings::fit_packed(&cpu_objective, model, x, t, sigma, w, offsets,
-                                            params, params, params, log_residuals, loss,
-                                            f_scale, 1e-8, 1e-8, 1e-8, 1, 1e-3, n_threads,
-                                            false, "auto", data_of, resample_of, seed, false,
-                                            resample_mode, group_of, n_groups, fit_t, fit_r);
-        return py::object(out["cost"]);  // a reference that outlives `out`
-      },
-      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
-      py::arg("offsets"), py::arg("params"), py::kw_only(), py::arg("data_of") = py::none(),
-      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("n_threads") = 0,
-      py::arg("resample_of") = py::none(), py::arg("seed") = 0, py::arg("resample_mode") = 0,
-      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
-      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
-      "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
-      "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
-      "fit().  For ranking a grid of starts.");
+  bindings::def_objective(mod, &cpu_objective);
   mod.def(
       "guess_saturating_power_law",
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,

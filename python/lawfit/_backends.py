@@ -54,13 +54,25 @@ def backends() -> dict:
     }
 
 
-def resolve(backend: str) -> str:
-    """The concrete backend for ``backend`` (``auto`` picks ``cpu``, else ``numpy``)."""
+# ``auto`` sends a call to the GPU from this many solve units (problems x starts x resamples)
+# on: below it, a launch and the copies cost more than the CPU's threads take for the batch
+# (bench/RESULTS.md: on an H100 the end-to-end GPU rate already leads 16 CPU threads at
+# 10,000 fits, and the first call also pays for creating the CUDA context).
+AUTO_CUDA_MIN_UNITS = 100_000
+
+
+def resolve(backend: str, n_units: Optional[int] = None) -> str:
+    """The concrete backend for ``backend``.  ``auto``: ``cuda`` where it is available and
+    the call solves at least AUTO_CUDA_MIN_UNITS units (``n_units``), else ``cpu`` (else,
+    on a broken install, ``numpy``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "numpy":
         return backend
     if backend == "auto":
+        if n_units is not None and n_units >= AUTO_CUDA_MIN_UNITS and \
+                _load_cuda()[0] is not None:
+            return "cuda"
         return "cpu" if _load_core()[0] is not None else "numpy"
     module, why = _load_core() if backend == "cpu" else _load_cuda()
     if module is None:
@@ -211,7 +223,7 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
               n_threads: Optional[int] = None, resample_of=None, seed: int = 0,
               resample_mode: str = "pairs", fit_t=None, fit_r=None) -> np.ndarray:
     """The cost at params[i] of unit i (problem data_of[i]'s points); +inf where it is not
-    finite.  The compiled backends evaluate on the CPU core; the reference in NumPy."""
+    finite.  Evaluated where the backend solves: the CPU core, the GPU, or NumPy."""
     params = np.ascontiguousarray(params, dtype=np.float64)
     data_of = np.asarray(data_of, dtype=np.int64)
     if backend == "numpy":
@@ -222,11 +234,11 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
         return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
                                 log_residuals=packed.log_residuals, loss=loss,
                                 f_scale=float(f_scale))
-    core, why = _load_core()
-    if core is None:  # pragma: no cover - only on a broken install
-        raise ValueError(f"backend: the compiled core is not available: {why}")
+    module, why = _load_cuda() if backend == "cuda" else _load_core()
+    if module is None:  # pragma: no cover - resolve() has checked it
+        raise ValueError(f"backend: {backend!r} is not available: {why}")
     extra = _resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r)
-    return core.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
+    return module.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
                           packed.offsets, params, data_of=data_of,
                           log_residuals=packed.log_residuals, loss=loss,
                           f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _backends
 from ._packing import pack
-from .api import DEFAULT_CHUNK, _is_real, fit, positive_int
+from .api import DEFAULT_CHUNK, _is_real, _n_problems, fit, positive_int
 from .models import get
 
 __all__ = ["bootstrap", "BootstrapResult"]
@@ -188,10 +188,6 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
             and 0 <= seed < 2**64):
         raise ValueError(f"seed: expected an integer in [0, 2^64), got {seed!r}")
     chunk = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
-    name = _backends.resolve(backend)
-    if name == "cuda":
-        raise ValueError("backend: the bootstrap does not run on the CUDA backend yet; use "
-                         "'cpu'")
     from .grid import Grid
 
     if not (isinstance(start, Grid) or (isinstance(start, str) and start == "fit")):
@@ -209,6 +205,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
             clusters = data[clusters].to_numpy(dtype=float)
         x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups)
         common.update(sigma=sigma, weights=weights, groups=groups)
+    name = _backends.resolve(backend, R * _n_problems(x, y, groups))
     full = fit(m, x, y, p0=p0, k=k, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
                gtol=gtol, max_nfev=max_nfev, backend=name, n_threads=n_threads, **common)
     # Resamples start from the full-data optimum (or, where that fit stopped before any

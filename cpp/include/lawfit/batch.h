@@ -1,7 +1,8 @@
 // batch.h: one packed batch of problems, and the solve of problem i within it.
 //
-// solve_in_batch() is the unit every driver runs: the CPU driver calls it from its threads,
-// the CUDA kernel from one thread per problem.  Solve unit i owns row i of the (units x
+// solve_in_batch() is the unit every driver runs: the CPU driver's scalar path calls it from
+// its threads (its SIMD lanes run the same steps, lanes.h), the CUDA kernel from one thread
+// per problem; objective_in_batch() likewise ranks a grid's starts.  Solve unit i owns row i of the (units x
 // params) arrays and fits the points of its problem: offsets[i] to offsets[i+1] of the flat
 // arrays, or, where several units share one problem's points (starts of a grid, later
 // resamples), those of problem data_of[i].  It reads nothing else and writes nothing else,
@@ -184,11 +185,31 @@ LAWFIT_HD void resample_data(const Batch<T>& b, long long i, ProblemData<T>& d, 
   }
 }
 
+// Unit i's points, with its resample's weights or targets drawn into `buffer` (2 n entries,
+// n its number of points; unused, and may be null, where the batch does not resample).
+template <class Model, class T>
+LAWFIT_HD LAWFIT_INLINE ProblemData<T> unit_data(const Batch<T>& b, long long i, T* buffer) {
+  ProblemData<T> d = problem_data<Model>(b, i);
+  resample_data(b, i, d, buffer);
+  return d;
+}
+
+// Solves unit i and writes its row of the outputs.  `buffer`: as for unit_data().
 template <class Model, class Objective = RuntimeObjective, class T>
-LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i) {
+LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i, T* buffer) {
   Summary<T, Model::kParams> s;
-  solve<Model, Objective>(problem_data<Model>(b, i), problem_box<Model>(b, i), o, s);
+  solve<Model, Objective>(unit_data<Model>(b, i, buffer), problem_box<Model>(b, i), o, s);
   store_summary(b, i, s);
+}
+
+// Step 2's cost at unit i's parameters (row i of b.p0) into b.cost[i], +inf where it is not
+// finite (bad data, a model that overflows): what a grid of starts is ranked by.
+template <class Model, class Objective = RuntimeObjective, class T>
+LAWFIT_HD void objective_in_batch(const Batch<T>& b, const Options& o, long long i, T* buffer) {
+  constexpr int N = Model::kParams;
+  Evaluation<T, N> e;
+  evaluate<Model>(unit_data<Model>(b, i, buffer), b.p0 + i * N, o, e, Objective{});
+  b.cost[i] = e.finite ? e.cost : T(INFINITY);
 }
 
 LAWFIT_NAMESPACE_END

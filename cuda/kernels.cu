@@ -41,14 +41,15 @@ constexpr int min_blocks() {
 
 // What a launch needs beside the batch: the persistent grid's problem counter, and room for
 // the resamples of a bootstrap (`stride` doubles per thread of the grid; null without one).
+template <class T>
 struct Work {
   unsigned long long* next;
-  double* scratch;
+  T* scratch;
   long long stride;
 };
 
 template <class T>
-__device__ T* thread_scratch(const Work& w) {
+__device__ T* thread_scratch(const Work<T>& w) {
   if (!w.scratch) return nullptr;
   const long long slot = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   return w.scratch + slot * w.stride;
@@ -60,7 +61,7 @@ __device__ T* thread_scratch(const Work& w) {
 // Which thread solves a problem does not change its result.
 template <class Model, class Objective, class T>
 __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
-    Batch<T> b, Options o, Work w) {
+    Batch<T> b, Options o, Work<T> w) {
   T* buffer = thread_scratch<T>(w);
 #if defined(LAWFIT_CUDA_STATIC_GRID)
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -81,7 +82,7 @@ __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
 
 // The cost at every unit's parameters (b.p0): a grid-stride loop, one evaluation per unit.
 template <class Model, class Objective, class T>
-__global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o, Work w) {
+__global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o, Work<T> w) {
   T* buffer = thread_scratch<T>(w);
   const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -124,22 +125,22 @@ long long max_threads(long long n_problems) {
 
 enum class Kind { kSolve, kObjective };
 
-template <class Model, class Objective>
-void launch_kernel(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
-                      const Work& w) {
+template <class Model, class Objective, class T>
+void launch_kernel(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t stream,
+                   const Work<T>& w) {
   if (kind == Kind::kObjective) {
-    auto kernel = objective_kernel<Model, Objective, double>;
+    auto kernel = objective_kernel<Model, Objective, T>;
     kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
     return;
   }
-  auto kernel = solve_kernel<Model, Objective, double>;
+  auto kernel = solve_kernel<Model, Objective, T>;
   check(cudaMemsetAsync(w.next, 0, sizeof(*w.next), stream), "cudaMemsetAsync");
   kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
 }
 
-template <class Model, Loss kLoss>
-void launch_loss(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
-                 const Work& w) {
+template <class Model, Loss kLoss, class T>
+void launch_loss(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t stream,
+                 const Work<T>& w) {
   if (o.log_residuals) {
     launch_kernel<Model, FixedObjective<kLoss, true>>(kind, d, o, stream, w);
   } else {
@@ -147,9 +148,9 @@ void launch_loss(Kind kind, const Batch<double>& d, const Options& o, cudaStream
   }
 }
 
-template <class Model>
-void launch(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t stream,
-            const Work& w) {
+template <class Model, class T>
+void launch(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t stream,
+            const Work<T>& w) {
   if (d.n_problems == 0) return;
   switch (o.loss) {
     case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(kind, d, o, stream, w); break;
@@ -162,8 +163,9 @@ void launch(Kind kind, const Batch<double>& d, const Options& o, cudaStream_t st
   check(cudaGetLastError(), "kernel launch");
 }
 
-void launch_by_name(Kind kind, const std::string& model, const Batch<double>& d,
-                    const Options& o, cudaStream_t stream, const Work& w) {
+template <class T>
+void launch_by_name(Kind kind, const std::string& model, const Batch<T>& d, const Options& o,
+                    cudaStream_t stream, const Work<T>& w) {
 #define LAWFIT_LAUNCH(M)                  \
   if (model == M::kName) {                \
     launch<M>(kind, d, o, stream, w);     \
@@ -212,12 +214,14 @@ std::string device_name() {
 namespace {
 
 // Rows of p0, lower and upper: one per unit, or one per problem.
-inline long long box_rows(const Batch<double>& h) {
+template <class T>
+long long box_rows(const Batch<T>& h) {
   return h.box_per_problem ? h.n_data : h.n_problems;
 }
 
 // Points of the largest problem a unit fits (0 for none).
-long long largest_problem(const Batch<double>& h) {
+template <class T>
+long long largest_problem(const Batch<T>& h) {
   const long long n_data = h.data_of ? h.n_data : h.n_problems;
   long long cap = 0;
   for (long long k = 0; k < n_data; ++k) {
@@ -229,22 +233,23 @@ long long largest_problem(const Batch<double>& h) {
 
 // A packed batch copied to the device, with room for its results and, for a bootstrap, for
 // every thread's resample (2 doubles per point of the largest problem; batch.h's unit_data).
+template <class T>
 struct DeviceBatch {
   long long P, N, NN;
-  DeviceArray<double> x, t, sigma, w;
+  DeviceArray<T> x, t, sigma, w;
   DeviceArray<long long> offsets, data_of;
-  DeviceArray<double> p0, lower, upper, p, cost, opt, jtj;
+  DeviceArray<T> p0, lower, upper, p, cost, opt, jtj;
   DeviceArray<signed char> active;
   DeviceArray<int> status, nfev, njev, nit;
   DeviceArray<unsigned long long> next;  // the persistent grid's problem counter
   DeviceArray<unsigned int> resample_of;
   DeviceArray<int> group_of, n_groups;
-  DeviceArray<double> fit_t, fit_r;
+  DeviceArray<T> fit_t, fit_r;
   long long stride;
-  DeviceArray<double> scratch;
-  Batch<double> d;
+  DeviceArray<T> scratch;
+  Batch<T> d;
 
-  DeviceBatch(const Batch<double>& h, long long n_points, int n_inputs, int n_params)
+  DeviceBatch(const Batch<T>& h, long long n_points, int n_inputs, int n_params)
       : P(h.n_problems), N(n_params), NN(h.jtj ? P * N * N : 0),
         x(n_points * n_inputs, h.x), t(n_points, h.t),
         sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w),
@@ -285,9 +290,9 @@ struct DeviceBatch {
     d.nit = nit.ptr;
   }
 
-  Work work() const { return {next.ptr, d.resample_of ? scratch.ptr : nullptr, stride}; }
+  Work<T> work() const { return {next.ptr, d.resample_of ? scratch.ptr : nullptr, stride}; }
 
-  void to_host(const Batch<double>& h, Kind kind) const {
+  void to_host(const Batch<T>& h, Kind kind) const {
     cost.to_host(h.cost, P);
     if (kind == Kind::kObjective) return;
     p.to_host(h.p, P * N);
@@ -303,17 +308,19 @@ struct DeviceBatch {
 
 }  // namespace
 
-void solve_host_batch(const std::string& model, const Batch<double>& h, long long n_points,
+template <class T>
+void solve_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
-  DeviceBatch db(h, n_points, n_inputs, n_params);
+  DeviceBatch<T> db(h, n_points, n_inputs, n_params);
   launch_by_name(Kind::kSolve, model, db.d, o, nullptr, db.work());
   check(cudaDeviceSynchronize(), "solve_kernel");
   db.to_host(h, Kind::kSolve);
 }
 
-void objective_host_batch(const std::string& model, const Batch<double>& h,
-                          long long n_points, int n_inputs, int n_params, const Options& o) {
-  DeviceBatch db(h, n_points, n_inputs, n_params);
+template <class T>
+void objective_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
+                          int n_inputs, int n_params, const Options& o) {
+  DeviceBatch<T> db(h, n_points, n_inputs, n_params);
   launch_by_name(Kind::kObjective, model, db.d, o, nullptr, db.work());
   check(cudaDeviceSynchronize(), "objective_kernel");
   db.to_host(h, Kind::kObjective);
@@ -322,7 +329,7 @@ void objective_host_batch(const std::string& model, const Batch<double>& h,
 std::vector<double> time_host_batch(const std::string& model, const Batch<double>& h,
                                     long long n_points, int n_inputs, int n_params,
                                     const Options& o, int repeats) {
-  DeviceBatch db(h, n_points, n_inputs, n_params);
+  DeviceBatch<double> db(h, n_points, n_inputs, n_params);
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
   check(cudaEventCreate(&stop), "cudaEventCreate");
@@ -341,5 +348,15 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   db.to_host(h, Kind::kSolve);
   return ms;
 }
+
+// fp64 (the default) and fp32 (on request).
+#define LAWFIT_INSTANTIATE(T)                                                               \
+  template void solve_host_batch<T>(const std::string&, const Batch<T>&, long long, int, int, \
+                                    const Options&);                                         \
+  template void objective_host_batch<T>(const std::string&, const Batch<T>&, long long, int,  \
+                                        int, const Options&);
+LAWFIT_INSTANTIATE(double)
+LAWFIT_INSTANTIATE(float)
+#undef LAWFIT_INSTANTIATE
 
 }  // namespace lawfit::cuda

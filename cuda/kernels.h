@@ -18,14 +18,16 @@ std::string device_name();
 
 // Solves a packed batch whose arrays are on the host: one copy in, one fused kernel (every
 // iteration inside, one thread per problem; a bootstrap's resamples drawn inside it), one
-// copy out.  Throws std::runtime_error on a
-// CUDA error.  n_params and n_inputs are the model's sizes.
-void solve_host_batch(const std::string& model, const Batch<double>& host, long long n_points,
+// copy out.  Throws std::runtime_error on a CUDA error.  n_params and n_inputs are the
+// model's sizes.  T: double, or float (fp32).
+template <class T>
+void solve_host_batch(const std::string& model, const Batch<T>& host, long long n_points,
                       int n_inputs, int n_params, const Options& o);
 
 // The objective at each unit's parameters (host.p0) into host.cost, +inf where not finite:
 // the same contract as lawfit._core.objective, for ranking a grid of starts on the device.
-void objective_host_batch(const std::string& model, const Batch<double>& host,
+template <class T>
+void objective_host_batch(const std::string& model, const Batch<T>& host,
                           long long n_points, int n_inputs, int n_params, const Options& o);
 
 // For benchmarks: copies a host batch to the device once, runs the kernel `repeats` times

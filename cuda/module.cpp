@@ -12,14 +12,16 @@ void require_device() {
   if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
 }
 
-void cuda_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long n_points,
+template <class T>
+void cuda_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
                 const Options& o, int /*n_threads*/, const std::string& engine) {
   if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
   require_device();
   cuda::solve_host_batch(m.name, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
 }
 
-void cuda_objective(const bindings::ModelEntry& m, const Batch<double>& b, long long n_points,
+template <class T>
+void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
                     const Options& o, int /*n_threads*/, const std::string&) {
   require_device();
   cuda::objective_host_batch(m.name, b, n_points, m.n_inputs,
@@ -36,10 +38,12 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.doc() = "lawfit's CUDA backend (private; use lawfit.fit(..., backend='cuda')).";
   mod.def("device_count", &cuda::device_count);
   mod.def("device_name", &cuda::device_name);
-  bindings::def_fit(mod, &cuda_solve,
+  bindings::def_fit(mod, &cuda_solve<double>,
                     "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit; "
                     "a bootstrap's resamples are drawn on the device).");
-  bindings::def_objective(mod, &cuda_objective);
+  bindings::def_objective(mod, &cuda_objective<double>);
+  bindings::def_fit<float>(mod, &cuda_solve<float>, "fit, in fp32 on the device.", "fit32");
+  bindings::def_objective<float>(mod, &cuda_objective<float>, "objective32");
   mod.def(
       "time_fit",
       [](int repeats, const std::string& model, const F64& x, const F64& t,

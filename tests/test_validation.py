@@ -221,9 +221,30 @@ def test_f_scale_not_positive(no_work, f_scale):
 
 
 @pytest.mark.parametrize("name", ["ftol", "xtol", "gtol"])
-@pytest.mark.parametrize("value", [-1e-8, np.nan, np.inf, None])
+@pytest.mark.parametrize("value", [-1e-8, np.nan, np.inf, "1e-8"])
 def test_bad_tolerances(no_work, name, value):
     fit_raises(name, **{name: value})
+
+
+def test_tolerances_default_by_precision():
+    # None (the default) is 1e-8 in fp64 and 1e-5 in fp32: the same fits as passing them.
+    a = lawfit.fit(SPL, [X], [Y], p0=P0, backend="cpu")
+    b = lawfit.fit(SPL, [X], [Y], p0=P0, backend="cpu", ftol=1e-8, xtol=1e-8, gtol=1e-8)
+    np.testing.assert_array_equal(a.x, b.x)
+    c = lawfit.fit(SPL, [X], [Y], p0=P0, backend="cpu", dtype="float32")
+    d = lawfit.fit(SPL, [X], [Y], p0=P0, backend="cpu", dtype=np.float32, ftol=1e-5,
+                   xtol=1e-5, gtol=1e-5)
+    np.testing.assert_array_equal(c.x, d.x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "complex128", "f8x", 3.5])
+def test_bad_dtype(no_work, dtype):
+    fit_raises("dtype", dtype=dtype)
+
+
+def test_fp32_is_refused_by_the_reference(no_work):
+    fit_raises("dtype: float32 runs on the compiled backends", dtype="float32",
+               backend="numpy")
 
 
 def test_zero_tolerances_are_allowed():

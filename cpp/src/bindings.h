@@ -20,7 +20,9 @@ namespace py = pybind11;
 namespace lawfit::bindings {
 
 
-using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+template <class T>
+using FArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using F64 = FArray<double>;
 using I64 = py::array_t<long long, py::array::c_style | py::array::forcecast>;
 
 struct ModelEntry {
@@ -125,16 +127,21 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
   return u;
 }
 
-// What a backend runs on a checked, packed batch whose arrays are on the host.
-// `engine` picks the CPU driver's engine ("auto", "scalar" or a SIMD build; the CUDA backend
-// accepts "auto" only).
-using SolveFn = std::function<void(const ModelEntry& m, const Batch<double>& b,
-                                   long long n_points, const Options& o, int n_threads,
-                                   const std::string& engine)>;
+// What a backend runs on a checked, packed batch whose arrays are on the host, in
+// precision T (double; float where fp32 was asked for).  `engine` picks the CPU driver's
+// engine ("auto", "scalar" or a SIMD build; the CUDA backend accepts "auto" only).
+template <class T>
+struct SolveFnOf {  // a struct, so that fit_packed deduces T from its arrays only
+  using type = std::function<void(const ModelEntry& m, const Batch<T>& b, long long n_points,
+                                  const Options& o, int n_threads, const std::string& engine)>;
+};
+using SolveFn = SolveFnOf<double>::type;
 
-inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, const F64& x, const F64& t, const py::object& sigma_obj,
-             const py::object& w_obj, const I64& offsets, const F64& p0, const F64& lower,
-             const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
+template <class T>
+py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::string& model,
+             const FArray<T>& x, const FArray<T>& t, const py::object& sigma_obj,
+             const py::object& w_obj, const I64& offsets, const FArray<T>& p0,
+             const FArray<T>& lower, const FArray<T>& upper, bool log_residuals, const std::string& loss, double f_scale,
              double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
              int n_threads, bool return_jtj, const std::string& engine,
              const py::object& data_of_obj = py::none(),
@@ -177,14 +184,14 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
           "offsets: must start at 0 and end at the number of points");
   for (py::ssize_t i = 0; i < n_data; ++i)
     require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
-  F64 sigma, w;
+  FArray<T> sigma, w;
   if (!sigma_obj.is_none()) {
-    sigma = F64::ensure(sigma_obj);
+    sigma = FArray<T>::ensure(sigma_obj);
     require(static_cast<bool>(sigma), "sigma: expected a float array");
     check_shape(sigma, {n_points}, "sigma");
   }
   if (!w_obj.is_none()) {
-    w = F64::ensure(w_obj);
+    w = FArray<T>::ensure(w_obj);
     require(static_cast<bool>(w), "weights: expected a float array");
     check_shape(w, {n_points}, "weights");
   }
@@ -200,15 +207,17 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   o.log_residuals = log_residuals;
   o.loss = parse_loss(loss);
   o.f_scale = f_scale;
+  // fp32: a damping fp32 can hold (lambda * nu stays finite) bounds every solve.
+  if (sizeof(T) == sizeof(float)) o.max_damping = 1e30;
 
-  F64 p({n_problems, n_params});
-  F64 cost(n_problems), optimality(n_problems);
+  FArray<T> p({n_problems, n_params});
+  FArray<T> cost(n_problems), optimality(n_problems);
   py::array_t<signed char> active({n_problems, n_params});
   py::array_t<int> status(n_problems), nfev(n_problems), njev(n_problems), nit(n_problems);
-  F64 jtj;
-  if (return_jtj) jtj = F64({n_problems, n_params, n_params});
+  FArray<T> jtj;
+  if (return_jtj) jtj = FArray<T>({n_problems, n_params, n_params});
 
-  Batch<double> b;
+  Batch<T> b;
   b.x = x.data();
   b.t = t.data();
   b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
@@ -224,12 +233,12 @@ inline py::dict fit_packed(const SolveFn& solve_fn, const std::string& model, co
   b.box_per_problem = box_per_problem;
   b.resample_mode = resample_mode;
   require(resample_mode >= 0 && resample_mode <= 4, "resample_mode: expected 0 to 4");
-  F64 fit_t, fit_r;
+  FArray<T> fit_t, fit_r;
   if (resample_mode == 4) {
     require(!fit_t_obj.is_none() && !fit_r_obj.is_none(),
             "fit_t, fit_r: required by the residual bootstrap");
-    fit_t = vector_arg<F64>(fit_t_obj, n_points, "fit_t", "one fitted target per point");
-    fit_r = vector_arg<F64>(fit_r_obj, n_points, "fit_r", "one residual per point");
+    fit_t = vector_arg<FArray<T>>(fit_t_obj, n_points, "fit_t", "one fitted target per point");
+    fit_r = vector_arg<FArray<T>>(fit_r_obj, n_points, "fit_r", "one residual per point");
     b.fit_t = fit_t.data();
     b.fit_r = fit_r.data();
   }
@@ -294,19 +303,22 @@ inline py::tuple evaluate_model(const std::string& model, const F64& p, const F6
 
 // Registers `fit(model, x, t, sigma, weights, offsets, p0, lower, upper, *, options...)` on a
 // module, solved by `solve_fn` (the CPU driver or the CUDA launcher).
-inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
+// With T = float (name "fit32"): the same in fp32, arrays cast to float32, results float32.
+template <class T = double, class Fn>
+inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* name = "fit") {
+  const typename SolveFnOf<T>::type fn = solve_fn;
   mod.def(
-      "fit",
-      [solve_fn](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
-                 const py::object& w, const I64& offsets, const F64& p0, const F64& lower,
-                 const F64& upper, bool log_residuals, const std::string& loss, double f_scale,
-                 double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-                 int n_threads, bool return_jtj, const std::string& engine,
-                 const py::object& data_of, const py::object& resample_of,
-                 unsigned long long seed, bool box_per_problem, int resample_mode,
-                 const py::object& group_of, const py::object& n_groups,
-                 const py::object& fit_t, const py::object& fit_r) {
-        return fit_packed(solve_fn, model, x, t, sigma, w, offsets, p0, lower, upper,
+      name,
+      [fn](const std::string& model, const FArray<T>& x, const FArray<T>& t,
+           const py::object& sigma, const py::object& w, const I64& offsets,
+           const FArray<T>& p0, const FArray<T>& lower, const FArray<T>& upper,
+           bool log_residuals, const std::string& loss, double f_scale, double ftol,
+           double xtol, double gtol, int max_nfev, double initial_damping, int n_threads,
+           bool return_jtj, const std::string& engine, const py::object& data_of,
+           const py::object& resample_of, unsigned long long seed, bool box_per_problem,
+           int resample_mode, const py::object& group_of, const py::object& n_groups,
+           const py::object& fit_t, const py::object& fit_r) {
+        return fit_packed(fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
                           resample_of, seed, box_per_problem, resample_mode, group_of,
@@ -325,17 +337,19 @@ inline void def_fit(py::module_& mod, SolveFn solve_fn, const char* doc) {
 
 // Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn
 // that writes b.cost from b.p0 and ignores the solver options).
-template <class SolveFn>
-inline void def_objective(py::module_& mod, SolveFn cost_fn) {
+template <class T = double, class Fn>
+inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "objective") {
+  const typename SolveFnOf<T>::type fn = cost_fn;
   mod.def(
-      "objective",
-      [cost_fn](const std::string& model, const F64& x, const F64& t, const py::object& sigma,
-                const py::object& w, const I64& offsets, const F64& params,
+      name,
+      [fn](const std::string& model, const FArray<T>& x, const FArray<T>& t,
+           const py::object& sigma, const py::object& w, const I64& offsets,
+           const FArray<T>& params,
                 const py::object& data_of, bool log_residuals, const std::string& loss,
                 double f_scale, int n_threads, const py::object& resample_of,
                 unsigned long long seed, int resample_mode, const py::object& group_of,
                 const py::object& n_groups, const py::object& fit_t, const py::object& fit_r) {
-        py::dict out = fit_packed(cost_fn, model, x, t, sigma, w, offsets, params, params,
+        py::dict out = fit_packed(fn, model, x, t, sigma, w, offsets, params, params,
                                   params, log_residuals, loss, f_scale, 1e-8, 1e-8, 1e-8, 1,
                                   1e-3, n_threads, false, "auto", data_of, resample_of, seed,
                                   false, resample_mode, group_of, n_groups, fit_t, fit_r);

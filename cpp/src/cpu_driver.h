@@ -126,8 +126,9 @@ inline const Engine* find_engine(const std::string& name) {
 inline constexpr long long kMaxLanePoints = 4096;
 
 // Room for unit i's resample (unit_data() in batch.h), on the calling thread.
-inline double* resample_buffer(const Batch<double>& b, long long i) {
-  thread_local std::vector<double> buffer;
+template <class T>
+T* resample_buffer(const Batch<T>& b, long long i) {
+  thread_local std::vector<T> buffer;
   if (!b.resample_of) return nullptr;
   buffer.resize(2 * static_cast<size_t>(unit_points(b, i)));
   return buffer.data();

@@ -26,10 +26,31 @@ void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long 
 #undef LAWFIT_TRY
 }
 
+// fp32 (fit32): the scalar solve of every unit, in float, on the CPU's threads: what the
+// CUDA backend's fp32 kernels run, here so that the CPU tests check the same math.
+template <class Model>
+bool try_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, const Options& o,
+                    int n_threads) {
+  if (m.name != Model::kName) return false;
+  cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
+    solve_in_batch<Model>(b, o, i, cpu::resample_buffer(b, i));
+  });
+  return true;
+}
+
+void cpu_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, long long,
+                    const Options& o, int n_threads, const std::string& engine) {
+  bindings::require(engine == "auto" || engine == "scalar",
+                    "engine: fp32 runs on the scalar engine ('auto' or 'scalar')");
+#define LAWFIT_TRY(M) if (try_solve_fp32<M>(m, b, o, n_threads)) return;
+  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+#undef LAWFIT_TRY
+}
+
 // Step 2's cost at each unit's parameters (b.p0), into b.cost: +inf where the cost is not
 // finite (bad data, a model that overflows).  What a grid of starts is ranked by.
-template <class Model>
-bool try_objective(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
+template <class Model, class T>
+bool try_objective(const bindings::ModelEntry& m, const Batch<T>& b, const Options& o,
                    int n_threads) {
   if (m.name != Model::kName) return false;
   cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
@@ -38,7 +59,8 @@ bool try_objective(const bindings::ModelEntry& m, const Batch<double>& b, const 
   return true;
 }
 
-void cpu_objective(const bindings::ModelEntry& m, const Batch<double>& b, long long,
+template <class T>
+void cpu_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long,
                    const Options& o, int n_threads, const std::string&) {
 #define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
@@ -54,7 +76,12 @@ PYBIND11_MODULE(_core, mod) {
   bindings::def_fit(mod, &cpu_solve,
                     "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds "
                     "the model's inputs: log x for models with log_inputs.");
-  bindings::def_objective(mod, &cpu_objective);
+  bindings::def_objective(mod, &cpu_objective<double>);
+  bindings::def_fit<float>(mod, &cpu_solve_fp32,
+                           "fit in fp32: the scalar solve in float (the math of the CUDA "
+                           "backend's fp32 kernels); arrays are cast to float32.",
+                           "fit32");
+  bindings::def_objective<float>(mod, &cpu_objective<float>, "objective32");
   mod.def(
       "guess_saturating_power_law",
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,

@@ -172,8 +172,13 @@ def _resample_args(packed: Packed, resample_of, seed, resample_mode, fit_t, fit_
     return args
 
 
+def _upcast(out: dict) -> dict:
+    """An fp32 solve's float arrays as float64 (what every caller of run() works in)."""
+    return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}
+
+
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
-        gtol: float, max_nfev: int, initial_damping: float = 1e-3,
+        gtol: float, max_nfev: int, initial_damping: float = 1e-3, dtype: str = "float64",
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
         lower=None, upper=None, resample_of=None, seed: int = 0,
         resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
@@ -182,14 +187,19 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
     With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
     p0[i] within lower[i], upper[i] (starts of a grid; or p0[data_of[i]] etc. when p0 has a
     row per problem); with ``resample_of`` too, weighted by
-    the bootstrap resample resample_of[i] of ``seed``."""
+    the bootstrap resample resample_of[i] of ``seed``.  ``dtype="float32"``: the compiled
+    backends' fp32 solve (fit32), its results returned as float64."""
     extra = {}
+    fp32 = dtype == "float32"
     if backend == "cpu":
         module = _load_core()[0]
-        fn = module.fit
-        extra["engine"] = cpu_engine
+        fn = module.fit32 if fp32 else module.fit
+        # fp32 runs the scalar solve only (its SIMD engines are fp64).
+        extra["engine"] = ("scalar" if cpu_engine == "scalar" else "auto") if fp32 else \
+            cpu_engine
     elif backend == "cuda":
-        fn = _load_cuda()[0].fit
+        module = _load_cuda()[0]
+        fn = module.fit32 if fp32 else module.fit
     else:
         from .reference import fit_packed as fn
     if data_of is None:
@@ -211,17 +221,19 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         extra.update(_resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r))
         if per_problem:
             extra["box_per_problem"] = True
-    return fn(
+    out = fn(
         packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
         loss=loss, f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol),
         gtol=float(gtol), max_nfev=int(max_nfev), initial_damping=float(initial_damping),
         n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra,
     )
+    return _upcast(out) if fp32 else out
 
 
 def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_scale: float,
               n_threads: Optional[int] = None, resample_of=None, seed: int = 0,
-              resample_mode: str = "pairs", fit_t=None, fit_r=None) -> np.ndarray:
+              resample_mode: str = "pairs", fit_t=None, fit_r=None,
+              dtype: str = "float64") -> np.ndarray:
     """The cost at params[i] of unit i (problem data_of[i]'s points); +inf where it is not
     finite.  Evaluated where the backend solves: the CPU core, the GPU, or NumPy."""
     params = np.ascontiguousarray(params, dtype=np.float64)
@@ -238,7 +250,8 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
     if module is None:  # pragma: no cover - resolve() has checked it
         raise ValueError(f"backend: {backend!r} is not available: {why}")
     extra = _resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r)
-    return module.objective(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
-                          packed.offsets, params, data_of=data_of,
-                          log_residuals=packed.log_residuals, loss=loss,
-                          f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)
+    fn = module.objective32 if dtype == "float32" else module.objective
+    cost = fn(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
+              packed.offsets, params, data_of=data_of, log_residuals=packed.log_residuals,
+              loss=loss, f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)
+    return cost.astype(np.float64, copy=False)

@@ -44,6 +44,34 @@ def check_options(loss: str, f_scale: float, ftol: float, xtol: float, gtol: flo
     return positive_int(max_nfev, "max_nfev")
 
 
+# The default ftol, xtol and gtol of each precision.  fp32 resolves relative changes down to
+# about 1e-7 (its epsilon), so a 1e-8 test can only pass on exact stalls; at 1e-5 fp32 solves
+# take about as many evaluations as fp64 ones at 1e-8, and on the tests' batches (every
+# model, linear and log residuals) at least 97% of them end where the fp64 cost is within
+# 1e-3 relative of fp64's optimum (tests/test_fp32.py).
+DEFAULT_TOL = {"float64": 1e-8, "float32": 1e-5}
+
+
+def check_dtype(dtype, backend: str) -> str:
+    """``dtype`` as "float64" or "float32" (ValueError naming it otherwise, or where the
+    backend has no fp32 solver)."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DEFAULT_TOL:
+        raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
+    if name == "float32" and backend == "numpy":
+        raise ValueError("dtype: float32 runs on the compiled backends ('cpu', 'cuda'); the "
+                         "NumPy reference is fp64 only")
+    return name
+
+
+def tolerances(dtype: str, ftol, xtol, gtol):
+    """ftol, xtol, gtol with None replaced by the precision's default."""
+    return tuple(DEFAULT_TOL[dtype] if t is None else t for t in (ftol, xtol, gtol))
+
+
 def _is_real(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -126,11 +154,12 @@ def fit(
     loss: str = "linear",
     f_scale: float = 1.0,
     residuals: str = "linear",
-    ftol: float = 1e-8,
-    xtol: float = 1e-8,
-    gtol: float = 1e-8,
+    ftol: Optional[float] = None,
+    xtol: Optional[float] = None,
+    gtol: Optional[float] = None,
     max_nfev: Optional[int] = None,
     backend: str = "auto",
+    dtype="float64",
     n_threads: Optional[int] = None,
     return_cov: bool = False,
     absolute_sigma: bool = False,
@@ -174,13 +203,23 @@ def fit(
     residuals : {"linear", "log"}
         ``f - y`` or ``log f - log y`` (the usual choice for scaling laws).
     ftol, xtol, gtol, max_nfev
-        Termination tests with scipy's meanings (see ``cpp/include/lawfit/options.h``);
-        ``max_nfev`` defaults to ``100 * n_params``.
+        Termination tests with scipy's meanings (see ``cpp/include/lawfit/options.h``):
+        1e-8 by default (1e-5 with ``dtype="float32"``); ``max_nfev`` defaults to
+        ``100 * n_params``.
     backend : {"auto", "cpu", "cuda", "numpy"}
         ``auto`` uses the GPU (``cuda``) where it is available and the call solves at least
         100,000 units (problems x grid starts), else the compiled CPU backend.  CPU and GPU
         agree to about 1e-10 in the cost, not bit for bit; pass ``"cpu"`` for results that
         do not depend on the machine.
+    dtype : {"float64", "float32"}
+        The precision of the solve.  ``float32`` (compiled backends only) halves the device's
+        memory and runs faster on GPUs with little fp64 throughput (on the CPU it is the
+        scalar solve in float, slower than fp64's SIMD lanes: there it serves to check the
+        GPU's fp32 math); its
+        default tolerances are 1e-5, and on well-posed problems it ends where the fp64 cost
+        is within about 1e-3 relative of fp64's optimum (a few percent of ill-conditioned
+        problems, such as ``chinchilla_log`` with linear residuals, stop short: use fp64
+        there).  Results are returned as float64 arrays either way.
     n_threads : int, optional
         CPU threads (default: all cores).  Results do not depend on it.
     return_cov : bool
@@ -223,6 +262,8 @@ def fit(
                                                                         weights, groups)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
+    dtype = check_dtype(dtype, backend)
+    ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, m.n_params)
     if n_threads is not None:
         n_threads = positive_int(n_threads, "n_threads")
@@ -245,7 +286,7 @@ def fit(
     kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals)
     total = _n_problems(x, y, groups)
     name = _backends.resolve(backend, total * (grid_spec.n_starts if grid_spec else 1))
-    solve = dict(backend=name, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
+    solve = dict(backend=name, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
                  max_nfev=max_nfev, n_threads=n_threads, return_cov=return_cov,
                  absolute_sigma=absolute_sigma, singular_cov=singular_cov,
                  return_residuals=return_residuals)
@@ -341,9 +382,10 @@ def _rows(x, y, kw, a: int, b: int, total: int):
     return cx, cy, ckw
 
 
-def _solve_packed(packed, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev, n_threads,
-                  return_cov, absolute_sigma, singular_cov, return_residuals):
-    out = _backends.run(backend, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
+def _solve_packed(packed, *, backend, dtype, loss, f_scale, ftol, xtol, gtol, max_nfev,
+                  n_threads, return_cov, absolute_sigma, singular_cov, return_residuals):
+    out = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
+                        xtol=xtol,
                         gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
                         return_jtj=return_cov)
     return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
@@ -368,8 +410,9 @@ def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, ret
     return out, n_points, cov, fun, jac
 
 
-def _solve_grid(packed, spec: Grid, k, *, backend, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                n_threads, return_cov, absolute_sigma, singular_cov, return_residuals):
+def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, xtol, gtol,
+                max_nfev, n_threads, return_cov, absolute_sigma, singular_cov,
+                return_residuals):
     """A multi-start fit of a packed batch: the objective at every start, Levenberg-Marquardt
     from the best k of each problem (units sharing the problem's points), the lowest final
     cost kept.  Returns what _solve_packed returns, with the grid's diagnostics in ``out``."""
@@ -379,7 +422,7 @@ def _solve_grid(packed, spec: Grid, k, *, backend, loss, f_scale, ftol, xtol, gt
     S = starts.shape[1]
     data_all = np.repeat(np.arange(P), S)
     start_cost = _backends.objective(backend, packed, starts.reshape(P * S, n), data_all,
-                                     loss=loss, f_scale=f_scale,
+                                     dtype=dtype, loss=loss, f_scale=f_scale,
                                      n_threads=n_threads).reshape(P, S)
     kk = S if k == "all" else min(int(k), S)
     if kk == S:
@@ -389,8 +432,8 @@ def _solve_grid(packed, spec: Grid, k, *, backend, loss, f_scale, ftol, xtol, gt
     rows = np.arange(P)[:, None]
     p0 = np.ascontiguousarray(starts[rows, sel].reshape(P * kk, n))
     data_of = np.repeat(np.arange(P), kk)
-    res = _backends.run(backend, packed, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-                        gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
+    res = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
+                        xtol=xtol, gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
                         return_jtj=return_cov, data_of=data_of, p0=p0,
                         lower=np.repeat(packed.lower, kk, axis=0),
                         upper=np.repeat(packed.upper, kk, axis=0))

@@ -16,7 +16,8 @@ import numpy as np
 
 from . import _backends
 from ._packing import pack
-from .api import DEFAULT_CHUNK, _is_real, _n_problems, fit, positive_int
+from .api import (DEFAULT_CHUNK, _is_real, _n_problems, check_dtype, fit, positive_int,
+                  tolerances)
 from .models import get
 
 __all__ = ["bootstrap", "BootstrapResult"]
@@ -161,14 +162,15 @@ class BootstrapResult:
 def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               method: str = "pairs", p0=None, k=None, sigma=None, weights=None, groups=None,
               data=None, bounds=(-np.inf, np.inf), loss: str = "linear", f_scale: float = 1.0,
-              residuals: str = "linear", ftol: float = 1e-8, xtol: float = 1e-8,
-              gtol: float = 1e-8, max_nfev: Optional[int] = None, backend: str = "auto",
+              residuals: str = "linear", ftol: Optional[float] = None,
+              xtol: Optional[float] = None, gtol: Optional[float] = None,
+              max_nfev: Optional[int] = None, backend: str = "auto", dtype="float64",
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
               clusters=None, start="fit") -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
-    Arguments as in :func:`lawfit.fit` (the batch, the model, the objective and the solver
-    options; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
+    Arguments as in :func:`lawfit.fit` (the batch, the model, the objective, the solver
+    options and ``dtype``; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
     integer in [0, 2^64) keying the resamples.  ``method``: ``"pairs"`` (points resampled
     with replacement); ``"grouped"`` (whole clusters of points resampled with replacement,
     ``clusters`` giving a numeric cluster label per point, shaped like ``y``, or a column of
@@ -206,8 +208,11 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups)
         common.update(sigma=sigma, weights=weights, groups=groups)
     name = _backends.resolve(backend, R * _n_problems(x, y, groups))
+    dtype = check_dtype(dtype, name)
+    ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
     full = fit(m, x, y, p0=p0, k=k, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-               gtol=gtol, max_nfev=max_nfev, backend=name, n_threads=n_threads, **common)
+               gtol=gtol, max_nfev=max_nfev, backend=name, dtype=dtype, n_threads=n_threads,
+               **common)
     # Resamples start from the full-data optimum (or, where that fit stopped before any
     # evaluation, its start), clipped into the bounds.
     packed = pack(m, x, y, p0=full.x, clusters=clusters, **common)
@@ -215,7 +220,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         raise ValueError("clusters: every label must be a finite number")
     P, n = packed.p0.shape
     max_nfev = 100 * n if max_nfev is None else max_nfev
-    solve = dict(loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
+    solve = dict(dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
                  max_nfev=max_nfev, n_threads=n_threads, p0=packed.p0, lower=packed.lower,
                  upper=packed.upper, seed=int(seed))
     extra = {}
@@ -243,9 +248,9 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
             res = np.tile(np.repeat(np.arange(R, dtype=np.uint32), S), b - a)
             data_of = np.repeat(np.arange(a, b), R * S)
             p_all = np.broadcast_to(starts[a:b, None], (b - a, R, S, n)).reshape(-1, n)
-            f0 = _backends.objective(name, packed, p_all, data_of, loss=loss, f_scale=f_scale,
-                                     n_threads=n_threads, resample_of=res, seed=int(seed),
-                                     resample_mode=method, **extra)
+            f0 = _backends.objective(name, packed, p_all, data_of, dtype=dtype, loss=loss,
+                                     f_scale=f_scale, n_threads=n_threads, resample_of=res,
+                                     seed=int(seed), resample_mode=method, **extra)
             sel = np.argsort(f0.reshape(b - a, R, S), axis=2, kind="stable")[..., :kk]
             p_sel = np.take_along_axis(starts[a:b, None], sel[..., None], axis=2)
             units = (b - a) * R * kk

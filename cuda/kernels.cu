@@ -349,12 +349,22 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   return ms;
 }
 
+template <class T>
+void solve_device_batch(const std::string& model, const Batch<T>& d, const Options& o) {
+  DeviceArray<unsigned long long> next(1, nullptr);
+  // The arrays may have been written on another stream (CuPy's): let that work finish.
+  check(cudaDeviceSynchronize(), "before solve_kernel");
+  launch_by_name(Kind::kSolve, model, d, o, nullptr, Work<T>{next.ptr, nullptr, 0});
+  check(cudaDeviceSynchronize(), "solve_kernel");
+}
+
 // fp64 (the default) and fp32 (on request).
 #define LAWFIT_INSTANTIATE(T)                                                               \
   template void solve_host_batch<T>(const std::string&, const Batch<T>&, long long, int, int, \
                                     const Options&);                                         \
   template void objective_host_batch<T>(const std::string&, const Batch<T>&, long long, int,  \
-                                        int, const Options&);
+                                        int, const Options&);                                 \
+  template void solve_device_batch<T>(const std::string&, const Batch<T>&, const Options&);
 LAWFIT_INSTANTIATE(double)
 LAWFIT_INSTANTIATE(float)
 #undef LAWFIT_INSTANTIATE

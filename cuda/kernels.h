@@ -30,6 +30,11 @@ template <class T>
 void objective_host_batch(const std::string& model, const Batch<T>& host,
                           long long n_points, int n_inputs, int n_params, const Options& o);
 
+// Solves a batch whose arrays (inputs and outputs, every pointer of `device`) are in device
+// memory already (CuPy's): the kernel reads and writes them in place; nothing is copied.
+template <class T>
+void solve_device_batch(const std::string& model, const Batch<T>& device, const Options& o);
+
 // For benchmarks: copies a host batch to the device once, runs the kernel `repeats` times
 // (timing each launch alone with CUDA events), copies the last results back into the host
 // batch, and returns the milliseconds of each launch.

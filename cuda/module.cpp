@@ -1,5 +1,6 @@
 // module.cpp: the private extension lawfit._cuda, built only where a CUDA compiler was found.
 // It takes the same packed batch as lawfit._core (fit, objective) and runs it on device 0.
+#include <cstdint>
 #include <stdexcept>
 
 #include "../cpp/src/bindings.h"
@@ -28,6 +29,42 @@ void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long 
                              static_cast<int>(m.params.size()), o);
 }
 
+// fit_device: a batch in device memory, given by pointers (lawfit/_device.py packs it and
+// owns every array).  Null pointers: no sigma, no weights.
+template <class T>
+void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py::dict& out,
+                    long long n_problems, const Options& o) {
+  auto ptr = [](const py::dict& d, const char* key, bool required) {
+    const auto p = d[key].cast<std::uintptr_t>();
+    if (required && p == 0)
+      throw std::invalid_argument(std::string(key) + ": a device pointer is required");
+    return p;
+  };
+  Batch<T> b{};
+  b.x = reinterpret_cast<const T*>(ptr(in, "x", true));
+  b.t = reinterpret_cast<const T*>(ptr(in, "t", true));
+  b.sigma = reinterpret_cast<const T*>(ptr(in, "sigma", false));
+  b.w = reinterpret_cast<const T*>(ptr(in, "weights", false));
+  b.offsets = reinterpret_cast<const long long*>(ptr(in, "offsets", true));
+  b.p0 = reinterpret_cast<const T*>(ptr(in, "p0", true));
+  b.lower = reinterpret_cast<const T*>(ptr(in, "lower", true));
+  b.upper = reinterpret_cast<const T*>(ptr(in, "upper", true));
+  b.n_problems = n_problems;
+  b.n_data = n_problems;
+  b.p = reinterpret_cast<T*>(ptr(out, "x", true));
+  b.cost = reinterpret_cast<T*>(ptr(out, "cost", true));
+  b.optimality = reinterpret_cast<T*>(ptr(out, "optimality", true));
+  b.jtj = nullptr;
+  b.active = reinterpret_cast<signed char*>(ptr(out, "active_mask", true));
+  b.status = reinterpret_cast<int*>(ptr(out, "status", true));
+  b.nfev = reinterpret_cast<int*>(ptr(out, "nfev", true));
+  b.njev = reinterpret_cast<int*>(ptr(out, "njev", true));
+  b.nit = reinterpret_cast<int*>(ptr(out, "nit", true));
+  require_device();
+  py::gil_scoped_release release;
+  cuda::solve_device_batch(m.name, b, o);
+}
+
 }  // namespace
 }  // namespace lawfit
 
@@ -44,6 +81,30 @@ PYBIND11_MODULE(_cuda, mod) {
   bindings::def_objective(mod, &cuda_objective<double>);
   bindings::def_fit<float>(mod, &cuda_solve<float>, "fit, in fp32 on the device.", "fit32");
   bindings::def_objective<float>(mod, &cuda_objective<float>, "objective32");
+  mod.def(
+      "fit_device",
+      [](const std::string& model, const py::dict& in, const py::dict& out,
+         long long n_problems, bool fp32, bool log_residuals, const std::string& loss,
+         double f_scale, double ftol, double xtol, double gtol, int max_nfev) {
+        const bindings::ModelEntry& m = bindings::find_model(model);
+        bindings::require(n_problems >= 0, "n_problems: must be >= 0");
+        if (fp32) {
+          solve_pointers<float>(m, in, out, n_problems,
+                                bindings::make_options<float>(log_residuals, loss, f_scale,
+                                                              ftol, xtol, gtol, max_nfev, 1e-3));
+        } else {
+          solve_pointers<double>(m, in, out, n_problems,
+                                 bindings::make_options<double>(log_residuals, loss, f_scale,
+                                                                ftol, xtol, gtol, max_nfev,
+                                                                1e-3));
+        }
+      },
+      py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::kw_only(),
+      py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"), py::arg("loss"),
+      py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
+      py::arg("max_nfev"),
+      "Solve a packed batch already in device memory, in place: `inputs` and `outputs` map "
+      "the names of fit()'s arrays to device pointers (see lawfit/_device.py).");
   mod.def(
       "time_fit",
       [](int repeats, const std::string& model, const F64& x, const F64& t,

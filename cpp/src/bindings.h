@@ -127,6 +127,26 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
   return u;
 }
 
+// The solver options of a call in precision T.
+template <class T>
+Options make_options(bool log_residuals, const std::string& loss, double f_scale, double ftol,
+                     double xtol, double gtol, int max_nfev, double initial_damping) {
+  require(max_nfev >= 1, "max_nfev: must be >= 1");
+  require(f_scale > 0, "f_scale: must be > 0");
+  Options o;
+  o.ftol = ftol;
+  o.xtol = xtol;
+  o.gtol = gtol;
+  o.max_nfev = max_nfev;
+  o.initial_damping = initial_damping;
+  o.log_residuals = log_residuals;
+  o.loss = parse_loss(loss);
+  o.f_scale = f_scale;
+  // fp32: a damping fp32 can hold (lambda * nu stays finite) bounds every solve.
+  if (sizeof(T) == sizeof(float)) o.max_damping = 1e30;
+  return o;
+}
+
 // What a backend runs on a checked, packed batch whose arrays are on the host, in
 // precision T (double; float where fp32 was asked for).  `engine` picks the CPU driver's
 // engine ("auto", "scalar" or a SIMD build; the CUDA backend accepts "auto" only).
@@ -195,20 +215,9 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
     require(static_cast<bool>(w), "weights: expected a float array");
     check_shape(w, {n_points}, "weights");
   }
-  require(max_nfev >= 1, "max_nfev: must be >= 1");
-  require(f_scale > 0, "f_scale: must be > 0");
 
-  Options o;
-  o.ftol = ftol;
-  o.xtol = xtol;
-  o.gtol = gtol;
-  o.max_nfev = max_nfev;
-  o.initial_damping = initial_damping;
-  o.log_residuals = log_residuals;
-  o.loss = parse_loss(loss);
-  o.f_scale = f_scale;
-  // fp32: a damping fp32 can hold (lambda * nu stays finite) bounds every solve.
-  if (sizeof(T) == sizeof(float)) o.max_damping = 1e30;
+  const Options o = make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
+                                    initial_damping);
 
   FArray<T> p({n_problems, n_params});
   FArray<T> cost(n_problems), optimality(n_problems);

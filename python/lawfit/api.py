@@ -265,6 +265,17 @@ def fit(
     dtype = check_dtype(dtype, backend)
     ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
     max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, m.n_params)
+    from ._device import fit_device, is_device_array
+
+    if any(is_device_array(a) for a in (x, y, sigma, weights, p0)):
+        unsupported = dict(groups=groups is not None, data=data is not None,
+                           k=k is not None or isinstance(p0, Grid), return_cov=return_cov,
+                           return_residuals=return_residuals,
+                           chunk_size=chunk_size is not None, progress=progress is not None)
+        return fit_device(m, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
+                          residuals=residuals, loss=loss, f_scale=f_scale, ftol=ftol,
+                          xtol=xtol, gtol=gtol, max_nfev=max_nfev, backend=backend,
+                          dtype=dtype, unsupported=unsupported)
     if n_threads is not None:
         n_threads = positive_int(n_threads, "n_threads")
     if singular_cov not in ("inf", "pinv"):

@@ -9,7 +9,11 @@ the same starts for every backend).  For each batch size in ``--sizes``:
   alone with CUDA events (``lawfit._cuda.time_fit``); median and min;
 * end to end: ``lawfit.fit(..., backend="cuda")`` on host arrays, wall clock: validation,
   packing, the copy in, the kernel, the copy out and the result object;
-* the CPU backend (all cores of this machine) end to end, on sizes up to ``--cpu-max``.
+* end to end from device arrays, where CuPy is installed: ``lawfit.fit`` on CuPy arrays
+  (packed in GPU memory, solved in place, results as CuPy arrays), in fp64 and fp32;
+* the CPU backend (all cores of this machine) end to end, on sizes up to ``--cpu-max``;
+* the bootstrap on the GPU: ``lawfit.bootstrap(..., backend="cuda")`` with ``--boot``
+  problems x resamples (resamples drawn inside the kernel), end to end.
 
 Accuracy: on the first ``--check`` problems, the CUDA fits against the CPU fits: the share
 with the same status and with a cost within 1e-6 relative of the lower of the two.
@@ -66,6 +70,39 @@ def end_to_end(x, y, p0, backend, repeats):
     return r, np.array(times)
 
 
+def end_to_end_device(x, y, p0, dtype, repeats):
+    """lawfit.fit on CuPy arrays (None without CuPy); the arrays are moved untimed."""
+    try:
+        import cupy as cp
+    except ImportError:
+        return None, None
+    import lawfit
+
+    gx, gy, gp = (cp.asarray(a) for a in (x, y, p0))
+    times, r = [], None
+    for _ in range(repeats):
+        cp.cuda.Device().synchronize()
+        t0 = time.perf_counter()
+        r = lawfit.fit(MODEL, gx, gy, p0=gp, backend="cuda", dtype=dtype)
+        cp.cuda.Device().synchronize()
+        times.append(time.perf_counter() - t0)
+    return r, np.array(times)
+
+
+def bootstrap_rate(problems, resamples, points):
+    import lawfit
+
+    x, y, p0 = make_batch(problems, points, seed=5)
+    out = {}
+    for backend in ("cuda", "cpu"):
+        kw = dict(p0=p0, n_resamples=resamples, seed=1, backend=backend)
+        lawfit.bootstrap(MODEL, x, y[:10], **{**kw, "p0": p0[:10]})  # warm-up
+        t0 = time.perf_counter()
+        b = lawfit.bootstrap(MODEL, x, y, **kw)
+        out[backend] = (problems * resamples / (time.perf_counter() - t0), b)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000,
@@ -74,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cpu-max", type=int, default=1_000_000)
     ap.add_argument("--check", type=int, default=100_000)
+    ap.add_argument("--boot", type=int, nargs=2, default=[1000, 1000],
+                    metavar=("PROBLEMS", "RESAMPLES"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS.md"))
     args = ap.parse_args(argv)
 
@@ -99,6 +138,15 @@ def main(argv=None) -> int:
         tg = tg[1:]
         row = dict(P=P, kernel=P / (np.median(kms) / 1e3), kernel_best=P / (kms.min() / 1e3),
                    e2e=P / np.median(tg), success=rg.success.mean(), nfev=rg.nfev.mean())
+        for dtype in ("float64", "float32"):
+            rd, td = end_to_end_device(x, y, p0, dtype, reps + 1)
+            if rd is not None:
+                row[f"dev_{dtype}"] = P / np.median(td[1:])
+                if dtype == "float64":
+                    n = min(P, args.check)
+                    check_lines.append(
+                        f"- {P:,} problems from CuPy arrays: results equal the host-array CUDA "
+                        f"fits bitwise: {np.array_equal(rd.x.get()[:n], rg.x[:n])}")
         if P <= args.cpu_max:
             rc, tc = end_to_end(x, y, p0, "cpu", 2)
             row["cpu"] = P / np.median(tc[1:])
@@ -121,16 +169,29 @@ def main(argv=None) -> int:
         f"({v['commit']}), Python {v['python']}, NumPy {v['numpy']}. {started:%Y-%m-%d %H:%M %Z}.",
         f"Command: `{command}`",
         "",
-        "| fits | kernel only, fits/s (median; best) | end to end, fits/s | CPU backend "
+        "| fits | kernel only, fits/s (median; best) | end to end, host arrays | end to end, "
+        "CuPy arrays fp64 | CuPy arrays fp32 | CPU backend "
         f"({ncpu} threads), fits/s | GPU e2e / CPU | success | mean nfev |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cpu_rate = f"{r['cpu']:,.0f}" if "cpu" in r else "–"
         ratio = f"{r['e2e'] / r['cpu']:.1f}x" if "cpu" in r else "–"
+        dev = [f"{r[k]:,.0f}" if k in r else "– (no CuPy)" for k in ("dev_float64",
+                                                                      "dev_float32")]
         lines.append(f"| {r['P']:,} | {r['kernel']:,.0f}; {r['kernel_best']:,.0f} | "
-                     f"{r['e2e']:,.0f} | {cpu_rate} | {ratio} | {r['success']:.2%} | "
-                     f"{r['nfev']:.2f} |")
+                     f"{r['e2e']:,.0f} | {dev[0]} | {dev[1]} | {cpu_rate} | {ratio} | "
+                     f"{r['success']:.2%} | {r['nfev']:.2f} |")
+    bp, br = args.boot
+    boot = bootstrap_rate(bp, br, args.points)
+    (gr, gb), (cr, cb) = boot["cuda"], boot["cpu"]
+    ok = gb.converged & cb.converged
+    rel = np.abs(gb.samples[ok] - cb.samples[ok]) / np.abs(cb.samples[ok])
+    lines += ["", f"Bootstrap, {bp:,} problems x {br:,} pairs resamples (drawn in the kernel), "
+              f"end to end: GPU {gr:,.0f} resample fits/s, CPU ({ncpu} threads) {cr:,.0f} "
+              f"({gr / cr:.1f}x); converged {gb.share_converged.mean():.2%} / "
+              f"{cb.share_converged.mean():.2%}; parameters of the resamples both converged "
+              f"within 1e-6 relative: {np.mean(rel <= 1e-6):.4%}."]
     lines += ["", "Agreement with the CPU backend:", *check_lines, "",
               "Targets (issue 6): >= 0.5 billion fits/s kernel only and >= 0.1 billion end to "
               "end for 1e6+ problems on an H100."]

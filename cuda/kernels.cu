@@ -6,8 +6,10 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels.h"
 #include "lawfit/batch.h"
@@ -39,14 +41,21 @@ constexpr int min_blocks() {
 #endif
 }
 
-// What a launch needs beside the batch: the persistent grid's problem counter, and room for
-// the resamples of a bootstrap (`stride` doubles per thread of the grid; null without one).
+// What a launch needs beside the batch: the persistent grid's problem counter, room for the
+// resamples of a bootstrap (`stride` values per thread of the grid; null without one), and
+// the order in which the threads take the units (null: 0, 1, ...).
 template <class T>
 struct Work {
   unsigned long long* next;
   T* scratch;
   long long stride;
+  const long long* order = nullptr;
 };
+
+template <class T>
+__device__ long long unit_at(const Work<T>& w, long long k) {
+  return w.order ? w.order[k] : k;
+}
 
 template <class T>
 __device__ T* thread_scratch(const Work<T>& w) {
@@ -65,7 +74,7 @@ __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
   T* buffer = thread_scratch<T>(w);
 #if defined(LAWFIT_CUDA_STATIC_GRID)
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, i, buffer);
+  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
 #else
   for (;;) {
     cg::coalesced_group g = cg::coalesced_threads();
@@ -75,7 +84,7 @@ __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
     base = g.shfl(base, 0);
     const long long i = static_cast<long long>(base + g.thread_rank());
     if (i >= b.n_problems) return;
-    solve_in_batch<Model, Objective>(b, o, i, buffer);
+    solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
   }
 #endif
 }
@@ -87,7 +96,7 @@ __global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o
   const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < b.n_problems; i += step)
-    objective_in_batch<Model, Objective>(b, o, i, buffer);
+    objective_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
 }
 
 // Blocks to launch: one per kBlock problems, at most as many as are resident at once (so
@@ -231,6 +240,24 @@ long long largest_problem(const Batch<T>& h) {
   return cap;
 }
 
+// The units in order of size, where sizes differ (empty where they do not): the threads of a
+// warp then take units of about the same size, and none idles while a neighbour finishes a
+// longer problem.  (Which thread solves a unit does not change its result.)
+template <class T>
+std::vector<long long> size_order(const Batch<T>& h) {
+  std::vector<long long> order;
+  const long long P = h.n_problems;
+  bool uniform = true;
+  for (long long i = 1; i < P && uniform; ++i) uniform = unit_points(h, i) == unit_points(h, 0);
+  if (uniform) return order;
+  order.resize(P);
+  for (long long i = 0; i < P; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&h](long long i, long long j) {
+    return unit_points(h, i) < unit_points(h, j);
+  });
+  return order;
+}
+
 // A packed batch copied to the device, with room for its results and, for a bootstrap, for
 // every thread's resample (2 doubles per point of the largest problem; batch.h's unit_data).
 template <class T>
@@ -247,6 +274,8 @@ struct DeviceBatch {
   DeviceArray<T> fit_t, fit_r;
   long long stride;
   DeviceArray<T> scratch;
+  std::vector<long long> host_order;
+  DeviceArray<long long> order;
   Batch<T> d;
 
   DeviceBatch(const Batch<T>& h, long long n_points, int n_inputs, int n_params)
@@ -263,7 +292,10 @@ struct DeviceBatch {
         n_groups(h.n_groups ? (h.data_of ? h.n_data : P) : 0, h.n_groups),
         fit_t(h.fit_t ? n_points : 0, h.fit_t), fit_r(h.fit_r ? n_points : 0, h.fit_r),
         stride(h.resample_of ? 2 * largest_problem(h) : 0),
-        scratch(h.resample_of ? stride * max_threads(P) : 0, nullptr) {
+        scratch(h.resample_of ? stride * max_threads(P) : 0, nullptr),
+        host_order(size_order(h)),
+        order(static_cast<long long>(host_order.size()),
+              host_order.empty() ? nullptr : host_order.data()) {
     d = h;
     d.x = x.ptr;
     d.t = t.ptr;
@@ -290,7 +322,10 @@ struct DeviceBatch {
     d.nit = nit.ptr;
   }
 
-  Work<T> work() const { return {next.ptr, d.resample_of ? scratch.ptr : nullptr, stride}; }
+  Work<T> work() const {
+    return {next.ptr, d.resample_of ? scratch.ptr : nullptr, stride,
+            host_order.empty() ? nullptr : order.ptr};
+  }
 
   void to_host(const Batch<T>& h, Kind kind) const {
     cost.to_host(h.cost, P);

@@ -343,22 +343,30 @@ struct DeviceBatch {
 
 }  // namespace
 
+namespace {
+
+// One copy in, one launch of `kind`'s kernel, one copy out.
+template <class T>
+void run_host_batch(Kind kind, const std::string& model, const Batch<T>& h, long long n_points,
+                    int n_inputs, int n_params, const Options& o) {
+  DeviceBatch<T> db(h, n_points, n_inputs, n_params);
+  launch_by_name(kind, model, db.d, o, nullptr, db.work());
+  check(cudaDeviceSynchronize(), kind == Kind::kSolve ? "solve_kernel" : "objective_kernel");
+  db.to_host(h, kind);
+}
+
+}  // namespace
+
 template <class T>
 void solve_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
-  DeviceBatch<T> db(h, n_points, n_inputs, n_params);
-  launch_by_name(Kind::kSolve, model, db.d, o, nullptr, db.work());
-  check(cudaDeviceSynchronize(), "solve_kernel");
-  db.to_host(h, Kind::kSolve);
+  run_host_batch(Kind::kSolve, model, h, n_points, n_inputs, n_params, o);
 }
 
 template <class T>
 void objective_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
                           int n_inputs, int n_params, const Options& o) {
-  DeviceBatch<T> db(h, n_points, n_inputs, n_params);
-  launch_by_name(Kind::kObjective, model, db.d, o, nullptr, db.work());
-  check(cudaDeviceSynchronize(), "objective_kernel");
-  db.to_host(h, Kind::kObjective);
+  run_host_batch(Kind::kObjective, model, h, n_points, n_inputs, n_params, o);
 }
 
 std::vector<double> time_host_batch(const std::string& model, const Batch<double>& h,

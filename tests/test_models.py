@@ -139,3 +139,36 @@ def test_compiled_saturating_guess_matches_numpy():
         else:  # the residual sums differ by rounding, which is relative to y's spread
             syy = np.sum((ys[i][ok] - ys[i][ok].mean()) ** 2)
             assert abs(sse(got[i]) - sse(want[i])) <= 1e-12 * syy, i
+
+
+def test_compiled_guess_lanes_equal_the_scalar_guess():
+    """guess.h runs one problem per SIMD lane (points past a lane's own are NaN and take no
+    part): every engine gives bitwise the scalar guess, on ragged problems with missing
+    values, x <= 0, a problem with no usable point, and one too large for the lanes."""
+    from lawfit import _core
+    from lawfit._packing import NO_START, pack
+    from lawfit.models import SAT_COARSE, SAT_FACTORS
+
+    rng = np.random.default_rng(8)
+    x, y, truth, _ = model_batch("saturating_power_law", n_problems=203, n_points=30, seed=8)
+    xs, ys = [], []
+    for i in range(len(y)):
+        keep = np.sort(rng.choice(30, int(rng.integers(1, 31)), replace=False))
+        xi, yi = x[keep, 0].copy(), y[i, keep].copy()
+        yi[rng.uniform(size=len(yi)) < 0.1] = np.nan
+        if i % 13 == 0:
+            xi[0] = 0.0
+        xs.append(xi), ys.append(yi)
+    xs.append(np.array([1e6, 1e7])), ys.append(np.array([np.nan, np.nan]))
+    xs.append(np.geomspace(1e3, 1e9, 5000))  # more points than a lane takes
+    ys.append(2.0 + 300 * xs[-1] ** -0.3)
+    m = lawfit.models.get("saturating_power_law")
+    with np.errstate(all="ignore"):
+        pk = pack(m, xs, ys, p0=NO_START)
+    args = (pk.u[:, 0], pk.y, pk.offsets, SAT_COARSE, SAT_FACTORS)
+    want = _core.guess_saturating_power_law(*args, engine="scalar")
+    for name, _, ok in _core.engines():
+        if ok:
+            for threads in (1, 2):
+                got = _core.guess_saturating_power_law(*args, n_threads=threads, engine=name)
+                np.testing.assert_array_equal(got, want, err_msg=name)

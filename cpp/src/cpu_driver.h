@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lawfit/batch.h"
+#include "lawfit/guess.h"
 #include "simd_dispatch.h"
 
 namespace lawfit::cpu {
@@ -63,6 +64,8 @@ struct Engine {
   size_t (*buffer_bytes)(const char* model, int cap);
   bool (*run)(const char* model, const simd::LaneJob& job, void* buffer);
   void (*vmath)(int fn, const double* x, double* out, long long n);
+  size_t (*guess_bytes)(const simd::GuessJob& job);
+  void (*guess)(const simd::GuessJob& job, void* buffer);
   bool (*supported)();
   // Whether "auto" may pick it: the baseline build on x86-64 (SSE2, two lanes per
   // instruction, no 64-bit arithmetic shifts) measured slower than the scalar solve there,
@@ -86,18 +89,15 @@ inline bool has_avx512() {
 inline const std::vector<Engine>& engines() {
   static const std::vector<Engine> all = {
 #if defined(LAWFIT_X86_ISAS)
-      {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512, &simd::vmath_avx512,
-       &has_avx512,
-       true},
+      {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512,
+       &simd::vmath_avx512, &simd::guess_bytes_avx512, &simd::guess_avx512, &has_avx512, true},
       {"avx2", &simd::width_avx2, &simd::buffer_bytes_avx2, &simd::run_avx2, &simd::vmath_avx2,
-       &has_avx2, true},
-      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &simd::vmath_generic,
-       &always,
-       false},
+       &simd::guess_bytes_avx2, &simd::guess_avx2, &has_avx2, true},
+      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic,
+       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic, &always, false},
 #else
-      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic, &simd::vmath_generic,
-       &always,
-       true},
+      {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic,
+       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic, &always, true},
 #endif
   };
   return all;
@@ -191,6 +191,48 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   }
   parallel_for(static_cast<long long>(large.size()), n_threads,
                [&](long long k) { solve_unit<Model>(b, o, large[k]); });
+}
+
+// The saturating power law's data-driven start for every problem of `job` (job.n problems,
+// job.order unset): in an engine's SIMD lanes for problems of up to kMaxLanePoints points,
+// in the scalar guess for larger ones and without an engine.  Bitwise the same either way.
+inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine) {
+  const long long P = job.n;
+  auto scalar = [&job](long long i) {
+    guess_saturating_power_law(job.lx + job.offsets[i], job.y + job.offsets[i],
+                               static_cast<int>(job.offsets[i + 1] - job.offsets[i]), job.coarse,
+                               job.n_coarse, job.factors, job.n_factors, job.out + 3 * i);
+  };
+  if (!engine) {
+    parallel_for(P, n_threads, scalar);
+    return;
+  }
+  std::vector<long long> lanes, large;
+  long long cap = 0;
+  for (long long i = 0; i < P; ++i) {
+    const long long n = job.offsets[i + 1] - job.offsets[i];
+    (n <= kMaxLanePoints ? lanes : large).push_back(i);
+    if (n <= kMaxLanePoints) cap = std::max(cap, n);
+  }
+  constexpr long long kChunk = 64;
+  job.order = lanes.data();
+  job.n = static_cast<long long>(lanes.size());
+  job.cap = static_cast<int>(std::max(cap, 1LL));
+  alignas(64) long long counter = 0;
+  job.counter = &counter;
+  job.chunk = kChunk;
+  const int threads = static_cast<int>(std::max<long long>(
+      1, std::min<long long>(resolve_threads(n_threads), (job.n + kChunk - 1) / kChunk)));
+  const size_t bytes = engine->guess_bytes(job);
+  struct Free {
+    void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
+  };
+  std::vector<std::unique_ptr<void, Free>> buffers;
+  for (int k = 0; k < threads; ++k)
+    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
+  if (job.n > 0) on_threads(threads, [&](int k) { engine->guess(job, buffers[k].get()); });
+  parallel_for(static_cast<long long>(large.size()), n_threads,
+               [&](long long k) { scalar(large[k]); });
 }
 
 }  // namespace lawfit::cpu

@@ -85,7 +85,8 @@ PYBIND11_MODULE(_core, mod) {
   mod.def(
       "guess_saturating_power_law",
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,
-         const bindings::F64& coarse, const bindings::F64& factors, int n_threads) {
+         const bindings::F64& coarse, const bindings::F64& factors, int n_threads,
+         const std::string& engine) {
         bindings::require(offsets.ndim() == 1 && offsets.shape(0) >= 1,
                           "offsets: expected a 1-D array");
         const py::ssize_t P = offsets.shape(0) - 1;
@@ -101,20 +102,19 @@ PYBIND11_MODULE(_core, mod) {
         double* o = out.mutable_data();
         const double *plx = lx.data(), *py_ = y.data(), *pc = coarse.data(), *pf = factors.data();
         const int nc = static_cast<int>(coarse.size()), nf = static_cast<int>(factors.size());
+        const cpu::Engine* e = cpu::find_engine(engine);
+        simd::GuessJob job{plx, py_, off, nullptr, P, nullptr, 0, pc, nc, pf, nf, o, 0};
         {
           py::gil_scoped_release release;
-          cpu::parallel_for(P, n_threads, [&](long long i) {
-            guess_saturating_power_law(plx + off[i], py_ + off[i],
-                                       static_cast<int>(off[i + 1] - off[i]), pc, nc, pf, nf,
-                                       o + 3 * i);
-          });
+          cpu::guess_batch(job, n_threads, e);
         }
         return out;
       },
       py::arg("lx"), py::arg("y"), py::arg("offsets"), py::arg("coarse"), py::arg("factors"),
-      py::arg("n_threads") = 0,
+      py::arg("n_threads") = 0, py::arg("engine") = "auto",
       "The saturating power law's data-driven start (lawfit/guess.h): E, A, alpha per problem "
-      "by variable projection over the coarse grid of alpha, then the factors around its best.");
+      "by variable projection over the coarse grid of alpha, then the factors around its best; "
+      "in SIMD lanes (engine, as for fit), bitwise what the scalar guess gives.");
   mod.def(
       "philox4x32_10",
       [](const py::array_t<unsigned int, py::array::c_style | py::array::forcecast>& ctr,

@@ -4,7 +4,7 @@
 // cpp/src/simd_driver.cpp is compiled once per instruction set (CMake: the baseline for the
 // target, and on x86-64 also AVX2+FMA and AVX-512), each time with its own LAWFIT_ISA (so
 // its inline code has its own symbols; see hd.h) and its own pack width.  Each build defines
-// the three functions below with its ISA's suffix; module.cpp picks one at run time from what
+// the functions below with its ISA's suffix; module.cpp picks one at run time from what
 // the CPU supports.  Only plain data crosses: Batch, Options and LaneJob.
 #pragma once
 
@@ -27,6 +27,25 @@ struct LaneJob {
   int cap;
 };
 
+// The saturating power law's data-driven start (guess.h) for problems from a shared counter,
+// one problem per lane: points lx, y of problem i at offsets[i] .. offsets[i + 1], at most
+// `cap` of them; E, A, alpha into out[3 i ...].
+struct GuessJob {
+  const double* lx;
+  const double* y;
+  const long long* offsets;
+  const long long* order;  // nullptr: problems 0 .. n - 1
+  long long n;
+  long long* counter;
+  long long chunk;
+  const double* coarse;
+  int n_coarse;
+  const double* factors;
+  int n_factors;
+  double* out;
+  int cap;
+};
+
 #define LAWFIT_DECLARE_SIMD(isa)                                      \
   /* Pack width of this build. */                                     \
   int width_##isa();                                                  \
@@ -35,7 +54,10 @@ struct LaneJob {
   /* Runs one thread's share; false when the model is unknown. */     \
   bool run_##isa(const char* model, const LaneJob& job, void* buffer); \
   /* For the tests: vmath.h's fn (0 exp, 1 log, 2 log1p) on packs. */  \
-  void vmath_##isa(int fn, const double* x, double* out, long long n);
+  void vmath_##isa(int fn, const double* x, double* out, long long n); \
+  /* Buffer bytes, then one thread's share of a guess job. */         \
+  size_t guess_bytes_##isa(const GuessJob& job);                      \
+  void guess_##isa(const GuessJob& job, void* buffer);
 
 LAWFIT_DECLARE_SIMD(generic)
 #if defined(LAWFIT_X86_ISAS)

@@ -4,6 +4,7 @@
 // instruction set under a shared symbol): only lawfit's headers, C functions and builtins.
 #include <cstring>
 
+#include "lawfit/guess.h"
 #include "lawfit/lanes.h"
 #include "lawfit/models/all.h"
 #include "simd_dispatch.h"
@@ -50,6 +51,48 @@ void LAWFIT_CAT(vmath_, LAWFIT_ISA)(int fn, const double* x, double* out, long l
     for (int k = 0; k < LAWFIT_SIMD_WIDTH && i0 + k < n; ++k) v.set(k, x[i0 + k]);
     const P r = fn == 0 ? exp(v) : (fn == 1 ? log(v) : log1p(v));
     for (int k = 0; k < LAWFIT_SIMD_WIDTH && i0 + k < n; ++k) out[i0 + k] = r[k];
+  }
+}
+
+size_t LAWFIT_CAT(guess_bytes_, LAWFIT_ISA)(const GuessJob& job) {
+  return sizeof(Pack<LAWFIT_SIMD_WIDTH>) *
+         (2 * static_cast<size_t>(job.cap) + static_cast<size_t>(job.n_coarse + job.n_factors));
+}
+
+// W problems at a time: their points interleaved into packs (NaN past a lane's own, and in a
+// lane without a problem: points that take no part), the guess run on the packs.
+void LAWFIT_CAT(guess_, LAWFIT_ISA)(const GuessJob& job, void* buffer) {
+  constexpr int W = LAWFIT_SIMD_WIDTH;
+  using P = Pack<W>;
+  P* lx = static_cast<P*>(buffer);
+  P* y = lx + job.cap;
+  P* coarse = y + job.cap;
+  P* factors = coarse + job.n_coarse;
+  for (int k = 0; k < job.n_coarse; ++k) coarse[k] = P(job.coarse[k]);
+  for (int k = 0; k < job.n_factors; ++k) factors[k] = P(job.factors[k]);
+  ProblemSource src{job.order, job.n, job.counter, job.chunk};
+  while (true) {
+    long long prob[W];
+    int n[W], n_max = 0, taken = 0;
+    for (int k = 0; k < W; ++k) {
+      prob[k] = src.next();
+      n[k] = prob[k] < 0 ? 0 : static_cast<int>(job.offsets[prob[k] + 1] - job.offsets[prob[k]]);
+      n_max = n[k] > n_max ? n[k] : n_max;
+      taken += prob[k] < 0 ? 0 : 1;
+    }
+    if (taken == 0) return;
+    for (int k = 0; k < W; ++k) {
+      const long long begin = prob[k] < 0 ? 0 : job.offsets[prob[k]];
+      for (int i = 0; i < n_max; ++i) {
+        lx[i].set(k, i < n[k] ? job.lx[begin + i] : __builtin_nan(""));
+        y[i].set(k, i < n[k] ? job.y[begin + i] : __builtin_nan(""));
+      }
+    }
+    P p[3];
+    guess_saturating_power_law(lx, y, n_max, coarse, job.n_coarse, factors, job.n_factors, p);
+    for (int k = 0; k < W; ++k)
+      if (prob[k] >= 0)
+        for (int j = 0; j < 3; ++j) job.out[3 * prob[k] + j] = p[j][k];
   }
 }
 

@@ -84,8 +84,11 @@ class Model:
             except ImportError:  # pragma: no cover - only on a broken install
                 _core = None
             if _core is not None:
+                from ._backends import cpu_engine
+
                 return _core.guess_saturating_power_law(packed.u[:, 0], packed.y, packed.offsets,
-                                                        SAT_COARSE, SAT_FACTORS)
+                                                        SAT_COARSE, SAT_FACTORS,
+                                                        engine=cpu_engine)
         return self.guess(packed.x, packed.y, packed.offsets)
 
     def guess(self, x: np.ndarray, y: np.ndarray, offsets: np.ndarray) -> np.ndarray:

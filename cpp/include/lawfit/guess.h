@@ -15,40 +15,43 @@ LAWFIT_NAMESPACE_BEGIN
 // Points with a finite log x (x > 0) and a finite y take part.  lx: log x (n,), y: (n,).
 // Writes E, A, alpha into p (a problem without usable points gets 0, 0 and the first alpha,
 // as the NumPy guess gives it; its fit then reports the bad data).
+//
+// T is a double (one problem) or a SIMD pack (simd.h: one problem per lane, point i of lane
+// k at lx[i][k], a lane's points past its own padded with NaN, which take no part).  Every
+// decision is a select, so a lane computes bitwise what the scalar guess computes for its
+// problem (the tests hold the two to that).
 template <class T>
 LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const T* coarse,
                                           int n_coarse, const T* factors, int n_factors, T* p) {
-  int count = 0;
-  T ysum = T(0);
+  T count = T(0), ysum = T(0);
   for (int i = 0; i < n; ++i) {
-    const bool ok = is_finite(lx[i]) && is_finite(y[i]);
-    count += ok ? 1 : 0;
-    ysum += ok ? y[i] : T(0);
+    const auto ok = is_finite(lx[i]) && is_finite(y[i]);
+    count = count + select(ok, T(1), T(0));
+    ysum = ysum + select(ok, y[i], T(0));
   }
-  const T cnt = T(count > 0 ? count : 1);
-  const T ymean = ysum / cnt;
+  const T ymean = ysum / select(count > T(0), count, T(1));
   T syy = T(0);
   for (int i = 0; i < n; ++i) {
-    const bool ok = is_finite(lx[i]) && is_finite(y[i]);
-    const T yc = ok ? y[i] - ymean : T(0);
-    syy += yc * yc;
+    const auto ok = is_finite(lx[i]) && is_finite(y[i]);
+    const T yc = select(ok, y[i] - ymean, T(0));
+    syy = syy + yc * yc;
   }
   // E, A and the residual sum of squares at one alpha: one pass over the points (Welford's
   // update of the mean and the centred sums of u = x^-alpha; y is centred already, so the
   // cross sum needs no centring of u).
   auto profile = [&](T alpha, T& E, T& A) {
-    T mu = T(0), suu = T(0), suy = T(0);
-    int k = 0;
+    T mu = T(0), suu = T(0), suy = T(0), k = T(0);
     for (int i = 0; i < n; ++i) {
-      if (!(is_finite(lx[i]) && is_finite(y[i]))) continue;
+      const auto ok = is_finite(lx[i]) && is_finite(y[i]);
       const T u = exp(-alpha * lx[i]);
-      ++k;
+      k = k + select(ok, T(1), T(0));
       const T du = u - mu;
-      mu += du / T(k);
-      suu += du * (u - mu);
-      suy += u * (y[i] - ymean);
+      const T mu_next = mu + du / k;
+      suu = select(ok, suu + du * (u - mu_next), suu);
+      suy = select(ok, suy + u * (y[i] - ymean), suy);
+      mu = select(ok, mu_next, mu);
     }
-    A = suu > T(0) ? suy / suu : T(0);
+    A = select(suu > T(0), suy / suu, T(0));
     E = ymean - A * mu;
     return syy - A * suy;
   };
@@ -57,24 +60,22 @@ LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const 
   for (int k = 0; k < n_coarse; ++k) {
     T E, A;
     const T ss = profile(coarse[k], E, A);
-    if (ss < best) {
-      best = ss;
-      centre = coarse[k];
-      p[0] = E;
-      p[1] = A;
-      p[2] = coarse[k];
-    }
+    const auto better = ss < best;
+    best = select(better, ss, best);
+    centre = select(better, coarse[k], centre);
+    p[0] = select(better, E, p[0]);
+    p[1] = select(better, A, p[1]);
+    p[2] = select(better, coarse[k], p[2]);
   }
   for (int k = 0; k < n_factors; ++k) {
     T E, A;
     const T alpha = centre * factors[k];
     const T ss = profile(alpha, E, A);
-    if (ss < best) {
-      best = ss;
-      p[0] = E;
-      p[1] = A;
-      p[2] = alpha;
-    }
+    const auto better = ss < best;
+    best = select(better, ss, best);
+    p[0] = select(better, E, p[0]);
+    p[1] = select(better, A, p[1]);
+    p[2] = select(better, alpha, p[2]);
   }
 }
 

@@ -199,9 +199,12 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
 inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine) {
   const long long P = job.n;
   auto scalar = [&job](long long i) {
-    guess_saturating_power_law(job.lx + job.offsets[i], job.y + job.offsets[i],
-                               static_cast<int>(job.offsets[i + 1] - job.offsets[i]), job.coarse,
-                               job.n_coarse, job.factors, job.n_factors, job.out + 3 * i);
+    thread_local std::vector<double> inv;
+    const int n = static_cast<int>(job.offsets[i + 1] - job.offsets[i]);
+    inv.resize(static_cast<size_t>(n > 0 ? n : 1));
+    guess_saturating_power_law(job.lx + job.offsets[i], job.y + job.offsets[i], n, job.coarse,
+                               job.n_coarse, job.factors, job.n_factors, job.out + 3 * i,
+                               inv.data());
   };
   if (!engine) {
     parallel_for(P, n_threads, scalar);

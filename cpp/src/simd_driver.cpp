@@ -56,7 +56,7 @@ void LAWFIT_CAT(vmath_, LAWFIT_ISA)(int fn, const double* x, double* out, long l
 
 size_t LAWFIT_CAT(guess_bytes_, LAWFIT_ISA)(const GuessJob& job) {
   return sizeof(Pack<LAWFIT_SIMD_WIDTH>) *
-         (2 * static_cast<size_t>(job.cap) + static_cast<size_t>(job.n_coarse + job.n_factors));
+         (3 * static_cast<size_t>(job.cap) + static_cast<size_t>(job.n_coarse + job.n_factors));
 }
 
 // W problems at a time: their points interleaved into packs (NaN past a lane's own, and in a
@@ -66,7 +66,8 @@ void LAWFIT_CAT(guess_, LAWFIT_ISA)(const GuessJob& job, void* buffer) {
   using P = Pack<W>;
   P* lx = static_cast<P*>(buffer);
   P* y = lx + job.cap;
-  P* coarse = y + job.cap;
+  P* inv = y + job.cap;
+  P* coarse = inv + job.cap;
   P* factors = coarse + job.n_coarse;
   for (int k = 0; k < job.n_coarse; ++k) coarse[k] = P(job.coarse[k]);
   for (int k = 0; k < job.n_factors; ++k) factors[k] = P(job.factors[k]);
@@ -89,7 +90,8 @@ void LAWFIT_CAT(guess_, LAWFIT_ISA)(const GuessJob& job, void* buffer) {
       }
     }
     P p[3];
-    guess_saturating_power_law(lx, y, n_max, coarse, job.n_coarse, factors, job.n_factors, p);
+    guess_saturating_power_law(lx, y, n_max, coarse, job.n_coarse, factors, job.n_factors, p,
+                               inv);
     for (int k = 0; k < W; ++k)
       if (prob[k] >= 0)
         for (int j = 0; j < 3; ++j) job.out[3 * prob[k] + j] = p[j][k];

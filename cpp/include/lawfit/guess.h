@@ -19,15 +19,18 @@ LAWFIT_NAMESPACE_BEGIN
 // T is a double (one problem) or a SIMD pack (simd.h: one problem per lane, point i of lane
 // k at lx[i][k], a lane's points past its own padded with NaN, which take no part).  Every
 // decision is a select, so a lane computes bitwise what the scalar guess computes for its
-// problem (the tests hold the two to that).
+// problem (the tests hold the two to that).  inv: n entries of scratch (1 / the running count
+// of usable points, computed once rather than divided by at every alpha).
 template <class T>
 LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const T* coarse,
-                                          int n_coarse, const T* factors, int n_factors, T* p) {
+                                          int n_coarse, const T* factors, int n_factors, T* p,
+                                          T* inv) {
   T count = T(0), ysum = T(0);
   for (int i = 0; i < n; ++i) {
     const auto ok = is_finite(lx[i]) && is_finite(y[i]);
     count = count + select(ok, T(1), T(0));
     ysum = ysum + select(ok, y[i], T(0));
+    inv[i] = T(1) / select(count > T(0), count, T(1));
   }
   const T ymean = ysum / select(count > T(0), count, T(1));
   T syy = T(0);
@@ -40,13 +43,12 @@ LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const 
   // update of the mean and the centred sums of u = x^-alpha; y is centred already, so the
   // cross sum needs no centring of u).
   auto profile = [&](T alpha, T& E, T& A) {
-    T mu = T(0), suu = T(0), suy = T(0), k = T(0);
+    T mu = T(0), suu = T(0), suy = T(0);
     for (int i = 0; i < n; ++i) {
       const auto ok = is_finite(lx[i]) && is_finite(y[i]);
       const T u = exp(-alpha * lx[i]);
-      k = k + select(ok, T(1), T(0));
       const T du = u - mu;
-      const T mu_next = mu + du / k;
+      const T mu_next = mu + du * inv[i];
       suu = select(ok, suu + du * (u - mu_next), suu);
       suy = select(ok, suy + u * (y[i] - ymean), suy);
       mu = select(ok, mu_next, mu);

@@ -116,3 +116,43 @@ def test_bad_data_of_is_rejected_naming_it():
             _core.fit(*args, pk.p0[:2], pk.lower[:2], pk.upper[:2], data_of=bad, **kw)
     with pytest.raises(ValueError, match="p0"):  # one row per unit
         _core.fit(*args, pk.p0, pk.lower, pk.upper, data_of=np.zeros(3, dtype=np.int64), **kw)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("mode", [None, "pairs", "grouped", "residual"])
+def test_objective_lanes_equal_the_scalar_objective(name, mode):
+    # The objective runs in the SIMD lanes (Lanes::run_objective): bitwise the scalar
+    # evaluation on every engine and thread count, ragged sizes, a NaN problem, points
+    # outside a model's domain and parameters that overflow included, with each resampling.
+    from lawfit import _backends
+
+    pk, truth = ragged_packed(name, seed=6, residuals="log" if name.endswith("log") else
+                              "linear")
+    starts = starts_around(truth, 7, seed=7)
+    P, S, n = starts.shape
+    params = starts.reshape(P * S, n).copy()
+    params[3] *= 40.0  # far away, possibly overflowing
+    data_of = np.repeat(np.arange(P), S)
+    kw = {}
+    if mode is not None:
+        pk.clusters = np.floor(np.arange(len(pk.t)) / 3.0)
+        fit_t = fit_r = None
+        if mode == "residual":
+            fit_t, fit_r = pk.t.copy(), np.sin(np.arange(len(pk.t)))
+        kw = dict(resample_of=np.arange(P * S, dtype=np.uint32) % 5, seed=11,
+                  resample_mode=mode, fit_t=fit_t, fit_r=fit_r)
+    old = _backends.cpu_engine
+    try:
+        out = {}
+        for engine in ENGINES:
+            _backends.cpu_engine = engine
+            for threads in (1, 2):
+                out[engine, threads] = _backends.objective(
+                    "cpu", pk, params, data_of, loss="soft_l1", f_scale=0.5,
+                    n_threads=threads, **kw)
+    finally:
+        _backends.cpu_engine = old
+    want = out["scalar", 1]
+    assert np.isinf(want).any() and np.isfinite(want).sum() > P * S // 2
+    for key, got in out.items():
+        np.testing.assert_array_equal(got, want, err_msg=str(key))

@@ -345,7 +345,7 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
 }
 
 // Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn
-// that writes b.cost from b.p0 and ignores the solver options).
+// that writes b.cost from b.p0 and ignores the solver options; `engine` as for fit).
 template <class T = double, class Fn>
 inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "objective") {
   const typename SolveFnOf<T>::type fn = cost_fn;
@@ -353,14 +353,14 @@ inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "obje
       name,
       [fn](const std::string& model, const FArray<T>& x, const FArray<T>& t,
            const py::object& sigma, const py::object& w, const I64& offsets,
-           const FArray<T>& params,
-                const py::object& data_of, bool log_residuals, const std::string& loss,
-                double f_scale, int n_threads, const py::object& resample_of,
-                unsigned long long seed, int resample_mode, const py::object& group_of,
-                const py::object& n_groups, const py::object& fit_t, const py::object& fit_r) {
+           const FArray<T>& params, const py::object& data_of, bool log_residuals,
+           const std::string& loss, double f_scale, int n_threads,
+           const py::object& resample_of, unsigned long long seed, int resample_mode,
+           const py::object& group_of, const py::object& n_groups, const py::object& fit_t,
+           const py::object& fit_r, const std::string& engine) {
         py::dict out = fit_packed(fn, model, x, t, sigma, w, offsets, params, params,
                                   params, log_residuals, loss, f_scale, 1e-8, 1e-8, 1e-8, 1,
-                                  1e-3, n_threads, false, "auto", data_of, resample_of, seed,
+                                  1e-3, n_threads, false, engine, data_of, resample_of, seed,
                                   false, resample_mode, group_of, n_groups, fit_t, fit_r);
         return py::object(out["cost"]);  // a reference that outlives `out`
       },
@@ -369,7 +369,7 @@ inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "obje
       py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("n_threads") = 0,
       py::arg("resample_of") = py::none(), py::arg("seed") = 0, py::arg("resample_mode") = 0,
       py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
-      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
+      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(), py::arg("engine") = "auto",
       "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
       "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
       "fit().  For ranking a grid of starts.");

@@ -140,11 +140,27 @@ void solve_unit(const Batch<double>& b, const Options& o, long long i) {
   solve_in_batch<Model>(b, o, i, resample_buffer(b, i));
 }
 
+// Unit i's cost at its p0 (objective_in_batch), with its resample where the batch has one.
+template <class Model, class T>
+void objective_unit(const Batch<T>& b, const Options& o, long long i) {
+  objective_in_batch<Model>(b, o, i, resample_buffer(b, i));
+}
+
+// Solves every unit of the batch (or, with `objective`, evaluates each unit's cost at its
+// p0): in the engine's SIMD lanes, the scalar path without one or for very large problems.
 template <class Model>
-void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine) {
+void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine,
+                 bool objective = false) {
   const long long n_problems = b.n_problems;
+  auto scalar = [&](long long i) {
+    if (objective) {
+      objective_unit<Model>(b, o, i);
+    } else {
+      solve_unit<Model>(b, o, i);
+    }
+  };
   if (!engine) {
-    parallel_for(n_problems, n_threads, [&](long long i) { solve_unit<Model>(b, o, i); });
+    parallel_for(n_problems, n_threads, scalar);
     return;
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
@@ -185,12 +201,12 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   }
   alignas(64) long long counter = 0;
   simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter, kChunk,
-                    static_cast<int>(cap)};
+                    static_cast<int>(cap), objective};
   if (n_lane > 0) {
     on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
   }
   parallel_for(static_cast<long long>(large.size()), n_threads,
-               [&](long long k) { solve_unit<Model>(b, o, large[k]); });
+               [&](long long k) { scalar(large[k]); });
 }
 
 // The saturating power law's data-driven start for every problem of `job` (job.n problems,

@@ -6,6 +6,7 @@
 #include "lawfit/rng.h"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace lawfit {
 namespace {
@@ -48,21 +49,25 @@ void cpu_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, long l
 }
 
 // Step 2's cost at each unit's parameters (b.p0), into b.cost: +inf where the cost is not
-// finite (bad data, a model that overflows).  What a grid of starts is ranked by.
+// finite (bad data, a model that overflows).  What a grid of starts is ranked by: in SIMD
+// lanes in fp64 (bitwise the scalar evaluation), the scalar evaluation in fp32.
 template <class Model, class T>
 bool try_objective(const bindings::ModelEntry& m, const Batch<T>& b, const Options& o,
-                   int n_threads) {
+                   int n_threads, const std::string& engine) {
   if (m.name != Model::kName) return false;
-  cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
-    objective_in_batch<Model>(b, o, i, cpu::resample_buffer(b, i));
-  });
+  if constexpr (std::is_same_v<T, double>) {
+    cpu::solve_batch<Model>(b, o, n_threads, cpu::find_engine(engine), true);
+  } else {
+    cpu::parallel_for(b.n_problems, n_threads,
+                      [&](long long i) { cpu::objective_unit<Model>(b, o, i); });
+  }
   return true;
 }
 
 template <class T>
 void cpu_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long,
-                   const Options& o, int n_threads, const std::string&) {
-#define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads)) return;
+                   const Options& o, int n_threads, const std::string& engine) {
+#define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads, engine)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
 }

@@ -25,6 +25,7 @@ struct LaneJob {
   long long* counter;
   long long chunk;
   int cap;
+  bool objective = false;  // true: each unit's cost at its p0 (Lanes::run_objective), no solve
 };
 
 // The saturating power law's data-driven start (guess.h) for problems from a shared counter,

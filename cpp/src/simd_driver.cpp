@@ -36,7 +36,11 @@ bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* b
     char* half = static_cast<char*>(buffer) + L::buffer_bytes(job.cap);                 \
     L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half,    \
                                                       job.cap);                         \
-    L::run_pair(a, b, src);                                                             \
+    if (job.objective) {                                                                \
+      a.run_objective(src);                                                             \
+    } else {                                                                            \
+      L::run_pair(a, b, src);                                                           \
+    }                                                                                   \
     return true;                                                                        \
   }
   LAWFIT_FOR_EACH_MODEL(LAWFIT_RUN)

@@ -251,6 +251,8 @@ def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_sca
         raise ValueError(f"backend: {backend!r} is not available: {why}")
     extra = _resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r)
     fn = module.objective32 if dtype == "float32" else module.objective
+    if backend == "cpu" and dtype != "float32":
+        extra["engine"] = cpu_engine  # the SIMD lanes (fp64), bitwise any engine's
     cost = fn(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
               packed.offsets, params, data_of=data_of, log_residuals=packed.log_residuals,
               loss=loss, f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)

@@ -106,15 +106,39 @@ class Lanes {
     }
   }
 
+  // The objective at every unit's parameters (row i of b.p0) from `src` into b.cost, W units
+  // at a time: bitwise what objective_in_batch() (batch.h) computes, +inf where the cost is
+  // not finite, and, as there, no step-1 checks.
+  void run_objective(ProblemSource& src) {
+    set_data();
+    while (true) {
+      for (int k = 0; k < W; ++k) {
+        const long long i = src_done_ ? -1 : src.next();
+        if (i < 0) {
+          src_done_ = true;
+          continue;
+        }
+        ProblemData<double> d = problem_data<Model>(b_, i);
+        resample_data(b_, i, d, resampled_);
+        load(k, i, d, problem_box<Model>(b_, i));
+      }
+      if (!active()) return;
+      evaluate_trial();
+      for (unsigned b = active_; b;) {
+        const int k = pop(b);
+        b_.cost[prob_[k]] = trial_.finite.lane(k) ? trial_.cost[k] : double(INFINITY);
+        release(k);
+      }
+      fresh_ = 0;
+    }
+  }
+
   bool active() const { return active_ != 0; }
 
   // Fills the lanes.
   void begin(ProblemSource& src) {
     for (int k = 0; k < W; ++k) take(k, src);
-    d_.x = x_;
-    d_.t = t_;
-    d_.sigma = b_.sigma ? sigma_ : nullptr;
-    d_.w_binary = b_.w == nullptr && b_.resample_of == nullptr;
+    set_data();
   }
 
   // Step 2 at every lane's trial point (its start, for a lane that just took a problem).
@@ -176,28 +200,41 @@ class Lanes {
         store_summary(b_, i, out);
         continue;
       }
-      for (int pt = 0; pt < d.n; ++pt) {
-        for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
-        t_[pt].set(k, d.t[pt]);
-        if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
-        w_[pt].set(k, d.w ? d.w[pt] : 1.0);
-      }
-      for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
-      filled_[k] = d.n;
-      n_[k] = d.n;
-      for (int j = 0; j < N; ++j) {
-        box_.p0[j].set(k, bx.p0[j]);
-        box_.lower[j].set(k, bx.lower[j]);
-        box_.upper[j].set(k, bx.upper[j]);
-        q_[j].set(k, bx.p0[j]);
-      }
-      prob_[k] = i;
-      active_ |= 1u << k;
-      fresh_ |= 1u << k;
-      resized_ = true;
-      nfev_[k] = nit_[k] = 0;
+      load(k, i, d, bx);
       return;
     }
+  }
+
+  // The lanes' view of the point buffers.
+  void set_data() {
+    d_.x = x_;
+    d_.t = t_;
+    d_.sigma = b_.sigma ? sigma_ : nullptr;
+    d_.w_binary = b_.w == nullptr && b_.resample_of == nullptr;
+  }
+
+  // Copies problem i's points and box into lane k, its trial point q the start.
+  void load(int k, long long i, const ProblemData<double>& d, const ProblemBox<double, N>& bx) {
+    for (int pt = 0; pt < d.n; ++pt) {
+      for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
+      t_[pt].set(k, d.t[pt]);
+      if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
+      w_[pt].set(k, d.w ? d.w[pt] : 1.0);
+    }
+    for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
+    filled_[k] = d.n;
+    n_[k] = d.n;
+    for (int j = 0; j < N; ++j) {
+      box_.p0[j].set(k, bx.p0[j]);
+      box_.lower[j].set(k, bx.lower[j]);
+      box_.upper[j].set(k, bx.upper[j]);
+      q_[j].set(k, bx.p0[j]);
+    }
+    prob_[k] = i;
+    active_ |= 1u << k;
+    fresh_ |= 1u << k;
+    resized_ = true;
+    nfev_[k] = nit_[k] = 0;
   }
 
   // Empties lane k, whose problem's result has been written.

@@ -104,24 +104,32 @@ def test_chinchilla_log_drops_negligible_terms_without_subnormals():
     np.testing.assert_allclose(g[:, 1], softmax[1], rtol=1e-14)
 
 
+def ragged_power_laws(n_problems, n_points, seed, min_points):
+    """Ragged saturating power laws with missing values (NaN y), x <= 0 in every 11th
+    problem, and a last problem with no usable point."""
+    rng = np.random.default_rng(seed)
+    x, y, truth, _ = model_batch("saturating_power_law", n_problems=n_problems,
+                                 n_points=n_points, seed=seed)
+    xs, ys = [], []
+    for i in range(len(y)):
+        keep = np.sort(rng.choice(n_points, int(rng.integers(min_points, n_points + 1)),
+                                  replace=False))
+        xi, yi = x[keep, 0].copy(), y[i, keep].copy()
+        yi[rng.uniform(size=len(yi)) < 0.1] = np.nan
+        if i % 11 == 0:
+            xi[-1] = -1.0  # x <= 0: not usable by a power law
+        xs.append(xi), ys.append(yi)
+    xs.append(np.array([1e6, 1e7])), ys.append(np.array([np.nan, np.nan]))  # nothing usable
+    return xs, ys
+
+
 def test_compiled_saturating_guess_matches_numpy():
     """lawfit/guess.h (used when p0 is not given) runs the NumPy guess's algorithm on the same
     grids of alpha: the starts agree to rounding (where grid points tie to rounding, as on
     problems of three or four points, either may win; their residuals then agree)."""
     from lawfit._packing import NO_START, pack
 
-    rng = np.random.default_rng(4)
-    x, y, truth, _ = model_batch("saturating_power_law", n_problems=60, n_points=25, seed=4)
-    xs, ys = [], []
-    for i in range(len(y)):
-        keep = np.sort(rng.choice(25, int(rng.integers(3, 26)), replace=False))
-        xi, yi = x[keep, 0].copy(), y[i, keep].copy()
-        if i % 7 == 0:
-            yi[0] = np.nan  # a missing value
-        if i % 11 == 0:
-            xi[-1] = -1.0  # x <= 0: not usable by a power law
-        xs.append(xi), ys.append(yi)
-    xs.append(np.array([1e6, 1e7])), ys.append(np.array([np.nan, np.nan]))  # nothing usable
+    xs, ys = ragged_power_laws(60, 25, seed=4, min_points=3)
     m = lawfit.models.get("saturating_power_law")
     with np.errstate(all="ignore"):
         pk = pack(m, xs, ys, p0=NO_START)
@@ -149,17 +157,7 @@ def test_compiled_guess_lanes_equal_the_scalar_guess():
     from lawfit._packing import NO_START, pack
     from lawfit.models import SAT_COARSE, SAT_FACTORS
 
-    rng = np.random.default_rng(8)
-    x, y, truth, _ = model_batch("saturating_power_law", n_problems=203, n_points=30, seed=8)
-    xs, ys = [], []
-    for i in range(len(y)):
-        keep = np.sort(rng.choice(30, int(rng.integers(1, 31)), replace=False))
-        xi, yi = x[keep, 0].copy(), y[i, keep].copy()
-        yi[rng.uniform(size=len(yi)) < 0.1] = np.nan
-        if i % 13 == 0:
-            xi[0] = 0.0
-        xs.append(xi), ys.append(yi)
-    xs.append(np.array([1e6, 1e7])), ys.append(np.array([np.nan, np.nan]))
+    xs, ys = ragged_power_laws(203, 30, seed=8, min_points=1)
     xs.append(np.geomspace(1e3, 1e9, 5000))  # more points than a lane takes
     ys.append(2.0 + 300 * xs[-1] ** -0.3)
     m = lawfit.models.get("saturating_power_law")

@@ -136,3 +136,25 @@ def test_cupy_in_cupy_out_without_a_host_copy():
     # fp32 on the device too.
     r = lawfit.fit(SPL, cp.asarray(x), cp.asarray(y), p0=cp.asarray(p0), dtype="float32")
     assert r.x.dtype == cp.float64 and bool((r.status > 0).all())
+
+
+class HostCopyable(np.ndarray):
+    """A NumPy array with CuPy's ``get()`` (a copy to the host), to stand in for one."""
+
+    def get(self):
+        return np.asarray(self).copy()
+
+
+def test_device_results_come_to_the_host_with_get():
+    x, y, holes, sigma, p0 = layouts()
+    r = device_fit(x, holes, p0=p0)
+    wrapped = object.__new__(type(r))
+    wrapped.__dict__.update({k: v.view(HostCopyable) if isinstance(v, np.ndarray) else v
+                             for k, v in r.__dict__.items()})
+    h = wrapped.get()
+    assert type(h.x) is np.ndarray and type(h.status) is np.ndarray
+    np.testing.assert_array_equal(h.x, r.x)
+    assert list(wrapped.message) == list(r.message)
+    assert wrapped.status_counts() == r.status_counts()
+    pd = pytest.importorskip("pandas")
+    pd.testing.assert_frame_equal(wrapped.to_frame(), r.to_frame())

@@ -60,6 +60,11 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     return cov
 
 
+def _host(a):
+    """A NumPy view or copy of ``a`` (a CuPy array's ``.get()``; anything else as is)."""
+    return a.get() if a is not None and hasattr(a, "get") and not isinstance(a, dict) else a
+
+
 class FitResult:
     """The fits of a batch of problems, every field an array with the batch dimension first.
 
@@ -70,7 +75,8 @@ class FitResult:
     bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n) and the residuals ``fun``
     and their Jacobian ``jac`` at the solution (one row per point; ``residuals(i)``).  ``labels`` holds the group
     labels when the batch came with ``groups`` (tuples for several group columns, named by
-    ``label_names``).
+    ``label_names``).  A fit of CuPy arrays gives CuPy arrays; ``get()`` copies them to the
+    host.
     """
 
     def __init__(self, model, arrays: dict, n_points: np.ndarray, labels=None,
@@ -120,7 +126,14 @@ class FitResult:
     @property
     def message(self) -> np.ndarray:
         """The message of each problem's status (object array of str)."""
-        return messages(self.status)
+        return messages(_host(self.status))
+
+    def get(self) -> "FitResult":
+        """The result with every array on the host (NumPy): for a fit of CuPy arrays, whose
+        fields are CuPy arrays; otherwise the same arrays."""
+        out = object.__new__(FitResult)
+        out.__dict__.update({k: _host(v) for k, v in self.__dict__.items()})
+        return out
 
     @property
     def stderr(self) -> np.ndarray:
@@ -163,7 +176,7 @@ class FitResult:
 
     def status_counts(self) -> dict:
         """How many problems ended with each status, by name."""
-        return {Status(int(k)).name: v for k, v in sorted(Counter(self.status.tolist()).items(),
+        return {Status(int(k)).name: v for k, v in sorted(Counter(_host(self.status).tolist()).items(),
                                                           key=lambda kv: -kv[0])}
 
     def to_frame(self):
@@ -172,6 +185,8 @@ class FitResult:
             import pandas as pd
         except ImportError:  # pragma: no cover - pandas is in the test extra
             raise ImportError("to_frame() needs pandas: pip install pandas") from None
+        if hasattr(self.x, "get"):  # CuPy arrays: a frame of their host copies
+            return self.get().to_frame()
         cols = {}
         names = self.label_names
         if self.labels is not None and names and len(names) > 1:

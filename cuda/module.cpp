@@ -33,7 +33,10 @@ void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long 
 // owns every array).  Null pointers: no sigma, no weights.
 template <class T>
 void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py::dict& out,
-                    long long n_problems, const Options& o) {
+                    long long n_problems, bool log_residuals, const std::string& loss,
+                    double f_scale, double ftol, double xtol, double gtol, int max_nfev) {
+  const Options o = bindings::make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol,
+                                              max_nfev, 1e-3);
   auto ptr = [](const py::dict& d, const char* key, bool required) {
     const auto p = d[key].cast<std::uintptr_t>();
     if (required && p == 0)
@@ -88,16 +91,9 @@ PYBIND11_MODULE(_cuda, mod) {
          double f_scale, double ftol, double xtol, double gtol, int max_nfev) {
         const bindings::ModelEntry& m = bindings::find_model(model);
         bindings::require(n_problems >= 0, "n_problems: must be >= 0");
-        if (fp32) {
-          solve_pointers<float>(m, in, out, n_problems,
-                                bindings::make_options<float>(log_residuals, loss, f_scale,
-                                                              ftol, xtol, gtol, max_nfev, 1e-3));
-        } else {
-          solve_pointers<double>(m, in, out, n_problems,
-                                 bindings::make_options<double>(log_residuals, loss, f_scale,
-                                                                ftol, xtol, gtol, max_nfev,
-                                                                1e-3));
-        }
+        auto solve = fp32 ? &solve_pointers<float> : &solve_pointers<double>;
+        solve(m, in, out, n_problems, log_residuals, loss, f_scale, ftol, xtol, gtol,
+              max_nfev);
       },
       py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::kw_only(),
       py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"), py::arg("loss"),

@@ -135,8 +135,8 @@ T* resample_buffer(const Batch<T>& b, long long i) {
 }
 
 // The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
-template <class Model>
-void solve_unit(const Batch<double>& b, const Options& o, long long i) {
+template <class Model, class T>
+void solve_unit(const Batch<T>& b, const Options& o, long long i) {
   solve_in_batch<Model>(b, o, i, resample_buffer(b, i));
 }
 
@@ -144,6 +144,29 @@ void solve_unit(const Batch<double>& b, const Options& o, long long i) {
 template <class Model, class T>
 void objective_unit(const Batch<T>& b, const Options& o, long long i) {
   objective_in_batch<Model>(b, o, i, resample_buffer(b, i));
+}
+
+// Threads for n units taken in chunks of kLaneChunk, and one zeroed, 64-byte aligned buffer
+// of `bytes` for each (allocated before any work, so that a failure raises in Python).
+inline constexpr long long kLaneChunk = 64;
+
+inline int lane_threads(int n_threads, long long n) {
+  return static_cast<int>(std::max<long long>(
+      1, std::min<long long>(resolve_threads(n_threads), (n + kLaneChunk - 1) / kLaneChunk)));
+}
+
+struct AlignedFree {
+  void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
+};
+
+inline std::vector<std::unique_ptr<void, AlignedFree>> thread_buffers(int threads,
+                                                                      size_t bytes) {
+  std::vector<std::unique_ptr<void, AlignedFree>> buffers;
+  for (int k = 0; k < threads; ++k) {
+    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
+    std::memset(buffers.back().get(), 0, bytes);
+  }
+  return buffers;
 }
 
 // Solves every unit of the batch (or, with `objective`, evaluates each unit's cost at its
@@ -186,22 +209,12 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
     });
   }
   const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());
-  constexpr long long kChunk = 64;
-  const long long n_chunks = (n_lane + kChunk - 1) / kChunk;
-  const int threads =
-      static_cast<int>(std::max<long long>(1, std::min<long long>(resolve_threads(n_threads), n_chunks)));
-  const size_t bytes = engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL)));
-  struct Free {
-    void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
-  std::vector<std::unique_ptr<void, Free>> buffers;
-  for (int k = 0; k < threads; ++k) {  // allocated here, so that a failure raises in Python
-    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
-    std::memset(buffers.back().get(), 0, bytes);
-  }
+  const int threads = lane_threads(n_threads, n_lane);
+  const auto buffers = thread_buffers(
+      threads, engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL))));
   alignas(64) long long counter = 0;
-  simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter, kChunk,
-                    static_cast<int>(cap), objective};
+  simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter,
+                    kLaneChunk, static_cast<int>(cap), objective};
   if (n_lane > 0) {
     on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
   }
@@ -233,22 +246,14 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine)
     (n <= kMaxLanePoints ? lanes : large).push_back(i);
     if (n <= kMaxLanePoints) cap = std::max(cap, n);
   }
-  constexpr long long kChunk = 64;
   job.order = lanes.data();
   job.n = static_cast<long long>(lanes.size());
   job.cap = static_cast<int>(std::max(cap, 1LL));
   alignas(64) long long counter = 0;
   job.counter = &counter;
-  job.chunk = kChunk;
-  const int threads = static_cast<int>(std::max<long long>(
-      1, std::min<long long>(resolve_threads(n_threads), (job.n + kChunk - 1) / kChunk)));
-  const size_t bytes = engine->guess_bytes(job);
-  struct Free {
-    void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
-  };
-  std::vector<std::unique_ptr<void, Free>> buffers;
-  for (int k = 0; k < threads; ++k)
-    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
+  job.chunk = kLaneChunk;
+  const int threads = lane_threads(n_threads, job.n);
+  const auto buffers = thread_buffers(threads, engine->guess_bytes(job));
   if (job.n > 0) on_threads(threads, [&](int k) { engine->guess(job, buffers[k].get()); });
   parallel_for(static_cast<long long>(large.size()), n_threads,
                [&](long long k) { scalar(large[k]); });

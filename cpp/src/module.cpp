@@ -33,9 +33,8 @@ template <class Model>
 bool try_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, const Options& o,
                     int n_threads) {
   if (m.name != Model::kName) return false;
-  cpu::parallel_for(b.n_problems, n_threads, [&](long long i) {
-    solve_in_batch<Model>(b, o, i, cpu::resample_buffer(b, i));
-  });
+  cpu::parallel_for(b.n_problems, n_threads,
+                    [&](long long i) { cpu::solve_unit<Model>(b, o, i); });
   return true;
 }
 

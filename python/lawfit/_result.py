@@ -176,8 +176,8 @@ class FitResult:
 
     def status_counts(self) -> dict:
         """How many problems ended with each status, by name."""
-        return {Status(int(k)).name: v for k, v in sorted(Counter(_host(self.status).tolist()).items(),
-                                                          key=lambda kv: -kv[0])}
+        counts = Counter(_host(self.status).tolist())
+        return {Status(int(k)).name: v for k, v in sorted(counts.items(), key=lambda kv: -kv[0])}
 
     def to_frame(self):
         """A pandas DataFrame, one row per problem (needs pandas)."""

@@ -215,11 +215,11 @@ def fit(
         The precision of the solve.  ``float32`` (compiled backends only) halves the device's
         memory and runs faster on GPUs with little fp64 throughput (on the CPU it is the
         scalar solve in float, slower than fp64's SIMD lanes: there it serves to check the
-        GPU's fp32 math); its
-        default tolerances are 1e-5, and on well-posed problems it ends where the fp64 cost
-        is within about 1e-3 relative of fp64's optimum (a few percent of ill-conditioned
-        problems, such as ``chinchilla_log`` with linear residuals, stop short: use fp64
-        there).  Results are returned as float64 arrays either way.
+        GPU's fp32 math); its default tolerances are 1e-5, and on well-posed problems it
+        ends where the fp64 cost is within about 1e-3 relative of fp64's optimum (a few
+        percent of ill-conditioned problems, such as ``chinchilla_log`` with linear
+        residuals, stop short: use fp64 there).  Results are returned as float64 arrays
+        either way.
     n_threads : int, optional
         CPU threads (default: all cores).  Results do not depend on it.
     return_cov : bool
@@ -297,8 +297,8 @@ def fit(
     kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals)
     total = _n_problems(x, y, groups)
     name = _backends.resolve(backend, total * (grid_spec.n_starts if grid_spec else 1))
-    solve = dict(backend=name, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
-                 max_nfev=max_nfev, n_threads=n_threads, return_cov=return_cov,
+    solve = dict(backend=name, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
+                 gtol=gtol, max_nfev=max_nfev, n_threads=n_threads, return_cov=return_cov,
                  absolute_sigma=absolute_sigma, singular_cov=singular_cov,
                  return_residuals=return_residuals)
     if grid_spec is not None and grid_spec.per_problem() and \
@@ -396,8 +396,7 @@ def _rows(x, y, kw, a: int, b: int, total: int):
 def _solve_packed(packed, *, backend, dtype, loss, f_scale, ftol, xtol, gtol, max_nfev,
                   n_threads, return_cov, absolute_sigma, singular_cov, return_residuals):
     out = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
-                        xtol=xtol,
-                        gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
+                        xtol=xtol, gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
                         return_jtj=return_cov)
     return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
                           singular_cov=singular_cov, return_residuals=return_residuals)

@@ -126,12 +126,36 @@ LAWFIT_INLINE Mask<W> select(Mask<W> c, Mask<W> a, Mask<W> b) {
   return {(c.m & a.m) | (~c.m & b.m)};
 }
 
+// max(a, b) = a > b ? a : b and min(a, b) = a < b ? a : b, as the scalar ones: b when either
+// is NaN, and b for -0 against +0.  x86's maxpd/minpd are defined as exactly that (the
+// second operand in both cases), so where the unit targets them they do it in one
+// instruction rather than a compare and a blend.
 template <int W>
 LAWFIT_FORCE_INLINE Pack<W> max(Pack<W> a, Pack<W> b) {
-  return select(a > b, a, b);  // as the scalar max: b when either is NaN
+#if defined(__AVX512F__)
+  if constexpr (W == 8)  // the masked form: GCC 12 warns on the plain one's undefined
+    return Pack<W>::of((typename Pack<W>::V)_mm512_mask_max_pd(a.v, 0xff, a.v, b.v));
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 4) return Pack<W>::of((typename Pack<W>::V)_mm256_max_pd(a.v, b.v));
+#endif
+#if defined(__SSE2__)
+  if constexpr (W == 2) return Pack<W>::of((typename Pack<W>::V)_mm_max_pd(a.v, b.v));
+#endif
+  return select(a > b, a, b);
 }
 template <int W>
 LAWFIT_FORCE_INLINE Pack<W> min(Pack<W> a, Pack<W> b) {
+#if defined(__AVX512F__)
+  if constexpr (W == 8)  // the masked form: GCC 12 warns on the plain one's undefined
+    return Pack<W>::of((typename Pack<W>::V)_mm512_mask_min_pd(a.v, 0xff, a.v, b.v));
+#endif
+#if defined(__AVX__)
+  if constexpr (W == 4) return Pack<W>::of((typename Pack<W>::V)_mm256_min_pd(a.v, b.v));
+#endif
+#if defined(__SSE2__)
+  if constexpr (W == 2) return Pack<W>::of((typename Pack<W>::V)_mm_min_pd(a.v, b.v));
+#endif
   return select(a < b, a, b);
 }
 template <int W>

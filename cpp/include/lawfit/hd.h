@@ -95,6 +95,27 @@ struct Bits<double> {
   }
 };
 
+// True when every one of v[0], ..., v[n-1] is finite.  For doubles, integer operations
+// that the compiler vectorises: a double is NaN or infinite exactly when its exponent bits
+// are all set, and then adding one at the exponent's lowest bit carries into the sign bit.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE bool all_finite(const T* v, long long n) {
+  if constexpr (sizeof(T) == sizeof(unsigned long long)) {
+    constexpr unsigned long long kExponent = 0x7ff0000000000000ULL;
+    unsigned long long carry = 0;
+    for (long long i = 0; i < n; ++i) {
+      unsigned long long b;
+      memcpy(&b, v + i, sizeof b);
+      carry |= (b & kExponent) + (1ULL << 52);
+    }
+    return (carry >> 63) == 0;
+  } else {
+    bool ok = true;
+    for (long long i = 0; i < n; ++i) ok = ok & is_finite(v[i]);
+    return ok;
+  }
+}
+
 LAWFIT_NAMESPACE_END
 
 #include "vmath.h"

@@ -166,11 +166,15 @@ LAWFIT_HD LAWFIT_INLINE T point_weight(const ProblemData<T>& d, int i) {
 }
 
 // Step 2 for one loss and residual space, fixed at compile time so that the loop over points
-// carries no branch on them.
-template <class Model, Loss kLoss, bool kLogResiduals, class T>
-LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
-                           Evaluation<T, Model::kParams>& e) {
+// carries no branch on them.  kPlain: the problem has neither weights nor scales (d.w and
+// d.sigma are null), known at compile time, so that the loop carries no test of them.
+template <class Model, Loss kLoss, bool kLogResiduals, bool kPlain, class T>
+LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale,
+                               Evaluation<T, Model::kParams>& e) {
   constexpr int N = Model::kParams;
+  // A local copy whose pointers the compiler sees are null in the plain case.
+  const ProblemData<T> d{data.x, data.t, kPlain ? nullptr : data.sigma,
+                         kPlain ? nullptr : data.w, data.n, data.w_binary};
   T cost = T(0);
   T g[N], A[N * N];
   for (int j = 0; j < N; ++j) g[j] = T(0);
@@ -228,6 +232,18 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
   for (int j = 0; j < N; ++j) e.g[j] = g[j];
   for (int j = 0; j < N * N; ++j) e.A[j] = A[j];
   e.finite = finite;
+}
+
+template <class Model, Loss kLoss, bool kLogResiduals, class T>
+LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
+                           Evaluation<T, Model::kParams>& e) {
+#if !defined(__CUDACC__)
+  // On the CPU, the common case gets its own loop (the same arithmetic: a weight of 1 and
+  // no scale are what the general loop uses when the pointers are null).  The GPU keeps
+  // one loop, for its registers and its build time.
+  if (!d.w && !d.sigma) return evaluate_points<Model, kLoss, kLogResiduals, true>(d, p, f_scale, e);
+#endif
+  evaluate_points<Model, kLoss, kLogResiduals, false>(d, p, f_scale, e);
 }
 
 template <class Model, bool kLogResiduals, class T>
@@ -451,7 +467,11 @@ LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::
   // Branch-free over the points (& rather than &&), so that the compiler can vectorise it.
   int used = 0;
   bool data_ok = true;
-  for (int i = 0; i < d.n; ++i) {
+  if (!d.w && !d.sigma) {  // the common case: every point counts and needs finite data
+    data_ok = all_finite(d.t, d.n) && all_finite(d.x, static_cast<long long>(d.n) * Model::kInputs);
+    used = d.n;
+  }
+  for (int i = 0; i < (d.w || d.sigma ? d.n : 0); ++i) {
     const T w = point_weight(d, i);
     const bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data
     bool ok = is_finite(w) & is_finite(d.t[i]);

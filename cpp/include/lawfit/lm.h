@@ -471,6 +471,8 @@ LAWFIT_HD int check_problem(const ProblemData<T>& d, const ProblemBox<T, Model::
     data_ok = all_finite(d.t, d.n) && all_finite(d.x, static_cast<long long>(d.n) * Model::kInputs);
     used = d.n;
   }
+  // The general case (a zero trip count above) rather than an else branch: GCC inlines
+  // the else form differently, at 2% more instructions per solve in callgrind.
   for (int i = 0; i < (d.w || d.sigma ? d.n : 0); ++i) {
     const T w = point_weight(d, i);
     const bool counts = !(w <= T(0));  // a NaN or infinite weight counts, as bad data

@@ -17,6 +17,7 @@ success of the healthy problems.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -295,6 +296,31 @@ def test_tiled_batch_threads_and_chunks(compiled_backend):
         for f in FIELDS:
             assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), (t, f)
     assert ref.success.all()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_threads_follow_the_affinity_mask():
+    """The default thread count is the CPUs this process may use (not the machine's), and
+    more threads than CPUs (helpers left unpinned) or as many (helpers pinned) give the same
+    results as one."""
+    from lawfit import _core
+
+    old = os.sched_getaffinity(0)
+    assert _core.hardware_threads() == len(old)
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=2000, n_points=20, seed=4)
+    ref = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+    assert ref.success.all()
+    try:
+        os.sched_setaffinity(0, {min(old)})
+        assert _core.hardware_threads() == 1
+        runs = [lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=t) for t in (None, 3)]
+    finally:
+        os.sched_setaffinity(0, old)
+    runs += [lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=t)
+             for t in (None, len(old))]
+    for r in runs:
+        for f in FIELDS:
+            assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
 
 
 # --------------------------------------------------------------------------------------

@@ -16,16 +16,73 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
 #include "lawfit/batch.h"
 #include "lawfit/guess.h"
 #include "simd_dispatch.h"
 
 namespace lawfit::cpu {
 
+// The CPUs this thread may run on: its affinity mask, as `taskset`, cgroup cpusets and
+// `os.sched_setaffinity` set it (Linux); empty where unknown.
+inline std::vector<int> usable_cpus() {
+  std::vector<int> cpus;
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+#endif
+  return cpus;
+}
+
+// n_threads, or where it is 0 the CPUs this process may use (not all the machine's cores when
+// a container or `taskset` allows fewer).
 inline int resolve_threads(int n_threads) {
   if (n_threads > 0) return n_threads;
+  const auto cpus = usable_cpus();
+  if (!cpus.empty()) return static_cast<int>(cpus.size());
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// The CPU for each helper thread of a `threads`-thread call (helper k >= 1 gets element
+// k - 1): one CPU each, none of them the caller's; empty (no pinning) where there are not that
+// many CPUs or they are unknown.  Linux tends to start a new thread on its parent's CPU, and in
+// a virtual machine it takes a vCPU that has idled for a few milliseconds for a busy one (the
+// host has descheduled it), so an unpinned helper can wait out the whole call: on a 2-vCPU VM,
+// 10,000 fits on 2 threads ran at the 1-thread rate when the call came 50 ms after the last.
+// Pinning moves each helper at once; the caller's own thread is never pinned, and a helper
+// lives only for the call.
+inline std::vector<int> helper_cpus(int threads) {
+  std::vector<int> out;
+#if defined(__linux__)
+  const auto cpus = usable_cpus();
+  if (threads < 2 || static_cast<int>(cpus.size()) < threads) return out;
+  const int here = sched_getcpu();
+  for (int c : cpus)
+    if (c != here && static_cast<int>(out.size()) < threads - 1) out.push_back(c);
+  if (static_cast<int>(out.size()) < threads - 1) out.clear();
+#else
+  (void)threads;
+#endif
+  return out;
+}
+
+inline void pin_to_cpu(std::thread& th, int cpu) {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(th.native_handle(), sizeof set, &set);  // a hint: failure is harmless
+#else
+  (void)th, (void)cpu;
+#endif
 }
 
 // Runs body(thread) on `threads` threads (the calling thread is one of them).
@@ -35,9 +92,13 @@ void on_threads(int threads, const Body& body) {
     body(0);
     return;
   }
+  const std::vector<int> cpus = helper_cpus(threads);
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
-  for (int k = 1; k < threads; ++k) pool.emplace_back(body, k);
+  for (int k = 1; k < threads; ++k) {
+    pool.emplace_back(body, k);
+    if (!cpus.empty()) pin_to_cpu(pool.back(), cpus[k - 1]);
+  }
   body(0);
   for (auto& th : pool) th.join();
 }
@@ -150,9 +211,17 @@ void objective_unit(const Batch<T>& b, const Options& o, long long i) {
 // of `bytes` for each (allocated before any work, so that a failure raises in Python).
 inline constexpr long long kLaneChunk = 64;
 
-inline int lane_threads(int n_threads, long long n) {
-  return static_cast<int>(std::max<long long>(
-      1, std::min<long long>(resolve_threads(n_threads), (n + kLaneChunk - 1) / kLaneChunk)));
+// With the default thread count (n_threads = 0), each thread gets at least this many data
+// points of work: a helper thread costs 0.1 to 0.3 ms to start on a VM, about what 16,384
+// points take (800 twenty-point power laws), and 128 such fits on 2 threads ran at half the
+// 1-thread rate.  An explicit n_threads is taken as given (up to one thread per chunk).
+inline constexpr long long kMinPointsPerThread = 16384;
+
+inline int lane_threads(int n_threads, long long n, long long points) {
+  long long most = std::min<long long>(resolve_threads(n_threads),
+                                       (n + kLaneChunk - 1) / kLaneChunk);
+  if (n_threads <= 0) most = std::min(most, points / kMinPointsPerThread);
+  return static_cast<int>(std::max<long long>(1, most));
 }
 
 struct AlignedFree {
@@ -189,27 +258,31 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
   // lanes pad little; problems too large for lanes are solved apart.
   bool uniform = true;
-  long long cap = 0;
+  long long cap = 0, points = 0;
   for (long long i = 0; i < n_problems; ++i) {
     const long long n = unit_points(b, i);
     uniform = uniform && n == unit_points(b, 0);
     cap = std::max(cap, n);
+    points += n;
   }
   const bool all_in_lanes = uniform && cap <= kMaxLanePoints;
   std::vector<long long> order, large;
   if (!all_in_lanes) {
-    cap = 0;
+    cap = points = 0;
     for (long long i = 0; i < n_problems; ++i) {
       const long long n = unit_points(b, i);
       (n <= kMaxLanePoints ? order : large).push_back(i);
-      if (n <= kMaxLanePoints) cap = std::max(cap, n);
+      if (n <= kMaxLanePoints) {
+        cap = std::max(cap, n);
+        points += n;
+      }
     }
     std::stable_sort(order.begin(), order.end(), [&b](long long i, long long j) {
       return unit_points(b, i) < unit_points(b, j);
     });
   }
   const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());
-  const int threads = lane_threads(n_threads, n_lane);
+  const int threads = lane_threads(n_threads, n_lane, points);
   const auto buffers = thread_buffers(
       threads, engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL))));
   alignas(64) long long counter = 0;
@@ -240,11 +313,14 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine)
     return;
   }
   std::vector<long long> lanes, large;
-  long long cap = 0;
+  long long cap = 0, points = 0;
   for (long long i = 0; i < P; ++i) {
     const long long n = job.offsets[i + 1] - job.offsets[i];
     (n <= kMaxLanePoints ? lanes : large).push_back(i);
-    if (n <= kMaxLanePoints) cap = std::max(cap, n);
+    if (n <= kMaxLanePoints) {
+      cap = std::max(cap, n);
+      points += n;
+    }
   }
   job.order = lanes.data();
   job.n = static_cast<long long>(lanes.size());
@@ -252,7 +328,7 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine)
   alignas(64) long long counter = 0;
   job.counter = &counter;
   job.chunk = kLaneChunk;
-  const int threads = lane_threads(n_threads, job.n);
+  const int threads = lane_threads(n_threads, job.n, points);
   const auto buffers = thread_buffers(threads, engine->guess_bytes(job));
   if (job.n > 0) on_threads(threads, [&](int k) { engine->guess(job, buffers[k].get()); });
   parallel_for(static_cast<long long>(large.size()), n_threads,

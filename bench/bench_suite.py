@@ -181,8 +181,7 @@ def scipy_ls_loop(method):
 
 def curve_fit_loop(c, n):
     """curve_fit raises when MINPACK reports no convergence: such a fit is a failure (cost
-    inf).  Its costs are computed from the parameters after the loop (the timed part ends
-    there too, but it is a few vectorised operations)."""
+    inf).  Its costs are computed from the parameters after the timed part (``measure``)."""
     from scipy.optimize import OptimizeWarning, curve_fit
 
     name, x, y, p0 = c["name"], c["x"], c["y"], c["p0"]
@@ -204,7 +203,7 @@ def curve_fit_loop(c, n):
             except RuntimeError:
                 continue
             params[i], nfev[i], ok[i] = popt, info["nfev"], True
-    return dict(cost=cost_np(name, params, x, y[:n]), iters=nfev, success=ok)
+    return dict(params=params, iters=nfev, success=ok)
 
 
 def jax_peers(max_steps):
@@ -285,17 +284,26 @@ def jax_solver(make_one):
     def run(c, n):
         params, steps, ok = jax.block_until_ready(state["exe"](c["p0"][:n], c["y"][:n],
                                                                c["x"]))
-        params = np.asarray(params)
-        return dict(cost=cost_np(c["name"], params, c["x"], c["y"][:n]),
-                    iters=np.asarray(steps), success=np.asarray(ok))
+        return dict(params=np.asarray(params), iters=np.asarray(steps),
+                    success=np.asarray(ok))
     return prepare, run
 
 
 # --------------------------------------------------------------------------- timing
 
+def with_cost(c, n, out):
+    """A solver that returns parameters rather than costs gets its costs here, after the
+    timed call."""
+    if "params" in out:
+        out = dict(out)
+        out["cost"] = cost_np(c["name"], out.pop("params"), c["x"], c["y"][:n])
+    return out
+
+
 def measure(c, batch, loops, repeats, loop_repeats):
     """batch: name -> (run, n, prepare or None); loops: name -> (run, n).  Returns per solver
-    dict(n, rates (fits/s per timed call), compile (s or None), cost, iters, success)."""
+    dict(n, rates (fits/s per timed call), compile (s or None), cost, iters, success).  A
+    run returns its costs, or its parameters (``params``), costed after the timing."""
     res = {}
     for nm, (run, n, prepare) in batch.items():  # compile, warm up
         comp = prepare(c, n) if prepare else None
@@ -306,7 +314,7 @@ def measure(c, batch, loops, repeats, loop_repeats):
             t0 = time.perf_counter()
             out = run(c, n)
             res[nm]["rates"].append(n / (time.perf_counter() - t0))
-            res[nm].update(out)
+            res[nm].update(with_cost(c, n, out))
     for nm, (run, n) in loops.items():
         run(c, min(n, 5))  # warm-up: imports, caches
         res[nm] = dict(n=n, rates=[], compile=None)
@@ -314,7 +322,7 @@ def measure(c, batch, loops, repeats, loop_repeats):
             t0 = time.perf_counter()
             out = run(c, n)
             res[nm]["rates"].append(n / (time.perf_counter() - t0))
-        res[nm].update(out)
+        res[nm].update(with_cost(c, n, out))
     for r in res.values():
         r["rate"] = float(np.median(r["rates"]))
     return res

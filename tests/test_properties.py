@@ -323,6 +323,34 @@ def test_threads_follow_the_affinity_mask():
             assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
 
 
+def _core_of(cpu):
+    base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+    try:
+        with open(base + "physical_package_id") as f, open(base + "core_id") as g:
+            return int(f.read()), int(g.read())
+    except OSError:
+        return ("cpu", cpu)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_helper_threads_get_cpus_of_their_own():
+    """Helper threads are pinned to distinct CPUs of the affinity mask, a free core each
+    before any SMT sibling; never more threads than CPUs."""
+    from lawfit import _core
+
+    cpus = sorted(os.sched_getaffinity(0))
+    cores = {_core_of(c) for c in cpus}
+    assert _core.helper_cpus(1) == []
+    assert _core.helper_cpus(len(cpus) + 1) == []
+    for t in range(2, len(cpus) + 1):
+        got = _core.helper_cpus(t)
+        assert len(got) == t - 1 and len(set(got)) == t - 1 and set(got) <= set(cpus), (t, got)
+        # The caller's CPU is not known here (it may move), but while free cores remain,
+        # no two helpers share one.
+        k = min(t - 1, len(cores) - 1)
+        assert len({_core_of(c) for c in got[:k]}) == k, (t, got)
+
+
 # --------------------------------------------------------------------------------------
 # NaN neighbours
 # --------------------------------------------------------------------------------------

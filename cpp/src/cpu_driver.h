@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -51,22 +52,62 @@ inline int resolve_threads(int n_threads) {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+#if defined(__linux__)
+// The physical core of Linux CPU `cpu` (package and core id from sysfs), or a key of its own
+// where sysfs does not say: SMT siblings share a key.
+inline long long core_key(int cpu) {
+  auto read_id = [cpu](const char* what) -> long long {
+    const std::string path =
+        "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/" + what;
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    long long v = -1;
+    if (f) {
+      if (std::fscanf(f, "%lld", &v) != 1) v = -1;
+      std::fclose(f);
+    }
+    return v;
+  };
+  const long long pkg = read_id("physical_package_id"), core = read_id("core_id");
+  if (pkg < 0 || core < 0) return -1 - cpu;
+  return (pkg << 32) | core;
+}
+#endif
+
 // The CPU for each helper thread of a `threads`-thread call (helper k >= 1 gets element
-// k - 1): one CPU each, none of them the caller's; empty (no pinning) where there are not that
-// many CPUs or they are unknown.  Linux tends to start a new thread on its parent's CPU, and in
-// a virtual machine it takes a vCPU that has idled for a few milliseconds for a busy one (the
-// host has descheduled it), so an unpinned helper can wait out the whole call: on a 2-vCPU VM,
-// 10,000 fits on 2 threads ran at the 1-thread rate when the call came 50 ms after the last.
-// Pinning moves each helper at once; the caller's own thread is never pinned, and a helper
-// lives only for the call.
+// k - 1): one CPU each, none of them the caller's, a core of their own before any SMT
+// sibling; empty (no pinning) where there are not that many CPUs or they are unknown.
+// Linux tends to start a new thread on its parent's CPU, and in a virtual machine it takes a
+// vCPU that has idled for a few milliseconds for a busy one (the host has descheduled it), so
+// an unpinned helper can wait out the whole call: on a 2-vCPU VM, 10,000 fits on 2 threads
+// ran at the 1-thread rate when the call came 50 ms after the last.  Pinning moves each helper
+// at once; the caller's own thread is never pinned, and a helper lives only for the call.
 inline std::vector<int> helper_cpus(int threads) {
   std::vector<int> out;
 #if defined(__linux__)
   const auto cpus = usable_cpus();
   if (threads < 2 || static_cast<int>(cpus.size()) < threads) return out;
+  // Cores by CPU number, read once for the machine's online CPUs (and any of this mask).
+  static const std::vector<long long> keys = [&cpus] {
+    const int n = std::max<int>(std::thread::hardware_concurrency(), cpus.back() + 1);
+    std::vector<long long> k(n);
+    for (int c = 0; c < n; ++c) k[c] = core_key(c);
+    return k;
+  }();
+  auto key = [](int c) { return c < static_cast<int>(keys.size()) ? keys[c] : -1LL - c; };
   const int here = sched_getcpu();
-  for (int c : cpus)
-    if (c != here && static_cast<int>(out.size()) < threads - 1) out.push_back(c);
+  std::vector<long long> taken;  // cores with a thread of this call
+  if (here >= 0) taken.push_back(key(here));
+  auto is_taken = [&taken](long long k) {
+    return std::find(taken.begin(), taken.end(), k) != taken.end();
+  };
+  for (int pass = 0; pass < 2; ++pass)  // free cores first, then siblings
+    for (int c : cpus) {
+      if (static_cast<int>(out.size()) == threads - 1) return out;
+      if (c == here || std::find(out.begin(), out.end(), c) != out.end()) continue;
+      if (pass == 0 && is_taken(key(c))) continue;
+      out.push_back(c);
+      taken.push_back(key(c));
+    }
   if (static_cast<int>(out.size()) < threads - 1) out.clear();
 #else
   (void)threads;

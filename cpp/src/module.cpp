@@ -183,6 +183,8 @@ PYBIND11_MODULE(_core, mod) {
     return out;
   });
   mod.def("hardware_threads", [] { return cpu::resolve_threads(0); });
+  mod.def("helper_cpus", &cpu::helper_cpus, py::arg("threads"),
+          "The CPUs a threads-thread call would pin its helper threads to (empty: none).");
   mod.def(
       "engines",
       [] {

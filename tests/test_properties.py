@@ -323,6 +323,18 @@ def test_threads_follow_the_affinity_mask():
             assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_fits_leave_the_callers_cpu_mask_alone():
+    """Helper threads pin themselves; the calling thread's CPU mask never changes.  (Pinned
+    from the caller, a helper that had already finished was pinned by a thread id of 0, which
+    means the caller.)"""
+    old = os.sched_getaffinity(0)
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=130, n_points=5, seed=5)
+    for _ in range(300):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=max(2, len(old)))
+        assert os.sched_getaffinity(0) == old
+
+
 def _core_of(cpu):
     base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
     try:

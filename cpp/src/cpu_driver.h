@@ -14,6 +14,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -126,7 +127,9 @@ inline void pin_to_cpu(std::thread& th, int cpu) {
 #endif
 }
 
-// Runs body(thread) on `threads` threads (the calling thread is one of them).
+// Runs body(thread) on `threads` threads (the calling thread is one of them).  Every body
+// takes its work from a shared counter, so where the system refuses a thread the others do
+// its share.
 template <class Body>
 void on_threads(int threads, const Body& body) {
   if (threads <= 1) {
@@ -134,12 +137,23 @@ void on_threads(int threads, const Body& body) {
     return;
   }
   const std::vector<int> cpus = helper_cpus(threads);
+  // A helper starts work only once it is pinned: one that had already finished would have a
+  // thread id of 0, which pthread_setaffinity_np takes for the caller's own thread.
+  std::atomic<bool> placed{false};
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
   for (int k = 1; k < threads; ++k) {
-    pool.emplace_back(body, k);
+    try {
+      pool.emplace_back([&body, &placed, k] {
+        while (!placed.load(std::memory_order_acquire)) std::this_thread::yield();
+        body(k);
+      });
+    } catch (const std::system_error&) {
+      break;  // no more threads: fewer helpers
+    }
     if (!cpus.empty()) pin_to_cpu(pool.back(), cpus[k - 1]);
   }
+  placed.store(true, std::memory_order_release);
   body(0);
   for (auto& th : pool) th.join();
 }

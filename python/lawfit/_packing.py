@@ -138,8 +138,8 @@ def _pack_padded(model, x, y, per_point):
             f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
             f"{m} points to match the padded y of shape {y.shape}, got {xa.shape}"
         )
-    present = ~np.isnan(y)
-    full = bool(present.all())  # the common case: a plain reshape, no gather
+    full = not np.isnan(y).any()  # the common case: a plain reshape, no gather
+    present = None if full else ~np.isnan(y)
 
     def take(arr, width=None):
         if full:
@@ -212,6 +212,11 @@ def _per_problem_params(value, P: int, n: int, name: str, fill: Optional[float] 
     raise ValueError(f"{name}: expected a scalar, shape ({n},) or ({P}, {n}), got {arr.shape}")
 
 
+def _is_unbounded(lb, ub) -> bool:
+    """Whether the bounds are the scalars -inf and inf (scipy's default)."""
+    return np.ndim(lb) == 0 and np.ndim(ub) == 0 and lb == -np.inf and ub == np.inf
+
+
 def validate_bounds(bounds, P: int, names: Sequence[str]):
     """Lower and upper bounds of shape (P, n) from scipy's ``(lb, ub)`` form."""
     n = len(names)
@@ -221,6 +226,8 @@ def validate_bounds(bounds, P: int, names: Sequence[str]):
         raise ValueError("bounds: expected a pair (lower, upper)") from None
     lower = _per_problem_params(lb, P, n, "bounds")
     upper = _per_problem_params(ub, P, n, "bounds")
+    if _is_unbounded(lb, ub):  # the default: nothing to check
+        return lower, upper
     if np.isnan(lower).any() or np.isnan(upper).any():
         raise ValueError("bounds: must not contain NaN")
     bad = lower > upper

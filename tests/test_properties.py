@@ -18,6 +18,7 @@ success of the healthy problems.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -333,6 +334,57 @@ def test_fits_leave_the_callers_cpu_mask_alone():
     for _ in range(300):
         lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=max(2, len(old)))
         assert os.sched_getaffinity(0) == old
+
+
+def test_concurrent_calls_and_a_forked_child_get_the_same_results():
+    """Calls from several Python threads at once (one holds the pool of helper threads, the
+    others start their own), and calls in a forked child (whose parent's pool did not survive
+    the fork), give the results of one call alone."""
+    import threading
+
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=3000, n_points=12, seed=6)
+    ref = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+    out, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                out[i] = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=2)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(out) == 4
+    for r in out.values():
+        for f in FIELDS:
+            assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if its fits match
+        code = 1
+        try:
+            for _ in range(3):
+                r = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=2)
+            code = 0 if all(np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True)
+                            for f in FIELDS) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish its fits (a helper pool deadlock?)")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
 def _core_of(cpu):

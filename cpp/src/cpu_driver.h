@@ -26,6 +26,7 @@
 #include "lawfit/batch.h"
 #include "lawfit/guess.h"
 #include "simd_dispatch.h"
+#include "thread_pool.h"
 
 namespace lawfit::cpu {
 
@@ -116,17 +117,6 @@ inline std::vector<int> helper_cpus(int threads) {
   return out;
 }
 
-inline void pin_to_cpu(std::thread& th, int cpu) {
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(th.native_handle(), sizeof set, &set);  // a hint: failure is harmless
-#else
-  (void)th, (void)cpu;
-#endif
-}
-
 // Runs body(thread) on `threads` threads (the calling thread is one of them).  Every body
 // takes its work from a shared counter, so where the system refuses a thread the others do
 // its share.
@@ -137,8 +127,13 @@ void on_threads(int threads, const Body& body) {
     return;
   }
   const std::vector<int> cpus = helper_cpus(threads);
-  // A helper starts work only once it is pinned: one that had already finished would have a
-  // thread id of 0, which pthread_setaffinity_np takes for the caller's own thread.
+  // The pool's helpers where they can have a CPU each (thread_pool.h).
+  HelperPool* shared = cpus.empty() ? nullptr : helper_pool();
+  const auto run_body = [](const void* ctx, int k) { (*static_cast<const Body*>(ctx))(k); };
+  if (shared && shared->run(threads - 1, cpus, run_body, &body)) return;
+  // Otherwise threads of its own.  A helper starts work only once it is pinned: one that had
+  // already finished would have a thread id of 0, which pthread_setaffinity_np takes for the
+  // caller's own thread.
   std::atomic<bool> placed{false};
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
@@ -151,7 +146,7 @@ void on_threads(int threads, const Body& body) {
     } catch (const std::system_error&) {
       break;  // no more threads: fewer helpers
     }
-    if (!cpus.empty()) pin_to_cpu(pool.back(), cpus[k - 1]);
+    if (!cpus.empty()) pin_thread(pool.back(), cpus[k - 1]);
   }
   placed.store(true, std::memory_order_release);
   body(0);
@@ -267,10 +262,11 @@ void objective_unit(const Batch<T>& b, const Options& o, long long i) {
 inline constexpr long long kLaneChunk = 64;
 
 // With the default thread count (n_threads = 0), each thread gets at least this many data
-// points of work: a helper thread costs 0.1 to 0.3 ms to start on a VM, about what 16,384
-// points take (800 twenty-point power laws), and 128 such fits on 2 threads ran at half the
-// 1-thread rate.  An explicit n_threads is taken as given (up to one thread per chunk).
-inline constexpr long long kMinPointsPerThread = 16384;
+// points of work (0.1 to 0.15 ms of it; 200 twenty-point power laws).  A pooled helper that
+// is awake starts at once (256 such fits ran 1.2 times faster on 2 threads than on 1), but
+// one that slept costs 0.1 to 0.3 ms to wake on a VM.  An explicit n_threads is taken as
+// given (up to one thread per chunk).
+inline constexpr long long kMinPointsPerThread = 4096;
 
 inline int lane_threads(int n_threads, long long n, long long points) {
   long long most = std::min<long long>(resolve_threads(n_threads),

@@ -223,7 +223,7 @@ def fit(
     n_threads : int, optional
         CPU threads.  By default, as many as the CPUs this process may use (its affinity
         mask), and fewer for small batches, where starting a thread costs more than it
-        saves (about 16,000 data points per thread).  Results do not depend on it.
+        saves (about 4,000 data points per thread).  Results do not depend on it.
     return_cov : bool
         Also compute each problem's covariance, as ``curve_fit`` does (scaled by the
         residual variance unless ``absolute_sigma``).  Where the data do not determine a

@@ -387,6 +387,33 @@ def test_concurrent_calls_and_a_forked_child_get_the_same_results():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+def test_a_shared_grid_is_passed_once_with_the_same_results():
+    """A padded batch on one grid reaches the CPU core as the grid's inputs alone
+    (x_shared), with bitwise the results of inputs repeated per point; a problem whose point
+    count differs from the grid's is refused, naming x_shared."""
+    from lawfit import _core, _packing, models
+
+    m = models.get("saturating_power_law")
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=300, n_points=15, seed=7)
+    pk = _packing.pack(m, x, y, p0=p0)
+    assert pk.u_grid is not None and pk.u_grid.shape == (15, 1)
+    kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
+              gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
+    args = (pk.t, None, None, pk.offsets, pk.p0, pk.lower, pk.upper)
+    per_point = _core.fit(m.name, pk.u, *args, **kw)
+    shared = _core.fit(m.name, pk.u_grid, *args, x_shared=True, **kw)
+    for f in per_point:
+        assert np.array_equal(per_point[f], shared[f], equal_nan=True), f
+    ragged = pk.offsets.copy()
+    ragged[1] -= 1  # problem 0 has 14 points, problem 1 has 16
+    with pytest.raises(ValueError, match="x_shared: problem 0 has 14 points, x has 15 rows"):
+        _core.fit(m.name, pk.u_grid, pk.t, None, None, ragged, pk.p0, pk.lower, pk.upper,
+                  x_shared=True, **kw)
+    y = y.copy()
+    y[3, 2] = np.nan  # a missing point: inputs per point again
+    assert _packing.pack(m, x, y, p0=p0).u_grid is None
+
+
 def _core_of(cpu):
     base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
     try:

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lawfit/batch.h"
@@ -91,8 +92,18 @@ inline Loss parse_loss(const std::string& s) {
   throw py::value_error("loss: unknown loss '" + s + "'");
 }
 
+// Raises ValueError(msg) where !ok.  In the loops over every problem or point, pass a
+// literal or a callable that makes the message: a std::string argument is built on every
+// call, and allocating one per problem cost 0.1 us each.
+inline void require(bool ok, const char* msg) {
+  if (!ok) throw py::value_error(msg);
+}
 inline void require(bool ok, const std::string& msg) {
   if (!ok) throw py::value_error(msg);
+}
+template <class MakeMsg, class = decltype(std::declval<const MakeMsg&>()())>
+inline void require(bool ok, const MakeMsg& make_msg) {
+  if (!ok) throw py::value_error(make_msg());
 }
 
 inline void check_shape(const py::array& a, std::vector<py::ssize_t> shape, const char* name) {
@@ -169,7 +180,8 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
              bool box_per_problem = false, int resample_mode = 0,
              const py::object& group_of_obj = py::none(),
              const py::object& n_groups_obj = py::none(),
-             const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none()) {
+             const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none(),
+             bool x_shared = false) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -183,7 +195,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
     const long long* k = data_of.data();
     for (py::ssize_t i = 0; i < data_of.shape(0); ++i)
       require(k[i] >= 0 && k[i] < n_data,
-              "data_of: entry " + std::to_string(i) + " is not a problem index");
+              [i] { return "data_of: entry " + std::to_string(i) + " is not a problem index"; });
   }
   const py::ssize_t n_problems = data_of_obj.is_none() ? n_data : data_of.shape(0);
   py::array_t<unsigned int, py::array::c_style | py::array::forcecast> resample_of;
@@ -194,7 +206,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   }
   const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
   check_shape(t, {n_points}, "t");
-  check_shape(x, {n_points, m.n_inputs}, "x");
+  if (!x_shared) check_shape(x, {n_points, m.n_inputs}, "x");
   const py::ssize_t box_rows = box_per_problem ? n_data : n_problems;
   check_shape(p0, {box_rows, n_params}, "p0");
   check_shape(lower, {box_rows, n_params}, "lower");
@@ -204,6 +216,17 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
           "offsets: must start at 0 and end at the number of points");
   for (py::ssize_t i = 0; i < n_data; ++i)
     require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
+  if (x_shared) {  // one problem's inputs for all: every problem has that many points
+    require(x.ndim() == 2 && x.shape(1) == m.n_inputs,
+            "x: expected shape (points per problem, " + std::to_string(m.n_inputs) +
+                ") with x_shared");
+    for (py::ssize_t i = 0; i < n_data; ++i)
+      require(off[i + 1] - off[i] == x.shape(0), [&] {
+        return "x_shared: problem " + std::to_string(i) + " has " +
+               std::to_string(off[i + 1] - off[i]) + " points, x has " +
+               std::to_string(x.shape(0)) + " rows";
+      });
+  }
   FArray<T> sigma, w;
   if (!sigma_obj.is_none()) {
     sigma = FArray<T>::ensure(sigma_obj);
@@ -240,6 +263,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
   b.boot_seed = seed;
   b.box_per_problem = box_per_problem;
+  b.x_shared = x_shared;
   b.resample_mode = resample_mode;
   require(resample_mode >= 0 && resample_mode <= 4, "resample_mode: expected 0 to 4");
   FArray<T> fit_t, fit_r;
@@ -260,11 +284,13 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
     n_groups = vector_arg<I32>(n_groups_obj, n_data, "n_groups", "one group count per problem");
     for (py::ssize_t k = 0; k < n_data; ++k) {
       const int G = n_groups.data()[k];
-      require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0),
-              "n_groups: problem " + std::to_string(k) + " has an impossible group count");
+      require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0), [k] {
+        return "n_groups: problem " + std::to_string(k) + " has an impossible group count";
+      });
       for (long long pt = off[k]; pt < off[k + 1]; ++pt)
-        require(group_of.data()[pt] >= 0 && group_of.data()[pt] < G,
-                "group_of: point " + std::to_string(pt) + " names no group of its problem");
+        require(group_of.data()[pt] >= 0 && group_of.data()[pt] < G, [pt] {
+          return "group_of: point " + std::to_string(pt) + " names no group of its problem";
+        });
     }
     b.group_of = group_of.data();
     b.n_groups = n_groups.data();
@@ -326,12 +352,12 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
            bool return_jtj, const std::string& engine, const py::object& data_of,
            const py::object& resample_of, unsigned long long seed, bool box_per_problem,
            int resample_mode, const py::object& group_of, const py::object& n_groups,
-           const py::object& fit_t, const py::object& fit_r) {
+           const py::object& fit_t, const py::object& fit_r, bool x_shared) {
         return fit_packed(fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
                           resample_of, seed, box_per_problem, resample_mode, group_of,
-                          n_groups, fit_t, fit_r);
+                          n_groups, fit_t, fit_r, x_shared);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -341,7 +367,8 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
       py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
       py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
       py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
-      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(), doc);
+      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
+      py::arg("x_shared") = false, doc);
 }
 
 // Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn

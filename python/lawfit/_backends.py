@@ -214,8 +214,12 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         if data_of is not None:
             data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed,
                                  RESAMPLE_MODES[resample_mode], fit_t, fit_r)
+    elif backend == "cpu" and packed.u_grid is not None:  # the shared grid, not a copy each
+        data = (packed.u_grid, packed.t, packed.sigma, packed.weights, packed.offsets)
+        extra["x_shared"] = True
     else:
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
+    if backend != "numpy":
         if data_of is not None:
             extra["data_of"] = np.asarray(data_of, dtype=np.int64)
         extra.update(_resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r))

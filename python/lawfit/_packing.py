@@ -41,13 +41,16 @@ class Packed:
     sigma: Optional[np.ndarray]
     weights: Optional[np.ndarray]
     offsets: np.ndarray  # (P + 1,) int64
-    u: np.ndarray        # (M, n_inputs) the model's inputs: x, or log x (model.log_inputs)
+    u_source: Any        # (M, n_inputs) the model's inputs, or a callable (see .u)
     p0: np.ndarray       # (P, n)
     lower: np.ndarray    # (P, n)
     upper: np.ndarray    # (P, n)
     log_residuals: bool
     labels: Optional[np.ndarray] = None
     clusters: Optional[np.ndarray] = None  # (M,) a cluster label per point (grouped bootstrap)
+    # (m, n_inputs): where every problem has the m points of one grid, the model's inputs on
+    # it, which the CPU backend reads once rather than per problem (x_shared).
+    u_grid: Optional[np.ndarray] = None
 
     @property
     def x(self) -> np.ndarray:
@@ -56,6 +59,14 @@ class Packed:
         if callable(self.x_source):
             self.x_source = self.x_source()
         return self.x_source
+
+    @property
+    def u(self) -> np.ndarray:
+        """The model's inputs per point, (M, n_inputs): x, or log x (model.log_inputs).  On a
+        shared grid, expanded only when something asks."""
+        if callable(self.u_source):
+            self.u_source = self.u_source()
+        return self.u_source
 
     @property
     def n_problems(self) -> int:
@@ -162,12 +173,28 @@ def _pack_padded(model, x, y, per_point):
     if isinstance(xa, _SharedGrid):
         def xs():
             return np.ascontiguousarray(take(xa.full, k))
+        grid = xa.full[0]
         if model.log_inputs:
             with np.errstate(all="ignore"):
-                u = take(np.broadcast_to(np.log(xa.full[0]), xa.full.shape), k)
-            return (xs, u), take(y), extras, offsets, None
-        return xs, take(y), extras, offsets, None
+                grid = np.log(grid)
+        grid = np.ascontiguousarray(grid, dtype=np.float64)
+        if full:  # every problem has the grid's points
+            return (xs, _GridInputs(grid)), take(y), extras, offsets, None
+        return (xs, take(np.broadcast_to(grid, xa.full.shape), k)), take(y), extras, offsets, None
     return take(xa, k), take(y), extras, offsets, None
+
+
+class _GridInputs:
+    """The model's inputs on the grid that every problem of a padded batch shares, (m, k)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def expand(self, P: int):
+        """A callable making the per-point inputs, (P * m, k)."""
+        g = self.values
+        return lambda: np.ascontiguousarray(
+            np.broadcast_to(g, (P,) + g.shape).reshape(P * g.shape[0], g.shape[1]))
 
 
 class _SharedGrid:
@@ -314,9 +341,11 @@ def pack(
     log = residuals == "log"
     with np.errstate(all="ignore"):
         t = np.log(ys) if log else ys
-    u = None
+    u = u_grid = None
     if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
         xs, u = xs
+        if isinstance(u, _GridInputs):
+            u_grid, u = u.values, u.expand(P)
     if callable(xs) and u is None:
         xs = xs()
     if not callable(xs):
@@ -326,9 +355,10 @@ def pack(
             # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
             # becomes NaN: non-finite data for that problem).
             u = np.log(xs) if model.log_inputs else xs
-    u = np.ascontiguousarray(u, dtype=np.float64)
+    if not callable(u):
+        u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
-                    sig, w, offsets, u, None, lower, upper, log, labels)
+                    sig, w, offsets, u, None, lower, upper, log, labels, u_grid=u_grid)
     if extras["clusters"] is not None:
         packed.clusters = np.ascontiguousarray(extras["clusters"])
     if p0 is NO_START:

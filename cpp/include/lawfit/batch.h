@@ -19,7 +19,7 @@ namespace lawfit {
 template <class T>
 struct Batch {
   // inputs
-  const T* x;                  // (points, kInputs)
+  const T* x;                  // (points, kInputs), or with x_shared (points of one, kInputs)
   const T* t;                  // (points,)  y, or log y for log residuals
   const T* sigma;              // (points,) or nullptr
   const T* w;                  // (points,) or nullptr
@@ -51,6 +51,9 @@ struct Batch {
   // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
   // rather than a row per unit: every resample of a problem starts from the same point.
   bool box_per_problem = false;
+  // x holds one problem's inputs, shared by every problem (all have as many points): a
+  // padded batch on one grid.
+  bool x_shared = false;
   // outputs
   T* p;                        // (problems, kParams)
   T* cost;                     // (problems,)
@@ -85,7 +88,7 @@ LAWFIT_HD LAWFIT_INLINE ProblemData<T> problem_data(const Batch<T>& b, long long
   const long long k = data_index(b, i);
   const long long begin = b.offsets[k], end = b.offsets[k + 1];
   ProblemData<T> d;
-  d.x = b.x + begin * Model::kInputs;
+  d.x = b.x_shared ? b.x : b.x + begin * Model::kInputs;
   d.t = b.t + begin;
   d.sigma = b.sigma ? b.sigma + begin : nullptr;
   d.w = b.w ? b.w + begin : nullptr;

@@ -42,6 +42,8 @@ TRUTH = {
 LOSSES = ["linear", "soft_l1", "huber", "cauchy", "arctan"]
 DATA_CHECKS = (Status.NONFINITE_DATA, Status.TOO_FEW_POINTS, Status.INVALID_INPUT)
 FIELDS = ("x", "cost", "status", "nfev", "nit", "active_mask")
+needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                                    reason="needs Linux CPU affinity")
 
 # Kinds of trouble in one problem's data.
 CORRUPTIONS = ["none", "nan_y", "inf_y", "nan_x", "inf_x", "nonpos_x", "nonpos_y", "nan_sigma"]
@@ -218,6 +220,12 @@ def run(batch: Batch, backend: str = "cpu", idx=None, **extra):
         return lawfit.fit(batch.model, x, y, backend=backend, **kw, **extra)
 
 
+def differing_fields(a, b) -> list:
+    """The fields in which results a and b are not bitwise equal."""
+    return [f for f in FIELDS
+            if not np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)]
+
+
 def assert_same_problem(a, i: int, b, j: int, what: str = ""):
     """Problem i of result a is bitwise problem j of result b."""
     for field in FIELDS:
@@ -299,7 +307,7 @@ def test_tiled_batch_threads_and_chunks(compiled_backend):
     assert ref.success.all()
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+@needs_affinity
 def test_threads_follow_the_affinity_mask():
     """The default thread count is the CPUs this process may use (not the machine's), and
     more threads than CPUs (helpers left unpinned) or as many (helpers pinned) give the same
@@ -320,11 +328,10 @@ def test_threads_follow_the_affinity_mask():
     runs += [lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=t)
              for t in (None, len(old))]
     for r in runs:
-        for f in FIELDS:
-            assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
+        assert not differing_fields(r, ref)
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+@needs_affinity
 def test_fits_leave_the_callers_cpu_mask_alone():
     """Helper threads pin themselves; the calling thread's CPU mask never changes.  (Pinned
     from the caller, a helper that had already finished was pinned by a thread id of 0, which
@@ -360,8 +367,7 @@ def test_concurrent_calls_and_a_forked_child_get_the_same_results():
         t.join(timeout=120)
     assert not errors and len(out) == 4
     for r in out.values():
-        for f in FIELDS:
-            assert np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True), f
+        assert not differing_fields(r, ref)
     if not hasattr(os, "fork"):
         return
     pid = os.fork()
@@ -370,8 +376,7 @@ def test_concurrent_calls_and_a_forked_child_get_the_same_results():
         try:
             for _ in range(3):
                 r = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=2)
-            code = 0 if all(np.array_equal(getattr(r, f), getattr(ref, f), equal_nan=True)
-                            for f in FIELDS) else 2
+            code = 2 if differing_fields(r, ref) else 0
         finally:
             os._exit(code)
     deadline = time.monotonic() + 120
@@ -423,7 +428,7 @@ def _core_of(cpu):
         return ("cpu", cpu)
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+@needs_affinity
 def test_helper_threads_get_cpus_of_their_own():
     """Helper threads are pinned to distinct CPUs of the affinity mask, a free core each
     before any SMT sibling; never more threads than CPUs."""

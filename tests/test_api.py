@@ -172,6 +172,27 @@ def test_singular_problem_is_handled():
     assert np.isinf(pcov).all()
 
 
+def test_singular_covariance_verdict_does_not_depend_on_units():
+    # The covariance comes from J^T J: whether a direction is singular is decided on J^T J
+    # scaled to a unit diagonal, so a parameter's units (a column of J scaled by 1e-8 or
+    # 1e8) change neither the verdict nor, beyond rounding, the covariance.
+    from lawfit._result import covariance
+
+    rng = np.random.default_rng(3)
+    J = rng.normal(size=(30, 3))
+    rank1 = np.outer(np.ones(30), rng.normal(size=3)) * (1 + 1e-3 * rng.normal(size=(30, 1)))
+    fixed = np.zeros((1, 3), dtype=bool)
+    for scale in ([1.0, 1.0, 1.0], [1e-8, 1.0, 1e8]):
+        Js = J * scale
+        cov = covariance((Js.T @ Js)[None], np.array([0.5]), np.array([30]), fixed,
+                         absolute_sigma=True)[0]
+        np.testing.assert_allclose(cov, np.linalg.inv(Js.T @ Js), rtol=1e-10)
+        Rs = rank1 * scale  # rank 2 at most: columns 0 and 1 are scaled copies of one another
+        Rs[:, 0] = Rs[:, 1] * (scale[0] / scale[1]) * 3.0
+        bad = covariance((Rs.T @ Rs)[None], np.array([0.5]), np.array([30]), fixed)[0]
+        assert np.isinf(bad).all()
+
+
 def test_residuals_and_jacobian_on_request(batch):
     x, y, _, p0 = batch
     sigma = 0.01 * y

@@ -23,8 +23,13 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     ``jtj`` is (P, n, n) = J^T J at each solution (J after the robust-loss scaling), ``cost``
     the final cost, ``dof_points`` the number of points of each problem and ``fixed`` (P, n)
     the parameters held by ``lower == upper`` (their rows and columns are 0).  Singular
-    directions are dropped as scipy drops small singular values of J (threshold
-    ``eps * max(m, n) * s_max``); the result is scaled by ``2 cost / (m - n_free)`` unless
+    directions are dropped: with J^T J scaled to a unit diagonal, eigenvalues at or below
+    ``eps * max(m, n)`` times the largest are the rounding of the sums that formed it.
+    (scipy, which factors J itself, drops singular values of J below ``eps * max(m, n) *
+    s_max``; from J^T J the floor is about the square root of that, so a problem whose
+    column-scaled J has a condition number above about ``1 / sqrt(eps * m)``, some 10^7,
+    counts as singular here, where scipy's covariance would be mostly rounding.)  The
+    result is scaled by ``2 cost / (m - n_free)`` unless
     ``absolute_sigma``.  Where that scale is undefined (``m <= n_free``) or the matrix is not
     finite, the covariance is ``inf``, as in scipy.  A rank-deficient J^T J (a free
     parameter the data cannot determine) gives ``inf`` with ``singular="inf"`` (as scipy's
@@ -38,13 +43,17 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     a = np.where(both, jtj, 0.0)
     finite = np.isfinite(a).all(axis=(1, 2))
     a = np.where(finite[:, None, None], a, 0.0)
-    ev, vec = np.linalg.eigh(a)
-    s = np.sqrt(np.clip(ev, 0.0, None))
+    # Scaled to a unit diagonal (a parameter's units then do not matter), the rounding of
+    # the sums that formed J^T J is about eps * m in every entry: eigenvalues below that
+    # cannot be told from zero.
+    d = np.sqrt(np.diagonal(a, axis1=1, axis2=2))
+    d = np.where(d > 0, d, 1.0)
+    ev, vec = np.linalg.eigh(a / (d[:, :, None] * d[:, None, :]))
     n_free = free.sum(axis=1)
-    thresh = np.finfo(float).eps * np.maximum(dof_points, n)[:, None] * s.max(axis=1, keepdims=True)
-    keep = (s > thresh) & (ev > 0)
+    noise = np.finfo(float).eps * np.maximum(dof_points, n)[:, None] * ev.max(axis=1, keepdims=True)
+    keep = ev > noise
     inv = np.where(keep, 1.0 / np.where(keep, ev, 1.0), 0.0)
-    cov = np.einsum("pij,pj,pkj->pik", vec, inv, vec)
+    cov = np.einsum("pij,pj,pkj->pik", vec, inv, vec) / (d[:, :, None] * d[:, None, :])
     dof = dof_points - n_free
     if absolute_sigma:
         scale = np.ones(P)

@@ -49,6 +49,23 @@ LAWFIT_HD LAWFIT_INLINE double min(double a, double b) { return a < b ? a : b; }
 LAWFIT_HD LAWFIT_INLINE double sqrt(double v) { return ::sqrt(v); }
 LAWFIT_HD LAWFIT_INLINE double atan(double v) { return ::atan(v); }
 
+// Fused multiply-add, a * b + c with one rounding, written by name where the solver wants
+// it (lawfit is compiled with -ffp-contract=off: no other product is ever fused, so every
+// instruction set computes the same bits).  The SIMD builds with FMA (AVX2, AVX-512, NEON)
+// emit the instruction; the x86-64 baseline calls libm's fma, which rounds the same way, in
+// hardware where the CPU has it and in software where it does not (slower, same bits).
+#if defined(__CUDA_ARCH__)
+LAWFIT_HD LAWFIT_INLINE double fmadd(double a, double b, double c) { return ::fma(a, b, c); }
+LAWFIT_HD LAWFIT_INLINE float fmadd(float a, float b, float c) { return ::fmaf(a, b, c); }
+#else
+LAWFIT_HD LAWFIT_FORCE_INLINE double fmadd(double a, double b, double c) {
+  return __builtin_fma(a, b, c);
+}
+LAWFIT_HD LAWFIT_FORCE_INLINE float fmadd(float a, float b, float c) {
+  return __builtin_fmaf(a, b, c);
+}
+#endif
+
 LAWFIT_HD LAWFIT_INLINE float exp(float v) { return ::expf(v); }
 LAWFIT_HD LAWFIT_INLINE float log(float v) { return ::logf(v); }
 LAWFIT_HD LAWFIT_INLINE float log1p(float v) { return ::log1pf(v); }
@@ -75,6 +92,10 @@ template <class T>
 LAWFIT_HD LAWFIT_INLINE T select(bool c, T a, T b) {
   return c ? a : b;
 }
+
+// Whether any lane of a mask holds (for a scalar's bool, the bool): a branch that skips
+// work every lane would discard must give the same bits as doing the work.
+LAWFIT_HD LAWFIT_INLINE bool any(bool b) { return b; }
 
 // Integer access to the bits of a T (a double, or a SIMD pack in simd.h): what vmath.h
 // builds exp and log from.  Bits<T>::of(v) gives an int64 (or int64 lanes), from() goes back.

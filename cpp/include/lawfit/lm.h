@@ -43,8 +43,9 @@
 //       for ||f_s||, which the loss scaling inflates by up to 1/sqrt(eps) for outer points.)
 //    c. if nfev >= max_nfev -> kMaxNfev.
 //    d. Solve (A + lambda diag(D)) delta = -g over the free, not held parameters (delta_j = 0
-//       for the others) by Cholesky.  A non-positive or non-finite pivot: lambda *= nu,
-//       nu *= 2; if lambda > max_damping -> kNoProgress; otherwise back to d.
+//       for the others) by Cholesky, as L D L^T (no square roots; the pivots d_j are L L^T's
+//       squared diagonal).  A non-positive or non-finite pivot: lambda *= nu, nu *= 2; if
+//       lambda > max_damping -> kNoProgress; otherwise back to d.
 //    e. Trial q = clip(p + delta, lower, upper); step = q - p;
 //       predicted = -(g . step + 0.5 step^T A step).  Evaluate at q (nfev += 1, nit += 1).
 //       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
@@ -62,6 +63,9 @@
 //       xtol_ok = ||d * step|| <= xtol ||d * p_old||  (norms over free parameters).
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
 //       If the step was rejected and lambda > max_damping -> kNoProgress.
+//    Sums of products (g and A over the points, the Cholesky solve, the predicted
+//    reduction) add each product with a fused multiply-add (hd.h's fmadd): one rounding
+//    per term, the same on every instruction set.
 // 5. Output (a solve that ends in step 1 reports p0, NaN cost and zero counts; one that ends
 //    with kNonfiniteInitial reports p0, the cost at p0 and nfev = 1; both NaN optimality and
 //    NaN A): p, F, the status, nfev, nit, optimality = max |g_j| over free, not held j,
@@ -215,8 +219,8 @@ LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale
       const T* jr = jr_b[b];
       cost += cost_b[b];
       for (int j = 0; j < N; ++j) {
-        g[j] += jr[j] * fs;
-        for (int k = 0; k <= j; ++k) A[j * N + k] += jr[j] * jr[k];
+        g[j] = fmadd(jr[j], fs, g[j]);
+        for (int k = 0; k <= j; ++k) A[j * N + k] = fmadd(jr[j], jr[k], A[j * N + k]);
       }
     }
   }
@@ -349,37 +353,37 @@ LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
       const auto live = !held[j] && !held[k];
       L[j * N + k] = select(live, A[j * N + k], T(0));
     }
-    L[j * N + j] = select(held[j], T(1), A[j * N + j] + lambda * D[j]);
+    L[j * N + j] = select(held[j], T(1), fmadd(lambda, D[j], A[j * N + j]));
     b[j] = select(held[j], T(0), -g[j]);
   }
-  // Cholesky L L^T, lower triangle in place.
-  // Cholesky L L^T, lower triangle in place; inv[j] = 1 / L_jj, so that the substitutions
-  // multiply (one division per pivot in all).
+  // Cholesky in its square-root-free form, L D L^T with L unit lower triangular: the same
+  // pivots d_j as L L^T's squared diagonal, without a square root.  Lower triangle in
+  // place: first the unscaled column U_ij = L_ij d_j, then L_ij = U_ij / d_j; inv[j] = 1 / d_j,
+  // so that the rest multiplies (one division per pivot in all).
   MaskOf<T> ok = T(0) == T(0);
   T inv[N];
   for (int j = 0; j < N; ++j) {
     T s = L[j * N + j];
-    for (int k = 0; k < j; ++k) s -= L[j * N + k] * L[j * N + k];
+    for (int k = 0; k < j; ++k) s = fmadd(-L[j * N + k], L[k * N + j], s);  // U_jk L_jk
     ok = ok && s > T(0) && is_finite(s);
-    T ljj = sqrt(select(s > T(0), s, T(1)));
-    L[j * N + j] = ljj;
-    inv[j] = T(1) / ljj;
+    inv[j] = T(1) / select(s > T(0), s, T(1));
     for (int i = j + 1; i < N; ++i) {
       T t = L[i * N + j];
-      for (int k = 0; k < j; ++k) t -= L[i * N + k] * L[j * N + k];
-      L[i * N + j] = t * inv[j];
+      for (int k = 0; k < j; ++k) t = fmadd(-L[i * N + k], L[k * N + j], t);  // L_ik U_jk
+      L[j * N + i] = t;            // U_ij, kept in the upper triangle
+      L[i * N + j] = t * inv[j];   // L_ij
     }
   }
-  // Forward then back substitution.
+  // L y = b, then D L^T delta = y.
   for (int j = 0; j < N; ++j) {
     T s = b[j];
-    for (int k = 0; k < j; ++k) s -= L[j * N + k] * b[k];
-    b[j] = s * inv[j];
+    for (int k = 0; k < j; ++k) s = fmadd(-L[j * N + k], b[k], s);
+    b[j] = s;
   }
   for (int j = N - 1; j >= 0; --j) {
-    T s = b[j];
-    for (int k = j + 1; k < N; ++k) s -= L[k * N + j] * b[k];
-    b[j] = s * inv[j];
+    T s = b[j] * inv[j];
+    for (int k = j + 1; k < N; ++k) s = fmadd(-L[k * N + j], b[k], s);
+    b[j] = s;
   }
   for (int j = 0; j < N; ++j) delta[j] = select(held[j], T(0), b[j]);
   return ok;
@@ -407,8 +411,8 @@ LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& 
   T predicted = T(0);
   for (int j = 0; j < N; ++j) {
     T as = T(0);
-    for (int k = 0; k < N; ++k) as += s.cur.A[j * N + k] * step[k];
-    predicted -= step[j] * (s.cur.g[j] + T(0.5) * as);
+    for (int k = 0; k < N; ++k) as = fmadd(s.cur.A[j * N + k], step[k], as);
+    predicted = fmadd(-step[j], fmadd(T(0.5), as, s.cur.g[j]), predicted);
   }
   return predicted;
 }
@@ -430,15 +434,22 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>&
   const auto accept = trial.finite && ratio > T(kAcceptRatio);
   for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);
   assign(s.cur, trial, accept);
-  T growth = T(1);
+  T dj[N];
+  auto grows = !(T(0) == T(0));
   for (int j = 0; j < N; ++j) {
-    T dj = max(s.D[j], s.cur.A[j * N + j]);
-    growth = max(growth, select(s.fixed[j], T(1), dj / s.D[j]));
-    s.D[j] = select(accept, dj, s.D[j]);
+    dj[j] = max(s.D[j], s.cur.A[j * N + j]);
+    grows = grows || (!s.fixed[j] && dj[j] > s.D[j]);
   }
   const T c = T(2) * ratio - T(1);
   const T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
-  const T lambda_accepted = max(s.lambda * shrink / growth, T(kMinDamping));
+  T lambda_accepted = s.lambda * shrink;
+  if (any(grows)) {  // else every growth factor is 1 and the divisions change nothing
+    T growth = T(1);
+    for (int j = 0; j < N; ++j) growth = max(growth, select(s.fixed[j], T(1), dj[j] / s.D[j]));
+    lambda_accepted = lambda_accepted / growth;
+  }
+  lambda_accepted = max(lambda_accepted, T(kMinDamping));
+  for (int j = 0; j < N; ++j) s.D[j] = select(accept, dj[j], s.D[j]);
   raise_damping(s, !accept);
   s.lambda = select(accept, lambda_accepted, s.lambda);
   s.nu = select(accept, T(2), s.nu);

@@ -75,6 +75,11 @@ struct Mask {
 };
 
 template <int W>
+LAWFIT_INLINE bool any(Mask<W> a) {
+  return a.bits() != 0;
+}
+
+template <int W>
 struct Pack {
   using V = typename Vec<W>::V;
   using I = typename Vec<W>::I;
@@ -157,6 +162,21 @@ LAWFIT_FORCE_INLINE Pack<W> min(Pack<W> a, Pack<W> b) {
   if constexpr (W == 2) return Pack<W>::of((typename Pack<W>::V)_mm_min_pd(a.v, b.v));
 #endif
   return select(a < b, a, b);
+}
+// a * b + c with one rounding per lane (hd.h): the FMA instruction where the unit targets
+// it, else lane by lane the scalar fmadd (libm's fma on the x86-64 baseline: the same bits).
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> fmadd(Pack<W> a, Pack<W> b, Pack<W> c) {
+#if defined(__AVX512F__)
+  if constexpr (W == 8) return Pack<W>::of((typename Pack<W>::V)_mm512_fmadd_pd(a.v, b.v, c.v));
+#endif
+#if defined(__FMA__)
+  if constexpr (W == 4) return Pack<W>::of((typename Pack<W>::V)_mm256_fmadd_pd(a.v, b.v, c.v));
+  if constexpr (W == 2) return Pack<W>::of((typename Pack<W>::V)_mm_fmadd_pd(a.v, b.v, c.v));
+#endif
+  Pack<W> r;
+  for (int k = 0; k < W; ++k) r.v[k] = __builtin_fma(a.v[k], b.v[k], c.v[k]);
+  return r;
 }
 template <int W>
 LAWFIT_FORCE_INLINE Pack<W> abs(Pack<W> a) {

@@ -214,15 +214,25 @@ class Lanes {
   }
 
   // Copies problem i's points and box into lane k, its trial point q the start.
+  // What the lane's columns already hold is not copied again: the grid that every problem
+  // shares (x_shared), and unit weights for as many points as the last problem had.
   void load(int k, long long i, const ProblemData<double>& d, const ProblemBox<double, N>& bx) {
+    const unsigned bit = 1u << k;
+    const bool copy_x = !(b_.x_shared && (grid_loaded_ & bit));
+    const bool unit_w = d.w == nullptr;
+    const bool copy_w = !(unit_w && (unit_w_ & bit) && d.n == filled_[k]);
     for (int pt = 0; pt < d.n; ++pt) {
-      for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
+      if (copy_x)
+        for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
       t_[pt].set(k, d.t[pt]);
       if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
-      w_[pt].set(k, d.w ? d.w[pt] : 1.0);
+      if (copy_w) w_[pt].set(k, unit_w ? 1.0 : d.w[pt]);
     }
-    for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
+    if (copy_w)
+      for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
     filled_[k] = d.n;
+    grid_loaded_ |= b_.x_shared ? bit : 0u;
+    unit_w_ = unit_w ? unit_w_ | bit : unit_w_ & ~bit;
     n_[k] = d.n;
     for (int j = 0; j < N; ++j) {
       box_.p0[j].set(k, bx.p0[j]);
@@ -358,6 +368,8 @@ class Lanes {
   long long prob_[W];        // each lane's problem, -1 for none
   unsigned active_ = 0;      // bit k: lane k has a problem
   unsigned fresh_ = 0;       // bit k: q is lane k's p0, evaluated but not yet started from
+  unsigned grid_loaded_ = 0;  // bit k: lane k's x column holds the shared grid (x_shared)
+  unsigned unit_w_ = 0;      // bit k: lane k's weights are 1 for its filled_[k] points
   bool resized_ = false;     // lanes changed since the points to evaluate were counted
   bool src_done_ = false;    // the source has no more problems for this thread
   ProblemData<P> d_{};       // the lanes' points, as evaluate() reads them

@@ -19,6 +19,8 @@ void cuda_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_po
   if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
   // solve_host_batch copies x for every point.
   if (b.x_shared) throw std::invalid_argument("x_shared: the CUDA backend takes x per point");
+  if (b.bounds_shared)
+    throw std::invalid_argument("bounds_shared: the CUDA backend takes bounds per unit");
   require_device();
   cuda::solve_host_batch(m.name, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
 }

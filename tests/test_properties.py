@@ -419,6 +419,36 @@ def test_a_shared_grid_is_passed_once_with_the_same_results():
     assert _packing.pack(m, x, y, p0=p0).u_grid is None
 
 
+def test_bounds_given_once_are_passed_once_with_the_same_results():
+    """Bounds given once for all problems stay one row: pack keeps them as a broadcast view
+    and the CPU core reads that row (bounds_shared), with bitwise the results of a row per
+    problem; a shared bounds array with more than one row is refused, naming it."""
+    from lawfit import _core, _packing, models
+
+    m = models.get("saturating_power_law")
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=300, n_points=15, seed=8)
+    lo, hi = [0.0, 0.0, 0.05], [np.inf, 720.0, 2.0]  # A stops at 720 in some problems
+    pk = _packing.pack(m, x, y, p0=p0, bounds=(lo, hi))
+    assert pk.lower.strides[0] == 0 and not pk.lower.flags.writeable
+    kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
+              gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
+    args = (m.name, pk.u, pk.t, None, None, pk.offsets, pk.p0)
+    per_problem = _core.fit(*args, np.ascontiguousarray(pk.lower),
+                            np.ascontiguousarray(pk.upper), **kw)
+    shared = _core.fit(*args, np.array([lo]), np.array([hi]), bounds_shared=True, **kw)
+    assert (per_problem["active_mask"] != 0).any()  # the bounds are met somewhere
+    for f in per_problem:
+        assert np.array_equal(per_problem[f], shared[f], equal_nan=True), f
+    with pytest.raises(ValueError, match="lower"):
+        _core.fit(*args, np.ascontiguousarray(pk.lower), np.ascontiguousarray(pk.upper),
+                  bounds_shared=True, **kw)
+    r = lawfit.fit(m.name, x, y, p0=p0, bounds=(lo, hi), backend="cpu")
+    assert np.array_equal(r.x, per_problem["x"]) and np.array_equal(r.status, shared["status"])
+    with pytest.raises(ValueError, match="bounds: lower bound 3.0 exceeds upper bound 2.0 "
+                                         "for parameter 'alpha' of problem 0"):
+        lawfit.fit(m.name, x, y, p0=p0, bounds=([0, 0, 3.0], hi))
+
+
 def _core_of(cpu):
     base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
     try:

@@ -181,7 +181,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
              const py::object& group_of_obj = py::none(),
              const py::object& n_groups_obj = py::none(),
              const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none(),
-             bool x_shared = false) {
+             bool x_shared = false, bool bounds_shared = false) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -209,8 +209,8 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   if (!x_shared) check_shape(x, {n_points, m.n_inputs}, "x");
   const py::ssize_t box_rows = box_per_problem ? n_data : n_problems;
   check_shape(p0, {box_rows, n_params}, "p0");
-  check_shape(lower, {box_rows, n_params}, "lower");
-  check_shape(upper, {box_rows, n_params}, "upper");
+  check_shape(lower, {bounds_shared ? 1 : box_rows, n_params}, "lower");
+  check_shape(upper, {bounds_shared ? 1 : box_rows, n_params}, "upper");
   const long long* off = offsets.data();
   require(off[0] == 0 && off[n_data] == n_points,
           "offsets: must start at 0 and end at the number of points");
@@ -264,6 +264,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   b.boot_seed = seed;
   b.box_per_problem = box_per_problem;
   b.x_shared = x_shared;
+  b.bounds_shared = bounds_shared;
   b.resample_mode = resample_mode;
   require(resample_mode >= 0 && resample_mode <= 4, "resample_mode: expected 0 to 4");
   FArray<T> fit_t, fit_r;
@@ -352,12 +353,13 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
            bool return_jtj, const std::string& engine, const py::object& data_of,
            const py::object& resample_of, unsigned long long seed, bool box_per_problem,
            int resample_mode, const py::object& group_of, const py::object& n_groups,
-           const py::object& fit_t, const py::object& fit_r, bool x_shared) {
+           const py::object& fit_t, const py::object& fit_r, bool x_shared,
+           bool bounds_shared) {
         return fit_packed(fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
                           resample_of, seed, box_per_problem, resample_mode, group_of,
-                          n_groups, fit_t, fit_r, x_shared);
+                          n_groups, fit_t, fit_r, x_shared, bounds_shared);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -368,7 +370,7 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
       py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
       py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
       py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
-      py::arg("x_shared") = false, doc);
+      py::arg("x_shared") = false, py::arg("bounds_shared") = false, doc);
 }
 
 // Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._packing import Packed
+from ._packing import Packed, shared_row
 
 BACKENDS = ("auto", "cpu", "cuda", "numpy")
 
@@ -219,6 +219,11 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
         extra["x_shared"] = True
     else:
         data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
+    if backend == "cpu":  # bounds given once for all: the core reads their one row
+        rows = shared_row(lower), shared_row(upper)
+        if rows[0] is not None and rows[1] is not None:
+            lower, upper = rows
+            extra["bounds_shared"] = True
     if backend != "numpy":
         if data_of is not None:
             extra["data_of"] = np.asarray(data_of, dtype=np.int64)

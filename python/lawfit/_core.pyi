@@ -34,6 +34,8 @@ def fit(
     n_groups: Optional[np.ndarray] = None,
     fit_t: Optional[np.ndarray] = None,
     fit_r: Optional[np.ndarray] = None,
+    x_shared: bool = False,       # x: one problem's inputs, shared by all (CPU only)
+    bounds_shared: bool = False,  # lower, upper: one row, shared by all (CPU only)
 ) -> dict[str, np.ndarray]: ...
 def objective(
     model: str,

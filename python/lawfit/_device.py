@@ -107,7 +107,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
         u = take(xp.log(xa) if model.log_inputs else xa, k)
     names = model.param_names
     lower, upper = validate_bounds(bounds, P, names)  # small, given on the host
-    lower, upper = xp.asarray(lower), xp.asarray(upper)
+    lower, upper = xp.asarray(np.ascontiguousarray(lower)), xp.asarray(np.ascontiguousarray(upper))
     p0a = None
     if p0 is not None:
         p0a = xp.asarray(p0, dtype=xp.float64)

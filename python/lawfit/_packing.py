@@ -43,8 +43,10 @@ class Packed:
     offsets: np.ndarray  # (P + 1,) int64
     u_source: Any        # (M, n_inputs) the model's inputs, or a callable (see .u)
     p0: np.ndarray       # (P, n)
-    lower: np.ndarray    # (P, n)
-    upper: np.ndarray    # (P, n)
+    # (P, n) each; bounds given once for all problems (scalars, or one per parameter) are a
+    # read-only broadcast view of that row, which the CPU backend reads once (bounds_shared)
+    lower: np.ndarray
+    upper: np.ndarray
     log_residuals: bool
     labels: Optional[np.ndarray] = None
     clusters: Optional[np.ndarray] = None  # (M,) a cluster label per point (grouped bootstrap)
@@ -149,7 +151,9 @@ def _pack_padded(model, x, y, per_point):
             f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
             f"{m} points to match the padded y of shape {y.shape}, got {xa.shape}"
         )
-    full = not np.isnan(y).any()  # the common case: a plain reshape, no gather
+    # The common case, no NaN: a plain reshape, no gather.  (min is NaN exactly when some
+    # entry is, and reads y without making a mask of it.)
+    full = y.size == 0 or not np.isnan(y.min())
     present = None if full else ~np.isnan(y)
 
     def take(arr, width=None):
@@ -168,7 +172,8 @@ def _pack_padded(model, x, y, per_point):
         except ValueError:
             raise ValueError(f"{name}: shape {va.shape} does not match y's {y.shape}") from None
         extras[name] = take(va)
-    offsets = np.arange(P + 1, dtype=np.int64) * m if full else \
+    offsets = np.arange(0, (P + 1) * m, m, dtype=np.int64) if full and m else \
+        np.zeros(P + 1, dtype=np.int64) if full else \
         np.concatenate([[0], np.cumsum(present.sum(axis=1), dtype=np.int64)])
     if isinstance(xa, _SharedGrid):
         def xs():
@@ -228,15 +233,25 @@ def _pack_groups(model, x, y, groups, per_point):
     return xa[order], y[order], extras, offsets, labels
 
 
-def _per_problem_params(value, P: int, n: int, name: str, fill: Optional[float] = None):
+def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False):
+    """value as (P, n) float64: a copy, or with ``shared``, where value is one scalar or one
+    row for all problems, a read-only broadcast view of that row (see Packed.lower)."""
     arr = _float_array(value, name)
     if arr.ndim == 0:
-        return np.full((P, n), float(arr))
+        arr = np.full(n, float(arr))
     if arr.shape == (n,):
-        return np.broadcast_to(arr, (P, n)).copy()
+        return np.broadcast_to(arr, (P, n)) if shared else np.broadcast_to(arr, (P, n)).copy()
     if arr.shape == (P, n):
         return arr.copy()
     raise ValueError(f"{name}: expected a scalar, shape ({n},) or ({P}, {n}), got {arr.shape}")
+
+
+def shared_row(a: np.ndarray) -> Optional[np.ndarray]:
+    """The one row of a (P, n) broadcast view (as _per_problem_params(shared=True) makes),
+    or None when ``a`` has a row per problem."""
+    if a.ndim == 2 and a.shape[0] > 0 and a.strides[0] == 0:
+        return np.ascontiguousarray(a[:1])
+    return None
 
 
 def _is_unbounded(lb, ub) -> bool:
@@ -251,27 +266,35 @@ def validate_bounds(bounds, P: int, names: Sequence[str]):
         lb, ub = bounds
     except (TypeError, ValueError):
         raise ValueError("bounds: expected a pair (lower, upper)") from None
-    lower = _per_problem_params(lb, P, n, "bounds")
-    upper = _per_problem_params(ub, P, n, "bounds")
+    lower = _per_problem_params(lb, P, n, "bounds", shared=True)
+    upper = _per_problem_params(ub, P, n, "bounds", shared=True)
     if _is_unbounded(lb, ub):  # the default: nothing to check
         return lower, upper
-    if np.isnan(lower).any() or np.isnan(upper).any():
+    # Bounds given once for all problems are checked once (as a single row).
+    lo, hi = (a[:1] if shared_row(a) is not None else a for a in (lower, upper))
+    if np.isnan(lo).any() or np.isnan(hi).any():
         raise ValueError("bounds: must not contain NaN")
-    bad = lower > upper
+    bad = lo > hi
     if bad.any():
         i, j = np.argwhere(bad)[0]
+        lo, hi = np.broadcast_arrays(lo, hi)
         raise ValueError(
-            f"bounds: lower bound {lower[i, j]} exceeds upper bound {upper[i, j]} for "
+            f"bounds: lower bound {lo[i, j]} exceeds upper bound {hi[i, j]} for "
             f"parameter '{names[j]}'" + (f" of problem {i}" if P > 1 else "")
         )
     return lower, upper
 
 
-def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str], arg: str = "p0") -> None:
+def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str], arg: str = "p0",
+                unbounded: bool = False) -> None:
+    """p0 finite and within [lower, upper] (``unbounded``: the bounds are all infinite,
+    which any finite p0 is within)."""
     if not np.isfinite(p0).all():
         i, j = np.argwhere(~np.isfinite(p0))[0]
         raise ValueError(f"{arg}: must be finite; parameter '{names[j]}' of problem {i} is "
                          f"{p0[i, j]}")
+    if unbounded:
+        return
     out = (p0 < lower) | (p0 > upper)
     if out.any():
         i, j = np.argwhere(out)[0]
@@ -373,6 +396,6 @@ def pack(
         p0a = np.clip(p0a, lower, upper)
     else:
         p0a = _per_problem_params(p0, P, len(names), "p0")
-        validate_p0(p0a, lower, upper, names)
+        validate_p0(p0a, lower, upper, names, unbounded=_is_unbounded(*bounds))
     packed.p0 = np.ascontiguousarray(p0a)
     return packed

@@ -102,7 +102,7 @@ class FitResult:
         self.nit = arrays["nit"]
         self.optimality = arrays["optimality"]
         self.active_mask = arrays["active_mask"]
-        self.n_points = n_points
+        self._n_points = n_points  # None: from offsets, when asked
         self.offsets = offsets
         self.fun = fun
         self.jac = jac
@@ -112,6 +112,13 @@ class FitResult:
         self.backend = backend
         for key in GRID_FIELDS:  # None unless the fit had a grid of starts
             setattr(self, key, arrays.get(key))
+
+    @property
+    def n_points(self) -> np.ndarray:
+        """Points of each problem, (P,)."""
+        if self._n_points is None:
+            self._n_points = np.diff(self.offsets)
+        return self._n_points
 
     @property
     def fragile(self) -> Optional[np.ndarray]:

@@ -333,7 +333,7 @@ def fit(
             if progress is not None:
                 progress(b, total)
         out_labels = None
-    out, n_points, cov, fun, jac = _concatenate(parts)
+    out, offsets, cov, fun, jac = _concatenate(parts)
     if grid_spec is not None:
         fragile = out["share_at_best"] < FRAGILE_SHARE
         if fragile.any():
@@ -342,9 +342,7 @@ def fit(
                 f"{FRAGILE_SHARE:.0%} of the refined starts reached the best objective; such "
                 f"fits are fragile (FitResult.fragile, share_at_best)", FragileFitWarning,
                 stacklevel=2)
-    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
-    np.cumsum(n_points, out=offsets[1:])
-    return FitResult(m, out, n_points, labels=out_labels, label_names=label_names, cov=cov,
+    return FitResult(m, out, None, labels=out_labels, label_names=label_names, cov=cov,
                      offsets=offsets, fun=fun, jac=jac, backend=name)
 
 
@@ -405,10 +403,11 @@ def _solve_packed(packed, *, backend, dtype, loss, f_scale, ftol, xtol, gtol, ma
 
 
 def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, return_residuals):
-    """Covariances and residuals of the solutions in ``out``, one row per problem."""
-    n_points = packed.n_points
+    """Covariances and residuals of the solutions in ``out``, one row per problem:
+    (out, the batch's offsets, cov, fun, jac)."""
     cov = None
     if return_cov:
+        n_points = packed.n_points
         if packed.weights is not None:
             row = np.repeat(np.arange(len(n_points)), n_points)
             pts = np.bincount(row, weights=packed.weights, minlength=len(n_points))
@@ -419,7 +418,7 @@ def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, ret
     fun = jac = None
     if return_residuals:
         fun, jac = residuals_at(packed, out["x"])
-    return out, n_points, cov, fun, jac
+    return out, packed.offsets, cov, fun, jac
 
 
 def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, xtol, gtol,
@@ -481,9 +480,13 @@ def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, x
 
 
 def _concatenate(parts):
+    """The chunks' (out, offsets, cov, fun, jac) as one."""
     if len(parts) == 1:
         return parts[0]
     out = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
-    cat = [None if parts[0][i] is None else np.concatenate([p[i] for p in parts])
-           for i in range(1, 5)]
+    n_points = np.concatenate([np.diff(p[1]) for p in parts])
+    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
+    np.cumsum(n_points, out=offsets[1:])
+    cat = [offsets] + [None if parts[0][i] is None else np.concatenate([p[i] for p in parts])
+                       for i in range(2, 5)]
     return (out, *cat)

@@ -51,6 +51,8 @@ struct Batch {
   // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
   // rather than a row per unit: every resample of a problem starts from the same point.
   bool box_per_problem = false;
+  // lower and upper have one row, shared by every unit (bounds given once for all).
+  bool bounds_shared = false;
   // x holds one problem's inputs, shared by every problem (all have as many points): a
   // padded batch on one grid.
   bool x_shared = false;
@@ -101,10 +103,11 @@ LAWFIT_HD LAWFIT_INLINE ProblemBox<T, Model::kParams> problem_box(const Batch<T>
   constexpr int N = Model::kParams;
   ProblemBox<T, N> box;
   i = b.box_per_problem ? data_index(b, i) : i;
+  const long long r = b.bounds_shared ? 0 : i;
   for (int j = 0; j < N; ++j) {
     box.p0[j] = b.p0[i * N + j];
-    box.lower[j] = b.lower[i * N + j];
-    box.upper[j] = b.upper[i * N + j];
+    box.lower[j] = b.lower[r * N + j];
+    box.upper[j] = b.upper[r * N + j];
   }
   return box;
 }

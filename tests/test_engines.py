@@ -97,6 +97,12 @@ def test_every_model_and_objective(model):
         assert (ref.status == lawfit.Status.TOO_FEW_POINTS).sum() >= 1
         for name in ENGINES:
             assert_bitwise(fit(name, model, xs, ys, **kw), ref, f"{model} {loss} {residuals} {name}")
+        # Without bounds, the lanes skip the bound tests (Lanes<..., kBounded = false>).
+        del kw["bounds"]
+        ref = fit("scalar", model, xs, ys, **kw)
+        for name in ENGINES:
+            assert_bitwise(fit(name, model, xs, ys, **kw), ref,
+                           f"{model} {loss} {residuals} {name}, no bounds")
 
 
 def test_padded_shared_grid_with_missing_points():

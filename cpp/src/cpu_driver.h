@@ -290,6 +290,17 @@ inline std::vector<std::unique_ptr<void, AlignedFree>> thread_buffers(int thread
   return buffers;
 }
 
+// Whether some bound of the batch is finite (or NaN); false when all are infinite, as with
+// the default bounds, and the lanes may skip the bound tests.
+template <int N>
+bool has_bounds(const Batch<double>& b) {
+  const long long rows = b.bounds_shared ? 1 : (b.box_per_problem ? b.n_data : b.n_problems);
+  bool all_infinite = true;
+  for (long long k = 0; k < rows * N; ++k)
+    all_infinite = all_infinite & (b.lower[k] == -INFINITY) & (b.upper[k] == INFINITY);
+  return !all_infinite;
+}
+
 // Solves every unit of the batch (or, with `objective`, evaluates each unit's cost at its
 // p0): in the engine's SIMD lanes, the scalar path without one or for very large problems.
 template <class Model>
@@ -339,7 +350,8 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
       threads, engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL))));
   alignas(64) long long counter = 0;
   simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter,
-                    kLaneChunk, static_cast<int>(cap), objective};
+                    kLaneChunk, static_cast<int>(cap), objective,
+                    objective || has_bounds<Model::kParams>(b)};
   if (n_lane > 0) {
     on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
   }

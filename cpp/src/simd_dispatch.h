@@ -26,6 +26,7 @@ struct LaneJob {
   long long chunk;
   int cap;
   bool objective = false;  // true: each unit's cost at its p0 (Lanes::run_objective), no solve
+  bool bounded = true;     // false: every bound is infinite (Lanes<..., false>)
 };
 
 // The saturating power law's data-driven start (guess.h) for problems from a shared counter,

@@ -28,18 +28,27 @@ size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
   return 0;
 }
 
+namespace {
+// Two groups of lanes (Lanes::run_pair), each in its half of the buffer.
+template <class L>
+void run_pair(const LaneJob& job, void* buffer, ProblemSource& src) {
+  char* half = static_cast<char*>(buffer) + L::buffer_bytes(job.cap);
+  L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half, job.cap);
+  L::run_pair(a, b, src);
+}
+}  // namespace
+
 bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
   ProblemSource src{job.order, job.n, job.counter, job.chunk};
 #define LAWFIT_RUN(M)                                                                   \
   if (std::strcmp(model, M::kName) == 0) {                                              \
-    using L = Lanes<M, LAWFIT_SIMD_WIDTH>;                                              \
-    char* half = static_cast<char*>(buffer) + L::buffer_bytes(job.cap);                 \
-    L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half,    \
-                                                      job.cap);                         \
     if (job.objective) {                                                                \
+      Lanes<M, LAWFIT_SIMD_WIDTH> a(*job.batch, *job.options, buffer, job.cap);          \
       a.run_objective(src);                                                             \
+    } else if (job.bounded) {                                                           \
+      run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);                    \
     } else {                                                                            \
-      L::run_pair(a, b, src);                                                           \
+      run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, false>>(job, buffer, src);                   \
     }                                                                                   \
     return true;                                                                        \
   }

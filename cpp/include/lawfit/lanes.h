@@ -51,7 +51,9 @@ struct ProblemSource {
   }
 };
 
-template <class Model, int W>
+// kBounded = false: the driver has checked that every bound of the batch is infinite, and
+// the lanes skip the bound tests (held_set, propose), which then change nothing.
+template <class Model, int W, bool kBounded = true>
 class Lanes {
  public:
   using P = Pack<W>;
@@ -334,7 +336,7 @@ class Lanes {
     for (int j = 0; j < N; ++j) delta[j] = P(0);
     while (need) {
       M held[N];
-      held_set(s_, box_, held);
+      held_set<kBounded>(s_, box_, held);
       const unsigned gtol = need & gtol_reached(s_.cur, held, P(o_.gtol)).bits();
       const unsigned max_nfev = need & ~gtol & out_of_nfev;
       const unsigned go_on = need & ~gtol & ~max_nfev;
@@ -356,7 +358,7 @@ class Lanes {
         need = failed & ~over;
       }
     }
-    predicted_ = propose(s_, box_, delta, q_, step_);
+    predicted_ = propose<kBounded>(s_, box_, delta, q_, step_);
   }
 
   const Batch<double>& b_;

@@ -142,7 +142,7 @@ struct Verdict {
 
 // Residual and gradient of one point, before the loss.
 template <class Model, bool kLogResiduals, class T>
-LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
+LAWFIT_HD LAWFIT_FORCE_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
   constexpr int N = Model::kParams;
   const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
   T model;
@@ -165,7 +165,7 @@ LAWFIT_HD LAWFIT_INLINE T point_residual(const ProblemData<T>& d, int i, const T
 }
 
 template <class T>
-LAWFIT_HD LAWFIT_INLINE T point_weight(const ProblemData<T>& d, int i) {
+LAWFIT_HD LAWFIT_FORCE_INLINE T point_weight(const ProblemData<T>& d, int i) {
   return d.w ? d.w[i] : T(1);
 }
 
@@ -314,10 +314,15 @@ LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
 }
 
 // Step 4a: the parameters held this iteration (fixed, or at a bound the gradient pushes
-// against).
-template <class T, int N>
+// against).  kBounded = false: a driver's promise that every bound is infinite, so that
+// nothing is fixed and no finite parameter is at a bound: none is held.
+template <bool kBounded = true, class T, int N>
 LAWFIT_HD LAWFIT_INLINE void held_set(const State<T, N>& s, const ProblemBox<T, N>& box,
                                       MaskOf<T>* held) {
+  if constexpr (!kBounded) {
+    for (int j = 0; j < N; ++j) held[j] = !(T(0) == T(0));
+    return;
+  }
   for (int j = 0; j < N; ++j) {
     held[j] = s.fixed[j] || (s.p[j] <= box.lower[j] && s.cur.g[j] > T(0)) ||
               (s.p[j] >= box.upper[j] && s.cur.g[j] < T(0));
@@ -397,14 +402,17 @@ LAWFIT_HD LAWFIT_INLINE void raise_damping(State<T, N>& s, MaskOf<T> which) {
 }
 
 // Step 4e: the trial point q, clipped to the box, the step q - p, and the reduction the
-// quadratic model predicts.
-template <class T, int N>
+// quadratic model predicts.  (kBounded = false, as for held_set: an infinite box clips
+// nothing.)
+template <bool kBounded = true, class T, int N>
 LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& box,
                                   const T* delta, T* q, T* step) {
   for (int j = 0; j < N; ++j) {
     T v = s.p[j] + delta[j];
-    v = select(v < box.lower[j], box.lower[j], v);
-    v = select(v > box.upper[j], box.upper[j], v);
+    if constexpr (kBounded) {
+      v = select(v < box.lower[j], box.lower[j], v);
+      v = select(v > box.upper[j], box.upper[j], v);
+    }
     q[j] = v;
     step[j] = v - s.p[j];
   }

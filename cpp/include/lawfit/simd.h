@@ -178,6 +178,16 @@ LAWFIT_FORCE_INLINE Pack<W> fmadd(Pack<W> a, Pack<W> b, Pack<W> c) {
   for (int k = 0; k < W; ++k) r.v[k] = __builtin_fma(a.v[k], b.v[k], c.v[k]);
   return r;
 }
+// vmath.h's er * 2^kf, rounded once: AVX-512's scalef computes exactly that (subnormal,
+// zero and infinite results included); elsewhere the two-factor product.
+template <int W>
+LAWFIT_FORCE_INLINE Pack<W> scale_pow2(Pack<W> er, Pack<W> kf, Pack<W> t) {
+#if defined(__AVX512F__)
+  if constexpr (W == 8)  // the masked form: GCC 12 warns on the plain one's undefined
+    return Pack<W>::of((typename Pack<W>::V)_mm512_mask_scalef_pd(er.v, 0xff, er.v, kf.v));
+#endif
+  return vmath::scale_pow2<Pack<W>>(er, kf, t);
+}
 template <int W>
 LAWFIT_FORCE_INLINE Pack<W> abs(Pack<W> a) {
   return Bits<Pack<W>>::from(Bits<Pack<W>>::of(a) & 0x7fffffffffffffffLL);

@@ -29,13 +29,28 @@ namespace vmath {
 inline constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 32 significant bits
 inline constexpr double kLn2Lo = 1.90821492927058770002e-10;
 
+// er * 2^kf for an integer-valued kf in [-1076, 1025] and er in [1/2, 2], rounded once (to a
+// subnormal, zero or infinity where the exact product is one); t = kf + 1.5 * 2^52.  Here
+// 2^kf is two normal factors 2^k1 2^k2, k1 about kf / 2, so that er 2^k1 is exact and only
+// the second product rounds; a SIMD build may use one instruction that rounds the same
+// exact product once (simd.h), which gives the same bits.
+template <class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T scale_pow2(T er, T kf, T t) {
+  const T magic = T(6755399441055744.0);  // 1.5 * 2^52
+  const auto k = Bits<T>::of(t) - Bits<T>::of(magic);  // kf as an int64
+  // k1 = round(k / 2) by the same rounding trick (SSE2 has no arithmetic shift of 64-bit
+  // lanes); k2 = k - k1.
+  const auto k1 = Bits<T>::of(fmadd(kf, T(0.5), magic)) - Bits<T>::of(magic);
+  const auto k2 = k - k1;
+  return (er * Bits<T>::from((k1 + 1023) << 52)) * Bits<T>::from((k2 + 1023) << 52);
+}
+
 template <class T>
 LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
   const T x = min(max(v, T(-746.0)), T(710.0));  // exp is 0 or inf beyond
   const T magic = T(6755399441055744.0);         // 1.5 * 2^52: adding it rounds to an integer
   const T t = fmadd(x, T(1.4426950408889634), magic);
   const T kf = t - magic;
-  const auto k = Bits<T>::of(t) - Bits<T>::of(magic);  // the same integer, as int64
   const T r = fmadd(-kf, T(kLn2Lo), fmadd(-kf, T(kLn2Hi), x));  // kf ln2_hi is exact
   // q(r) = sum_{k=0}^{11} r^k / (k + 2)!, by Estrin's scheme (pairs, then pairs of pairs):
   // a short dependency chain, so that consecutive points overlap in the pipeline.
@@ -49,11 +64,7 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
   const T b0 = fmadd(r2, a1, a0), b1 = fmadd(r2, a3, a2), b2 = fmadd(r2, a5, a4);
   const T q = fmadd(r8, b2, fmadd(r4, b1, b0));
   const T er = T(1) + fmadd(r2, q, r);
-  // k = k1 + k2 with k1 = round(k / 2), again by the rounding trick (SSE2 has no
-  // arithmetic shift of 64-bit lanes).
-  const auto k1 = Bits<T>::of(fmadd(kf, T(0.5), magic)) - Bits<T>::of(magic);
-  const auto k2 = k - k1;
-  const T out = (er * Bits<T>::from((k1 + 1023) << 52)) * Bits<T>::from((k2 + 1023) << 52);
+  const T out = scale_pow2(er, kf, t);
   return select(v == v, out, v);  // NaN in, NaN out
 }
 

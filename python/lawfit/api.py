@@ -55,10 +55,13 @@ DEFAULT_TOL = {"float64": 1e-8, "float32": 1e-5}
 def check_dtype(dtype, backend: str) -> str:
     """``dtype`` as "float64" or "float32" (ValueError naming it otherwise, or where the
     backend has no fp32 solver)."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
+    if isinstance(dtype, str) and dtype in DEFAULT_TOL:
+        name = dtype  # the common spelling, without building a dtype
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
     if name not in DEFAULT_TOL:
         raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
     if name == "float32" and backend == "numpy":

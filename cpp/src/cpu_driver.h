@@ -276,6 +276,14 @@ inline int lane_threads(int n_threads, long long n, long long points) {
   return static_cast<int>(std::max<long long>(1, most));
 }
 
+// Wakes the pooled helpers ahead of a call of n units and `points` data points on n_threads
+// threads (0: the default) that will use them (HelperPool::rouse; on_threads).
+inline void rouse_helpers(int n_threads, long long n, long long points) {
+  const int threads = lane_threads(n_threads, n, points);
+  if (threads <= 1 || helper_cpus(threads).empty()) return;
+  if (HelperPool* pool = helper_pool()) pool->rouse();
+}
+
 struct AlignedFree {
   void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
 };

@@ -183,6 +183,10 @@ PYBIND11_MODULE(_core, mod) {
     return out;
   });
   mod.def("hardware_threads", [] { return cpu::resolve_threads(0); });
+  mod.def("rouse_helpers", &cpu::rouse_helpers, py::arg("n_threads"), py::arg("n"),
+          py::arg("points"),
+          "Wakes the pooled helper threads that a fit of n problems and `points` data points "
+          "on n_threads threads (0: default) will use, so that they are awake when it starts.");
   mod.def("helper_cpus", &cpu::helper_cpus, py::arg("threads"),
           "The CPUs a threads-thread call would pin its helper threads to (empty: none).");
   mod.def(

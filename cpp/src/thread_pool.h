@@ -5,7 +5,9 @@
 // problems took 2.4 times as long as a 1-thread one.  Pooled helpers wait awake for a
 // millisecond after each call (long enough for the Python between two calls of a loop), then
 // asleep.  One call holds the pool at a time; a concurrent call, and a forked child's first
-// call, fall back to threads of their own (the child gets a new pool).
+// call, fall back to threads of their own (the child gets a new pool).  rouse() wakes them
+// ahead of a call, so that the caller's own work before it (validating and packing the
+// arrays in Python) hides their wake-up.
 #pragma once
 
 #include <atomic>
@@ -57,6 +59,19 @@ class HelperPool {
   // cpus[k - 1], and fn(ctx, 0) on the calling thread, and returns once every one has
   // returned.  False, having run nothing, when another call holds the pool or the system
   // refuses a new thread.
+  // Wakes the sleeping helpers, which then wait awake (kIdleSpin) for a call; nothing when a
+  // call holds the pool or none sleeps.
+  void rouse() {
+    std::unique_lock<std::mutex> own(busy_, std::try_to_lock);
+    if (!own.owns_lock() || sleepers_.load(std::memory_order_acquire) == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      const unsigned long long call = (generation_.load(std::memory_order_relaxed) >> 16) + 1;
+      generation_.store(call << 16, std::memory_order_release);  // a call of no helpers
+    }
+    wake_.notify_all();
+  }
+
   bool run(int helpers, const std::vector<int>& cpus, Fn fn, const void* ctx) {
     if (helpers < 1 || helpers > 0xffff || static_cast<int>(cpus.size()) < helpers) return false;
     std::unique_lock<std::mutex> own(busy_, std::try_to_lock);
@@ -111,10 +126,11 @@ class HelperPool {
   };
 
   void loop(int k, unsigned long long seen) {
-    bool worked = false;  // a helper that just worked waits awake a while; others sleep
+    // A helper that just worked, or was roused, waits awake a while; others sleep.
+    bool awake = false;
     while (true) {
       const auto until =
-          std::chrono::steady_clock::now() + (worked ? kIdleSpin : std::chrono::microseconds(0));
+          std::chrono::steady_clock::now() + (awake ? kIdleSpin : std::chrono::microseconds(0));
       unsigned long long g;
       for (int i = 1; (g = generation_.load(std::memory_order_acquire)) == seen; ++i) {
         cpu_relax();
@@ -128,8 +144,9 @@ class HelperPool {
         }
       }
       seen = g;
-      worked = k <= static_cast<int>(g & 0xffff);
-      if (!worked) continue;  // this call needs fewer helpers
+      const int helpers = static_cast<int>(g & 0xffff);
+      awake = helpers == 0 || k <= helpers;  // roused, or working now
+      if (helpers < k) continue;  // roused, or this call needs fewer helpers
       fn_(ctx_, k);
       if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(m_);

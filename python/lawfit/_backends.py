@@ -80,6 +80,14 @@ def resolve(backend: str, n_units: Optional[int] = None) -> str:
     return backend
 
 
+def rouse(backend: str, n_threads: Optional[int], n_units: int, points: int) -> None:
+    """Before validating and packing a call for ``backend``: wake the CPU driver's pooled
+    helper threads that it will use, so that their wake-up (0.1 ms or more on a virtual
+    machine) overlaps the packing rather than delaying the solve."""
+    if backend == "cpu":
+        _load_core()[0].rouse_helpers(int(n_threads or 0), int(n_units), int(points))
+
+
 RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3,
                   "residual": 4}
 

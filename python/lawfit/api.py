@@ -311,6 +311,10 @@ def fit(
         raise ValueError(f"p0: the grid has starts for {np.shape(grid_spec.explicit)[0]} "
                          f"problems, the batch has {total}")
 
+    # A padded y says how many points the solve has, before anything is packed.
+    _backends.rouse(name, n_threads, total * (grid_spec.n_starts if grid_spec else 1),
+                    np.size(y) if isinstance(y, np.ndarray) else 0)
+
     def solve_one(packed, a, b):
         if grid_spec is None:
             return _solve_packed(packed, **solve)

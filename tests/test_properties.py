@@ -392,6 +392,28 @@ def test_concurrent_calls_and_a_forked_child_get_the_same_results():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+def test_roused_helpers_wait_briefly_then_sleep():
+    """rouse_helpers wakes the pooled helper threads ahead of a fit (lawfit.fit does it
+    before packing); they wait awake about a millisecond, then sleep again, and the fits
+    that follow give the results of a fit alone."""
+    from lawfit import _core
+
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=3000, n_points=12, seed=9)
+    ref = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+    assert not differing_fields(lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=2),
+                                ref)
+    time.sleep(0.05)
+    t0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(20):
+        _core.rouse_helpers(2, 3000, 36000)
+        time.sleep(0.01)
+    used, wall = time.process_time() - t0, time.perf_counter() - w0
+    assert used < 0.5 * wall, (used, wall)  # helpers awake all along would use all of it
+    _core.rouse_helpers(0, 1, 1)  # a call too small for helpers: nothing to do
+    r = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=2)
+    assert not differing_fields(r, ref)
+
+
 def test_a_shared_grid_is_passed_once_with_the_same_results():
     """A padded batch on one grid reaches the CPU core as the grid's inputs alone
     (x_shared), with bitwise the results of inputs repeated per point; a problem whose point

@@ -47,11 +47,13 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T scale_pow2(T er, T kf, T t) {
 
 template <class T>
 LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
-  const T x = min(max(v, T(-746.0)), T(710.0));  // exp is 0 or inf beyond
+  // exp is 0 or inf beyond; a NaN passes (max and min give their second operand then) and
+  // every step after keeps it NaN.
+  const T x = min(T(710.0), max(T(-746.0), v));
   const T magic = T(6755399441055744.0);         // 1.5 * 2^52: adding it rounds to an integer
   const T t = fmadd(x, T(1.4426950408889634), magic);
   const T kf = t - magic;
-  const T r = fmadd(-kf, T(kLn2Lo), fmadd(-kf, T(kLn2Hi), x));  // kf ln2_hi is exact
+  const T r = fmadd(kf, T(-kLn2Lo), fmadd(kf, T(-kLn2Hi), x));  // kf ln2_hi is exact
   // q(r) = sum_{k=0}^{11} r^k / (k + 2)!, by Estrin's scheme (pairs, then pairs of pairs):
   // a short dependency chain, so that consecutive points overlap in the pipeline.
   const T r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
@@ -64,8 +66,7 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T exp(T v) {
   const T b0 = fmadd(r2, a1, a0), b1 = fmadd(r2, a3, a2), b2 = fmadd(r2, a5, a4);
   const T q = fmadd(r8, b2, fmadd(r4, b1, b0));
   const T er = T(1) + fmadd(r2, q, r);
-  const T out = scale_pow2(er, kf, t);
-  return select(v == v, out, v);  // NaN in, NaN out
+  return scale_pow2(er, kf, t);
 }
 
 template <class T>

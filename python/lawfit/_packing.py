@@ -234,15 +234,17 @@ def _pack_groups(model, x, y, groups, per_point):
 
 
 def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False):
-    """value as (P, n) float64: a copy, or with ``shared``, where value is one scalar or one
-    row for all problems, a read-only broadcast view of that row (see Packed.lower)."""
+    """value as (P, n) float64: value itself where it is such an array (C-contiguous; the
+    callers only read it), else a new array; with ``shared``, where value is one scalar or
+    one row for all problems, a read-only broadcast view of that row (see Packed.lower)."""
     arr = _float_array(value, name)
     if arr.ndim == 0:
         arr = np.full(n, float(arr))
     if arr.shape == (n,):
         return np.broadcast_to(arr, (P, n)) if shared else np.broadcast_to(arr, (P, n)).copy()
     if arr.shape == (P, n):
-        return arr.copy()
+        # A C-contiguous float64 array is used as it is: nothing writes into it.
+        return np.ascontiguousarray(arr)
     raise ValueError(f"{name}: expected a scalar, shape ({n},) or ({P}, {n}), got {arr.shape}")
 
 
@@ -362,8 +364,10 @@ def pack(
             validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
         return None
     log = residuals == "log"
-    with np.errstate(all="ignore"):
-        t = np.log(ys) if log else ys
+    t = ys
+    if log:
+        with np.errstate(all="ignore"):
+            t = np.log(ys)
     u = u_grid = None
     if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
         xs, u = xs

@@ -231,7 +231,9 @@ def fit(
         Also compute each problem's covariance, as ``curve_fit`` does (scaled by the
         residual variance unless ``absolute_sigma``).  Where the data do not determine a
         free parameter, the covariance is ``inf`` (``singular_cov="inf"``) or the
-        pseudo-inverse (``"pinv"``).
+        pseudo-inverse (``"pinv"``).  It comes from J^T J, which resolves less than J itself:
+        directions whose (column-scaled) singular value is below about 1e-7 of the largest
+        count as undetermined (see ``lawfit._result.covariance``).
     return_residuals : bool
         Also return each point's residual at the solution, ``(f - y) / sigma`` (or
         ``(log f - log y) / sigma``), and its Jacobian: ``FitResult.fun`` (points,) and

@@ -285,7 +285,7 @@ class Lanes {
   void judge_running() {
     const unsigned running = active_ & ~fresh_;
     if (!running) return;
-    const Verdict<P> v = judge(s_, trial_, q_, step_, predicted_, o_);
+    const Verdict<P> v = judge<kBounded>(s_, trial_, q_, step_, predicted_, o_);
     const I one = M::from_bits(running).m;  // -1 in the running lanes
     nfev_ -= one;
     nit_ -= one;

@@ -63,7 +63,7 @@
 //       xtol_ok = ||d * step|| <= xtol ||d * p_old||  (norms over free parameters).
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
 //       If the step was rejected and lambda > max_damping -> kNoProgress.
-//    Sums of products (g and A over the points, the Cholesky solve, the predicted
+//    Sums of products (F, g and A over the points, the Cholesky solve, the predicted
 //    reduction) add each product with a fused multiply-add (hd.h's fmadd): one rounding
 //    per term, the same on every instruction set.
 // 5. Output (a solve that ends in step 1 reports p0, NaN cost and zero counts; one that ends
@@ -194,7 +194,9 @@ LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale
 #endif
   for (int i0 = 0; i0 < d.n; i0 += kBlock) {
     const int nb = d.n - i0 < kBlock ? d.n - i0 : kBlock;
-    T fs_b[kBlock], cost_b[kBlock], jr_b[kBlock][N];
+    // A point's cost is cost_a * cost_m, added with one rounding: (w r / 2) * r for the
+    // linear loss, the loss's cost * 1 for the others.
+    T fs_b[kBlock], cost_a[kBlock], cost_m[kBlock], jr_b[kBlock][N];
     for (int b = 0; b < nb; ++b) {
       const int i = i0 + b;
       T w = point_weight(d, i);
@@ -202,22 +204,25 @@ LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale
       T row[N];
       T r = point_residual<Model, kLogResiduals>(d, i, p, row);
       Scaled<T> sc;
+      // Unused points contribute exact zeros, even where the model is NaN there.
       if constexpr (kLoss == Loss::kLinear) {
         T sw = !d.w ? T(1)
                     : (d.w_binary ? select(used, T(1), T(0)) : sqrt(select(used, w, T(1))));
-        sc = {T(0.5) * w * r * r, sw, sw};
+        sc = {T(0), sw, sw};
+        cost_a[b] = select(used, T(0.5) * w * r, T(0));
+        cost_m[b] = select(used, r, T(0));
       } else {
         sc = robust_scale(kLoss, f_scale, r, select(used, w, T(1)));
+        cost_a[b] = select(used, sc.cost, T(0));
+        cost_m[b] = T(1);
       }
-      // Unused points contribute exact zeros, even where the model is NaN there.
       fs_b[b] = select(used, sc.r_factor * r, T(0));
-      cost_b[b] = select(used, sc.cost, T(0));
       for (int j = 0; j < N; ++j) jr_b[b][j] = select(used, sc.j_factor * row[j], T(0));
     }
     for (int b = 0; b < nb; ++b) {
       const T fs = fs_b[b];
       const T* jr = jr_b[b];
-      cost += cost_b[b];
+      cost = fmadd(cost_a[b], cost_m[b], cost);
       for (int j = 0; j < N; ++j) {
         g[j] = fmadd(jr[j], fs, g[j]);
         for (int k = 0; k <= j; ++k) A[j * N + k] = fmadd(jr[j], jr[k], A[j * N + k]);
@@ -426,18 +431,23 @@ LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& 
 }
 
 // Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
-// xtol.
-template <class T, int N>
+// xtol.  (kBounded = false, as for held_set: no parameter is fixed.)
+template <bool kBounded = true, class T, int N>
 LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>& trial,
                                          const T* q, const T* step, T predicted,
                                          const Options& o) {
+  // v, or `fill` where parameter j is fixed.
+  const auto unless_fixed = [&s](int j, T v, T fill) {
+    if constexpr (kBounded) return select(s.fixed[j], fill, v);
+    return v;
+  };
   const T f_old = s.cur.cost;
   const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
   const T ratio = select(predicted > T(0), actual / predicted, T(0));
   T pnorm2 = T(0), xnorm2 = T(0);
   for (int j = 0; j < N; ++j) {  // the norms of D^(1/2) step and D^(1/2) p
-    pnorm2 += select(s.fixed[j], T(0), s.D[j] * (step[j] * step[j]));
-    xnorm2 += select(s.fixed[j], T(0), s.D[j] * (s.p[j] * s.p[j]));
+    pnorm2 += unless_fixed(j, s.D[j] * (step[j] * step[j]), T(0));
+    xnorm2 += unless_fixed(j, s.D[j] * (s.p[j] * s.p[j]), T(0));
   }
   const auto accept = trial.finite && ratio > T(kAcceptRatio);
   for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);
@@ -446,14 +456,18 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>&
   auto grows = !(T(0) == T(0));
   for (int j = 0; j < N; ++j) {
     dj[j] = max(s.D[j], s.cur.A[j * N + j]);
-    grows = grows || (!s.fixed[j] && dj[j] > s.D[j]);
+    if constexpr (kBounded) {
+      grows = grows || (!s.fixed[j] && dj[j] > s.D[j]);
+    } else {
+      grows = grows || dj[j] > s.D[j];
+    }
   }
   const T c = T(2) * ratio - T(1);
   const T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
   T lambda_accepted = s.lambda * shrink;
   if (any(grows)) {  // else every growth factor is 1 and the divisions change nothing
     T growth = T(1);
-    for (int j = 0; j < N; ++j) growth = max(growth, select(s.fixed[j], T(1), dj[j] / s.D[j]));
+    for (int j = 0; j < N; ++j) growth = max(growth, unless_fixed(j, dj[j] / s.D[j], T(1)));
     lambda_accepted = lambda_accepted / growth;
   }
   lambda_accepted = max(lambda_accepted, T(kMinDamping));

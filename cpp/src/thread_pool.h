@@ -55,10 +55,6 @@ class HelperPool {
  public:
   using Fn = void (*)(const void* ctx, int k);
 
-  // Runs fn(ctx, k) for k = 1 .. helpers on pooled threads, helper k pinned to CPU
-  // cpus[k - 1], and fn(ctx, 0) on the calling thread, and returns once every one has
-  // returned.  False, having run nothing, when another call holds the pool or the system
-  // refuses a new thread.
   // Wakes the sleeping helpers, which then wait awake (kIdleSpin) for a call; nothing when a
   // call holds the pool or none sleeps.
   void rouse() {
@@ -72,6 +68,10 @@ class HelperPool {
     wake_.notify_all();
   }
 
+  // Runs fn(ctx, k) for k = 1 .. helpers on pooled threads, helper k pinned to CPU
+  // cpus[k - 1], and fn(ctx, 0) on the calling thread, and returns once every one has
+  // returned.  False, having run nothing, when another call holds the pool or the system
+  // refuses a new thread.
   bool run(int helpers, const std::vector<int>& cpus, Fn fn, const void* ctx) {
     if (helpers < 1 || helpers > 0xffff || static_cast<int>(cpus.size()) < helpers) return false;
     std::unique_lock<std::mutex> own(busy_, std::try_to_lock);

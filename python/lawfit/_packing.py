@@ -249,10 +249,10 @@ def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False):
 
 
 def shared_row(a: np.ndarray) -> Optional[np.ndarray]:
-    """The one row of a (P, n) broadcast view (as _per_problem_params(shared=True) makes),
-    or None when ``a`` has a row per problem."""
+    """The one row, (1, n), of a (P, n) broadcast view (as _per_problem_params(shared=True)
+    makes; a C-contiguous view), or None when ``a`` has a row per problem."""
     if a.ndim == 2 and a.shape[0] > 0 and a.strides[0] == 0:
-        return np.ascontiguousarray(a[:1])
+        return a[:1]
     return None
 
 
@@ -273,7 +273,7 @@ def validate_bounds(bounds, P: int, names: Sequence[str]):
     if _is_unbounded(lb, ub):  # the default: nothing to check
         return lower, upper
     # Bounds given once for all problems are checked once (as a single row).
-    lo, hi = (a[:1] if shared_row(a) is not None else a for a in (lower, upper))
+    lo, hi = (a if (row := shared_row(a)) is None else row for a in (lower, upper))
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise ValueError("bounds: must not contain NaN")
     bad = lo > hi

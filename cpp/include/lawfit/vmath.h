@@ -3,9 +3,9 @@
 //
 // Why lawfit has its own: the SIMD driver needs these vectorised, and a scalar solve must
 // compute bitwise what a SIMD lane computes, so both use this one implementation.  The
-// functions are branch-free (every special case is a select), need only +, -, *, /,
-// fused multiply-add, comparisons and integer access to the bits, and keep IEEE semantics for NaN, +-inf,
-// zero, subnormal inputs and results.  Accuracy (tests/test_vmath.py, millions of arguments
+// functions are branch-free (every special case is a select, or passes through the
+// arithmetic), need only +, -, *, /, fused multiply-add, comparisons and integer access to
+// the bits, and keep IEEE semantics for NaN, +-inf, zero, subnormal inputs and results.  Accuracy (tests/test_vmath.py, millions of arguments
 // against long double): exp and log within 1 ulp, log1p within 2.5.
 //
 // Products that feed a sum are fused (fmadd, hd.h): fewer roundings and fewer
@@ -13,8 +13,8 @@
 //
 // exp:   x = k ln2 + r, |r| <= ln2 / 2, k an integer (found by the 1.5 * 2^52 rounding
 //        trick); exp(r) by its Taylor series to degree 13 (the next term is below 4e-18
-//        relative), evaluated by Estrin's scheme; 2^k applied as two factors 2^(k/2) 2^(k - k/2), so that results in the
-//        subnormal range round once.
+//        relative), evaluated by Estrin's scheme; 2^k applied as two factors 2^(k/2)
+//        2^(k - k/2) (scale_pow2), so that results in the subnormal range round once.
 // log:   x = 2^e m, m in [sqrt(1/2), sqrt(2)); with f = m - 1 and s = f / (2 + f),
 //        log m = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), |s| <= 0.1716, eleven terms
 //        (Estrin's scheme), combined as f - (f^2/2 - s (f^2/2 + R)) so that the leading

@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         pk = pack(lawfit.models.get("chinchilla_log"), X, L, p0=NO_START, residuals="log")
         out = _backends.run("cpu", pk, loss="huber", f_scale=DELTA, ftol=1e-8, xtol=1e-8,
                             gtol=1e-8, max_nfev=500, n_threads=args.threads,
-                            data_of=np.zeros(S, dtype=np.int64), p0=starts,
+                            data_of=np.zeros(S, dtype=np.int64), rows="unit", p0=starts,
                             lower=np.repeat(pk.lower, S, 0), upper=np.repeat(pk.upper, S, 0))
         all_costs = out["cost"]
 

@@ -15,6 +15,7 @@ import pytest
 
 import lawfit
 from lawfit._synthetic import saturating_power_laws
+from lawfit.bootstrap import BootstrapWarning
 from lawfit.reference.rng import bootstrap_counts
 
 from batches import model_batch
@@ -52,12 +53,16 @@ def test_failed_resamples_are_left_out_and_counted():
     x = np.geomspace(1e6, 1e10, 4)
     y = np.vstack([2.0 + 400 * x ** -0.3, 1.5 + 300 * x ** -0.25]) * (1 + 0.01 * np.array(
         [[1, -1, 0.5, 0.2], [-0.3, 0.7, -1, 0.4]]))
-    b = lawfit.bootstrap("saturating_power_law", x, y, p0=[2.0, 400.0, 0.3], n_resamples=300,
-                         seed=1)
+    with pytest.warns(BootstrapWarning, match=r"2 of 2 problems lost more than 1% of their "
+                      r"resamples .*TOO_FEW_POINTS"):
+        b = lawfit.bootstrap("saturating_power_law", x, y, p0=[2.0, 400.0, 0.3],
+                             n_resamples=300, seed=1)
     short = b.status == lawfit.Status.TOO_FEW_POINTS  # a resample of 4 points with < 3 distinct
     assert short.any() and (~short).any()
     assert np.all(np.isnan(b.samples[~b.converged]))
     assert np.array_equal(b.n_converged, b.converged.sum(axis=1))
+    assert np.array_equal(b.n_failed, short.sum(axis=1))
+    assert np.array_equal(b.status_counts()["TOO_FEW_POINTS"], short.sum(axis=1))
     assert np.all(np.isfinite(b.se)) and np.all(b.share_converged < 1)
 
 

@@ -140,7 +140,7 @@ def test_cuda_resamples_in_kernel_like_the_cpu(name, mode):
         r, _ = residuals_at(pk, pk.p0)
         extra = dict(fit_t=np.ascontiguousarray(pk.t + r), fit_r=np.ascontiguousarray(-r))
     kw = dict(loss="soft_l1", f_scale=1.0, ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000,
-              data_of=data_of, p0=pk.p0, lower=pk.lower, upper=pk.upper,
+              data_of=data_of, rows="problem", p0=pk.p0, lower=pk.lower, upper=pk.upper,
               resample_of=resample_of, seed=2**40 + 3, resample_mode=mode, **extra)
     a = _backends.run("cpu", pk, **kw)
     b = _backends.run("cuda", pk, **kw)

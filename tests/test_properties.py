@@ -196,9 +196,11 @@ def batches(draw, models=tuple(MODELS_UNDER_TEST), max_problems: int = 7):
 
 
 def expected_check(batch: Batch, p: Problem) -> Optional[Status]:
-    """The status of lm.h step 1 for one problem, from the spec (None: it is solved)."""
+    """The status of lm.h step 1 for one problem, from the spec (None: it is solved).  A NaN
+    in y or x is a missing point, left out (nan_policy="omit", the default)."""
     x = p.x.reshape(len(p.y), lawfit.models.get(batch.model).n_inputs)
     used = np.ones(len(p.y), bool) if p.weights is None else p.weights > 0
+    used &= ~(np.isnan(p.y) | np.isnan(x).any(axis=1))
     with np.errstate(all="ignore"):
         bad = ~np.isfinite(x).all(axis=1)
         if REF_MODELS[batch.model].log_inputs:
@@ -503,12 +505,18 @@ def test_helper_threads_get_cpus_of_their_own():
 # NaN neighbours
 # --------------------------------------------------------------------------------------
 
-def _poisons(model: str, x: np.ndarray, y: np.ndarray):
-    """(name, x, y, expected status) of neighbours with bad data or a bad start."""
+def _poisons(model: str, x: np.ndarray, y: np.ndarray, nan_policy: str = "propagate"):
+    """(name, x, y, expected status) of neighbours with bad data or a bad start.  Under
+    nan_policy="omit" a NaN is a missing point: the problem is fitted without it (expected
+    status None: not a data check), or has too few points when all are missing."""
     out = []
     for name in ("nan_y", "inf_y", "nan_x", "inf_x", "zero_x", "neg_x", "huge_y", "all_nan"):
         xb, yb = x.copy(), y.copy()
         want = Status.NONFINITE_DATA
+        if nan_policy == "omit" and name.startswith("nan"):
+            want = None
+        elif nan_policy == "omit" and name == "all_nan":
+            want = Status.TOO_FEW_POINTS
         if name == "nan_y":
             yb[2] = np.nan
         elif name == "inf_y":
@@ -530,12 +538,13 @@ def _poisons(model: str, x: np.ndarray, y: np.ndarray):
     return out
 
 
+@pytest.mark.parametrize("nan_policy", ["propagate", "omit"])
 @pytest.mark.parametrize("model", MODELS_UNDER_TEST)
-def test_nan_neighbour_changes_nothing(model, compiled_backend):
+def test_nan_neighbour_changes_nothing(model, compiled_backend, nan_policy):
     x, y, _, p0 = model_batch(model, n_problems=3, n_points=20, seed=5)
     alone = [lawfit.fit(model, [x], [y[i]], p0=p0[i], backend=compiled_backend)
              for i in range(3)]
-    for name, xb, yb, want in _poisons(model, x, y[1]):
+    for name, xb, yb, want in _poisons(model, x, y[1], nan_policy):
         for pos in range(3):
             # healthy problems 0 and 2, with the poisoned one at position pos
             order = [0, 2]
@@ -544,8 +553,13 @@ def test_nan_neighbour_changes_nothing(model, compiled_backend):
             ys = [yb if o == "bad" else y[o] for o in order]
             p0s = np.array([p0[1] if o == "bad" else p0[o] for o in order])
             with np.errstate(all="ignore"):
-                r = lawfit.fit(model, xs, ys, p0=p0s, backend=compiled_backend)
-            assert Status(int(r.status[pos])) == want, (name, pos, r.status)
+                r = lawfit.fit(model, xs, ys, p0=p0s, backend=compiled_backend,
+                               nan_policy=nan_policy)
+            got = Status(int(r.status[pos]))
+            if want is None:
+                assert got not in DATA_CHECKS, (name, pos, r.status)
+            else:
+                assert got == want, (name, pos, r.status)
             for k, o in enumerate(order):
                 if o != "bad":
                     assert alone[o].success[0]

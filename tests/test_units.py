@@ -25,7 +25,8 @@ OPTS = dict(ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=200, initial_damping=1e-3)
 
 
 def ragged_packed(name: str, seed: int = 0, residuals: str = "linear"):
-    """A ragged batch (5 to 30 points per problem, one problem with a NaN) packed."""
+    """A ragged batch (5 to 30 points per problem, one problem with a NaN, kept as bad data
+    with nan_policy="propagate") packed."""
     rng = np.random.default_rng(seed)
     x, y, truth, p0 = model_batch(name, n_problems=9, n_points=30, seed=seed)
     xs, ys = [], []
@@ -34,7 +35,8 @@ def ragged_packed(name: str, seed: int = 0, residuals: str = "linear"):
         xs.append(x[keep]), ys.append(y[i, keep])
     ys[4] = ys[4].copy()
     ys[4][0] = np.nan
-    return pack(models.get(name), xs, ys, p0=p0, residuals=residuals), truth
+    return pack(models.get(name), xs, ys, p0=p0, residuals=residuals,
+                nan_policy="propagate"), truth
 
 
 def starts_around(truth: np.ndarray, S: int, seed: int) -> np.ndarray:

@@ -367,15 +367,20 @@ def test_data_frame_missing_group_columns(no_work):
 
 @pytest.mark.parametrize("backend", ["cpu", "numpy"])
 def test_bad_data_is_a_status(backend):
+    """An infinite x is bad data under every nan_policy; a NaN y is bad data where NaN is
+    kept (nan_policy="propagate"), and a missing point by default."""
     x, y, _, p0 = model_batch(SPL, n_problems=4, n_points=15, seed=2)
     ys = [y[i].copy() for i in range(4)]
     xs = [x[:, 0].copy() for _ in range(4)]
     ys[1][7] = np.nan
     xs[3][2] = np.inf
-    r = lawfit.fit(SPL, xs, ys, p0=p0, backend=backend)
+    r = lawfit.fit(SPL, xs, ys, p0=p0, backend=backend, nan_policy="propagate")
     assert list(r.status[[1, 3]]) == [Status.NONFINITE_DATA] * 2
     assert r.success[[0, 2]].all()
     assert np.array_equal(r.x[1], p0[1]) and np.isnan(r.cost[1]) and r.nfev[1] == 0
+    r = lawfit.fit(SPL, xs, ys, p0=p0, backend=backend)
+    assert r.status[3] == Status.NONFINITE_DATA and r.success[:3].all()
+    assert list(r.n_points) == [15, 14, 15, 15] and list(r.n_omitted) == [0, 1, 0, 0]
 
 
 def test_bad_data_in_sigma_or_weights_is_a_status():

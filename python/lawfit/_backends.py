@@ -174,7 +174,10 @@ def _resample_args(packed: Packed, resample_of, seed, resample_mode, fit_t, fit_
     args = dict(resample_of=np.asarray(resample_of, dtype=np.uint32), seed=int(seed),
                 resample_mode=RESAMPLE_MODES[resample_mode])
     if resample_mode.startswith("grouped"):
-        args["group_of"], args["n_groups"] = local_groups(packed)
+        group_of, n_groups = local_groups(packed)
+        # The core takes an empty problem as one empty group (its units then report
+        # TOO_FEW_POINTS), never as none: an empty neighbour must not fail the call.
+        args["group_of"], args["n_groups"] = group_of, np.maximum(n_groups, 1)
     if resample_mode == "residual":
         args["fit_t"], args["fit_r"] = fit_t, fit_r
     return args
@@ -187,16 +190,20 @@ def _upcast(out: dict) -> dict:
 
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
         gtol: float, max_nfev: int, initial_damping: float = 1e-3, dtype: str = "float64",
-        n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None, p0=None,
-        lower=None, upper=None, resample_of=None, seed: int = 0,
-        resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
+        n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None,
+        rows: Optional[str] = None, p0=None, lower=None, upper=None, resample_of=None,
+        seed: int = 0, resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
     """Solve a packed batch on a concrete backend; returns the backend's arrays.
 
-    With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points from
-    p0[i] within lower[i], upper[i] (starts of a grid; or p0[data_of[i]] etc. when p0 has a
-    row per problem); with ``resample_of`` too, weighted by
-    the bootstrap resample resample_of[i] of ``seed``.  ``dtype="float32"``: the compiled
-    backends' fp32 solve (fit32), its results returned as float64."""
+    With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points,
+    and ``rows`` says where its start and box are, always explicitly (never guessed from the
+    arrays' lengths: a batch of as many units as problems would read a neighbour's row):
+    ``"unit"``, p0[i] within lower[i], upper[i] (one row per unit: starts of a grid, a
+    continued fit); ``"problem"``, p0[data_of[i]] within lower[data_of[i]],
+    upper[data_of[i]] (one row per problem: every resample of a problem starts from its
+    fit).  With ``resample_of`` too, unit i is weighted by the bootstrap resample
+    resample_of[i] of ``seed``.  ``dtype="float32"``: the compiled backends' fp32 solve
+    (fit32), its results returned as float64."""
     extra = {}
     fp32 = dtype == "float32"
     if backend == "cpu":
@@ -211,8 +218,18 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
     else:
         from .reference import fit_packed as fn
     if data_of is None:
+        if rows is not None:
+            raise ValueError("rows: only used with data_of")
         p0, lower, upper = packed.p0, packed.lower, packed.upper
-    per_problem = data_of is not None and len(p0) != len(data_of)  # one start per problem
+    else:
+        expect = {"unit": len(data_of), "problem": packed.n_problems}
+        if rows not in expect:
+            raise ValueError(f"rows: expected 'unit' or 'problem' with data_of, got {rows!r}")
+        for name, a in (("p0", p0), ("lower", lower), ("upper", upper)):
+            if np.shape(a)[0] != expect[rows]:
+                raise ValueError(f"{name}: expected {expect[rows]} rows (one per {rows}), "
+                                 f"got {np.shape(a)[0]}")
+    per_problem = rows == "problem"  # unit i reads row data_of[i]
     # The compiled backends take the model's inputs (log x where the model wants it); the
     # reference takes x and applies step 0 itself.
     if backend == "numpy":

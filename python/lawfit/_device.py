@@ -9,8 +9,9 @@ and writes CuPy's memory through its pointers.  The results are CuPy arrays.
 
 The packing is written once against an array module ``xp`` (CuPy here; NumPy in the tests,
 which hold it to ``pack``'s arrays, so the device path packs exactly what the host path
-does).  Supported: a padded 2-D ``y`` (problems x points; NaN for missing points) or a 1-D
-``y`` (one problem), ``x`` shared or per problem, ``sigma`` and ``weights`` shaped like ``y``,
+does).  Supported: a padded 2-D ``y`` (problems x points) or a 1-D ``y`` (one problem), ``x``
+shared or per problem (a NaN in ``y`` or ``x`` is a missing point, under ``nan_policy`` as on
+the host), ``sigma`` and ``weights`` shaped like ``y``,
 ``p0`` (required unless the model has a data-driven guess, which is then computed on the host
 from one copy of the data), scipy-style ``bounds``.
 """
@@ -20,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._packing import RESIDUALS, validate_bounds
+from ._packing import RESIDUALS, check_nan_policy, validate_bounds
 
 __all__ = ["is_device_array", "pack_padded", "solve_packed"]
 
@@ -47,15 +48,26 @@ def _first_bad(xp, bad, values, name: str, what: str):
         raise ValueError(f"{name}: {what}; found {first}")
 
 
+def _device_float(xp, a, name: str):
+    """``a`` as a float64 array of ``xp``; complex numbers refused, naming ``name``."""
+    arr = xp.asarray(a)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name}: complex numbers are not supported (got dtype {arr.dtype}); "
+                         f"pass real values")
+    return arr.astype(xp.float64, copy=False)
+
+
 def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
-                bounds=(-np.inf, np.inf), residuals: str = "linear") -> dict:
+                bounds=(-np.inf, np.inf), residuals: str = "linear",
+                nan_policy: str = "omit") -> dict:
     """The packed arrays of a padded batch, in ``xp``'s memory: u (M, k), t (M,), sigma,
     weights (M,) or None, offsets (P + 1,) int64, lower, upper (P, n), p0 (P, n) or None
     (the caller computes the guess), log_residuals; the arrays ``lawfit._core.fit`` and the
     CUDA kernels take, equal to those of ``_packing.pack`` for the same batch."""
     if residuals not in RESIDUALS:
         raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
-    ya = xp.asarray(y, dtype=xp.float64)
+    check_nan_policy(nan_policy)
+    ya = _device_float(xp, y, "y")
     if ya.ndim == 1:
         ya = ya[None, :]
     if ya.ndim != 2:
@@ -63,7 +75,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
                          f"problem's 1-D array, got {ya.ndim}-D")
     P, m = ya.shape
     k = model.n_inputs
-    xa = xp.asarray(x, dtype=xp.float64)
+    xa = _device_float(xp, x, "x")
     if k == 1 and xa.shape in ((m,), (P, m)):
         xa = xa[..., None]
     if xa.shape == (m, k):
@@ -77,13 +89,23 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
         if val is None:
             per_point[name] = None
             continue
-        va = xp.asarray(val, dtype=xp.float64)
+        va = _device_float(xp, val, name)
         try:
             per_point[name] = xp.broadcast_to(va, (P, m))
         except ValueError:
             raise ValueError(f"{name}: shape {va.shape} does not match y's {ya.shape}") from None
-    present = ~xp.isnan(ya)
+    # A point is missing where y or an input of x is NaN (one boolean back to the host to
+    # say whether any is).
+    if nan_policy == "propagate":
+        present = xp.ones(ya.shape, dtype=bool)
+    else:
+        present = ~(xp.isnan(ya) | xp.isnan(xa).any(axis=-1))
     full = bool(xp.all(present))
+    if not full and nan_policy == "raise":
+        i, j = (int(v) for v in np.asarray(xp.argwhere(~present)[0].tolist()))
+        arg = "y" if bool(xp.isnan(ya[i, j])) else "x"
+        raise ValueError(f"{arg}: NaN at {arg}[{i}, {j}] (nan_policy='raise'; the default "
+                         f"'omit' leaves a NaN point out as missing)")
 
     def take(arr, width=None):
         if full:
@@ -110,7 +132,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
     lower, upper = xp.asarray(np.ascontiguousarray(lower)), xp.asarray(np.ascontiguousarray(upper))
     p0a = None
     if p0 is not None:
-        p0a = xp.asarray(p0, dtype=xp.float64)
+        p0a = _device_float(xp, p0, "p0")
         if p0a.shape == (len(names),):
             p0a = xp.broadcast_to(p0a, (P, len(names)))
         if p0a.shape != (P, len(names)):
@@ -121,7 +143,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
         _first_bad(xp, (p0a < lower) | (p0a > upper), p0a, "p0", "outside its bounds")
     return dict(u=u, t=xp.ascontiguousarray(t), y=yy, sigma=sig, weights=w, offsets=offsets,
                 p0=p0a, lower=lower, upper=upper, log_residuals=log, n_points=m if full else
-                None)
+                None, n_omitted=m - present.sum(axis=1, dtype=xp.int64))
 
 
 def _cuda_solve(model_name: str, ins: dict, out: dict, **kw) -> None:
@@ -166,7 +188,7 @@ def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
 
 def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_scale, ftol,
                xtol, gtol, max_nfev, backend, dtype, unsupported: dict, xp=None,
-               solve=_cuda_solve):
+               solve=_cuda_solve, nan_policy: str = "omit"):
     """``lawfit.fit`` for device arrays (see the module docstring): a FitResult of ``xp``
     arrays.  ``unsupported``: fit's arguments this path does not take, by name, each set to
     whether the call used it."""
@@ -185,7 +207,7 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_sc
         _backends.resolve("cuda")  # a ValueError saying why, where there is no GPU
         xp = cupy_module()
     packed = pack_padded(xp, model, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
-                         residuals=residuals)
+                         residuals=residuals, nan_policy=nan_policy)
     if packed["p0"] is None:
         # The data-driven start is computed on the host: the one copy of the data this path
         # makes, and only when no p0 was given.
@@ -195,9 +217,11 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_sc
             return None if a is None else (a.get() if hasattr(a, "get") else np.asarray(a))
 
         hp = pack(model, host(xp.asarray(x)), host(xp.asarray(y)), sigma=host(sigma),
-                  weights=host(weights), bounds=bounds, residuals=residuals)
+                  weights=host(weights), bounds=bounds, residuals=residuals,
+                  nan_policy=nan_policy)
         packed["p0"] = xp.asarray(hp.p0)
     out = solve_packed(xp, packed, model.name, dtype=dtype, loss=loss, f_scale=f_scale,
                        ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, solve=solve)
+    out["n_omitted"] = packed["n_omitted"]
     return FitResult(model, out, xp.diff(packed["offsets"]), backend="cuda",
                      offsets=packed["offsets"])

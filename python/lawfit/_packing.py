@@ -3,16 +3,24 @@
 Every backend takes the same ``Packed`` batch: problem ``i`` owns points
 ``offsets[i]:offsets[i+1]`` of the flat arrays ``x`` (points x inputs), ``y``, ``t`` (the
 target the residual compares with: ``y``, or ``log y`` for log residuals), ``sigma`` and
-``weights``.  Structural errors raise ``ValueError`` naming the argument here, before any
-work; data-dependent problems (a NaN in one problem) are left for the solver to flag with
-that problem's status.
+``weights``.  Structural errors (shapes, complex numbers, strings) raise ``ValueError``
+naming the argument here, before any work; data-dependent problems (an infinite value, an
+x <= 0 for a power law, a y <= 0 with log residuals, a bad sigma) are left for the solver to
+flag with that problem's status.
+
+Missing points, one rule for every shape: a NaN in ``y``, or in any input of ``x``, marks a
+missing point.  ``nan_policy="omit"`` (the default) leaves such points out, counting them per
+problem (``Packed.n_omitted``); ``"raise"`` refuses the call with a ValueError naming the
+argument and the point; ``"propagate"`` keeps them, and their problem gets NONFINITE_DATA.
+Infinite values are never missing: they are bad data (NONFINITE_DATA) under every policy, as
+is a NaN in ``sigma`` or ``weights``.
 
 Accepted shapes for ``x`` and ``y``:
 
 * lists of per-problem arrays: ``y = [y0, y1, ...]``, ``x = [x0, x1, ...]`` with ``x_i`` of
   shape (m_i,) or (m_i, n_inputs) (or one shared x when all problems have the same length);
-* a padded 2-D ``y`` of shape (P, m) with NaN marking missing points; ``x`` of shape (P, m),
-  (P, m, n_inputs), or one shared (m,) / (m, n_inputs) grid;
+* a padded 2-D ``y`` of shape (P, m) (NaN marking missing points, as in every shape); ``x``
+  of shape (P, m), (P, m, n_inputs), or one shared (m,) / (m, n_inputs) grid;
 * flat 1-D ``y`` with a ``groups`` vector of labels (one problem per distinct label, in
   sorted label order);
 * flat 1-D ``y`` without groups: a single problem.
@@ -30,6 +38,7 @@ LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
 # pack(p0=NO_START): the starts come later (a grid); packed.p0 is left unset.
 NO_START = object()
 RESIDUALS = ("linear", "log")
+NAN_POLICIES = ("omit", "raise", "propagate")
 
 
 @dataclass
@@ -53,6 +62,8 @@ class Packed:
     # (m, n_inputs): where every problem has the m points of one grid, the model's inputs on
     # it, which the CPU backend reads once rather than per problem (x_shared).
     u_grid: Optional[np.ndarray] = None
+    # (P,) the missing points (NaN in y or x) left out of each problem; None: none were.
+    n_omitted: Optional[np.ndarray] = None
 
     @property
     def x(self) -> np.ndarray:
@@ -79,12 +90,57 @@ class Packed:
         return np.diff(self.offsets)
 
 
+def check_nan_policy(nan_policy) -> str:
+    if not (isinstance(nan_policy, str) and nan_policy in NAN_POLICIES):
+        raise ValueError(f"nan_policy: expected one of {NAN_POLICIES}, got {nan_policy!r}")
+    return nan_policy
+
+
 def _float_array(a: Any, name: str) -> np.ndarray:
+    """``a`` as float64, or a ValueError naming ``name`` (complex numbers are refused, not
+    cast: their imaginary parts would be dropped)."""
     try:
-        arr = np.asarray(a, dtype=np.float64)
+        arr = np.asarray(a)
+        if arr.dtype.kind == "c":
+            raise ValueError(f"{name}: complex numbers are not supported (got dtype "
+                             f"{arr.dtype}); pass real values")
+        return np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:
+        if str(exc).startswith(f"{name}: "):
+            raise
         raise ValueError(f"{name}: expected numbers ({exc})") from None
-    return arr
+
+
+def _has_nan(a: np.ndarray) -> bool:
+    """Whether ``a`` holds a NaN, without making a mask of it (min is NaN exactly when some
+    entry is)."""
+    return a.size > 0 and bool(np.isnan(a.min()))
+
+
+def _nan_raise(arg: str, where: str):
+    raise ValueError(f"{arg}: NaN at {arg}{where} (nan_policy='raise'; the default 'omit' "
+                     f"leaves a NaN point out as missing)")
+
+
+def _omit_missing(x, y, extras, offsets, nan_policy: str, locate):
+    """Applies ``nan_policy`` to the flat points of a batch: a point is missing where y, or
+    an input of x, is NaN.  ``locate(i, j)`` writes point j of problem i as the user indexes
+    it (``"[1][7]"``).  Returns x, y, extras, offsets and n_omitted (P,) or None."""
+    if nan_policy == "propagate" or not (_has_nan(y) or _has_nan(x)):
+        return x, y, extras, offsets, None
+    miss = np.isnan(y) | np.isnan(x).any(axis=1)
+    if nan_policy == "raise":
+        pt = int(np.argmax(miss))
+        i = int(np.searchsorted(offsets, pt, side="right")) - 1
+        _nan_raise("y" if np.isnan(y[pt]) else "x", locate(i, pt - int(offsets[i])))
+    keep = ~miss
+    P = len(offsets) - 1
+    owner = np.repeat(np.arange(P), np.diff(offsets))
+    n_omitted = np.bincount(owner[miss], minlength=P).astype(np.int64)
+    new_offsets = offsets.copy()
+    new_offsets[1:] -= np.cumsum(n_omitted)
+    return (x[keep], y[keep], {k: None if v is None else v[keep] for k, v in extras.items()},
+            new_offsets, n_omitted)
 
 
 def _as_x(a: Any, n_inputs: int, m: int, name: str) -> np.ndarray:
@@ -102,7 +158,7 @@ def _as_x(a: Any, n_inputs: int, m: int, name: str) -> np.ndarray:
     return arr
 
 
-def _pack_lists(model, x, y, per_point, labels):
+def _pack_lists(model, x, y, per_point, nan_policy, locate=lambda i, j: f"[{i}][{j}]"):
     ys = [_float_array(v, f"y[{i}]").reshape(-1) if np.ndim(v) <= 1 else None
           for i, v in enumerate(y)]
     for i, v in enumerate(ys):
@@ -133,10 +189,12 @@ def _pack_lists(model, x, y, per_point, labels):
     np.cumsum(lengths, out=offsets[1:])
     xcat = np.concatenate(xs) if xs else np.zeros((0, model.n_inputs))
     ycat = np.concatenate(ys) if ys else np.zeros(0)
-    return xcat, ycat, extras, offsets, labels
+    xcat, ycat, extras, offsets, n_omitted = _omit_missing(xcat, ycat, extras, offsets,
+                                                           nan_policy, locate)
+    return xcat, ycat, extras, offsets, None, n_omitted
 
 
-def _pack_padded(model, x, y, per_point):
+def _pack_padded(model, x, y, per_point, nan_policy):
     P, m = y.shape
     xa = _float_array(x, "x")
     k = model.n_inputs
@@ -145,16 +203,28 @@ def _pack_padded(model, x, y, per_point):
     if xa.shape == (m, k):
         # A shared grid: the model's inputs (log x) are taken on the grid alone, then
         # broadcast like x itself.
-        xa = _SharedGrid(np.broadcast_to(xa, (P, m, k)))
+        xa = _SharedGrid(xa, P)
     if xa.shape != (P, m, k):
         raise ValueError(
             f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
             f"{m} points to match the padded y of shape {y.shape}, got {xa.shape}"
         )
-    # The common case, no NaN: a plain reshape, no gather.  (min is NaN exactly when some
-    # entry is, and reads y without making a mask of it.)
-    full = y.size == 0 or not np.isnan(y.min())
-    present = None if full else ~np.isnan(y)
+    # The common case, nothing missing: a plain reshape, no gather (and no mask made to
+    # find that out).
+    present = None
+    if nan_policy != "propagate":
+        x_own = xa.grid if isinstance(xa, _SharedGrid) else xa
+        x_nan, y_nan = _has_nan(x_own), _has_nan(y)
+        if x_nan or y_nan:
+            miss = np.isnan(y) if y_nan else np.zeros(y.shape, dtype=bool)
+            if x_nan:
+                miss |= np.isnan(x_own).any(axis=-1)  # (m,) of a grid broadcasts to (P, m)
+            if nan_policy == "raise":
+                i, j = np.argwhere(miss)[0]
+                _nan_raise("y" if np.isnan(y[i, j]) else "x", f"[{i}, {j}]")
+            present = ~miss
+    full = present is None
+    n_omitted = None if full else (m - present.sum(axis=1)).astype(np.int64)
 
     def take(arr, width=None):
         if full:
@@ -178,15 +248,16 @@ def _pack_padded(model, x, y, per_point):
     if isinstance(xa, _SharedGrid):
         def xs():
             return np.ascontiguousarray(take(xa.full, k))
-        grid = xa.full[0]
+        grid = xa.grid
         if model.log_inputs:
             with np.errstate(all="ignore"):
                 grid = np.log(grid)
         grid = np.ascontiguousarray(grid, dtype=np.float64)
         if full:  # every problem has the grid's points
-            return (xs, _GridInputs(grid)), take(y), extras, offsets, None
-        return (xs, take(np.broadcast_to(grid, xa.full.shape), k)), take(y), extras, offsets, None
-    return take(xa, k), take(y), extras, offsets, None
+            return (xs, _GridInputs(grid)), take(y), extras, offsets, None, n_omitted
+        return ((xs, take(np.broadcast_to(grid, xa.full.shape), k)), take(y), extras, offsets,
+                None, n_omitted)
+    return take(xa, k), take(y), extras, offsets, None, n_omitted
 
 
 class _GridInputs:
@@ -203,14 +274,19 @@ class _GridInputs:
 
 
 class _SharedGrid:
-    """x given once for every problem of a padded batch (shape (P, m, k), a broadcast view)."""
+    """x given once, ``grid`` (m, k), for the P problems of a padded batch."""
 
-    def __init__(self, full):
-        self.full = full
-        self.shape = full.shape
+    def __init__(self, grid, P: int):
+        self.grid = grid
+        self.shape = (P,) + grid.shape
+
+    @property
+    def full(self):
+        """(P, m, k), a broadcast view."""
+        return np.broadcast_to(self.grid, self.shape)
 
 
-def _pack_groups(model, x, y, groups, per_point):
+def _pack_groups(model, x, y, groups, per_point, nan_policy):
     g = np.asarray(groups)
     if g.shape != y.shape:
         raise ValueError(f"groups: expected one label per point, shape {y.shape}, got {g.shape}")
@@ -230,7 +306,10 @@ def _pack_groups(model, x, y, groups, per_point):
     counts = np.bincount(inverse.reshape(-1), minlength=len(labels))
     offsets = np.zeros(len(labels) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return xa[order], y[order], extras, offsets, labels
+    xs, ys, extras, offsets_kept, n_omitted = _omit_missing(
+        xa[order], y[order], extras, offsets, nan_policy,
+        lambda i, j: f"[{order[offsets[i] + j]}] (group {labels[i]!r})")
+    return xs, ys, extras, offsets_kept, labels, n_omitted
 
 
 def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False):
@@ -319,29 +398,34 @@ def pack(
     residuals: str = "linear",
     validate_only: bool = False,
     clusters=None,
+    nan_policy: str = "omit",
 ) -> Optional[Packed]:
-    """Validate and pack one batch (see the module docstring for the accepted shapes).
-    With ``validate_only``, raise what packing would raise and return None."""
+    """Validate and pack one batch (see the module docstring for the accepted shapes and
+    ``nan_policy``).  With ``validate_only``, raise what packing would raise and return
+    None."""
     if residuals not in RESIDUALS:
         raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
+    check_nan_policy(nan_policy)
     per_point = {"sigma": sigma, "weights": weights, "clusters": clusters}
     if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
         if groups is not None:
             raise ValueError("groups: not used when y is a list of per-problem arrays")
-        xs, ys, extras, offsets, labels = _pack_lists(model, x, y, per_point, None)
+        shaped = _pack_lists(model, x, y, per_point, nan_policy)
     else:
         ya = _float_array(y, "y")
         if ya.ndim == 2:
             if groups is not None:
                 raise ValueError("groups: not used when y is a padded 2-D array")
-            xs, ys, extras, offsets, labels = _pack_padded(model, x, ya, per_point)
+            shaped = _pack_padded(model, x, ya, per_point, nan_policy)
         elif ya.ndim == 1:
             if groups is not None:
-                xs, ys, extras, offsets, labels = _pack_groups(model, x, ya, groups, per_point)
+                shaped = _pack_groups(model, x, ya, groups, per_point, nan_policy)
             else:
-                xs, ys, extras, offsets, labels = _pack_lists(model, x, [ya], per_point, None)
+                shaped = _pack_lists(model, x, [ya], per_point, nan_policy,
+                                     lambda i, j: f"[{j}]")
         else:
             raise ValueError(f"y: expected a 1-D or padded 2-D array or a list, got {ya.ndim}-D")
+    xs, ys, extras, offsets, labels, n_omitted = shaped
 
     sig, w = extras["sigma"], extras["weights"]
     if sig is not None:
@@ -385,7 +469,8 @@ def pack(
     if not callable(u):
         u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
-                    sig, w, offsets, u, None, lower, upper, log, labels, u_grid=u_grid)
+                    sig, w, offsets, u, None, lower, upper, log, labels, u_grid=u_grid,
+                    n_omitted=n_omitted)
     if extras["clusters"] is not None:
         packed.clusters = np.ascontiguousarray(extras["clusters"])
     if p0 is NO_START:

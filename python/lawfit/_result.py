@@ -81,7 +81,8 @@ class FitResult:
     parameters, ``cost`` (P,) the final cost ``0.5 * sum(w * rho(r**2))``, ``status`` (P,),
     ``success`` (P,), ``nfev``, ``njev``, ``nit`` (P,), ``optimality`` (P,) the infinity norm
     of the projected gradient, ``active_mask`` (P, n) (-1 at a lower bound, +1 at an upper
-    bound), ``n_points`` (P,), and, on request, ``cov`` (P, n, n) and the residuals ``fun``
+    bound), ``n_points`` (P,) the points each fit used and ``n_omitted`` (P,) the missing
+    points (NaN in y or x) it left out, and, on request, ``cov`` (P, n, n) and the residuals ``fun``
     and their Jacobian ``jac`` at the solution (one row per point; ``residuals(i)``).  ``labels`` holds the group
     labels when the batch came with ``groups`` (tuples for several group columns, named by
     ``label_names``).  A fit of CuPy arrays gives CuPy arrays; ``get()`` copies them to the
@@ -110,12 +111,17 @@ class FitResult:
         self.label_names = label_names
         self.cov = cov
         self.backend = backend
+        # Missing points left out of each problem (zeros where the arrays do not say).
+        omitted = arrays.get("n_omitted")
+        self.n_omitted = np.zeros(len(self.cost), dtype=np.int64) if omitted is None else \
+            omitted
         for key in GRID_FIELDS:  # None unless the fit had a grid of starts
             setattr(self, key, arrays.get(key))
 
     @property
     def n_points(self) -> np.ndarray:
-        """Points of each problem, (P,)."""
+        """Points each problem's fit used, (P,): its points less the missing ones
+        (``n_omitted``)."""
         if self._n_points is None:
             self._n_points = np.diff(self.offsets)
         return self._n_points
@@ -217,7 +223,8 @@ class FitResult:
             for j, name in enumerate(self.param_names):
                 cols[f"{name}_stderr"] = err[:, j]
         cols.update(cost=self.cost, status=self.status, success=self.success,
-                    message=self.message, nfev=self.nfev, nit=self.nit, n_points=self.n_points)
+                    message=self.message, nfev=self.nfev, nit=self.nit, n_points=self.n_points,
+                    n_omitted=self.n_omitted)
         if self.share_at_best is not None:
             cols.update({key: getattr(self, key) for key in GRID_FIELDS})
             cols["fragile"] = self.fragile

@@ -1,13 +1,14 @@
 """``lawfit.fit``: the batched call."""
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
 
 from . import _backends
-from ._packing import LOSSES, NO_START, pack
+from ._packing import LOSSES, NO_START, check_nan_policy, pack
 from ._result import FitResult, covariance
 from .grid import Grid
 from .models import Model, get
@@ -16,8 +17,16 @@ __all__ = ["fit", "FragileFitWarning"]
 
 # A refined start "reached the best" when its final cost is within this relative distance of
 # the problem's lowest; a multi-start fit whose share of such starts is below FRAGILE_SHARE
-# is flagged (FitResult.fragile) and warned about.
-AT_BEST_RTOL = 1e-6
+# is flagged (FitResult.fragile) and warned about.  The distance follows the precision of
+# the solve.  In fp64 the cost resolves far below 1e-6; starts that end in one minimum
+# differ by what the tolerances leave (ftol 1e-8).  In fp32 the cost itself is resolved to
+# only some hundred epsilons: each point's residual loses about |f| / |r| epsilons to the
+# cancellation of f against y (a hundred at 1% noise), the sum of m such terms adds its
+# rounding, and a start stops where fp32 can no longer tell a step from noise; so costs of
+# one minimum reached from different starts differ by up to about 1e-5 relative.  256 fp32
+# epsilons (3.1e-5) covers that, and stays far below the gaps between distinct minima of
+# these objectives (1e-3 relative and more).
+AT_BEST_RTOL = {"float64": 1e-6, "float32": 256 * float(np.finfo(np.float32).eps)}
 FRAGILE_SHARE = 0.1
 # Starts refined per problem by default.  Measured on the Chinchilla replication's 4,500-start
 # grid (bench/bench_grid.py): the lowest objective is reached from k = 10 on; 100 leaves a
@@ -87,21 +96,127 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _from_frame(data, x, y, sigma, weights, groups):
-    """Resolve column names of a DataFrame into arrays."""
-    def col(v):
+# The most threads a call may ask for: far more than any machine's CPUs today, so a valid
+# call is valid on every machine, and far fewer than the OS threads a typo such as
+# n_threads=2**31 - 1 would try to start.  (The CPU driver never starts more threads than
+# it has chunks of work, nor, by default, more than the CPUs this process may use.)
+MAX_THREADS = 4096
+
+
+def check_threads(n_threads) -> int:
+    """``n_threads`` as an int in [1, MAX_THREADS], else ValueError naming it."""
+    n = positive_int(n_threads, "n_threads")
+    if n > MAX_THREADS:
+        raise ValueError(f"n_threads: at most {MAX_THREADS} threads, got {n_threads!r} (leave "
+                         f"it None to use the CPUs this process may use)")
+    return n
+
+
+def check_k(k):
+    """A grid's ``k``: a positive integer or "all", else ValueError naming it."""
+    if not (k == "all" if isinstance(k, str) else
+            (_is_real(k) and not isinstance(k, (float, np.floating)) and k >= 1)):
+        raise ValueError(f"k: expected a positive integer or 'all', got {k!r}")
+    return k
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory this process could still allocate, where the OS says: the kernel's
+    MemAvailable, or less under a cgroup (container) limit; None where unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f, \
+                open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                room = int(limit) - int(g.read())
+                avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """MemoryError naming the size where ``nbytes`` (what a request allocates at least,
+    estimated from shapes alone) is more than the memory available: refused before any
+    work, rather than failing (or swapping) after minutes of it."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise MemoryError(f"{what}: needs at least {nbytes / 2**30:,.1f} GiB of memory, more "
+                          f"than the {avail / 2**30:,.1f} GiB available; split the batch or "
+                          f"the resamples into smaller calls")
+
+
+def fit_bytes(P: int, n: int, points: int, *, return_cov: bool = False,
+              joined: bool = False) -> int:
+    """At least what a fit of P problems of n parameters allocates: each problem's results
+    (x, cost, optimality, status, nfev, njev, nit, active_mask, n_omitted; J^T J and the
+    covariance with ``return_cov``) and start, made twice where chunks are ``joined``, and
+    ``points`` packed points (x, the model's inputs, y and t: four float64 at least)."""
+    per_problem = 17 * n + 40 + (16 * n * n if return_cov else 0)
+    return (2 if joined else 1) * P * per_problem + 32 * points
+
+
+def _frame_column(data, name: str, arg: str) -> np.ndarray:
+    """Column ``name`` of a DataFrame as float64, or a ValueError naming the argument, the
+    column and the first value that is not a real number (by position)."""
+    if name not in data.columns:
+        raise ValueError(f"data: has no column {name!r}")
+    column = data[name]
+    values = column.to_numpy()
+    if values.dtype.kind == "c":
+        raise ValueError(f"{arg}: column {name!r} of data is complex ({values.dtype}); "
+                         f"complex numbers are not supported")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:  # pandas' nullable columns: NA is NaN
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        error = exc
+    for pos, v in enumerate(values):
+        try:
+            if isinstance(v, (complex, np.complexfloating)):
+                raise TypeError
+            float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{arg}: column {name!r} of data holds {v!r} (at position {pos}), "
+                             f"not a real number") from None
+    raise ValueError(f"{arg}: column {name!r} of data: {error}")
+
+
+def _from_frame(data, x, y, sigma, weights, groups, nan_policy="omit"):
+    """Resolve column names of a DataFrame into arrays.  With ``nan_policy="raise"``, a
+    NaN in the x or y columns is refused here, naming the column and the row."""
+    def col(v, arg):
         if v is None:
             return None
         if isinstance(v, str):
-            if v not in data.columns:
-                raise ValueError(f"data: has no column {v!r}")
-            return data[v].to_numpy(dtype=float)
+            values = _frame_column(data, v, arg)
+            if nan_policy == "raise" and arg in ("x", "y") and np.isnan(values).any():
+                pos = int(np.argmax(np.isnan(values)))
+                raise ValueError(f"{arg}: column {v!r} of data is NaN at position {pos} "
+                                 f"(nan_policy='raise'; the default 'omit' leaves a NaN point "
+                                 f"out as missing)")
+            return values
         return v
 
     if isinstance(x, (list, tuple)) and all(isinstance(c, str) for c in x):
-        xs = np.column_stack([col(c) for c in x])
+        xs = np.column_stack([col(c, "x") for c in x]) if x else x
     else:
-        xs = col(x)
+        xs = col(x, "x")
     labels = None
     label_names = tuple(groups) if isinstance(groups, (list, tuple)) else (
         (groups,) if isinstance(groups, str) else None)
@@ -119,7 +234,8 @@ def _from_frame(data, x, y, sigma, weights, groups):
         if groups not in data.columns:
             raise ValueError(f"groups: data has no column {groups!r}")
         groups = data[groups].to_numpy()
-    return xs, col(y), col(sigma), col(weights), groups, labels, label_names
+    return xs, col(y, "y"), col(sigma, "sigma"), col(weights, "weights"), groups, labels, \
+        label_names
 
 
 def residuals_at(packed, params: np.ndarray):
@@ -171,6 +287,7 @@ def fit(
     chunk_size: Optional[int] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     k: Union[int, str, None] = None,
+    nan_policy: str = "omit",
 ) -> FitResult:
     """Fit a built-in model to every problem of a batch in one call.
 
@@ -179,10 +296,12 @@ def fit(
     model : str or lawfit.models.Model
         A built-in model (``lawfit.models.available()``).
     x, y : arrays or lists of arrays
-        The batch: lists of per-problem arrays; a padded 2-D ``y`` (problems x points, NaN
-        for missing) with ``x`` of the same shape or one shared grid; or flat arrays with a
-        ``groups`` label per point.  A flat ``y`` without groups is one problem.  A model with
-        several inputs (``N``, ``D``) takes ``x`` with a trailing axis of that size.
+        The batch: lists of per-problem arrays; a padded 2-D ``y`` (problems x points) with
+        ``x`` of the same shape or one shared grid; or flat arrays with a ``groups`` label per
+        point.  A flat ``y`` without groups is one problem.  A model with several inputs
+        (``N``, ``D``) takes ``x`` with a trailing axis of that size.  In every shape a NaN
+        in ``y`` or in ``x`` marks a missing point (see ``nan_policy``).  A batch of no
+        problems gives an empty result.
     p0 : array or lawfit.Grid, optional
         Start, shape (n_params,) for all problems or (problems, n_params).  Defaults to the
         model's data-driven guess where it has one.  A :func:`lawfit.grid` makes the fit
@@ -257,16 +376,28 @@ def fit(
         starts); ``fragile`` marks problems where under 10% of the refined starts reached the
         best, and a ``FragileFitWarning`` says how many there are.
 
+    nan_policy : {"omit", "raise", "propagate"}
+        What a NaN in ``y`` or in ``x`` (a missing point) does, in every batch shape, as
+        scipy names it: ``"omit"`` (default) leaves the point out (``FitResult.n_points``
+        counts the points used, ``n_omitted`` those left out); ``"raise"`` raises a
+        ValueError naming the argument and the point; ``"propagate"`` keeps it, and its
+        problem gets ``NONFINITE_DATA``.  Infinite values are not missing: under every
+        policy they are bad data, and their problem gets ``NONFINITE_DATA`` (as does a NaN
+        or inf in ``sigma`` or ``weights``).
+
     Returns
     -------
     FitResult
         Arrays with the batch dimension first; ``status`` says per problem why it stopped.
+        A call whose results alone would not fit in the memory available raises
+        ``MemoryError`` (with the size it needs) before any work.
     """
     m = get(model)
     labels = label_names = None
+    check_nan_policy(nan_policy)
     if data is not None:
-        x, y, sigma, weights, groups, labels, label_names = _from_frame(data, x, y, sigma,
-                                                                        weights, groups)
+        x, y, sigma, weights, groups, labels, label_names = _from_frame(
+            data, x, y, sigma, weights, groups, nan_policy)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
     dtype = check_dtype(dtype, backend)
@@ -282,18 +413,16 @@ def fit(
         return fit_device(m, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
                           residuals=residuals, loss=loss, f_scale=f_scale, ftol=ftol,
                           xtol=xtol, gtol=gtol, max_nfev=max_nfev, backend=backend,
-                          dtype=dtype, unsupported=unsupported)
+                          dtype=dtype, unsupported=unsupported, nan_policy=nan_policy)
     if n_threads is not None:
-        n_threads = positive_int(n_threads, "n_threads")
+        n_threads = check_threads(n_threads)
     if singular_cov not in ("inf", "pinv"):
         raise ValueError(f"singular_cov: expected 'inf' or 'pinv', got {singular_cov!r}")
     _backends.resolve(backend)  # a bad name fails here; auto decides below, on the size
     chunk_size = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
     grid_spec = p0 if isinstance(p0, Grid) else None
     if grid_spec is not None:
-        k = DEFAULT_K if k is None else k
-        if not (k == "all" or (_is_real(k) and not isinstance(k, float) and k >= 1)):
-            raise ValueError(f"k: expected a positive integer or 'all', got {k!r}")
+        k = check_k(DEFAULT_K if k is None else k)
         p0 = NO_START
         # Chunks hold at most chunk_size solve units (problem x start).
         chunk_size = max(1, chunk_size // grid_spec.n_starts)
@@ -301,8 +430,21 @@ def fit(
         raise ValueError("k: only used with a grid p0 (lawfit.grid)")
     if progress is not None and not callable(progress):
         raise ValueError("progress: expected a callable progress(done, total)")
-    kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals)
+    kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals,
+              nan_policy=nan_policy)
     total = _n_problems(x, y, groups)
+    # Refused before any pass over the data where the results alone cannot fit: the points
+    # of a padded or flat y are known from its shape (a padded one is packed a chunk at a
+    # time, a flat one whole), those of a list are already in memory.
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        points = min(total, chunk_size) * y.shape[1]
+    else:
+        points = np.size(y) if isinstance(y, np.ndarray) else 0
+    require_memory(fit_bytes(total, m.n_params, points, return_cov=return_cov,
+                             joined=groups is None and total > chunk_size)
+                   + (8 * (m.n_params + 1) * np.size(y) if return_residuals and
+                      isinstance(y, np.ndarray) else 0),
+                   f"fit: {total:,} problems")
     name = _backends.resolve(backend, total * (grid_spec.n_starts if grid_spec else 1))
     solve = dict(backend=name, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
                  gtol=gtol, max_nfev=max_nfev, n_threads=n_threads, return_cov=return_cov,
@@ -427,6 +569,8 @@ def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, ret
     fun = jac = None
     if return_residuals:
         fun, jac = residuals_at(packed, out["x"])
+    out["n_omitted"] = np.zeros(packed.n_problems, dtype=np.int64) \
+        if packed.n_omitted is None else packed.n_omitted
     return out, packed.offsets, cov, fun, jac
 
 
@@ -454,7 +598,7 @@ def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, x
     data_of = np.repeat(np.arange(P), kk)
     res = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
                         xtol=xtol, gtol=gtol, max_nfev=max_nfev, n_threads=n_threads,
-                        return_jtj=return_cov, data_of=data_of, p0=p0,
+                        return_jtj=return_cov, data_of=data_of, rows="unit", p0=p0,
                         lower=np.repeat(packed.lower, kk, axis=0),
                         upper=np.repeat(packed.upper, kk, axis=0))
     cost = res["cost"].reshape(P, kk)
@@ -468,7 +612,8 @@ def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, x
         key[none_ok] = np.where(np.isfinite(cost[none_ok]), cost[none_ok], np.inf)
         best = np.argmin(key, axis=1)
         best_cost = cost[np.arange(P), best]
-        at_best = ok & (cost <= best_cost[:, None] + AT_BEST_RTOL * np.abs(best_cost[:, None]))
+        at_best = ok & (cost <= best_cost[:, None] +
+                        AT_BEST_RTOL[dtype] * np.abs(best_cost[:, None]))
         finite_cost = np.where(np.isfinite(cost), cost, np.nan)
         all_nan = np.isnan(finite_cost).all(axis=1)
         cost_median = np.full(P, np.nan)

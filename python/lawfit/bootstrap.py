@@ -4,44 +4,84 @@ Each problem is fitted once on its data (any ``p0``, a grid included); then ever
 every problem is fitted from that optimum.  A resample is a vector of multinomial weights,
 drawn inside the compiled solve from Philox4x32-10 keyed by (seed, problem, resample)
 (cpp/include/lawfit/rng.h), never stored: the same seed gives the same resamples on every
-backend, thread count and chunking.  Resamples whose fit fails keep their status and are left
-out of the statistics (``n_converged`` counts the rest).
+backend, thread count and chunking.
+
+Nothing is dropped without a word.  A resample whose fit stops at its evaluation budget
+(MAX_NFEV) is fitted again from where it stopped, with a fresh budget, up to
+``CONTINUE_ROUNDS`` times; with ``refit_failed`` a resample that still fails is fitted again
+from a grid of starts.  What fails after that keeps its status and is left out of the
+statistics, counted per problem (``n_failed``, ``status_counts()``), and a
+``BootstrapWarning`` names every problem that loses more than 1% of its resamples.  A problem
+whose full-data fit failed has no estimate to resample around: its resamples are not fitted,
+and its standard errors and intervals are NaN, with a warning.
+
+Every solve unit (a problem's resample, or its leave-one-out fit) depends on its problem's
+data, start and bounds alone (``lawfit._backends.run`` is told explicitly which rows a unit
+reads), so the results are bitwise the same for every ``chunk_size`` and thread count, and
+the same as the problem's alone.
 """
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from typing import Optional
 
 import numpy as np
 
 from . import _backends
-from ._packing import pack
-from .api import (DEFAULT_CHUNK, _is_real, _n_problems, check_dtype, fit, positive_int,
-                  tolerances)
+from ._packing import NO_START, check_nan_policy, pack
+from ._status import Status
+from .api import (DEFAULT_CHUNK, DEFAULT_K, _is_real, _n_problems, check_dtype, check_k,
+                  check_threads, fit, positive_int, require_memory, tolerances)
+from .grid import Grid
 from .models import get
 
-__all__ = ["bootstrap", "BootstrapResult"]
+__all__ = ["bootstrap", "BootstrapResult", "BootstrapWarning"]
 
 METHODS = ("pairs", "grouped", "residual")
 INTERVALS = ("percentile", "bca")
+# A unit that stops at its evaluation budget (MAX_NFEV) is solved again from where it
+# stopped, with a fresh budget of max_nfev, at most this many times: a slow fit gets up to
+# four budgets in all before it counts as failed.
+CONTINUE_ROUNDS = 3
+# A problem that loses more than this share of its resamples is named in a warning.
+LOST_SHARE = 0.01
+# Failures that come from the resample's own data, which no other start can change: not
+# refitted from the refit_failed grid.
+DATA_FAILURES = (int(Status.NONFINITE_DATA), int(Status.TOO_FEW_POINTS))
+
+
+class BootstrapWarning(UserWarning):
+    """Bootstrap resamples were lost (their fits failed), or a problem's full-data fit failed
+    and its standard errors and intervals are NaN."""
 
 
 class BootstrapResult:
     """Bootstrap results of a batch, batch dimension first.
 
     ``fit``: the full-data fits (a :class:`lawfit.FitResult`); ``samples`` (P, R, n): each
-    resample's parameters (NaN where its fit failed); ``status`` (P, R); ``n_converged`` (P,)
-    and ``share_converged``; ``se`` (P, n): the standard deviation of the converged samples;
-    ``interval(level)``: percentile intervals.
+    resample's parameters (NaN where its fit failed); ``status`` (P, R): each resample's
+    final status; ``n_converged``, ``n_failed`` (P,) and ``share_converged``;
+    ``n_continued`` (P,): resamples that stopped at the evaluation budget and were continued
+    (whatever their end); ``n_refit`` (P,): failed resamples fitted again from the
+    ``refit_failed`` grid (their status is the refit's where it converged);
+    ``status_counts()``: the resamples of each problem by status; ``fit_failed`` (P,): the
+    problems whose full-data fit failed (their resamples are not fitted: they hold NaN and
+    the full fit's status; their statistics are NaN).  ``se`` (P, n): the standard deviation
+    of the converged samples; ``interval(level)``: percentile or BCa intervals.
     """
 
     def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int,
-                 jackknife=None):
+                 jackknife=None, n_continued: Optional[np.ndarray] = None,
+                 n_refit: Optional[np.ndarray] = None):
+        P = len(samples)
         self.fit = full
         self.param_names = full.param_names
         self.samples = samples
         self.status = status
         self.seed = seed
+        self.n_continued = np.zeros(P, np.int64) if n_continued is None else n_continued
+        self.n_refit = np.zeros(P, np.int64) if n_refit is None else n_refit
         self._jackknife_fn = jackknife
         self._jackknife = None
 
@@ -67,37 +107,61 @@ class BootstrapResult:
         return self.converged.sum(axis=1)
 
     @property
+    def n_failed(self) -> np.ndarray:
+        """(P,) resamples whose fit failed (left out of the statistics)."""
+        return self.n_resamples - self.n_converged
+
+    @property
     def share_converged(self) -> np.ndarray:
         return self.n_converged / self.n_resamples
 
     @property
+    def fit_failed(self) -> np.ndarray:
+        """(P,) the problems whose full-data fit failed: their statistics are NaN."""
+        return ~np.asarray(self.fit.success)
+
+    def status_counts(self) -> dict:
+        """The resamples of each problem by final status: ``{name: (P,) counts}``, for the
+        statuses that occur."""
+        return {Status(int(c)).name: (self.status == c).sum(axis=1)
+                for c in sorted(np.unique(self.status).tolist(), reverse=True)}
+
+    @property
     def se(self) -> np.ndarray:
-        """(P, n) bootstrap standard errors (ddof = 1) over the converged resamples."""
+        """(P, n) bootstrap standard errors (ddof = 1) over the converged resamples; NaN for
+        a problem whose full-data fit failed."""
+        failed = _warn_failed_fits(self.fit)
         with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a problem with < 2 converged
-            return np.nanstd(self.samples, axis=1, ddof=1)
+            se = np.nanstd(self.samples, axis=1, ddof=1)
+        se[failed] = np.nan
+        return se
 
     def interval(self, level: float = 0.95, method: str = "percentile"):
         """Intervals of the parameters at ``level``: (low, high), each (P, n).  ``method``:
         ``"percentile"``, or ``"bca"`` (bias-corrected and accelerated, Efron 1987: the bias
         from the share of samples below the full-data estimate, the acceleration from the
-        jackknife estimates), computed as ``scipy.stats.bootstrap`` computes them."""
-        jk = self.jackknife if method == "bca" else None
-        return _intervals(self.fit.x, self.samples, self.converged, jk, level, method)
+        jackknife estimates), computed as ``scipy.stats.bootstrap`` computes them.  NaN for
+        a problem whose full-data fit failed."""
+        return self.derive(lambda p: p, level, method)[1:]
 
     def derive(self, fn, level: float = 0.95, method: str = "percentile"):
         """A derived quantity with its intervals: ``fn`` maps parameters (..., n) to values
         (...) or (..., q), vectorised.  Returns (estimate, low, high), each (P,) or (P, q):
-        the estimate from the full-data fit, the interval from the resamples."""
+        the estimate from the full-data fit, the interval from the resamples; all three NaN
+        for a problem whose full-data fit failed."""
         def apply(p):
             with np.errstate(all="ignore"):
                 v = np.asarray(fn(p), dtype=np.float64)
             return v[..., None] if v.ndim == p.ndim - 1 else v
 
-        est = apply(self.fit.x)
+        failed = _warn_failed_fits(self.fit)
+        est = np.array(apply(self.fit.x))  # a copy: NaN is written into it below
         samples = apply(self.samples)
         jk = (lambda: apply(self.jackknife())) if method == "bca" else None
         lo, hi = _intervals(est, samples, self.converged, jk, level, method)
+        for a in (est, lo, hi):
+            a[failed] = np.nan
         if np.ndim(fn(self.fit.x[:1])) == 1:  # a scalar per parameter set
             return est[:, 0], lo[:, 0], hi[:, 0]
         return est, lo, hi
@@ -166,21 +230,34 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               xtol: Optional[float] = None, gtol: Optional[float] = None,
               max_nfev: Optional[int] = None, backend: str = "auto", dtype="float64",
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
-              clusters=None, start="fit") -> BootstrapResult:
+              clusters=None, start="fit", refit_failed=None,
+              nan_policy: str = "omit") -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective, the solver
-    options and ``dtype``; ``p0`` and ``k`` apply to the full-data fit, a grid included).  ``seed``: an
-    integer in [0, 2^64) keying the resamples.  ``method``: ``"pairs"`` (points resampled
-    with replacement); ``"grouped"`` (whole clusters of points resampled with replacement,
-    ``clusters`` giving a numeric cluster label per point, shaped like ``y``, or a column of
-    ``data``: e.g. all the checkpoints of one model size); or ``"residual"`` (fixed design: each point's fitted value
-    plus a residual of the full-data fit drawn with replacement from its problem's, in the
-    residual space of the fit and scaled by sigma).  ``chunk_size``: resample fits solved at a time (default
-    one million).  ``start``: ``"fit"`` (each resample starts from its problem's full-data
-    optimum) or a :func:`lawfit.grid` (each resample is fitted from that grid, its own
-    objective ranking the starts and its best ``k`` refined, as ``fit`` does for a grid;
-    a profile grid's coefficients come from the full data).
+    options, ``dtype`` and ``nan_policy``; ``p0`` and ``k`` apply to the full-data fit, a
+    grid included).  ``seed``: an integer in [0, 2^64) keying the resamples.  ``method``:
+    ``"pairs"`` (points resampled with replacement); ``"grouped"`` (whole clusters of points
+    resampled with replacement, ``clusters`` giving a numeric cluster label per point, shaped
+    like ``y``, or a column of ``data``: e.g. all the checkpoints of one model size); or
+    ``"residual"`` (fixed design: each point's fitted value plus a residual of the full-data
+    fit drawn with replacement from its problem's, in the residual space of the fit and
+    scaled by sigma).  ``chunk_size``: solve units (resamples, times the starts of a grid)
+    solved at a time (default one million): it bounds the memory of every step, and the
+    results do not depend on it.  ``start``: ``"fit"`` (each resample starts from its
+    problem's full-data optimum) or a :func:`lawfit.grid` (each resample is fitted from that
+    grid, its own objective ranking the starts and its best ``k`` refined, as ``fit`` does
+    for a grid; a profile grid's coefficients come from the full data).
+
+    A resample that stops at its evaluation budget is continued from where it stopped (up to
+    ``CONTINUE_ROUNDS`` more budgets).  ``refit_failed``: None, a :func:`lawfit.grid`, or
+    True (the ``start`` grid, else the ``p0`` grid): a resample whose fit still fails (for
+    any reason but its own data: NONFINITE_DATA, TOO_FEW_POINTS) is fitted again from that
+    grid, as ``start`` would fit it, and takes the refit where that converges.  Resamples
+    that fail in the end are left out of the statistics and counted (``n_failed``,
+    ``status_counts()``); a :class:`BootstrapWarning` names the problems that lose more
+    than 1% of theirs.  A problem whose full-data fit failed is not resampled: its
+    statistics are NaN, with a warning.
     """
     m = get(model)
     if method not in METHODS:
@@ -190,39 +267,60 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
             and 0 <= seed < 2**64):
         raise ValueError(f"seed: expected an integer in [0, 2^64), got {seed!r}")
     chunk = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
-    from .grid import Grid
-
     if not (isinstance(start, Grid) or (isinstance(start, str) and start == "fit")):
         raise ValueError(f"start: expected 'fit' or a lawfit.grid, got {start!r}")
+    refit_grid = _refit_grid(refit_failed, start, p0)
+    if not any(isinstance(g, Grid) for g in (p0, start, refit_grid)) and k is not None:
+        raise ValueError("k: only used with a grid (p0, start or refit_failed)")
+    kk_arg = check_k(DEFAULT_K if k is None else k)
     if (method == "grouped") != (clusters is not None):
         raise ValueError("clusters: required by method='grouped', and used by it only")
+    check_nan_policy(nan_policy)
+    if n_threads is not None:
+        n_threads = check_threads(n_threads)
     common = dict(sigma=sigma, weights=weights, groups=groups, bounds=bounds,
-                  residuals=residuals)
+                  residuals=residuals, nan_policy=nan_policy)
     if data is not None:
-        from .api import _from_frame
+        from .api import _frame_column, _from_frame
 
         if isinstance(clusters, str):
             if clusters not in data.columns:
                 raise ValueError(f"clusters: data has no column {clusters!r}")
-            clusters = data[clusters].to_numpy(dtype=float)
-        x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups)
+            clusters = _frame_column(data, clusters, "clusters")
+        x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups,
+                                                         nan_policy)
         common.update(sigma=sigma, weights=weights, groups=groups)
-    name = _backends.resolve(backend, R * _n_problems(x, y, groups))
+    if x is None or y is None:
+        raise ValueError("x, y: both are required")
+    P_given = _n_problems(x, y, groups)
+    # The samples, statuses and flags of every resample are the one allocation that grows
+    # with problems x resamples: refused up front where they cannot fit.
+    require_memory(P_given * R * (8 * m.n_params + 6),
+                   f"bootstrap: {P_given:,} problems x {R:,} resamples")
+    name = _backends.resolve(backend, R * P_given)
     dtype = check_dtype(dtype, name)
     ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
-    full = fit(m, x, y, p0=p0, k=k, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-               gtol=gtol, max_nfev=max_nfev, backend=name, dtype=dtype, n_threads=n_threads,
-               **common)
-    # Resamples start from the full-data optimum (or, where that fit stopped before any
-    # evaluation, its start), clipped into the bounds.
-    packed = pack(m, x, y, p0=full.x, clusters=clusters, **common)
+    # Packed (and so validated, the grids included) before any fit.
+    packed = pack(m, x, y, p0=NO_START, clusters=clusters, **common)
     if clusters is not None and not np.all(np.isfinite(packed.clusters)):
         raise ValueError("clusters: every label must be a finite number")
-    P, n = packed.p0.shape
+    P, n = packed.lower.shape
+    grids = {}  # each grid's starts, (P, S, n), by the grid's id
+    for g, arg in ((start, "start"), (refit_grid, "refit_failed")):
+        if isinstance(g, Grid) and id(g) not in grids:
+            grids[id(g)] = g.starts(m.param_names, P, packed.lower, packed.upper,
+                                    packed=packed, model_name=m.name, arg=arg)
+    full = fit(m, x, y, p0=p0, k=k if isinstance(p0, Grid) else None, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
+               gtol=gtol, max_nfev=max_nfev, backend=name, dtype=dtype, n_threads=n_threads,
+               chunk_size=chunk_size, **common)
+    ok = np.asarray(full.success)
+    # Resamples start from the full-data optimum, clipped into the bounds (an fp32 solution
+    # of a fixed parameter is the bound rounded to fp32, a hair outside it in fp64).  A
+    # failed problem's row is never read (its resamples are not fitted): any finite start.
+    packed.p0 = np.clip(np.where(np.isfinite(full.x), full.x, 0.0), packed.lower, packed.upper)
     max_nfev = 100 * n if max_nfev is None else max_nfev
     solve = dict(dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
-                 max_nfev=max_nfev, n_threads=n_threads, p0=packed.p0, lower=packed.lower,
-                 upper=packed.upper, seed=int(seed))
+                 max_nfev=max_nfev, n_threads=n_threads)
     extra = {}
     if method == "residual":
         # Fitted targets and standardised residuals at the full-data optimum, per point.
@@ -232,59 +330,180 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         sig = 1.0 if packed.sigma is None else packed.sigma
         extra = dict(fit_t=np.ascontiguousarray(packed.t + r * sig),
                      fit_r=np.ascontiguousarray(-r))
+    units = _Units(name, packed, int(seed), solve, extra, chunk)
+
     samples = np.full((P, R, n), np.nan)
-    status = np.zeros((P, R), dtype=np.int32)
-    if isinstance(start, Grid):
-        from .api import DEFAULT_K
-
-        starts = start.starts(m.param_names, P, packed.lower, packed.upper, packed=packed,
-                              model_name=m.name)
-        S = starts.shape[1]
-        kk = S if (k if k is not None else DEFAULT_K) == "all" else \
-            min(S, int(k if k is not None else DEFAULT_K))
-        step = max(1, chunk // (R * S))
-        for a in range(0, P, step):
-            b = min(P, a + step)
-            res = np.tile(np.repeat(np.arange(R, dtype=np.uint32), S), b - a)
-            data_of = np.repeat(np.arange(a, b), R * S)
-            p_all = np.broadcast_to(starts[a:b, None], (b - a, R, S, n)).reshape(-1, n)
-            f0 = _backends.objective(name, packed, p_all, data_of, dtype=dtype, loss=loss,
-                                     f_scale=f_scale, n_threads=n_threads, resample_of=res,
-                                     seed=int(seed), resample_mode=method, **extra)
-            sel = np.argsort(f0.reshape(b - a, R, S), axis=2, kind="stable")[..., :kk]
-            p_sel = np.take_along_axis(starts[a:b, None], sel[..., None], axis=2)
-            units = (b - a) * R * kk
-            run = dict(solve, p0=np.ascontiguousarray(p_sel.reshape(units, n)),
-                       lower=np.repeat(packed.lower[a:b], R * kk, axis=0),
-                       upper=np.repeat(packed.upper[a:b], R * kk, axis=0))
-            out = _backends.run(name, packed, data_of=np.repeat(np.arange(a, b), R * kk),
-                                resample_of=np.tile(np.repeat(np.arange(R, dtype=np.uint32),
-                                                              kk), b - a),
-                                resample_mode=method, **extra, **run)
-            cost = out["cost"].reshape(b - a, R, kk)
-            st = out["status"].reshape(b - a, R, kk)
-            key = np.where((st > 0) & np.isfinite(cost), cost, np.inf)
-            best = np.argmin(key, axis=2)  # the lowest converged cost; ties to the earlier
-            pick = np.take_along_axis(st, best[..., None], axis=2)[..., 0]
-            xs = out["x"].reshape(b - a, R, kk, n)
-            xb = np.take_along_axis(xs, best[..., None, None], axis=2)[:, :, 0]
-            status[a:b] = pick
-            samples[a:b] = np.where((pick > 0)[..., None], xb, np.nan)
-        return BootstrapResult(full, samples, status, int(seed), _jackknife_fn(
-            name, packed, P, n, method, solve))
-    step = max(1, chunk // R)
-    for a in range(0, P, step):
-        b = min(P, a + step)
-        data_of = np.repeat(np.arange(a, b), R)
-        out = _backends.run(name, packed, data_of=data_of,
-                            resample_of=np.tile(np.arange(R, dtype=np.uint32), b - a),
-                            resample_mode=method, **extra, **solve)
-        st = out["status"].reshape(b - a, R)
-        status[a:b] = st
-        samples[a:b] = np.where((st > 0)[..., None], out["x"].reshape(b - a, R, n), np.nan)
-
+    status = np.empty((P, R), dtype=np.int32)
+    status[~ok] = full.status[~ok, None]  # not fitted: the full fit's status
+    continued = np.zeros((P, R), dtype=bool)
+    refit = np.zeros((P, R), dtype=bool)
+    flat = (samples.reshape(P * R, n), status.reshape(-1), continued.reshape(-1),
+            refit.reshape(-1))
+    problems = np.flatnonzero(ok)
+    U = len(problems) * R  # the units: problem-major, resample-minor
+    for u0 in range(0, U, chunk):
+        u = np.arange(u0, min(U, u0 + chunk))
+        data_of = problems[u // R]
+        res = (u % R).astype(np.uint32)
+        if isinstance(start, Grid):
+            xs, st, cont = units.from_grid(data_of, res, method, grids[id(start)], kk_arg)
+        else:
+            xs, st, cont = units.from_start(data_of, res, method)
+        if refit_grid is not None:
+            lost = np.flatnonzero((st <= 0) & ~np.isin(st, DATA_FAILURES))
+            if lost.size:
+                xr, sr, cr = units.from_grid(data_of[lost], res[lost], method,
+                                             grids[id(refit_grid)], kk_arg)
+                win = sr > 0
+                xs[lost[win]], st[lost[win]] = xr[win], sr[win]
+                cont[lost] |= cr
+                flat[3][data_of[lost] * R + res[lost]] = True
+        rows = data_of * R + res
+        flat[0][rows] = np.where((st > 0)[:, None], xs, np.nan)
+        flat[1][rows] = st
+        flat[2][rows] = cont
+    _warn_failed_fits(full)
+    _warn_lost(status, ok, R)
     return BootstrapResult(full, samples, status, int(seed),
-                           _jackknife_fn(name, packed, P, n, method, solve))
+                           _jackknife_fn(units, ok, n, method, packed),
+                           continued.sum(axis=1), refit.sum(axis=1))
+
+
+def _refit_grid(refit_failed, start, p0) -> Optional[Grid]:
+    """The grid that refit_failed names (None: no refits)."""
+    if refit_failed is None or refit_failed is False:
+        return None
+    if isinstance(refit_failed, Grid):
+        return refit_failed
+    if refit_failed is True:
+        for g in (start, p0):
+            if isinstance(g, Grid):
+                return g
+        raise ValueError("refit_failed: True refits from the start or p0 grid, and neither is "
+                         "a lawfit.grid; pass refit_failed=lawfit.grid(...)")
+    raise ValueError(f"refit_failed: expected None, True or a lawfit.grid, got {refit_failed!r}")
+
+
+class _Units:
+    """The fits of solve units of one packed batch: unit i fits problem data_of[i] with the
+    weights of its resample resample_of[i] (in a resampling ``mode`` of
+    ``_backends.RESAMPLE_MODES``).  Each unit's result depends on its own problem, start,
+    bounds and resample alone; ``chunk`` bounds the units (times a grid's starts) in one
+    call."""
+
+    def __init__(self, name, packed, seed: int, solve: dict, extra: dict, chunk: int):
+        self.name, self.packed, self.seed = name, packed, seed
+        self.solve, self.extra, self.chunk = solve, extra, chunk
+
+    def _run(self, data_of, resample_of, mode, rows, p0, lower, upper) -> dict:
+        return _backends.run(self.name, self.packed, data_of=data_of, rows=rows, p0=p0,
+                             lower=lower, upper=upper, resample_of=resample_of, seed=self.seed,
+                             resample_mode=mode, **self.extra, **self.solve)
+
+    def _continue(self, out: dict, data_of, resample_of, mode) -> np.ndarray:
+        """Units of ``out`` that stopped at the evaluation budget, solved again from where
+        they stopped (clipped into their bounds) with a fresh budget, up to CONTINUE_ROUNDS
+        times; ``out`` is updated in place.  Returns which units were continued."""
+        continued = np.zeros(len(out["status"]), dtype=bool)
+        for _ in range(CONTINUE_ROUNDS):
+            idx = np.flatnonzero(out["status"] == Status.MAX_NFEV)
+            if not idx.size:
+                break
+            continued[idx] = True
+            lower = self.packed.lower[data_of[idx]]
+            upper = self.packed.upper[data_of[idx]]
+            again = self._run(data_of[idx], resample_of[idx], mode, "unit",
+                              np.clip(out["x"][idx], lower, upper), lower, upper)
+            for key in ("x", "cost", "status"):
+                out[key][idx] = again[key]
+        return continued
+
+    def from_start(self, data_of, resample_of, mode):
+        """Each unit from its problem's start (packed.p0): (x, status, continued)."""
+        pk = self.packed
+        out = self._run(data_of, resample_of, mode, "problem", pk.p0, pk.lower, pk.upper)
+        continued = self._continue(out, data_of, resample_of, mode)
+        return out["x"], out["status"], continued
+
+    def from_grid(self, data_of, resample_of, mode, starts, k):
+        """Each unit from a grid of starts (P, S, n): the unit's own objective at every
+        start, the best ``k`` (or "all") refined, the lowest converged cost kept (ties: the
+        better-ranked start; where none converged, the best-ranked start's result).
+        Returns (x, status, continued)."""
+        U, (S, n) = len(data_of), starts.shape[1:]
+        kk = S if k == "all" else min(S, int(k))
+        x = np.empty((U, n))
+        status = np.empty(U, dtype=np.int32)
+        continued = np.zeros(U, dtype=bool)
+        pk = self.packed
+        for a in range(0, U, max(1, self.chunk // S)):
+            b = min(U, a + max(1, self.chunk // S))
+            d, r = data_of[a:b], resample_of[a:b]
+            f0 = _backends.objective(self.name, pk, starts[d].reshape(-1, n), np.repeat(d, S),
+                                     resample_of=np.repeat(r, S), seed=self.seed,
+                                     resample_mode=mode, dtype=self.solve["dtype"],
+                                     loss=self.solve["loss"], f_scale=self.solve["f_scale"],
+                                     n_threads=self.solve["n_threads"], **self.extra)
+            sel = np.argsort(f0.reshape(b - a, S), axis=1, kind="stable")[:, :kk]
+            p_sel = starts[d[:, None], sel].reshape(-1, n)
+            dk, rk = np.repeat(d, kk), np.repeat(r, kk)
+            out = self._run(dk, rk, mode, "unit", p_sel, pk.lower[dk], pk.upper[dk])
+            cont = self._continue(out, dk, rk, mode)
+            st = out["status"].reshape(b - a, kk)
+            key = np.where((st > 0) & np.isfinite(out["cost"].reshape(b - a, kk)),
+                           out["cost"].reshape(b - a, kk), np.inf)
+            best = np.argmin(key, axis=1)  # the lowest converged cost; ties to the earlier
+            pick = np.arange(b - a) * kk + best
+            x[a:b], status[a:b] = out["x"][pick], out["status"][pick]
+            continued[a:b] = cont.reshape(b - a, kk).any(axis=1)
+        return x, status, continued
+
+
+def _warn(message: str) -> None:
+    """A BootstrapWarning from a helper of lawfit's, attributed to its caller's caller."""
+    warnings.warn(message, BootstrapWarning, stacklevel=4)
+
+
+def _warn_failed_fits(full) -> np.ndarray:
+    """Warns when some full-data fits failed; returns which (P,)."""
+    failed = ~np.asarray(full.success)
+    if failed.any():
+        _warn(f"{_problems(failed)}: the full-data fit failed "
+              f"({_by_status(full.status[failed])}); their resamples are not fitted, and "
+              f"their standard errors and intervals are NaN (BootstrapResult.fit_failed)")
+    return failed
+
+
+def _problems(mask: np.ndarray, most: int = 5) -> str:
+    """'3 of 10 problems (0, 4, 7)': the problems where mask holds."""
+    idx = np.flatnonzero(mask)
+    named = ", ".join(map(str, idx[:most])) + (", ..." if idx.size > most else "")
+    return f"{idx.size} of {mask.size} problems ({named})"
+
+
+def _by_status(status: np.ndarray) -> str:
+    """'MAX_NFEV: 12, TOO_FEW_POINTS: 3': how many of ``status`` have each code."""
+    counts = Counter(np.asarray(status).ravel().tolist())
+    return ", ".join(f"{Status(int(c)).name}: {v}" for c, v in
+                     sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _warn_lost(status: np.ndarray, ok: np.ndarray, R: int) -> None:
+    """Names the problems (with a full-data fit) that lost more than LOST_SHARE of their
+    resamples, and the share each lost."""
+    lost = (status <= 0).sum(axis=1)
+    heavy = ok & (lost > LOST_SHARE * R)
+    if not heavy.any():
+        return
+    idx = np.flatnonzero(heavy)
+    worst = idx[np.argsort(-lost[idx], kind="stable")][:5]
+    shares = ", ".join(f"problem {i}: {lost[i]} of {R} ({lost[i] / R:.1%})" for i in worst)
+    _warn(f"{idx.size} of {int(ok.sum())} problems lost more than {LOST_SHARE:.0%} of their "
+          f"resamples to failed fits ({shares}{', ...' if idx.size > 5 else ''}; by status: "
+          f"{_by_status(status[heavy][status[heavy] <= 0])}); their standard errors and "
+          f"intervals come from the converged resamples alone (BootstrapResult.n_failed, "
+          f"status_counts()).  A larger max_nfev, or refit_failed=lawfit.grid(...), may "
+          f"recover them")
 
 
 def _intervals(est, samples, converged, jackknife, level, method):
@@ -332,22 +551,27 @@ def _intervals(est, samples, converged, jackknife, level, method):
     return quantile(lo_q), quantile(hi_q)
 
 
-def _jackknife_fn(name, packed, P, n, method, solve):
-    """The leave-one-out fits (one point, or one cluster), as a callable run on first use."""
+def _jackknife_fn(units: _Units, ok: np.ndarray, n: int, method: str, packed):
+    """The leave-one-out fits (one point, or one cluster) of the problems whose full-data fit
+    succeeded, from that fit, as a callable run on first use: (P, J, n), J the most points
+    (clusters) any problem has, NaN beyond a problem's own count and where a fit failed."""
     def jackknife():
         if method == "grouped":
             counts = _backends.local_groups(packed)[1].astype(np.int64)
+            mode = "grouped_jackknife"
         else:
             counts = packed.n_points
+            mode = "jackknife"
+        P = len(counts)
         J = int(counts.max()) if P else 0
+        jk = np.full((P, J, n), np.nan)
+        counts = np.where(ok, counts, 0)
         data_of = np.repeat(np.arange(P), counts)
         leave = np.arange(len(data_of)) - np.repeat(np.cumsum(counts) - counts, counts)
-        out = _backends.run(name, packed, data_of=data_of,
-                            resample_of=leave.astype(np.uint32),
-                            resample_mode="grouped_jackknife" if method == "grouped"
-                            else "jackknife", **solve)
-        jk = np.full((P, J, n), np.nan)
-        ok = out["status"] > 0
-        jk[data_of[ok], leave[ok]] = out["x"][ok]
+        for a in range(0, len(data_of), units.chunk):
+            d, lv = data_of[a:a + units.chunk], leave[a:a + units.chunk]
+            x, status, _ = units.from_start(d, lv.astype(np.uint32), mode)
+            good = status > 0
+            jk[d[good], lv[good]] = x[good]
         return jk
     return jackknife

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ._packing import _float_array
+
 __all__ = ["Grid", "grid"]
 
 SAMPLES = ("sobol", "lhs")
@@ -72,18 +74,19 @@ class Grid:
         return Grid(starts=np.asarray(self.explicit)[a:b])
 
     def starts(self, names: Sequence[str], P: int, lower: np.ndarray,
-               upper: np.ndarray, packed=None, model_name: Optional[str] = None) -> np.ndarray:
+               upper: np.ndarray, packed=None, model_name: Optional[str] = None,
+               arg: str = "p0") -> np.ndarray:
         """The starts of P problems, (P, S, n), checked: finite and inside each problem's
         bounds ``lower``/``upper`` (P, n).  A profile grid needs the packed batch and the
-        model's name.  Errors name ``p0``."""
+        model's name.  Errors name ``arg``, the argument that gave the grid."""
         n = len(names)
         if self.profile:
             if model_name not in PROFILES:
-                raise ValueError(f"p0: a profile grid needs a model with linear coefficients "
+                raise ValueError(f"{arg}: a profile grid needs a model with linear coefficients "
                                  f"({', '.join(PROFILES)}), not '{model_name}'")
             coefs, exps, _, _ = PROFILES[model_name]
             if sorted(self.values) != sorted(exps):
-                raise ValueError(f"p0: a profile grid for '{model_name}' takes values for "
+                raise ValueError(f"{arg}: a profile grid for '{model_name}' takes values for "
                                  f"{list(exps)} (the coefficients {list(coefs)} are solved), "
                                  f"got {sorted(self.values)}")
             axes = [np.asarray(self.values[e], dtype=np.float64).reshape(-1) for e in exps]
@@ -92,16 +95,16 @@ class Grid:
         elif self.values is not None:
             unknown = [k for k in self.values if k not in names]
             if unknown:
-                raise ValueError(f"p0: the grid names unknown parameter(s) {unknown}; the "
+                raise ValueError(f"{arg}: the grid names unknown parameter(s) {unknown}; the "
                                  f"model's are {list(names)}")
             missing = [k for k in names if k not in self.values]
             if missing:
-                raise ValueError(f"p0: the grid has no values for parameter(s) {missing}")
+                raise ValueError(f"{arg}: the grid has no values for parameter(s) {missing}")
             axes = []
             for k in names:
                 v = np.asarray(self.values[k], dtype=np.float64).reshape(-1)
                 if v.size == 0:
-                    raise ValueError(f"p0: the grid's values for '{k}' are empty")
+                    raise ValueError(f"{arg}: the grid's values for '{k}' are empty")
                 axes.append(v)
             S = np.array(list(itertools.product(*axes)), dtype=np.float64).reshape(-1, n)
         elif self.explicit is not None:
@@ -111,7 +114,7 @@ class Grid:
             elif S.ndim == 3 and S.shape[0] == P and S.shape[2] == n and S.shape[1] >= 1:
                 pass
             else:
-                raise ValueError(f"p0: grid starts must have shape (S, {n}) or ({P}, S, {n}), "
+                raise ValueError(f"{arg}: grid starts must have shape (S, {n}) or ({P}, S, {n}), "
                                  f"got {S.shape}")
         else:
             lo = lower if self.lower is None else np.broadcast_to(
@@ -121,11 +124,11 @@ class Grid:
             lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
             if lo.ndim == 2:  # the fit's bounds: the same box for every problem
                 if not (np.all(lo == lo[:1]) and np.all(hi == hi[:1])):
-                    raise ValueError(f"p0: a {self.sample} grid samples one box; the bounds "
+                    raise ValueError(f"{arg}: a {self.sample} grid samples one box; the bounds "
                                      f"differ by problem, so give lower= and upper=")
                 lo, hi = lo[0], hi[0]
             if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
-                raise ValueError(f"p0: a {self.sample} grid needs a finite box with lower < "
+                raise ValueError(f"{arg}: a {self.sample} grid needs a finite box with lower < "
                                  f"upper for every parameter (lower={lo.tolist()}, "
                                  f"upper={hi.tolist()}); give lower= and upper=, or finite "
                                  f"bounds=")
@@ -141,12 +144,12 @@ class Grid:
         bad = ~np.isfinite(S)
         if bad.any():
             i, s, j = np.argwhere(bad)[0]
-            raise ValueError(f"p0: grid start {s} of problem {i} is not finite in parameter "
+            raise ValueError(f"{arg}: grid start {s} of problem {i} is not finite in parameter "
                              f"'{names[j]}'")
         out = (S < lower[:, None, :]) | (S > upper[:, None, :])
         if out.any():
             i, s, j = np.argwhere(out)[0]
-            raise ValueError(f"p0: grid start {s} of problem {i} has '{names[j]}' = "
+            raise ValueError(f"{arg}: grid start {s} of problem {i} has '{names[j]}' = "
                              f"{S[i, s, j]}, outside its bounds [{lower[i, j]}, {upper[i, j]}]")
         return S
 
@@ -175,13 +178,13 @@ def grid(*, starts=None, sample: Optional[str] = None, n: Optional[int] = None, 
         for k, v in values.items():
             if np.ndim(v) != 1 or len(v) == 0:
                 raise ValueError(f"grid: the values of '{k}' must be a non-empty 1-D sequence")
-        return Grid(values={k: np.asarray(v, dtype=np.float64) for k, v in values.items()},
+        return Grid(values={k: _float_array(v, k) for k, v in values.items()},
                     profile=profile)
     if starts is not None:
         if np.ndim(starts) not in (2, 3):
             raise ValueError(f"starts: expected shape (S, n_params) or (problems, S, n_params), "
                              f"got {np.shape(starts)}")
-        return Grid(starts=np.asarray(starts, dtype=np.float64))
+        return Grid(starts=_float_array(starts, "starts"))
     if sample not in SAMPLES:
         raise ValueError(f"sample: expected one of {SAMPLES}, got {sample!r}")
     if not (isinstance(n, (int, np.integer)) and n >= 1):

@@ -49,7 +49,8 @@ _MESSAGES = {
     Status.FTOL_XTOL: "Both `ftol` and `xtol` termination conditions are satisfied.",
     Status.INVALID_INPUT: "Improper input: the start is not finite or lies outside the bounds.",
     Status.NONFINITE_DATA: (
-        "The problem's data contain NaN or infinity (or, with log residuals, a y <= 0)."
+        "The problem's data contain NaN or infinity, an x <= 0 for a model of log x (a power "
+        "law), or, with log residuals, a y <= 0."
     ),
     Status.TOO_FEW_POINTS: (
         "The problem has fewer points (with nonzero weight) than free parameters."
@@ -64,7 +65,8 @@ _MESSAGES = {
 
 _HINTS = {
     Status.MAX_NFEV: "raise max_nfev, or start closer (a grid of starts, a better p0)",
-    Status.NONFINITE_DATA: "drop or fix the NaN/inf points of this problem",
+    Status.NONFINITE_DATA: ("drop or fix this problem's NaN/inf points (in sigma and weights "
+                            "too), its x <= 0 (power laws) or y <= 0 (log residuals)"),
     Status.TOO_FEW_POINTS: "add points, or fix parameters with lower == upper",
     Status.NONFINITE_INITIAL: "choose a p0 where the model is finite (e.g. x > 0 for powers)",
     Status.NO_PROGRESS: "check for parameters the data cannot identify; add bounds",

@@ -37,7 +37,8 @@ inline constexpr StatusInfo kStatusTable[] = {
     {kInvalidInput, "INVALID_INPUT",
      "Improper input: the start is not finite or lies outside the bounds."},
     {kNonfiniteData, "NONFINITE_DATA",
-     "The problem's data contain NaN or infinity (or, with log residuals, a y <= 0)."},
+     "The problem's data contain NaN or infinity, an x <= 0 for a model of log x (a power "
+     "law), or, with log residuals, a y <= 0."},
     {kTooFewPoints, "TOO_FEW_POINTS",
      "The problem has fewer points (with nonzero weight) than free parameters."},
     {kNonfiniteInitial, "NONFINITE_INITIAL",

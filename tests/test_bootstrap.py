@@ -288,3 +288,137 @@ def test_grouped_bootstrap_from_a_dataframe():
     with pytest.raises(ValueError, match="clusters: data has no column"):
         lawfit.bootstrap("saturating_power_law", data=df, x="x", y="y", groups="law",
                          p0=p0[0], method="grouped", clusters="nope")
+
+
+# --------------------------------------------------------------------------------------
+# Nothing lost without a word (issue 16)
+# --------------------------------------------------------------------------------------
+
+def _optimum(x, y, p0):
+    """The full-data optimum, so that a small budget binds on the resamples alone."""
+    return lawfit.fit("saturating_power_law", x, y, p0=p0, ftol=1e-12, xtol=1e-12,
+                      gtol=1e-12).x
+
+
+def test_a_small_budget_warns_and_counts_what_it_loses():
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=4, n_points=30, seed=4)
+    opt = _optimum(x, y, p0)
+    with pytest.warns(BootstrapWarning, match=r"4 of 4 problems lost more than 1% of their "
+                      r"resamples to failed fits \(problem \d: 50 of 50 \(100.0%\).*"
+                      r"MAX_NFEV: 199"):
+        b = lawfit.bootstrap("saturating_power_law", x, y, p0=opt, n_resamples=50, seed=1,
+                             max_nfev=2)
+    assert b.fit.success.all()
+    assert list(b.n_failed) == [50, 50, 50, 49] and list(b.n_converged) == [0, 0, 0, 1]
+    assert list(b.status_counts()["MAX_NFEV"]) == [50, 50, 50, 49]
+    assert np.all(b.n_continued == 50)  # every one continued, CONTINUE_ROUNDS times at most
+    assert np.isnan(b.samples[~b.converged]).all()
+    # A budget of 3 loses a few: named with their shares.
+    with pytest.warns(BootstrapWarning, match=r"3 of 4 problems lost .*\(problem 2: 4 of 50 "
+                      r"\(8.0%\), problem 0: 3 of 50 \(6.0%\), problem 3: 1 of 50 \(2.0%\); "
+                      r"by status: MAX_NFEV: 8\)"):
+        b = lawfit.bootstrap("saturating_power_law", x, y, p0=opt, n_resamples=50, seed=1,
+                             max_nfev=3)
+    assert list(b.n_failed) == [3, 0, 4, 1]
+
+
+def test_a_resample_at_its_budget_is_continued_from_where_it_stopped():
+    """A resample that stops at MAX_NFEV is solved again from its last point with a fresh
+    budget: bitwise the chain of ordinary fits with its weights."""
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=4, n_points=30, seed=4)
+    opt = _optimum(x, y, p0)
+    with pytest.warns(BootstrapWarning, match="by status: MAX_NFEV: 3"):
+        b = lawfit.bootstrap("saturating_power_law", x, y, p0=opt, n_resamples=50, seed=1,
+                             max_nfev=4)
+    assert b.n_continued.sum() >= 10 and b.n_failed.sum() == 3
+    from lawfit.bootstrap import CONTINUE_ROUNDS
+
+    checked = 0
+    for i in range(4):
+        for r in range(50):
+            w = bootstrap_counts(1, [i], [r], 30)[0].astype(float)
+            one = lawfit.fit("saturating_power_law", x, y[i], weights=w, p0=b.fit.x[i],
+                             max_nfev=4)
+            rounds = 0
+            while one.status[0] == lawfit.Status.MAX_NFEV and rounds < CONTINUE_ROUNDS:
+                one = lawfit.fit("saturating_power_law", x, y[i], weights=w, p0=one.x[0],
+                                 max_nfev=4)
+                rounds += 1
+            assert one.status[0] == b.status[i, r]
+            if rounds:
+                checked += 1
+                if one.success[0]:
+                    np.testing.assert_array_equal(one.x[0], b.samples[i, r])
+    assert checked == b.n_continued.sum()
+
+
+def test_failed_resamples_are_refitted_from_a_grid():
+    """refit_failed: a resample whose fit fails from its start is fitted again from a grid,
+    bitwise as that grid would have fitted it."""
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=20, seed=5)
+    bad = lawfit.grid(starts=[[1.8, 600.0, -40.0]])  # x^40 overflows: NONFINITE_INITIAL
+    good = lawfit.grid(starts=[[1.0, 300.0, 0.2], [2.0, 900.0, 0.5]])
+    kw = dict(p0=p0, n_resamples=20, seed=3, backend="cpu")
+    with pytest.warns(BootstrapWarning, match="NONFINITE_INITIAL: 60"):
+        lost = lawfit.bootstrap("saturating_power_law", x, y, start=bad, **kw)
+    assert lost.n_converged.sum() == 0 and lost.n_refit.sum() == 0
+    b = lawfit.bootstrap("saturating_power_law", x, y, start=bad, refit_failed=good, **kw)
+    assert b.converged.all() and np.all(b.n_refit == 20)
+    ref = lawfit.bootstrap("saturating_power_law", x, y, start=good, **kw)
+    np.testing.assert_array_equal(b.samples, ref.samples)
+    # refit_failed=True reuses the start grid, else the p0 grid.
+    with pytest.warns(BootstrapWarning):
+        same = lawfit.bootstrap("saturating_power_law", x, y, start=bad, refit_failed=True,
+                                **kw)
+    assert same.n_refit.sum() == 60 and same.n_converged.sum() == 0
+    with pytest.raises(ValueError, match="refit_failed: True refits from the start or p0 grid"):
+        lawfit.bootstrap("saturating_power_law", x, y, refit_failed=True, **kw)
+    with pytest.raises(ValueError, match="refit_failed: expected None, True or a lawfit.grid"):
+        lawfit.bootstrap("saturating_power_law", x, y, refit_failed="grid", **kw)
+
+
+@pytest.mark.parametrize("how", ["nan_propagate", "all_nan"])
+def test_a_failed_full_data_fit_gives_no_finite_interval(how):
+    """A problem whose full-data fit failed gets NaN for its standard errors and every
+    interval (percentile, BCa, derived, predicted, compute-optimal), with a warning; the
+    others are untouched."""
+    x, y, truth, p0 = model_batch("chinchilla", n_problems=3, n_points=30, seed=2)
+    y = y.copy()
+    if how == "nan_propagate":
+        y[1, 4] = np.nan
+        kw = dict(nan_policy="propagate")
+        want = lawfit.Status.NONFINITE_DATA
+    else:
+        y[1] = np.nan
+        kw = {}
+        want = lawfit.Status.TOO_FEW_POINTS
+    with pytest.warns(BootstrapWarning, match=rf"1 of 3 problems \(1\): the full-data fit "
+                      rf"failed \({want.name}: 1\)"):
+        b = lawfit.bootstrap("chinchilla", x, y, p0=p0, n_resamples=200, seed=1,
+                             residuals="log", **kw)
+    assert b.fit.status[1] == want and list(b.fit_failed) == [False, True, False]
+    assert np.all(b.status[1] == want) and np.isnan(b.samples[1]).all()
+    good = [0, 2]
+    assert b.converged[good].all()
+
+    def check(est, lo, hi):
+        assert np.isnan(est[1]).all() and np.isnan(lo[1]).all() and np.isnan(hi[1]).all()
+        assert np.isfinite(est[good]).all() and np.isfinite(lo[good]).all()
+        assert np.all((lo[good] <= est[good]) & (est[good] <= hi[good]))
+
+    with pytest.warns(BootstrapWarning, match="standard errors and intervals are NaN"):
+        se = b.se
+    assert np.isnan(se[1]).all() and np.isfinite(se[good]).all()
+    for method in ("percentile", "bca"):
+        with pytest.warns(BootstrapWarning):
+            lo, hi = b.interval(0.9, method=method)
+        assert np.isnan(lo[1]).all() and np.isnan(hi[1]).all() and np.isfinite(lo[good]).all()
+        with pytest.warns(BootstrapWarning):
+            check(*b.derive(lambda p: p[..., 3] / p[..., 4], 0.9, method))
+        with pytest.warns(BootstrapWarning):
+            check(*b.predict(np.array([[1e11, 1e12], [1e12, 1e13]]), 0.9, method))
+    with pytest.warns(BootstrapWarning):
+        opt = b.compute_optimal([1e22, 1e24], 0.9)
+    for key in ("N_opt", "D_opt", "exponent"):
+        check(*opt[key])
+    assert np.isfinite(b.fit.x[1]).all()  # the fit's own x is left as the fit returned it

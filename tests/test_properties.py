@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -219,7 +220,7 @@ def expected_check(batch: Batch, p: Problem) -> Optional[Status]:
 def run(batch: Batch, backend: str = "cpu", idx=None, **extra):
     x, y, kw = batch.kwargs(idx)
     with np.errstate(all="ignore"):
-        return lawfit.fit(batch.model, x, y, backend=backend, **kw, **extra)
+        return lawfit.fit(batch.model, x, y, backend=backend, **{**kw, **extra})
 
 
 def differing_fields(a, b) -> list:
@@ -293,6 +294,100 @@ def test_independent_of_thread_count(batch):
     for r, t in zip(results, (1, 2, 3)):
         for k, i in enumerate(idx):
             assert_same_problem(r, k, alone[i], 0, f"n_threads={t}, copy {k} of problem {i}")
+
+
+def _grid_starts(batch: Batch) -> np.ndarray:
+    """Grid starts for every problem of ``batch``: its start and two scaled copies, clipped
+    into its bounds, (P, 3, n)."""
+    p0 = np.array([p.p0 for p in batch.problems])
+    lo = np.array([p.lower for p in batch.problems])
+    hi = np.array([p.upper for p in batch.problems])
+    starts = np.clip(p0[:, None, :] * np.array([1.0, 0.7, 1.3])[None, :, None],
+                     lo[:, None, :], hi[:, None, :])
+    return starts
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(batch=batches(max_problems=5), chunk=st.integers(1, 6), threads=st.integers(1, 3),
+       grid_k=st.sampled_from([None, 1, 2, "all"]))
+def test_fits_alone_under_any_chunk_size_threads_and_grid(batch, chunk, threads, grid_k):
+    """A problem's fit, from its p0 or from a grid of starts (refined k at a time), is
+    bitwise its fit alone, for any chunk_size and thread count."""
+    extra = {}
+    if grid_k is not None:
+        starts = _grid_starts(batch)
+        batch.use_guess = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lawfit.FragileFitWarning)
+        r = run(batch, "cpu", chunk_size=chunk, n_threads=threads,
+                **({} if grid_k is None else dict(p0=lawfit.grid(starts=starts), k=grid_k)))
+        for i in range(len(batch.problems)):
+            if grid_k is not None:
+                extra = dict(p0=lawfit.grid(starts=starts[i:i + 1]), k=grid_k)
+            alone = run(batch, "cpu", idx=[i], n_threads=1, **extra)
+            assert_same_problem(r, i, alone, 0, f"problem {i}, chunk_size={chunk}, "
+                                                f"n_threads={threads}, k={grid_k}")
+
+
+def _alone_at(batch: Batch, i: int) -> Batch:
+    """The batch with every problem but i made empty, problem i at its index (a resample's
+    stream is keyed by its problem's index): the problem as good as alone."""
+    k = lawfit.models.get(batch.model).n_inputs
+    n = TRUTH[batch.model].size
+
+    def empty(p: Problem) -> Problem:
+        none = np.empty(0)
+        return Problem(np.empty((0,) if k == 1 else (0, k)), none,
+                       None if p.sigma is None else none, None if p.weights is None else none,
+                       p.p0, np.full(n, -np.inf), np.full(n, np.inf), False)
+
+    return Batch(batch.model, [p if j == i else empty(p) for j, p in
+                               enumerate(batch.problems)], batch.residuals, batch.loss,
+                 batch.use_sigma, batch.use_weights, batch.use_guess)
+
+
+def boot(batch: Batch, method: str, R: int, **kw):
+    """lawfit.bootstrap of a Batch on the CPU, clusters of two points for "grouped"."""
+    from lawfit.bootstrap import BootstrapWarning
+
+    x, y, args = batch.kwargs()
+    clusters = [np.arange(len(p.y)) // 2.0 for p in batch.problems] \
+        if method == "grouped" else None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", BootstrapWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        b = lawfit.bootstrap(batch.model, x, y, n_resamples=R, seed=7, method=method,
+                             clusters=clusters, backend="cpu", **args, **kw)
+        b.jackknife()
+    return b
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(batch=batches(max_problems=4), method=st.sampled_from(["pairs", "grouped", "residual"]),
+       R=st.integers(1, 4), chunks=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       threads=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dtype=st.sampled_from(["float64", "float32"]))
+def test_bootstrap_alone_under_any_batch_chunk_size_and_threads(batch, method, R, chunks,
+                                                                threads, dtype):
+    """A problem's full-data fit, bootstrap samples and statuses, and jackknife are bitwise
+    the same inside any batch (empty, poisoned and differently bounded neighbours) as with
+    its neighbours emptied, whatever the chunk_size and thread count of either call, in
+    either precision (fixed parameters that fp32 cannot represent included)."""
+    b = boot(batch, method, R, chunk_size=chunks[0], n_threads=threads[0], dtype=dtype)
+    jk = b.jackknife()
+    for i in range(len(batch.problems)):
+        a = boot(_alone_at(batch, i), method, R, chunk_size=chunks[1], n_threads=threads[1],
+                 dtype=dtype)
+        what = f"problem {i}, chunk_size {chunks}, n_threads {threads}"
+        assert_same_problem(b.fit, i, a.fit, i, what)
+        np.testing.assert_array_equal(b.status[i], a.status[i], err_msg=what)
+        np.testing.assert_array_equal(b.samples[i], a.samples[i], err_msg=what)
+        ja = a.jackknife()
+        J = min(jk.shape[1], ja.shape[1])
+        np.testing.assert_array_equal(jk[i, :J], ja[i, :J], err_msg=what)
+        assert np.isnan(jk[i, J:]).all() and np.isnan(ja[i, J:]).all(), what
+        if not b.fit.success[i]:  # not resampled: NaN, the full fit's status
+            assert np.isnan(b.samples[i]).all() and np.all(b.status[i] == b.fit.status[i])
 
 
 def test_tiled_batch_threads_and_chunks(compiled_backend):

@@ -308,7 +308,7 @@ def _pack_groups(model, x, y, groups, per_point, nan_policy):
     np.cumsum(counts, out=offsets[1:])
     xs, ys, extras, offsets_kept, n_omitted = _omit_missing(
         xa[order], y[order], extras, offsets, nan_policy,
-        lambda i, j: f"[{order[offsets[i] + j]}] (group {labels[i]!r})")
+        lambda i, j: f"[{order[offsets[i] + j]}] (group {labels[i].item()!r})")
     return xs, ys, extras, offsets_kept, labels, n_omitted
 
 

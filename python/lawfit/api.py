@@ -199,25 +199,33 @@ def _frame_column(data, name: str, arg: str) -> np.ndarray:
 
 
 def _from_frame(data, x, y, sigma, weights, groups, nan_policy="omit"):
-    """Resolve column names of a DataFrame into arrays.  With ``nan_policy="raise"``, a
-    NaN in the x or y columns is refused here, naming the column and the row."""
+    """Resolve column names of a DataFrame into arrays.  With ``nan_policy="raise"``, the
+    first row whose y or x column is NaN is refused here, naming the column and the row's
+    position."""
     def col(v, arg):
         if v is None:
             return None
         if isinstance(v, str):
             values = _frame_column(data, v, arg)
-            if nan_policy == "raise" and arg in ("x", "y") and np.isnan(values).any():
-                pos = int(np.argmax(np.isnan(values)))
-                raise ValueError(f"{arg}: column {v!r} of data is NaN at position {pos} "
-                                 f"(nan_policy='raise'; the default 'omit' leaves a NaN point "
-                                 f"out as missing)")
+            if arg in ("x", "y"):
+                columns.append((arg, v, values))
             return values
         return v
 
+    columns = []  # (argument, column name, values) of y and x, in that order
+    ys = col(y, "y")
     if isinstance(x, (list, tuple)) and all(isinstance(c, str) for c in x):
         xs = np.column_stack([col(c, "x") for c in x]) if x else x
     else:
         xs = col(x, "x")
+    if nan_policy == "raise" and columns:
+        nan = [np.isnan(values) for _, _, values in columns]
+        if any(m.any() for m in nan):
+            pos = min(int(np.argmax(m)) for m in nan if m.any())
+            arg, name, _ = next(c for c, m in zip(columns, nan) if m[pos])
+            raise ValueError(f"{arg}: column {name!r} of data is NaN at position {pos} "
+                             f"(nan_policy='raise'; the default 'omit' leaves a NaN point out "
+                             f"as missing)")
     labels = None
     label_names = tuple(groups) if isinstance(groups, (list, tuple)) else (
         (groups,) if isinstance(groups, str) else None)
@@ -235,8 +243,7 @@ def _from_frame(data, x, y, sigma, weights, groups, nan_policy="omit"):
         if groups not in data.columns:
             raise ValueError(f"groups: data has no column {groups!r}")
         groups = data[groups].to_numpy()
-    return xs, col(y, "y"), col(sigma, "sigma"), col(weights, "weights"), groups, labels, \
-        label_names
+    return xs, ys, col(sigma, "sigma"), col(weights, "weights"), groups, labels, label_names
 
 
 def residuals_at(packed, params: np.ndarray):

@@ -7,6 +7,7 @@ Bad *data* in one problem of a batch is not an error of the call: that problem g
 """
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pytest
@@ -562,3 +563,138 @@ def test_least_squares_x0_infeasible(no_work, x0, bounds):
     # The argument is called x0 here (scipy: "`x0` is infeasible."), so the message must say so.
     with pytest.raises(ValueError, match="x0"):
         lawfit.least_squares(_res, x0, bounds=bounds)
+
+
+# --------------------------------------------------------------------------------------
+# Complex numbers, empty batches, DataFrame columns, threads and memory (issue 16)
+# --------------------------------------------------------------------------------------
+
+def _complex(a):
+    return np.asarray(a) * (1 + 0j)
+
+
+@pytest.mark.parametrize("form", ["list", "padded"])
+@pytest.mark.parametrize("arg", ["x", "y", "p0", "sigma", "weights", "bounds"])
+def test_complex_numbers_are_refused_naming_the_argument(no_work, arg, form):
+    """Refused, not cast: casting would drop the imaginary parts with only a warning."""
+    x, y = ([X], [Y]) if form == "list" else (X, np.vstack([Y, Y]))
+    kw = dict(x=x, y=y, p0=P0, backend="cpu")
+    if arg in ("x", "y"):
+        kw[arg] = [_complex(v) for v in kw[arg]] if form == "list" else _complex(kw[arg])
+    elif arg == "p0":
+        kw["p0"] = _complex(P0)
+    elif arg in ("sigma", "weights"):
+        kw[arg] = _complex(np.ones_like(y))
+    else:
+        kw["bounds"] = (_complex([0, 0, 0]), np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning on the way
+        for call in (lawfit.fit, lawfit.bootstrap):
+            with pytest.raises(ValueError, match=rf"^{arg}(\[0\])?: complex numbers are not "
+                                                 rf"supported"):
+                call(SPL, **kw)
+
+
+def test_complex_grid_starts_are_refused(no_work):
+    with pytest.raises(ValueError, match="^starts: complex numbers"):
+        lawfit.grid(starts=_complex([P0, P0]))
+    with pytest.raises(ValueError, match="^alpha: complex numbers"):
+        lawfit.grid(E=[1.0], A=[600.0], alpha=_complex([0.3]))
+
+
+def test_complex_device_arrays_are_refused():
+    from lawfit._device import pack_padded
+
+    for arg in ("x", "y", "p0"):
+        kw = dict(x=X, y=np.vstack([Y, Y]), p0=P0)
+        kw[arg] = _complex(kw[arg])
+        with pytest.raises(ValueError, match=f"^{arg}: complex numbers"):
+            pack_padded(np, lawfit.models.get(SPL), kw.pop("x"), kw.pop("y"), **kw)
+
+
+def _empty_batches():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": np.empty(0), "y": np.empty(0), "g": np.empty(0)})
+    return {
+        "padded": dict(x=X, y=np.empty((0, 12))),
+        "padded_per_problem_x": dict(x=np.empty((0, 12)), y=np.empty((0, 12))),
+        "padded_0x0": dict(x=np.empty(0), y=np.empty((0, 0))),
+        "list": dict(x=[], y=[]),
+        "groups": dict(x=np.empty(0), y=np.empty(0), groups=np.empty(0)),
+        "frame": dict(x="x", y="y", groups="g", data=frame),
+    }
+
+
+@pytest.mark.parametrize("form", ["padded", "padded_per_problem_x", "padded_0x0", "list",
+                                  "groups", "frame"])
+def test_a_batch_of_no_problems_gives_an_empty_result(form):
+    kw = _empty_batches()[form]
+    for p0 in (P0, lawfit.grid(E=[1.0, 2.0], A=[600.0], alpha=[0.3])):
+        r = lawfit.fit(SPL, p0=p0, backend="cpu", return_cov=True, **kw)
+        assert len(r) == 0 and r.x.shape == (0, 3) and r.cov.shape == (0, 3, 3)
+        assert len(r.to_frame()) == 0 and r.n_points.shape == (0,)
+    b = lawfit.bootstrap(SPL, p0=P0, n_resamples=5, backend="cpu", **kw)
+    assert b.samples.shape == (0, 5, 3) and b.se.shape == (0, 3)
+    lo, hi = b.interval(0.9, method="bca")
+    assert lo.shape == hi.shape == (0, 3)
+
+
+def test_a_string_in_a_dataframe_column_names_the_column(no_work):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(dict(x=X, y=Y.astype(object), s=np.ones(12).astype(object),
+                              n=X, d=X * 20, c=np.arange(12.0).astype(object)))
+    frame.loc[3, "y"] = "n/a"
+    with pytest.raises(ValueError, match=r"^y: column 'y' of data holds 'n/a' \(at position "
+                                         r"3\), not a real number"):
+        lawfit.fit(SPL, "x", "y", data=frame, p0=P0)
+    frame["y"] = Y
+    frame.loc[5, "s"] = "big"
+    with pytest.raises(ValueError, match=r"^sigma: column 's' of data holds 'big'"):
+        lawfit.fit(SPL, "x", "y", data=frame, sigma="s", p0=P0)
+    frame["n"] = frame["n"].astype(object)
+    frame.loc[0, "n"] = None  # pandas' missing value: NaN, a missing point
+    frame.loc[1, "n"] = "abc"
+    with pytest.raises(ValueError, match=r"^x: column 'n' of data holds 'abc' \(at position "
+                                         r"1\)"):
+        lawfit.fit("chinchilla", ["n", "d"], "y", data=frame, p0=P0C)
+    frame.loc[2, "c"] = "a"
+    with pytest.raises(ValueError, match=r"^clusters: column 'c' of data holds 'a'"):
+        lawfit.bootstrap(SPL, "x", "y", data=frame, p0=P0, method="grouped", clusters="c")
+    frame["z"] = _complex(Y)
+    with pytest.raises(ValueError, match=r"^y: column 'z' of data is complex"):
+        lawfit.fit(SPL, "x", "z", data=frame, p0=P0)
+
+
+@pytest.mark.parametrize("n_threads", [lawfit.api.MAX_THREADS + 1, 2**31 - 1, 10**12])
+def test_n_threads_is_capped(no_work, n_threads):
+    fit_raises("n_threads", n_threads=n_threads)
+    with pytest.raises(ValueError, match="^n_threads: "):
+        lawfit.bootstrap(SPL, [X], [Y], p0=P0, n_threads=n_threads)
+
+
+def test_n_threads_at_the_cap_is_accepted():
+    r = lawfit.fit(SPL, [X], [Y], p0=P0, backend="cpu", n_threads=lawfit.api.MAX_THREADS)
+    assert r.success.all()
+
+
+def test_a_request_that_cannot_fit_in_memory_is_refused_before_any_work(no_work,
+                                                                        monkeypatch):
+    import time
+
+    assert lawfit.api.available_memory() > 0
+    huge = np.broadcast_to(Y, (10**12, 12))  # a view: 10^12 problems, no memory
+    t0 = time.perf_counter()
+    with pytest.raises(MemoryError, match=r"^fit: 1,000,000,000,000 problems: needs at least "
+                                          r"[\d,]+\.\d GiB of memory, more than the"):
+        lawfit.fit(SPL, X, huge, p0=P0)
+    with pytest.raises(MemoryError, match=r"^bootstrap: 1,000,000,000,000 problems x 1,000 "
+                                          r"resamples: needs at least"):
+        lawfit.bootstrap(SPL, X, huge, p0=P0)
+    assert time.perf_counter() - t0 < 1.0
+    # Where 1 GiB is left: 10^8 problems, or 10^7 resamples of 100, are too many.
+    monkeypatch.setattr(lawfit.api, "available_memory", lambda: 2**30)
+    with pytest.raises(MemoryError, match=r"100,000,000 problems: needs at least [\d.]+ GiB "
+                                          r"of memory, more than the 1\.0 GiB available"):
+        lawfit.fit(SPL, X, np.broadcast_to(Y, (10**8, 12)), p0=P0)
+    with pytest.raises(MemoryError, match=r"100 problems x 10,000,000 resamples"):
+        lawfit.bootstrap(SPL, X, np.broadcast_to(Y, (100, 12)), p0=P0, n_resamples=10**7)

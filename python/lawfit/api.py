@@ -191,11 +191,20 @@ def _frame_column(data, name: str, arg: str) -> np.ndarray:
         try:
             if isinstance(v, (complex, np.complexfloating)):
                 raise TypeError
-            float(v)
+            float(v) if not _is_na(v) else None
         except (TypeError, ValueError):
             raise ValueError(f"{arg}: column {name!r} of data holds {v!r} (at position {pos}), "
                              f"not a real number") from None
     raise ValueError(f"{arg}: column {name!r} of data: {error}")
+
+
+def _is_na(value) -> bool:
+    """Whether a DataFrame cell is pandas' missing value (None, NaN, NA, NaT)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - DataFrames come from pandas
+        return value is None
+    return np.ndim(value) == 0 and bool(pd.isna(value))
 
 
 def _from_frame(data, x, y, sigma, weights, groups, nan_policy="omit"):

@@ -56,10 +56,11 @@ def assert_same(a, i, b, j, what):
         np.testing.assert_array_equal(getattr(a, f)[i], getattr(b, f)[j], err_msg=f"{what} {f}")
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1, 2])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_a_missing_point_is_left_out_in_every_shape(shape):
+def test_a_missing_point_is_left_out_in_every_shape(shape, chunk_size):
     X, y, p0 = batch_with_holes()
-    r = fit_as(shape, X, y, p0=p0, backend="cpu")
+    r = fit_as(shape, X, y, p0=p0, backend="cpu", chunk_size=chunk_size)
     # The same problems with the missing points deleted by hand.
     keep = [~(np.isnan(X[i]) | np.isnan(y[i])) for i in range(3)]
     want = lawfit.fit(SPL, [X[i][keep[i]] for i in range(3)], [y[i][keep[i]] for i in range(3)],

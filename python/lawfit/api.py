@@ -362,7 +362,8 @@ def fit(
     n_threads : int, optional
         CPU threads.  By default, as many as the CPUs this process may use (its affinity
         mask), and fewer for small batches, where starting a thread costs more than it
-        saves (about 4,000 data points per thread).  Results do not depend on it.
+        saves (about 4,000 data points per thread).  Results do not depend on it.  At most
+        ``MAX_THREADS`` (4096) on any machine; more is refused with a ValueError.
     return_cov : bool
         Also compute each problem's covariance, as ``curve_fit`` does (scaled by the
         residual variance unless ``absolute_sigma``).  Where the data do not determine a

@@ -220,7 +220,8 @@ class BootstrapResult:
 
     def __repr__(self) -> str:
         return (f"BootstrapResult(model={self.fit.model.name!r}, problems={len(self.fit)}, "
-                f"resamples={self.n_resamples}, converged={int(self.n_converged.sum())})")
+                f"resamples={self.n_resamples}, converged={int(self.n_converged.sum())}, "
+                f"failed={int(self.n_failed.sum())}, fits_failed={int(self.fit_failed.sum())})")
 
 
 def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,

@@ -27,6 +27,8 @@ from ._packing import _float_array
 __all__ = ["Grid", "grid"]
 
 SAMPLES = ("sobol", "lhs")
+# Grid starts are checked (finite, inside the bounds) this many values at a time.
+CHECK_BLOCK = 1 << 20
 
 
 class Grid:
@@ -141,16 +143,22 @@ class Grid:
             S = qmc.scale(unit, lo, hi)
         if S.ndim == 2:
             S = np.broadcast_to(S, (P, *S.shape))
-        bad = ~np.isfinite(S)
-        if bad.any():
-            i, s, j = np.argwhere(bad)[0]
-            raise ValueError(f"{arg}: grid start {s} of problem {i} is not finite in parameter "
-                             f"'{names[j]}'")
-        out = (S < lower[:, None, :]) | (S > upper[:, None, :])
-        if out.any():
-            i, s, j = np.argwhere(out)[0]
-            raise ValueError(f"{arg}: grid start {s} of problem {i} has '{names[j]}' = "
-                             f"{S[i, s, j]}, outside its bounds [{lower[i, j]}, {upper[i, j]}]")
+        # Checked a block of problems at a time: a grid shared by all problems is a view, and
+        # its checks should not make (P, S, n) masks of a large batch at once.
+        step = max(1, CHECK_BLOCK // max(1, S.shape[1] * n))
+        for a in range(0, P, step):
+            Sa = S[a:a + step]
+            bad = ~np.isfinite(Sa)
+            if bad.any():
+                i, s, j = np.argwhere(bad)[0]
+                raise ValueError(f"{arg}: grid start {s} of problem {a + i} is not finite in "
+                                 f"parameter '{names[j]}'")
+            lo, hi = lower[a:a + step], upper[a:a + step]
+            out = (Sa < lo[:, None, :]) | (Sa > hi[:, None, :])
+            if out.any():
+                i, s, j = np.argwhere(out)[0]
+                raise ValueError(f"{arg}: grid start {s} of problem {a + i} has '{names[j]}' = "
+                                 f"{Sa[i, s, j]}, outside its bounds [{lo[i, j]}, {hi[i, j]}]")
         return S
 
 

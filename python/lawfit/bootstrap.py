@@ -311,9 +311,9 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         if isinstance(g, Grid) and id(g) not in grids:
             grids[id(g)] = g.starts(m.param_names, P, packed.lower, packed.upper,
                                     packed=packed, model_name=m.name, arg=arg)
-    full = fit(m, x, y, p0=p0, k=k if isinstance(p0, Grid) else None, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-               gtol=gtol, max_nfev=max_nfev, backend=name, dtype=dtype, n_threads=n_threads,
-               chunk_size=chunk_size, **common)
+    full = fit(m, x, y, p0=p0, k=k if isinstance(p0, Grid) else None, loss=loss,
+               f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+               backend=name, dtype=dtype, n_threads=n_threads, chunk_size=chunk_size, **common)
     ok = np.asarray(full.success)
     # Resamples start from the full-data optimum, clipped into the bounds (an fp32 solution
     # of a fixed parameter is the bound rounded to fp32, a hair outside it in fp64).  A
@@ -342,27 +342,16 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
             refit.reshape(-1))
     problems = np.flatnonzero(ok)
     U = len(problems) * R  # the units: problem-major, resample-minor
+    start_starts = grids[id(start)] if isinstance(start, Grid) else None
+    refit_starts = None if refit_grid is None else grids[id(refit_grid)]
     for u0 in range(0, U, chunk):
         u = np.arange(u0, min(U, u0 + chunk))
-        data_of = problems[u // R]
-        res = (u % R).astype(np.uint32)
-        if isinstance(start, Grid):
-            xs, st, cont = units.from_grid(data_of, res, method, grids[id(start)], kk_arg)
-        else:
-            xs, st, cont = units.from_start(data_of, res, method)
-        if refit_grid is not None:
-            lost = np.flatnonzero((st <= 0) & ~np.isin(st, DATA_FAILURES))
-            if lost.size:
-                xr, sr, cr = units.from_grid(data_of[lost], res[lost], method,
-                                             grids[id(refit_grid)], kk_arg)
-                win = sr > 0
-                xs[lost[win]], st[lost[win]] = xr[win], sr[win]
-                cont[lost] |= cr
-                flat[3][data_of[lost] * R + res[lost]] = True
+        data_of, res = problems[u // R], (u % R).astype(np.uint32)
         rows = data_of * R + res
+        xs, st, flat[2][rows], flat[3][rows] = units.resamples(
+            data_of, res, method, start_starts, refit_starts, kk_arg)
         flat[0][rows] = np.where((st > 0)[:, None], xs, np.nan)
         flat[1][rows] = st
-        flat[2][rows] = cont
     _warn_failed_fits(full)
     _warn_lost(status, ok, R)
     return BootstrapResult(full, samples, status, int(seed),
@@ -418,6 +407,26 @@ class _Units:
             for key in ("x", "cost", "status"):
                 out[key][idx] = again[key]
         return continued
+
+    def resamples(self, data_of, resample_of, mode, start_starts, refit_starts, k):
+        """Resample units from their problem's start, or from the grid ``start_starts`` (P,
+        S, n); those that fail (but for their own data) refitted from ``refit_starts``, the
+        refit kept where it converges.  Returns (x, status, continued, refitted)."""
+        if start_starts is None:
+            x, status, continued = self.from_start(data_of, resample_of, mode)
+        else:
+            x, status, continued = self.from_grid(data_of, resample_of, mode, start_starts, k)
+        refitted = np.zeros(len(status), dtype=bool)
+        if refit_starts is not None:
+            lost = np.flatnonzero((status <= 0) & ~np.isin(status, DATA_FAILURES))
+            if lost.size:
+                xr, sr, cr = self.from_grid(data_of[lost], resample_of[lost], mode,
+                                            refit_starts, k)
+                won = lost[sr > 0]
+                x[won], status[won] = xr[sr > 0], sr[sr > 0]
+                continued[lost] |= cr
+                refitted[lost] = True
+        return x, status, continued, refitted
 
     def from_start(self, data_of, resample_of, mode):
         """Each unit from its problem's start (packed.p0): (x, status, continued)."""

@@ -162,3 +162,17 @@ def test_the_device_packing_follows_the_same_rule(per_problem_x):
         np.testing.assert_array_equal(d["n_omitted"], omitted)
     with pytest.raises(ValueError, match=r"y: NaN at y\[0, 3\]"):
         pack_padded(np, m, X, y, p0=p0, nan_policy="raise")
+
+
+@pytest.mark.parametrize("shape, where", [("lists", r"y\[5\]\[2\]"), ("padded", r"y\[5, 2\]")])
+def test_a_chunked_call_names_the_point_as_the_caller_numbers_it(shape, where, no_work):
+    x, y, truth, p0 = model_batch(SPL, n_problems=7, n_points=10, seed=1)
+    y = y.copy()
+    y[5, 2] = np.nan
+    X = np.tile(x[:, 0], (7, 1))
+    with pytest.raises(ValueError, match=rf"^y: NaN at {where}"):
+        fit_as(shape, X, y, p0=p0, nan_policy="raise", chunk_size=2)
+    p0 = p0.copy()
+    p0[4, 1] = np.inf
+    with pytest.raises(ValueError, match="^p0: must be finite; parameter 'A' of problem 4"):
+        fit_as(shape, X, np.where(np.isnan(y), 1.0, y), p0=p0, chunk_size=2)

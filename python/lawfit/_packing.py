@@ -158,17 +158,23 @@ def _as_x(a: Any, n_inputs: int, m: int, name: str) -> np.ndarray:
     return arr
 
 
-def _pack_lists(model, x, y, per_point, nan_policy, locate=lambda i, j: f"[{i}][{j}]"):
-    ys = [_float_array(v, f"y[{i}]").reshape(-1) if np.ndim(v) <= 1 else None
+def _pack_lists(model, x, y, per_point, nan_policy, first: int = 0, locate=None):
+    """Lists of per-problem arrays; ``first`` is the index of the first in the caller's
+    batch (for messages), ``locate`` names point j of problem i (default ``[i][j]``)."""
+    if locate is None:
+        def locate(i, j):
+            return f"[{first + i}][{j}]"
+    ys = [_float_array(v, f"y[{first + i}]").reshape(-1) if np.ndim(v) <= 1 else None
           for i, v in enumerate(y)]
     for i, v in enumerate(ys):
         if v is None:
-            raise ValueError(f"y[{i}]: expected a 1-D array per problem")
+            raise ValueError(f"y[{first + i}]: expected a 1-D array per problem")
     lengths = [len(v) for v in ys]
     if isinstance(x, (list, tuple)):
         if len(x) != len(ys):
             raise ValueError(f"x: got {len(x)} arrays for {len(ys)} problems in y")
-        xs = [_as_x(xi, model.n_inputs, lengths[i], f"x[{i}]") for i, xi in enumerate(x)]
+        xs = [_as_x(xi, model.n_inputs, lengths[i], f"x[{first + i}]")
+              for i, xi in enumerate(x)]
     else:
         xs = [_as_x(x, model.n_inputs, m, "x") for m in lengths]
     extras = {}
@@ -177,13 +183,15 @@ def _pack_lists(model, x, y, per_point, nan_policy, locate=lambda i, j: f"[{i}][
             extras[name] = None
             continue
         if isinstance(val, (list, tuple)) and len(val) == len(ys) and np.ndim(val[0]) >= 1:
-            parts = [_float_array(v, f"{name}[{i}]").reshape(-1) for i, v in enumerate(val)]
+            parts = [_float_array(v, f"{name}[{first + i}]").reshape(-1)
+                     for i, v in enumerate(val)]
         else:
             parts = [np.broadcast_to(_float_array(val, name), (m,)) if np.ndim(val) == 0
                      else _float_array(val, name).reshape(-1) for m in lengths]
         for i, (pv, m) in enumerate(zip(parts, lengths)):
             if pv.shape != (m,):
-                raise ValueError(f"{name}[{i}]: expected {m} values to match y[{i}], got {pv.shape}")
+                raise ValueError(f"{name}[{first + i}]: expected {m} values to match "
+                                 f"y[{first + i}], got {pv.shape}")
         extras[name] = np.concatenate(parts) if parts else np.zeros(0)
     offsets = np.zeros(len(ys) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -194,7 +202,7 @@ def _pack_lists(model, x, y, per_point, nan_policy, locate=lambda i, j: f"[{i}][
     return xcat, ycat, extras, offsets, None, n_omitted
 
 
-def _pack_padded(model, x, y, per_point, nan_policy):
+def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0):
     P, m = y.shape
     xa = _float_array(x, "x")
     k = model.n_inputs
@@ -221,7 +229,7 @@ def _pack_padded(model, x, y, per_point, nan_policy):
                 miss |= np.isnan(x_own).any(axis=-1)  # (m,) of a grid broadcasts to (P, m)
             if nan_policy == "raise":
                 i, j = np.argwhere(miss)[0]
-                _nan_raise("y" if np.isnan(y[i, j]) else "x", f"[{i}, {j}]")
+                _nan_raise("y" if np.isnan(y[i, j]) else "x", f"[{first + i}, {j}]")
             present = ~miss
     full = present is None
     n_omitted = None if full else (m - present.sum(axis=1)).astype(np.int64)
@@ -340,8 +348,9 @@ def _is_unbounded(lb, ub) -> bool:
     return np.ndim(lb) == 0 and np.ndim(ub) == 0 and lb == -np.inf and ub == np.inf
 
 
-def validate_bounds(bounds, P: int, names: Sequence[str]):
-    """Lower and upper bounds of shape (P, n) from scipy's ``(lb, ub)`` form."""
+def validate_bounds(bounds, P: int, names: Sequence[str], first: int = 0):
+    """Lower and upper bounds of shape (P, n) from scipy's ``(lb, ub)`` form (``first``: the
+    index of the first problem in the caller's batch, for messages)."""
     n = len(names)
     try:
         lb, ub = bounds
@@ -361,27 +370,27 @@ def validate_bounds(bounds, P: int, names: Sequence[str]):
         lo, hi = np.broadcast_arrays(lo, hi)
         raise ValueError(
             f"bounds: lower bound {lo[i, j]} exceeds upper bound {hi[i, j]} for "
-            f"parameter '{names[j]}'" + (f" of problem {i}" if P > 1 else "")
+            f"parameter '{names[j]}'" + (f" of problem {first + i}" if P > 1 or first else "")
         )
     return lower, upper
 
 
 def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str], arg: str = "p0",
-                unbounded: bool = False) -> None:
+                unbounded: bool = False, first: int = 0) -> None:
     """p0 finite and within [lower, upper] (``unbounded``: the bounds are all infinite,
     which any finite p0 is within)."""
     if not np.isfinite(p0).all():
         i, j = np.argwhere(~np.isfinite(p0))[0]
-        raise ValueError(f"{arg}: must be finite; parameter '{names[j]}' of problem {i} is "
-                         f"{p0[i, j]}")
+        raise ValueError(f"{arg}: must be finite; parameter '{names[j]}' of problem "
+                         f"{first + i} is {p0[i, j]}")
     if unbounded:
         return
     out = (p0 < lower) | (p0 > upper)
     if out.any():
         i, j = np.argwhere(out)[0]
         raise ValueError(
-            f"{arg}: parameter '{names[j]}' of problem {i} is {p0[i, j]}, outside its bounds "
-            f"[{lower[i, j]}, {upper[i, j]}]"
+            f"{arg}: parameter '{names[j]}' of problem {first + i} is {p0[i, j]}, outside its "
+            f"bounds [{lower[i, j]}, {upper[i, j]}]"
         )
 
 
@@ -399,10 +408,12 @@ def pack(
     validate_only: bool = False,
     clusters=None,
     nan_policy: str = "omit",
+    first: int = 0,
 ) -> Optional[Packed]:
     """Validate and pack one batch (see the module docstring for the accepted shapes and
     ``nan_policy``).  With ``validate_only``, raise what packing would raise and return
-    None."""
+    None.  ``first``: the index of the batch's first problem in the caller's (a chunk's
+    offset), so that messages name problems as the caller numbers them."""
     if residuals not in RESIDUALS:
         raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
     check_nan_policy(nan_policy)
@@ -410,19 +421,19 @@ def pack(
     if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
         if groups is not None:
             raise ValueError("groups: not used when y is a list of per-problem arrays")
-        shaped = _pack_lists(model, x, y, per_point, nan_policy)
+        shaped = _pack_lists(model, x, y, per_point, nan_policy, first)
     else:
         ya = _float_array(y, "y")
         if ya.ndim == 2:
             if groups is not None:
                 raise ValueError("groups: not used when y is a padded 2-D array")
-            shaped = _pack_padded(model, x, ya, per_point, nan_policy)
+            shaped = _pack_padded(model, x, ya, per_point, nan_policy, first)
         elif ya.ndim == 1:
             if groups is not None:
                 shaped = _pack_groups(model, x, ya, groups, per_point, nan_policy)
             else:
                 shaped = _pack_lists(model, x, [ya], per_point, nan_policy,
-                                     lambda i, j: f"[{j}]")
+                                     locate=lambda i, j: f"[{j}]")
         else:
             raise ValueError(f"y: expected a 1-D or padded 2-D array or a list, got {ya.ndim}-D")
     xs, ys, extras, offsets, labels, n_omitted = shaped
@@ -440,12 +451,13 @@ def pack(
 
     P = len(offsets) - 1
     names = model.param_names
-    lower, upper = validate_bounds(bounds, P, names)
+    lower, upper = validate_bounds(bounds, P, names, first)
     if validate_only:
         if p0 is None and not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
         if p0 is not None and p0 is not NO_START:
-            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names)
+            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names,
+                        first=first)
         return None
     log = residuals == "log"
     t = ys
@@ -485,6 +497,6 @@ def pack(
         p0a = np.clip(p0a, lower, upper)
     else:
         p0a = _per_problem_params(p0, P, len(names), "p0")
-        validate_p0(p0a, lower, upper, names, unbounded=_is_unbounded(*bounds))
+        validate_p0(p0a, lower, upper, names, unbounded=_is_unbounded(*bounds), first=first)
     packed.p0 = np.ascontiguousarray(p0a)
     return packed

@@ -81,8 +81,9 @@ class FitResult:
     parameters, ``cost`` (P,) the final cost ``0.5 * sum(w * rho(r**2))``, ``status`` (P,),
     ``success`` (P,), ``nfev``, ``njev``, ``nit`` (P,), ``optimality`` (P,) the infinity norm
     of the projected gradient, ``active_mask`` (P, n) (-1 at a lower bound, +1 at an upper
-    bound), ``n_points`` (P,) the points each fit used and ``n_omitted`` (P,) the missing
-    points (NaN in y or x) it left out, and, on request, ``cov`` (P, n, n) and the residuals ``fun``
+    bound), ``n_points`` (P,) each fit's points (a point of weight 0 counts) and
+    ``n_omitted`` (P,) the missing points (NaN in y or x) left out of it, and, on request,
+    ``cov`` (P, n, n) and the residuals ``fun``
     and their Jacobian ``jac`` at the solution (one row per point; ``residuals(i)``).  ``labels`` holds the group
     labels when the batch came with ``groups`` (tuples for several group columns, named by
     ``label_names``).  A fit of CuPy arrays gives CuPy arrays; ``get()`` copies them to the
@@ -120,8 +121,8 @@ class FitResult:
 
     @property
     def n_points(self) -> np.ndarray:
-        """Points each problem's fit used, (P,): its points less the missing ones
-        (``n_omitted``)."""
+        """Points of each problem's fit, (P,): its points less the missing ones left out
+        (``n_omitted``); a point of weight 0 counts."""
         if self._n_points is None:
             self._n_points = np.diff(self.offsets)
         return self._n_points

@@ -494,11 +494,11 @@ def fit(
         ranges = [(a, min(a + chunk_size, total)) for a in range(0, total, chunk_size)]
         for a, b in ranges:  # every chunk is validated before any is solved
             cx, cy, ckw = _rows(x, y, kw, a, b, total)
-            pack(m, cx, cy, validate_only=True, **ckw)
+            pack(m, cx, cy, validate_only=True, first=a, **ckw)
         parts = []
         for a, b in ranges:
             cx, cy, ckw = _rows(x, y, kw, a, b, total)
-            parts.append(solve_one(pack(m, cx, cy, **ckw), a, b))
+            parts.append(solve_one(pack(m, cx, cy, first=a, **ckw), a, b))
             if progress is not None:
                 progress(b, total)
         out_labels = None

@@ -700,8 +700,6 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                         f"of data points={m} (ydata)")
 
     # ---- the solve ----
-    ftol, xtol, gtol = _tolerances(kwargs.pop("ftol", 1e-8), kwargs.pop("xtol", 1e-8),
-                                   kwargs.pop("gtol", 1e-8), method)
     kwargs.setdefault("max_nfev", kwargs.pop("maxfev", None))
     residuals = kwargs.pop("residuals", "linear")
     if residuals not in ("linear", "log"):
@@ -710,7 +708,7 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     popt, cov, info, status, message = run(
         model if builtin else f, xdata, ydata, p0, sigma, (lower, upper), method,
         dict(residuals=residuals, absolute_sigma=absolute_sigma, jac=jac,
-             full_output=full_output, ftol=ftol, xtol=xtol, gtol=gtol, **kwargs))
+             full_output=full_output, **kwargs))
     if status <= 0:
         raise RuntimeError("Optimal parameters not found: " + message)
     if cov is None or not np.isfinite(cov).all():
@@ -795,10 +793,11 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
     if n_free > m:
         raise ValueError(f"ydata: {m} points for {n_free} free parameters; the compiled "
                          f"solver needs at least as many points")
+    ftol, xtol, gtol = _tolerances(opts.get("ftol", 1e-8), opts.get("xtol", 1e-8),
+                                   opts.get("gtol", 1e-8), method)
     r = fit(model, x, ydata, p0=p0, sigma=sigma, bounds=bounds, loss=opts.get("loss", "linear"),
-            f_scale=opts.get("f_scale", 1.0), residuals=opts["residuals"],
-            ftol=opts["ftol"], xtol=opts["xtol"], gtol=opts["gtol"],
-            max_nfev=opts["max_nfev"], backend=opts.get("backend", "auto"), return_cov=True,
+            f_scale=opts.get("f_scale", 1.0), residuals=opts["residuals"], ftol=ftol,
+            xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"], backend=opts.get("backend", "auto"), return_cov=True,
             absolute_sigma=opts["absolute_sigma"],
             singular_cov="inf" if method == "lm" else "pinv", return_residuals=True)
     status = int(r.status[0])

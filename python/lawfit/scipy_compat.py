@@ -47,12 +47,13 @@ from scipy.optimize._numdiff import approx_derivative
 from scipy.sparse import issparse
 from scipy.sparse.linalg import LinearOperator, lsmr
 
+from . import reference
 from ._packing import _as_x
 from ._status import Status
 from .api import fit, positive_int
 from .grid import PROFILES, Grid, grid
 from .models import Model, get
-from .reference.lm import LOSSES, solve
+from .reference.lm import LOSSES
 
 __all__ = ["curve_fit", "least_squares", "OptimizeWarning"]
 
@@ -351,12 +352,13 @@ def _solve(problem: _Residuals, x0, lower, upper, *, loss, f_scale, ftol, xtol, 
                 raise _Stopped(x.copy()) from None
 
     try:
-        res = solve(problem, x0[None], *box, weights=weights, max_nfev=max_nfev,
-                    on_iteration=on_iteration, **options)
+        res = reference.solve(problem, x0[None], *box, weights=weights, max_nfev=max_nfev,
+                              on_iteration=on_iteration, **options)
         status = int(res["status"][0])
     except _Stopped as stop:
         # The state at the stop, from a solve of one evaluation there (already computed).
-        res = solve(problem, stop.args[0][None], *box, weights=weights, max_nfev=1, **options)
+        res = reference.solve(problem, stop.args[0][None], *box, weights=weights, max_nfev=1,
+                              **options)
         status = CALLBACK_STOP
     x = res["x"][0]
     J, fs = res["jac"][0, :m], res["fun"][0, :m]
@@ -783,10 +785,13 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
     if opts["jac"] is not None:
         raise ValueError(f"jac: model '{model.name}' has an analytic Jacobian; leave jac=None")
     if sigma is not None:
-        if sigma.ndim == 2 and sigma.size > 1:
+        if sigma.shape == (m, m) and m > 1:
             raise ValueError("sigma: a 2-D covariance sigma needs a Python callable f; "
                              "built-in models take a scalar or per-point sigma")
-        sigma = np.broadcast_to(sigma.reshape(-1) if sigma.size == 1 else sigma, (m,))
+        if sigma.size != 1 and sigma.shape != (m,):
+            raise ValueError(f"sigma: has incorrect shape {sigma.shape}: expected a scalar or "
+                             f"({m},) like ydata")
+        sigma = np.broadcast_to(sigma.reshape(-1), (m,))
         if not (np.isfinite(sigma).all() and (sigma > 0).all()):
             raise ValueError("sigma: must be finite and > 0")
     n_free = int((bounds[0] < bounds[1]).sum())

@@ -802,7 +802,8 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
                                    opts.get("gtol", 1e-8), method)
     r = fit(model, x, ydata, p0=p0, sigma=sigma, bounds=bounds, loss=opts.get("loss", "linear"),
             f_scale=opts.get("f_scale", 1.0), residuals=opts["residuals"], ftol=ftol,
-            xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"], backend=opts.get("backend", "auto"), return_cov=True,
+            xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"],
+            backend=opts.get("backend", "auto"), return_cov=True,
             absolute_sigma=opts["absolute_sigma"],
             singular_cov="inf" if method == "lm" else "pinv", return_residuals=True)
     status = int(r.status[0])

@@ -160,3 +160,306 @@ def test_least_squares_cs_jacobian():
     fun = lambda p: p[0] * np.sin(p[1] * x) + p[2] - y
     r = lawfit.least_squares(fun, [1.5, 1.2, 0.0], jac="cs", **TIGHT)
     np.testing.assert_allclose(r.x, [2, 1.3, 0.5], rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# least_squares: scipy's documented options
+# ---------------------------------------------------------------------------------------
+
+
+def _rosenbrock(x):
+    return np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
+
+
+class _Counted:
+    """A function that counts its calls and remembers the points it was called at."""
+
+    def __init__(self, f):
+        self.f, self.points = f, []
+
+    def __call__(self, x, *args):
+        self.points.append(np.array(x, dtype=float))
+        return self.f(x, *args)
+
+
+@pytest.mark.parametrize("x_scale", [1.0, [1.0, 0.2], [100.0, 1e-3], "jac"])
+def test_least_squares_x_scale_reaches_the_solution_along_its_own_path(x_scale):
+    r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0], x_scale=x_scale, **TIGHT)
+    np.testing.assert_allclose(r.x, [1, 1], rtol=1e-10)
+
+
+def test_least_squares_x_scale_is_solving_in_x_over_x_scale():
+    # scipy's definition: x_scale s is equivalent to the problem in xs = x / s with unit
+    # scales.  With powers of two for s the arithmetic scales exactly: the same iterates.
+    s = np.array([4.0, 0.25])
+    jac = lambda x: np.array([[-20 * x[0], 10], [-1, 0]])
+    paths = {"x": [], "xs": [], "unscaled": []}
+    lawfit.least_squares(_rosenbrock, [-2.0, 1.0], jac=jac, x_scale=s,
+                         callback=lambda x: paths["x"].append(x))
+    lawfit.least_squares(lambda u: _rosenbrock(s * u), np.array([-2.0, 1.0]) / s,
+                         jac=lambda u: jac(s * u) * s, x_scale=1.0,
+                         callback=lambda u: paths["xs"].append(s * u))
+    lawfit.least_squares(_rosenbrock, [-2.0, 1.0], jac=jac, x_scale=1.0,
+                         callback=lambda x: paths["unscaled"].append(x))
+    np.testing.assert_array_equal(paths["x"], paths["xs"])
+    assert len(paths["x"]) != len(paths["unscaled"]) or \
+        not np.array_equal(paths["x"], paths["unscaled"])
+
+
+@pytest.mark.parametrize("x_scale, match", [("auto", "x_scale"), (-1.0, "x_scale"),
+                                             (1 + 2j, "x_scale"), ([1.0, 2.0, 3.0], "x_scale")])
+def test_least_squares_x_scale_errors_name_it(x_scale, match):
+    with pytest.raises(ValueError, match=match):
+        lawfit.least_squares(_rosenbrock, [-2.0, 1.0], x_scale=x_scale)
+
+
+def test_least_squares_callable_loss_equals_the_named_one():
+    x, y = _problem(7, outliers=True)
+    fun = lambda p: p[0] + p[1] * x ** -p[2] - y
+
+    def soft_l1(z):  # scipy's rho(z) -> (3, m)
+        t = 1 + z
+        return np.vstack([2 * (t ** 0.5 - 1), t ** -0.5, -0.5 * t ** -1.5])
+
+    named = lawfit.least_squares(fun, [1.5, 400, 0.3], loss="soft_l1", f_scale=0.05, **TIGHT)
+    own = lawfit.least_squares(fun, [1.5, 400, 0.3], loss=soft_l1, f_scale=0.05, **TIGHT)
+    # the same minimum (flat in x: see test_every_loss_matches_scipy_with_outliers)
+    np.testing.assert_allclose(own.cost, named.cost, rtol=1e-12)
+    np.testing.assert_allclose(own.x, named.x, rtol=1e-6)
+    ref = optimize.least_squares(fun, [1.5, 400, 0.3], loss=soft_l1, f_scale=0.05, **TIGHT)
+    assert own.cost <= ref.cost * (1 + 1e-9)
+    with pytest.raises(ValueError, match="loss"):
+        lawfit.least_squares(fun, [1.5, 400, 0.3], loss=lambda z: np.vstack([z, z]))
+
+
+def test_least_squares_callback_sees_every_iteration_and_can_stop_it():
+    seen = []
+    r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0],
+                             callback=lambda intermediate_result: seen.append(
+                                 intermediate_result))
+    assert [s.nit for s in seen] == list(range(1, r.nit + 1))
+    assert np.array_equal(seen[-1].x, r.x) and seen[-1].cost == r.cost
+    np.testing.assert_array_equal(seen[-1].fun, _rosenbrock(r.x))
+    assert all(s.nfev == i + 2 for i, s in enumerate(seen))  # the start, then one a step
+
+    xs = []
+
+    def stop_at_3(x):
+        xs.append(x)
+        if len(xs) == 3:
+            raise StopIteration
+
+    r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0], callback=stop_at_3)
+    assert r.status == -2 and not r.success and "StopIteration" in r.message
+    assert np.array_equal(r.x, xs[-1]) and r.nit == 3
+    np.testing.assert_array_equal(r.fun, _rosenbrock(r.x))
+    with pytest.warns(UserWarning, match="not supported with `lm`"):
+        r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0], method="lm", callback=stop_at_3)
+    assert r.success and len(xs) == 3  # scipy's lm does not call it
+
+
+@pytest.mark.parametrize("jac", ["2-point", "3-point", "cs", "callable"])
+def test_least_squares_counts_calls_as_scipy_and_never_repeats_a_point(jac):
+    fun = _Counted(_rosenbrock)
+    jac_fn = _Counted(lambda x: np.array([[-20 * x[0], 10], [-1, 0]]))
+    r = lawfit.least_squares(fun if jac == "callable" else _rosenbrock, [-2.0, 1.0],
+                             jac=jac_fn if jac == "callable" else jac)
+    if jac == "callable":
+        assert r.nfev == len(fun.points) and r.njev == len(jac_fn.points)
+        for calls in (fun.points, jac_fn.points):
+            assert all(not np.array_equal(a, b) for a, b in zip(calls, calls[1:]))
+    for max_nfev in (1, 2, 5):
+        counted = _Counted(_rosenbrock)
+        r = lawfit.least_squares(counted, [-2.0, 1.0], jac=jac_fn, max_nfev=max_nfev)
+        assert r.nfev == len(counted.points) == max_nfev and r.status == 0
+    r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0], method="lm")
+    assert r.njev is None  # finite differences with 'lm', as scipy
+
+
+def test_least_squares_fewer_residuals_than_parameters():
+    one = lambda x: _rosenbrock(x)[:1]
+    r = lawfit.least_squares(one, [-2.0, 1.0])
+    assert r.success and r.cost < 1e-20 and r.fun.shape == (1,) and r.jac.shape == (1, 2)
+    with pytest.raises(ValueError, match="'lm' doesn't work"):
+        lawfit.least_squares(one, [-2.0, 1.0], method="lm")
+
+
+def test_least_squares_refuses_what_it_does_not_implement_naming_the_argument():
+    from scipy.sparse import csr_array
+    from scipy.sparse.linalg import aslinearoperator
+
+    J = lambda x: np.array([[-20 * x[0], 10], [-1, 0]])
+    cases = [
+        (ValueError, "jac_sparsity", dict(jac_sparsity=np.ones((2, 2)))),
+        (ValueError, "jac: returned a csr_array", dict(jac=lambda x: csr_array(J(x)))),
+        (ValueError, "jac: returned a .*LinearOperator",
+         dict(jac=lambda x: aslinearoperator(J(x)))),
+        (TypeError, "tr_options", dict(tr_solver="lsmr", tr_options={"tol": 1e-10})),
+        (ValueError, "bounds: method 'lm'", dict(method="lm", bounds=(-3, 3))),
+        (ValueError, "loss: method 'lm'", dict(method="lm", loss="huber")),
+        (ValueError, "ftol, xtol, gtol", dict(method="lm", gtol=None)),
+        (ValueError, "ftol, xtol, gtol", dict(ftol=None, xtol=None, gtol=None)),
+        (ValueError, "tr_solver", dict(tr_solver="best")),
+        (ValueError, "method", dict(method="newton")),
+    ]
+    for error, match, kw in cases:
+        with pytest.raises(error, match=match):
+            lawfit.least_squares(_rosenbrock, [-2.0, 1.0], **kw)
+    for x0 in (2.0 + 0j, [1.0, 2.0 + 0j]):
+        with pytest.raises(ValueError, match="x0: must be real"):
+            lawfit.least_squares(lambda x: x - 1, x0)
+    with pytest.warns(UserWarning, match="tr_options: ignored"):
+        r = lawfit.least_squares(_rosenbrock, [-2.0, 1.0], tr_solver="lsmr",
+                                 tr_options={"atol": 1e-12})
+    np.testing.assert_allclose(r.x, [1, 1])
+
+
+def test_least_squares_bounds_object_and_a_fixed_parameter():
+    from scipy.optimize import Bounds
+
+    r = lawfit.least_squares(_rosenbrock, [-2.0, 2.0], bounds=Bounds([-np.inf, 1.5], np.inf))
+    ref = optimize.least_squares(_rosenbrock, [-2.0, 2.0], bounds=([-np.inf, 1.5], np.inf))
+    np.testing.assert_allclose(r.x, ref.x, rtol=1e-6)
+    np.testing.assert_array_equal(r.active_mask, [0, -1])
+    r = lawfit.least_squares(_rosenbrock, [0.5, 1.0], bounds=([-5, 1.0], [5, 1.0]))
+    assert r.x[1] == 1.0 and abs(r.x[0] - 1) < 1e-6  # lower == upper holds x[1]
+
+
+# ---------------------------------------------------------------------------------------
+# curve_fit: scipy's documented behaviour, errors naming the argument
+# ---------------------------------------------------------------------------------------
+
+
+def _exp_decay(n=30, seed=1):
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 4, n)
+    return x, 2.5 * np.exp(-1.3 * x) + 0.5 + 0.05 * rng.standard_normal(n)
+
+
+def test_curve_fit_correlated_sigma_matches_scipy():
+    x, y = _exp_decay()
+    f = lambda x, a, b, c: a * np.exp(-b * x) + c
+    i = np.arange(x.size)
+    cov = 0.05 ** 2 * 0.6 ** np.abs(i[:, None] - i[None, :])  # AR(1) errors
+    for method, absolute_sigma in (("lm", False), ("trf", True)):
+        popt, pcov = lawfit.curve_fit(f, x, y, p0=[1, 1, 1], sigma=cov, method=method,
+                                      absolute_sigma=absolute_sigma, **TIGHT)
+        ref = optimize.curve_fit(f, x, y, p0=[1, 1, 1], sigma=cov, method=method,
+                                 absolute_sigma=absolute_sigma, **TIGHT)
+        np.testing.assert_allclose(popt, ref[0], rtol=1e-8)
+        np.testing.assert_allclose(pcov, ref[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="sigma: must be positive definite"):
+        lawfit.curve_fit(f, x, y, p0=[1, 1, 1], sigma=-cov)
+    with pytest.raises(ValueError, match="sigma: has incorrect shape"):
+        lawfit.curve_fit(f, x, y, p0=[1, 1, 1], sigma=np.ones(5))
+
+
+def test_curve_fit_full_output_describes_the_final_jacobian_as_minpack():
+    x, y = _exp_decay()
+    f = lambda x, a, b, c: a * np.exp(-b * x) + c
+    popt, pcov, info, mesg, ier = lawfit.curve_fit(f, x, y, p0=[1, 1, 1], full_output=True)
+    n = popt.size
+    # scipy's own recipe (leastsq's) gives the covariance back from fjac and ipvt
+    R = np.triu(info["fjac"].T[:n])
+    inv = np.linalg.inv(R)
+    inv[info["ipvt"] - 1] = inv.copy()
+    s_sq = info["fvec"] @ info["fvec"] / (x.size - n)
+    np.testing.assert_allclose(inv @ inv.T * s_sq, pcov, rtol=1e-10)
+    # R^T R is J^T J, permuted (J here analytic, lawfit's by finite differences)
+    J = np.column_stack([np.exp(-popt[1] * x), -popt[0] * x * np.exp(-popt[1] * x),
+                         np.ones_like(x)])
+    perm = info["ipvt"] - 1
+    np.testing.assert_allclose(R.T @ R, (J.T @ J)[np.ix_(perm, perm)], rtol=1e-6)
+    # qtf = Q^T fvec, the residuals in the range of J: about 0 at a minimum
+    assert np.linalg.norm(info["qtf"]) < 1e-6 * np.linalg.norm(info["fvec"])
+    np.testing.assert_allclose(info["fvec"], f(x, *popt) - y)
+    assert ier in (1, 2, 3, 4) and isinstance(mesg, str) and info["nfev"] > 0
+    _, _, info_trf, _, _ = lawfit.curve_fit(f, x, y, p0=[1, 1, 1], method="trf",
+                                            full_output=True)
+    assert set(info_trf) == {"nfev", "fvec"}  # as scipy: the MINPACK fields are lm's
+
+
+def test_curve_fit_errors_name_the_argument():
+    x, y = _exp_decay()
+    f = lambda x, a, b, c: a * np.exp(-b * x) + c
+    sigma = np.ones_like(y)
+    sigma[3] = np.nan
+    cases = [
+        (TypeError, "number of func parameters=3 .* data points=2", (f, x[:2], y[:2]), {}),
+        (ValueError, "sigma", (f, x, y), dict(sigma=sigma)),
+        (ValueError, "f: returned shape \\(29,\\), expected ydata's shape \\(30,\\)",
+         (f, x[:-1], y), {}),
+        (ValueError, "xdata: must be real", (f, x + 0j, y), {}),
+        (ValueError, "ydata: must be real", (f, x, y + 0j), {}),
+        (ValueError, "p0: must be real", (f, x, y), dict(p0=[1, 1, 1j])),
+        (ValueError, "sigma: must be real", (f, x, y), dict(sigma=sigma + 1j)),
+        (ValueError, "p0: Initial guess is outside", (f, x, y),
+         dict(p0=[1, 1, 1], bounds=(2, 3))),
+        (ValueError, "bounds: Method 'lm'", (f, x, y), dict(method="lm", bounds=(0, 9))),
+        (ValueError, "args", (f, x, y), dict(args=(1,))),
+        (ValueError, "nan_policy", (f, x, y), dict(nan_policy="propagate")),
+        (ValueError, "p0: a lawfit.grid", (f, x, y), dict(p0=lawfit.grid(a=[1], b=[1], c=[1]))),
+        (ValueError, "p0: Unable to determine", (lambda x, *p: x, x, y), {}),
+    ]
+    for error, match, args, kw in cases:
+        with pytest.raises(error, match=match):
+            lawfit.curve_fit(*args, **kw)
+
+
+def test_curve_fit_builtin_model_errors_name_the_argument():
+    x, y = _problem(1)
+    X = np.column_stack([x, x[::-1]])
+    cases = [
+        (TypeError, "data points=2", ("saturating_power_law", x[:2], y[:2]), {}),
+        (ValueError, "ydata: 2 points for 3 free", ("saturating_power_law", x[:2], y[:2]),
+         dict(bounds=(0, 1e4))),
+        (ValueError, "xdata: expected shape", ("saturating_power_law", x[:-1], y), {}),
+        (ValueError, "xdata: model 'power_law' needs inputs > 0", ("power_law", -x, y), {}),
+        (ValueError, "sigma", ("saturating_power_law", x, y),
+         dict(sigma=np.where(np.arange(x.size) == 4, np.nan, 1.0))),
+        (ValueError, "sigma: a 2-D", ("saturating_power_law", x, y),
+         dict(sigma=np.eye(x.size))),
+        (ValueError, "xdata: must be real", ("saturating_power_law", x + 0j, y), {}),
+        (ValueError, "p0: model 'kaplan' has no data-driven guess", ("kaplan", X, y), {}),
+        (ValueError, "jac", ("saturating_power_law", x, y), dict(jac="2-point")),
+        (TypeError, "x_scale", ("saturating_power_law", x, y), dict(x_scale=1.0)),
+    ]
+    for error, match, args, kw in cases:
+        with pytest.raises(error, match=match):
+            lawfit.curve_fit(*args, **kw)
+
+
+def test_curve_fit_builtin_grid_p0_is_a_multi_start_fit_returning_the_best():
+    x, y = _problem(3)
+    good = lawfit.curve_fit("saturating_power_law", x, y, p0=[1.5, 400, 0.3], **TIGHT)
+    g = lawfit.grid(E=[0.5, 1.5], A=[10, 100, 1000], alpha=[0.1, 0.3, 0.6])
+    best = lawfit.curve_fit("saturating_power_law", x, y, p0=g, **TIGHT)
+    np.testing.assert_allclose(best[0], good[0], rtol=1e-7)
+    np.testing.assert_allclose(best[1], good[1], rtol=1e-5)
+
+
+def test_curve_fit_chinchilla_without_p0_starts_from_a_profile_grid():
+    rng = np.random.default_rng(5)
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e10, 8),
+                                             np.geomspace(1e9, 1e12, 6)))
+    true = np.array([1.7, 400.0, 410.0, 0.34, 0.28])
+    L = lawfit.models.chinchilla(np.column_stack([N, D]), *true)
+    L = L * (1 + 0.003 * rng.standard_normal(L.size))
+    popt, pcov = lawfit.curve_fit("chinchilla", np.column_stack([N, D]), L)
+    ref = lawfit.curve_fit("chinchilla", np.vstack([N, D]), L, p0=true, **TIGHT)  # (k, m)
+    np.testing.assert_allclose(popt, ref[0], rtol=1e-5)
+    assert np.isfinite(pcov).all() and popt[1] > 0  # not the A = -1.27e6 of a start at ones
+
+
+def test_curve_fit_builtin_nan_policy_omit_drops_the_points():
+    x, y = _problem(4)
+    y_nan, x_nan = y.copy(), x.copy()
+    y_nan[3], x_nan[7] = np.nan, np.nan
+    kept = np.ones(x.size, bool)
+    kept[[3, 7]] = False
+    omit = lawfit.curve_fit("saturating_power_law", x_nan, y_nan, p0=[1.5, 400, 0.3],
+                            nan_policy="omit")
+    ref = lawfit.curve_fit("saturating_power_law", x[kept], y[kept], p0=[1.5, 400, 0.3])
+    np.testing.assert_array_equal(omit[0], ref[0])
+    with pytest.raises(ValueError, match="ydata: The input contains nan"):
+        lawfit.curve_fit("saturating_power_law", x, y_nan, nan_policy="raise")

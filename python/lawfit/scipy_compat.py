@@ -1,16 +1,35 @@
 """Drop-in mirrors of ``scipy.optimize.curve_fit`` and ``scipy.optimize.least_squares``.
 
-Replacing ``from scipy.optimize import curve_fit`` with ``from lawfit import curve_fit`` keeps
-a script working: same arguments, same return values, the same ``RuntimeError`` when a fit
-fails and the same ``OptimizeWarning`` when the covariance cannot be estimated.  Differences:
+Replacing ``from scipy.optimize import curve_fit, least_squares`` with
+``from lawfit import curve_fit, least_squares`` keeps a script working: the same arguments,
+return values, errors and warnings as scipy documents them (scipy's own test suites run
+against these functions: ``tests/test_scipy_suites.py``).  What differs:
 
-* every ``method`` runs lawfit's bounded Levenberg-Marquardt (``cpp/include/lawfit/lm.h``);
-* a built-in model (its name or ``lawfit.models.<name>``) runs on the compiled backend;
-  any Python callable runs on the NumPy reference with ``jac`` as a callable, ``'2-point'``
-  or ``'3-point'`` differences with a step relative to each parameter (as MINPACK), or
-  ``'cs'`` complex step;
+* every ``method`` runs lawfit's bounded Levenberg-Marquardt (``cpp/include/lawfit/lm.h``;
+  for Python callables its NumPy twin, ``lawfit.reference.solve``), so ``method`` only
+  selects scipy's rules of validation ('lm': no bounds, a linear loss, at least as many
+  residuals as parameters, no callback) and of covariance;
+* ``x_scale`` scales the damping: positive numbers s give fixed scales 1 / s^2 (the
+  default for 'trf' and 'dogbox' is 1, as in scipy), ``'jac'`` the Jacobian's column norms
+  (MINPACK's scaling, the default for 'lm'); ``gtol`` is MINPACK's test (the largest cosine
+  between a column of J and the residuals) for every method;
+* ``tr_solver`` is accepted for dense Jacobians, whatever its value: lawfit solves each
+  step's damped normal equations directly; ``tr_options`` (which tune scipy's solvers) are
+  checked as scipy checks them, then ignored with a warning;
+* finite differences are scipy's (``approx_derivative``), except ``jac='cs'``, whose step is
+  1e-20 max(1, |x|) without ``diff_step`` (scipy's sqrt(eps) max(1, |x|) is inexact for
+  parameters much smaller than 1; a complex step has no cancellation to fear);
+* a lower bound equal to its upper bound fixes that parameter (scipy refuses it);
 * where scipy returns ``p0`` unchanged for NaN data (``check_finite=False``), lawfit raises,
-  saying the data are not finite.
+  saying the data are not finite (``nan_policy='omit'`` drops such points, as in scipy);
+* a built-in model (its name or ``lawfit.models.<name>``) runs on the compiled backend, with
+  its analytic Jacobian, its data-driven guess (or a grid of starts) when ``p0`` is not
+  given, and a multi-start fit when ``p0`` is a ``lawfit.grid``.
+
+Refused, with scipy's error types and a message naming the argument (lawfit solves dense
+problems only): sparse Jacobians (``jac`` returning a sparse matrix, ``jac_sparsity``),
+``jac`` returning a ``LinearOperator``; for built-in models a 2-D ``sigma``, ``jac`` and the
+options of the Python path (``x_scale``, ``diff_step``, ``callback``, ...).
 """
 from __future__ import annotations
 
@@ -19,155 +38,558 @@ import warnings
 from typing import Callable, Optional
 
 import numpy as np
-from scipy.optimize import OptimizeResult, OptimizeWarning
+from scipy.linalg import LinAlgError, cholesky, get_lapack_funcs, qr, solve_triangular, svd
+from scipy._lib._util import MapWrapper  # scipy's own handling of `workers` (private)
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+# scipy's own finite differences (the steps, bounds and dtype rules of its least_squares);
+# a private module, stable since scipy 0.17.
+from scipy.optimize._numdiff import approx_derivative
+from scipy.sparse import issparse
+from scipy.sparse.linalg import LinearOperator, lsmr
 
-from ._packing import validate_bounds, validate_p0
-from ._result import covariance
+from . import reference
+from ._packing import _as_x
 from ._status import Status
-from .api import check_options, fit
+from .api import fit, positive_int
+from .grid import PROFILES, Grid, grid
 from .models import Model, get
+from .reference.lm import LOSSES
 
 __all__ = ["curve_fit", "least_squares", "OptimizeWarning"]
 
 _EPS = np.finfo(float).eps
+_METHODS = ("trf", "dogbox", "lm")
+_SCHEMES = ("2-point", "3-point", "cs")
+_CS_STEP = 1e-20  # jac='cs': the step, relative to max(1, |x|)
+# scipy's status for a callback that raised StopIteration, and its message
+CALLBACK_STOP = -2
+_CALLBACK_MESSAGE = "`callback` raised `StopIteration`."
+# tr_options scipy accepts with tr_solver='lsmr': lsmr's own, and 'regularize'
+_LSMR_OPTIONS = (set(inspect.signature(lsmr).parameters) - {"A", "b"}) | {"regularize"}
+# Exponents of the default profile grid for a built-in model without a data-driven guess
+# (scaling-law exponents lie between about 0.05 and 1.5)
+_DEFAULT_EXPONENTS = np.geomspace(0.05, 1.5, 12)
 
 
-def _jacobian(fun: Callable, p: np.ndarray, f0: np.ndarray, method: str, lower, upper,
-              diff_step) -> np.ndarray:
-    """Finite-difference or complex-step Jacobian of ``fun`` at ``p`` (MINPACK's steps)."""
-    n = p.size
-    if method == "cs":
-        rel = 1e-20 if diff_step is None else diff_step
-        J = np.empty((f0.size, n))
-        for j in range(n):
-            h = rel * max(1.0, abs(p[j]))
-            q = p.astype(complex)
-            q[j] += 1j * h
-            try:
-                fj = np.asarray(fun(q))
-            except TypeError as exc:
-                raise ValueError(f"jac: 'cs' needs a function that accepts complex "
-                                 f"parameters ({exc})") from None
-            J[:, j] = fj.imag / h
-        return J
-    rel = (_EPS ** 0.5 if method == "2-point" else _EPS ** (1 / 3)) if diff_step is None \
-        else diff_step
-    J = np.empty((f0.size, n))
-    for j in range(n):
-        h = rel * abs(p[j]) if p[j] != 0 else rel
-        if method == "2-point":
-            if p[j] + h > upper[j]:
-                h = -h
-            q = p.copy()
-            q[j] = p[j] + h
-            h = q[j] - p[j]  # the step actually taken
-            J[:, j] = (np.asarray(fun(q), dtype=float) - f0) / h
+# --------------------------------------------------------------------------------------
+# Validation shared by both functions
+# --------------------------------------------------------------------------------------
+
+
+def _real(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array; complex values and non-numbers raise ValueError."""
+    if np.iscomplexobj(value):
+        raise ValueError(f"{name}: must be real, got complex values")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected real numbers ({exc})") from None
+
+
+def _bounds(bounds, n: int, method: Optional[str]):
+    """scipy's bounds (a ``Bounds`` or a pair of scalars or (n,) arrays) as two (n,) arrays."""
+    if isinstance(bounds, Bounds):
+        pair = [b if np.size(b) != 1 else np.reshape(b, ()) for b in (bounds.lb, bounds.ub)]
+    else:
+        try:
+            pair = list(bounds)
+        except TypeError:
+            pair = []
+        if len(pair) != 2:
+            raise ValueError("bounds: expected a pair (lower, upper) or a "
+                             "scipy.optimize.Bounds")
+    lower, upper = (_real(b, "bounds") for b in pair)
+    lower, upper = (np.full(n, float(b)) if b.ndim == 0 else b for b in (lower, upper))
+    if lower.shape != (n,) or upper.shape != (n,):
+        raise ValueError(f"bounds: shapes {lower.shape} and {upper.shape} are inconsistent with "
+                         f"{n} parameter(s): give scalars or arrays of shape ({n},)")
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        raise ValueError("bounds: must not contain NaN")
+    if (lower > upper).any():
+        j = int(np.argmax(lower > upper))
+        raise ValueError(f"bounds: the lower bound {lower[j]} of parameter {j} exceeds its "
+                         f"upper bound {upper[j]}")
+    if method == "lm" and (np.isfinite(lower).any() or np.isfinite(upper).any()):
+        raise ValueError("bounds: method 'lm' doesn't support bounds (it only works for "
+                         "unconstrained problems); use 'trf' or 'dogbox'")
+    return lower, upper
+
+
+def _check_start(x0: np.ndarray, lower, upper, name: str) -> None:
+    if not np.isfinite(x0).all():
+        raise ValueError(f"{name}: must be finite, got {x0}")
+    out = (x0 < lower) | (x0 > upper)
+    if out.any():
+        j = int(np.argmax(out))
+        raise ValueError(f"{name}: Initial guess is outside of provided bounds (parameter {j} "
+                         f"is {x0[j]}, its bounds [{lower[j]}, {upper[j]}])")
+
+
+def _tolerances(ftol, xtol, gtol, method: Optional[str]):
+    """scipy's rules: None disables a test (0), below machine epsilon warns; 'lm' needs all
+    three above it, other methods at least one."""
+    tols = []
+    for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
+        if tol is None:
+            tol = 0.0
+        elif not (np.isreal(tol) and np.ndim(tol) == 0 and np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"{name}: must be a finite number >= 0 or None, got {tol!r}")
+        elif tol < _EPS:
+            warnings.warn(f"Setting `{name}` below the machine epsilon ({_EPS:.2e}) effectively "
+                          f"disables the corresponding termination condition.", stacklevel=3)
+        tols.append(float(tol))
+    if method == "lm" and min(tols) < _EPS:
+        raise ValueError(f"ftol, xtol, gtol: all must be higher than machine epsilon "
+                         f"({_EPS:.2e}) for method 'lm'")
+    if max(tols) < _EPS:
+        raise ValueError(f"ftol, xtol, gtol: at least one must be higher than machine epsilon "
+                         f"({_EPS:.2e})")
+    return tols
+
+
+def _check_f_scale(f_scale) -> float:
+    if not (np.isreal(f_scale) and np.ndim(f_scale) == 0 and np.isfinite(f_scale)
+            and f_scale > 0):
+        raise ValueError(f"f_scale: must be a positive finite number, got {f_scale!r}")
+    return float(f_scale)
+
+
+def _scales(x_scale, n: int, method: str):
+    """The solver's fixed damping scales D = 1 / x_scale**2, or None for 'jac'.  The default
+    (None) is scipy's: 'jac' for method 'lm', 1 for 'trf' and 'dogbox'."""
+    if x_scale is None:
+        x_scale = "jac" if method == "lm" else 1.0
+    if isinstance(x_scale, str) and x_scale == "jac":
+        return None
+    bad = ValueError(f"x_scale: expected 'jac' or positive finite numbers, got {x_scale!r}")
+    if isinstance(x_scale, str) or np.iscomplexobj(x_scale):
+        raise bad
+    try:
+        s = np.asarray(x_scale, dtype=float)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not (np.isfinite(s).all() and (s > 0).all()):
+        raise bad
+    if s.ndim == 0:
+        s = np.full(n, float(s))
+    if s.shape != (n,):
+        raise ValueError(f"x_scale: shape {s.shape} is inconsistent with {n} parameter(s)")
+    return 1.0 / s**2
+
+
+def _check_tr_options(tr_solver, tr_options) -> None:
+    """tr_options are checked as scipy checks them (options lsmr does not take are a
+    TypeError) and then ignored, with a warning: lawfit has no trust-region solver to tune."""
+    if tr_options is None:
+        return
+    if not isinstance(tr_options, dict):
+        raise TypeError(f"tr_options: expected a dict, got {type(tr_options).__name__}")
+    if tr_solver == "lsmr":
+        unknown = sorted(set(tr_options) - _LSMR_OPTIONS)
+        if unknown:
+            raise TypeError(f"tr_options: unexpected option(s) {unknown} for tr_solver='lsmr' "
+                            f"(it takes {sorted(_LSMR_OPTIONS)})")
+    if tr_options:
+        warnings.warn("tr_options: ignored; lawfit solves each step's damped normal equations "
+                      "directly", UserWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------
+# One residual function on the reference solver
+# --------------------------------------------------------------------------------------
+
+
+class _Residuals:
+    """A user's residual function (and Jacobian) as ``lawfit.reference.solve``'s
+    ``residual_fn`` for one problem, with scipy's bookkeeping.
+
+    Each point is evaluated once: the start, evaluated when validated, is the solver's first
+    evaluation, and the residuals at the current point are kept for the result and the
+    callback.  ``nfev`` counts the calls of ``fun`` outside finite differences, ``njev`` the
+    Jacobians.  With fewer residuals than parameters (scipy's 'trf' allows it) zero residuals
+    with zero Jacobian rows are appended for the solver, which asks for at least as many
+    points as free parameters; they change neither the cost, the gradient nor J^T J.
+    """
+
+    def __init__(self, fun: Callable, jac, args, kwargs, diff_step, lower, upper, workers,
+                 names):
+        self.fun, self.jac, self.args, self.kwargs = fun, jac, tuple(args), dict(kwargs)
+        self.diff_step, self.workers = diff_step, workers
+        # fixed parameters (lower == upper) are differenced as if free: the solver holds them
+        fixed = lower == upper
+        self.fd_bounds = (np.where(fixed, -np.inf, lower), np.where(fixed, np.inf, upper))
+        self.fun_name, self.x_name = names
+        self.nfev = self.njev = 0
+        self.m = self.pad = None
+        self._evals: dict = {}  # x.tobytes() -> (residuals as fun returned them, Jacobian)
+
+    def _call(self, x) -> np.ndarray:
+        f = self.fun(x, *self.args, **self.kwargs)
+        self.nfev += 1
+        if np.iscomplexobj(f):
+            raise ValueError(f"{self.fun_name}: returned complex residuals; wrap a complex "
+                             "function into a real one (real and imaginary parts as residuals)")
+        f = np.atleast_1d(f)
+        if f.ndim != 1:
+            raise ValueError(f"{self.fun_name}: must return at most 1-D array_like, got "
+                             f"shape {f.shape}")
+        if self.m is not None and f.shape != (self.m,):
+            raise ValueError(f"{self.fun_name}: returned shape {f.shape} at {x}, ({self.m},) "
+                             f"at {self.x_name}")
+        return f
+
+    def _jacobian(self, x, f) -> np.ndarray:
+        if callable(self.jac):
+            J = self.jac(x, *self.args, **self.kwargs)
+            if issparse(J) or isinstance(J, LinearOperator):
+                raise ValueError(f"jac: returned a {type(J).__name__}; lawfit solves dense "
+                                 "problems only: return an ndarray (sparse Jacobians and "
+                                 "LinearOperator are not supported)")
+            if np.iscomplexobj(J):
+                raise ValueError("jac: returned complex values")
+            J = np.atleast_2d(np.asarray(J, dtype=float))
         else:
-            lo, hi = p.copy(), p.copy()
-            lo[j] -= h
-            hi[j] += h
-            if lo[j] < lower[j]:      # one-sided second-order forward difference
-                hi2 = p.copy()
-                hi2[j] += 2 * h
-                J[:, j] = (-3 * f0 + 4 * np.asarray(fun(hi), float)
-                           - np.asarray(fun(hi2), float)) / (2 * h)
-            elif hi[j] > upper[j]:    # and backward
-                lo2 = p.copy()
-                lo2[j] -= 2 * h
-                J[:, j] = (3 * f0 - 4 * np.asarray(fun(lo), float)
-                           + np.asarray(fun(lo2), float)) / (2 * h)
-            else:
-                J[:, j] = (np.asarray(fun(hi), float) - np.asarray(fun(lo), float)) / (2 * h)
-    return J
+            # A complex step has no cancellation: a tiny step is exact (scipy's sqrt(eps)
+            # max(1, |x|) is not, for parameters much smaller than 1).
+            tiny = self.jac == "cs" and self.diff_step is None
+            J = np.atleast_2d(approx_derivative(  # (n,) when m == 1
+                self.fun, x, method=self.jac, rel_step=self.diff_step,
+                abs_step=_CS_STEP * np.maximum(1.0, np.abs(x)) if tiny else None, f0=f,
+                bounds=self.fd_bounds, args=self.args, kwargs=self.kwargs, workers=self.workers))
+        self.njev += 1
+        if J.shape != (f.size, x.size):
+            raise ValueError(f"jac: returned shape {J.shape}, expected {(f.size, x.size)} "
+                             f"(residuals, parameters)")
+        return J
 
+    def evaluate(self, x):
+        """(residuals, Jacobian) at x, computed once."""
+        key = x.tobytes()
+        if key not in self._evals:
+            f = self._call(x)
+            self._evals[key] = (f, self._jacobian(x, f))
+        return self._evals[key]
 
-def _solve_callable(fun, jac, p0, lower, upper, *, loss, f_scale, ftol, xtol, gtol,
-                    max_nfev, diff_step, weights=None):
-    """Run the reference solver on one problem given by a residual function."""
-    from .reference import solve
-
-    if not (callable(jac) or jac in ("2-point", "3-point", "cs")):
-        raise ValueError(f"jac: expected a callable, '2-point', '3-point' or 'cs', got {jac!r}")
-
-    def residual_fn(P, idx):
-        p = P[0]
+    def start(self, x0, n_free: int) -> np.ndarray:
+        """Evaluate and check the start (scipy's checks, in its order); returns f(x0)."""
         with np.errstate(all="ignore"):
-            r = np.atleast_1d(np.asarray(fun(p), dtype=float))
-            J = np.atleast_2d(np.asarray(jac(p), dtype=float)) if callable(jac) else \
-                _jacobian(fun, p, r, jac, lower[0], upper[0], diff_step)
-        return r[None, :], J.reshape(1, r.size, p.size)
+            f0 = self._call(x0)
+        if not np.isfinite(f0).all():
+            raise ValueError(f"{self.fun_name}: Residuals are not finite in the initial point "
+                             f"{self.x_name}")
+        self.m = f0.size
+        self.pad = max(0, n_free - self.m)
+        with np.errstate(all="ignore"):
+            self._evals[x0.tobytes()] = (f0, self._jacobian(x0, f0))
+        return f0
 
-    return solve(residual_fn, p0, lower, upper, weights=weights, loss=loss, f_scale=f_scale,
-                 ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev)
+    def keep_only(self, x) -> None:
+        """Forget every evaluation but the one at x (the solver's current point)."""
+        key = x.tobytes()
+        self._evals = {key: self._evals[key]}
+
+    def residuals_at(self, x) -> np.ndarray:
+        return np.array(self._evals[x.tobytes()][0], dtype=float)
+
+    def __call__(self, P, idx):
+        f, J = self.evaluate(P[0])
+        r = np.concatenate([np.asarray(f, dtype=float), np.zeros(self.pad)])
+        J = np.concatenate([J, np.zeros((self.pad, J.shape[1]))])
+        return r[None], J[None]
+
+
+def _scipy_loss(loss: Callable, m: int) -> Callable:
+    """scipy's callable loss, ``loss(z)`` of z (m,) returning rho, rho', rho'' as a (3, m)
+    array, as the reference solver's ``loss(z) -> (rho, rho', rho'')`` of z (1, m + pad); the
+    padding (see _Residuals) gets the linear loss, whose cost and weight there are 0."""
+    def rho(z):
+        out = np.asarray(loss(z[0, :m]), dtype=float)
+        if out.shape != (3, m):
+            raise ValueError(f"loss: the callable must return an array of shape (3, {m}) "
+                             f"(rho, rho', rho'' of each residual), got {out.shape}")
+        full = np.zeros((3, 1, z.shape[1]))
+        full[1] = 1.0
+        full[:, 0, :m] = out
+        return full[0], full[1], full[2]
+    return rho
+
+
+class _Stopped(Exception):
+    """The user's callback raised StopIteration."""
+
+
+def _solve(problem: _Residuals, x0, lower, upper, *, loss, f_scale, ftol, xtol, gtol, max_nfev,
+           scales, callback, verbose) -> OptimizeResult:
+    """Run the reference solver on ``problem`` (started: see _Residuals.start) and return
+    scipy's OptimizeResult (``fun`` the raw residuals, ``jac`` and ``grad`` after the robust
+    loss, as scipy's)."""
+    m, n = problem.m, x0.size
+    solver_loss = _scipy_loss(loss, m) if callable(loss) else loss
+    options = dict(loss=solver_loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
+                   scales=None if scales is None else scales[None])
+    box = (lower[None], upper[None])
+    weights = np.ones((1, m + problem.pad))
+    nit = 0
+    # scipy's two signatures: callback(intermediate_result=OptimizeResult) or callback(x)
+    by_result = callback is not None and \
+        set(inspect.signature(callback).parameters) == {"intermediate_result"}
+
+    def on_iteration(state):
+        nonlocal nit
+        x, nit = state["x"][0], int(state["nit"][0])
+        problem.keep_only(x)
+        if verbose >= 2:
+            print(f"iteration {nit}: nfev {problem.nfev}, cost {state['cost'][0]:.4e}")
+        if callback is not None:
+            fields = dict(x=x.copy(), fun=problem.residuals_at(x), nit=nit, nfev=problem.nfev,
+                          cost=float(state["cost"][0]))
+            try:
+                if by_result:
+                    callback(intermediate_result=OptimizeResult(fields))
+                else:
+                    callback(fields["x"])
+            except StopIteration:
+                raise _Stopped(x.copy()) from None
+
+    try:
+        res = reference.solve(problem, x0[None], *box, weights=weights, max_nfev=max_nfev,
+                              on_iteration=on_iteration, **options)
+        status = int(res["status"][0])
+    except _Stopped as stop:
+        # The state at the stop, from a solve of one evaluation there (already computed).
+        res = reference.solve(problem, stop.args[0][None], *box, weights=weights, max_nfev=1,
+                              **options)
+        status = CALLBACK_STOP
+    x = res["x"][0]
+    J, fs = res["jac"][0, :m], res["fun"][0, :m]
+    out = OptimizeResult(
+        x=x, cost=float(res["cost"][0]), fun=problem.residuals_at(x), jac=J, grad=J.T @ fs,
+        optimality=float(res["optimality"][0]),
+        active_mask=res["active_mask"][0].astype(int), nfev=problem.nfev, njev=problem.njev,
+        nit=nit, status=status,
+        message=_CALLBACK_MESSAGE if status == CALLBACK_STOP else Status(status).message,
+        success=status > 0)
+    if verbose >= 1:
+        print(out.message)
+        print(f"Function evaluations {out.nfev}, final cost {out.cost:.4e}, first-order "
+              f"optimality {out.optimality:.2e}.")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# least_squares
+# --------------------------------------------------------------------------------------
 
 
 def least_squares(fun, x0, jac="2-point", bounds=(-np.inf, np.inf), method="trf", ftol=1e-8,
                   xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear", f_scale=1.0,
                   diff_step=None, tr_solver=None, tr_options=None, jac_sparsity=None,
-                  max_nfev=None, verbose=0, args=(), kwargs=None) -> OptimizeResult:
-    """Mirror of ``scipy.optimize.least_squares`` for one problem (NumPy reference path).
+                  max_nfev=None, verbose=0, args=(), kwargs=None, callback=None,
+                  workers=None) -> OptimizeResult:
+    """Mirror of ``scipy.optimize.least_squares``, run by lawfit's bounded Levenberg-Marquardt
+    (the NumPy reference solver).
 
-    ``method``, ``x_scale``, ``tr_solver``, ``tr_options``, ``jac_sparsity`` and ``verbose``
-    are accepted for compatibility; lawfit always runs its bounded Levenberg-Marquardt with
-    Jacobian-based parameter scaling.  Returns an ``OptimizeResult`` with scipy's fields.
+    Arguments and the result are scipy's (see the module docstring for what differs):
+    ``x_scale`` (positive numbers, fixed; ``'jac'``: the Jacobian's column norms; None:
+    scipy's default, 1 for 'trf' and 'dogbox', 'jac' for 'lm'),
+    ``loss`` (a name or a callable ``rho(z) -> (3, m)``), ``callback(intermediate_result)``
+    or ``callback(x)`` after every iteration (one evaluation; ``StopIteration`` ends the
+    solve with status -2; not with ``method='lm'``, as in scipy), ``workers`` for the finite
+    differences.  ``nfev`` counts the calls of ``fun`` outside finite differences, ``njev``
+    the Jacobians (None with finite differences and ``method='lm'``), ``nit`` the
+    iterations.  A lower bound equal to its upper bound fixes that parameter.
     """
-    kwargs = kwargs or {}
-    x0 = np.atleast_1d(np.asarray(x0, dtype=float))
-    if x0.ndim != 1:
-        raise ValueError(f"x0: expected a 1-D array, got shape {x0.shape}")
+    return _least_squares(fun, x0, jac=jac, bounds=bounds, method=method, ftol=ftol,
+                          xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
+                          diff_step=diff_step, tr_solver=tr_solver, tr_options=tr_options,
+                          jac_sparsity=jac_sparsity, max_nfev=max_nfev, verbose=verbose,
+                          args=args, kwargs=kwargs, callback=callback, workers=workers)
+
+
+def _least_squares(fun, x0, *, jac="2-point", bounds=(-np.inf, np.inf), method="trf",
+                   ftol=1e-8, xtol=1e-8, gtol=1e-8, x_scale=None, loss="linear", f_scale=1.0,
+                   diff_step=None, tr_solver=None, tr_options=None, jac_sparsity=None,
+                   max_nfev=None, verbose=0, args=(), kwargs=None, callback=None,
+                   workers=None, names=("fun", "x0")) -> OptimizeResult:
+    """least_squares, its errors naming the residual function and the start ``names``."""
+    fun_name, x_name = names
+    if method not in _METHODS:
+        raise ValueError(f"method: expected 'trf', 'dogbox' or 'lm', got {method!r}")
+    if not (callable(jac) or jac in _SCHEMES):
+        raise ValueError(f"jac: expected '2-point', '3-point', 'cs' or a callable, got {jac!r}")
+    if tr_solver not in (None, "exact", "lsmr"):
+        raise ValueError(f"tr_solver: expected None, 'exact' or 'lsmr', got {tr_solver!r}")
+    if not (callable(loss) or loss in LOSSES):
+        raise ValueError(f"loss: expected one of {LOSSES} or a callable, got {loss!r}")
+    if method == "lm" and loss != "linear":
+        raise ValueError("loss: method 'lm' supports only the 'linear' loss")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
+    f_scale = _check_f_scale(f_scale)
+    x0 = np.atleast_1d(_real(x0, x_name))
+    if x0.ndim > 1:
+        raise ValueError(f"{x_name}: must have at most 1 dimension, got shape {x0.shape}")
     n = x0.size
-    names = [f"x[{j}]" for j in range(n)]
-    lower, upper = validate_bounds(bounds, 1, names)
-    p0 = x0[None, :]
-    validate_p0(p0, lower, upper, names, arg="x0")
-    max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
+    max_nfev = 100 * n if max_nfev is None else positive_int(max_nfev, "max_nfev")
+    lower, upper = _bounds(bounds, n, method)
+    _check_start(x0, lower, upper, x_name)
+    scales = _scales(x_scale, n, method)
+    ftol, xtol, gtol = _tolerances(ftol, xtol, gtol, method)
+    if jac_sparsity is not None:
+        raise ValueError("jac_sparsity: sparse Jacobians are not supported (lawfit solves dense "
+                         "problems only); leave jac_sparsity=None")
+    _check_tr_options(tr_solver, tr_options)
+    if callback is not None and method == "lm":
+        warnings.warn("Callback function specified, but not supported with `lm` method.",
+                      stacklevel=3)
+        callback = None
+    n_free = int((lower < upper).sum())
+    # workers (an int: a pool of processes) serve the finite differences of the whole solve
+    with MapWrapper(map if workers is None else workers) as mapper:
+        problem = _Residuals(fun, jac, args, kwargs or {}, diff_step, lower, upper, mapper,
+                             names)
+        problem.start(x0, n_free if method != "lm" else 0)
+        if method == "lm" and problem.m < n:
+            raise ValueError(f"{fun_name}: method 'lm' doesn't work when the number of "
+                             f"residuals ({problem.m}) is less than the number of variables "
+                             f"({n})")
+        res = _solve(problem, x0, lower, upper, loss=loss, f_scale=f_scale, ftol=ftol,
+                     xtol=xtol, gtol=gtol, max_nfev=max_nfev, scales=scales,
+                     callback=callback, verbose=verbose)
+    if method == "lm" and not callable(jac):
+        res.njev = None
+    return res
 
-    def f(p):
-        return np.atleast_1d(fun(p, *args, **kwargs))
 
-    jac_fn = (lambda p: jac(p, *args, **kwargs)) if callable(jac) else jac
-    with np.errstate(all="ignore"):
-        f0 = np.asarray(f(x0), dtype=float)
-    if f0.ndim != 1:
-        raise ValueError("fun: must return at most 1-D array_like")
-    if not np.isfinite(f0).all():
-        raise ValueError("Residuals are not finite in the initial point.")
-    res = _solve_callable(f, jac_fn, p0, lower, upper, loss=loss, f_scale=f_scale, ftol=ftol,
-                          xtol=xtol, gtol=gtol, max_nfev=max_nfev, diff_step=diff_step)
-    x = res["x"][0]
-    status = int(res["status"][0])
-    J = res["jac"][0]
-    fs = res["fun"][0]
-    with np.errstate(all="ignore"):
-        fun_x = np.asarray(f(x), dtype=float)
-    return OptimizeResult(
-        x=x, cost=float(res["cost"][0]), fun=fun_x, jac=J, grad=J.T @ fs,
-        optimality=float(res["optimality"][0]), active_mask=res["active_mask"][0].astype(int),
-        nfev=int(res["nfev"][0]), njev=int(res["njev"][0]), nit=int(res["nit"][0]),
-        status=status, message=Status(status).message, success=status > 0,
-    )
+# --------------------------------------------------------------------------------------
+# curve_fit
+# --------------------------------------------------------------------------------------
+
+# Keyword arguments curve_fit passes on to the solver: for Python callables (as scipy passes
+# them to least_squares or leastsq) and for built-in models.
+_CALLABLE_KW = {"ftol", "xtol", "gtol", "max_nfev", "maxfev", "loss", "f_scale", "diff_step",
+                "x_scale", "tr_solver", "tr_options", "verbose", "callback", "workers",
+                "residuals"}
+_BUILTIN_KW = {"ftol", "xtol", "gtol", "max_nfev", "maxfev", "loss", "f_scale", "residuals",
+               "backend"}
 
 
-def _default_p0(f, n_hint: Optional[int], lower, upper) -> np.ndarray:
-    """scipy's default start: ones, or a feasible point when there are bounds."""
-    if n_hint is None:
-        sig = inspect.signature(f)
-        n_hint = len(sig.parameters) - 1
-        if n_hint < 1:
-            raise ValueError("p0: cannot determine the number of fit parameters")
-    lb = np.broadcast_to(lower, (n_hint,)).astype(float)
-    ub = np.broadcast_to(upper, (n_hint,)).astype(float)
-    p0 = np.ones(n_hint)
-    both, lo_only, hi_only = (np.isfinite(lb) & np.isfinite(ub), np.isfinite(lb) & ~np.isfinite(ub),
-                              ~np.isfinite(lb) & np.isfinite(ub))
-    p0[both] = 0.5 * (lb[both] + ub[both])
-    p0[lo_only] = lb[lo_only] + 1
-    p0[hi_only] = ub[hi_only] - 1
+def _n_params(f) -> int:
+    """The number of fit parameters of f(x, p1, p2, ...) from its signature."""
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 or any(p.kind == p.VAR_POSITIONAL for p in params):
+        raise ValueError("p0: Unable to determine number of fit parameters from the "
+                         "signature of f; pass p0")
+    return len(positional) - 1
+
+
+def _initialize_feasible(lower, upper) -> np.ndarray:
+    """scipy's default start: ones, or a feasible point where there are bounds."""
+    p0 = np.ones(lower.size)
+    lo, hi = np.isfinite(lower), np.isfinite(upper)
+    p0[lo & hi] = 0.5 * (lower[lo & hi] + upper[lo & hi])
+    p0[lo & ~hi] = lower[lo & ~hi] + 1
+    p0[~lo & hi] = upper[~lo & hi] - 1
     return p0
 
 
-_CURVE_FIT_KW = {"ftol", "xtol", "gtol", "max_nfev", "maxfev", "loss", "f_scale", "diff_step",
-                 "residuals", "backend", "x_scale", "verbose", "tr_solver"}
+def _omit_nan(xdata, ydata, sigma):
+    """scipy's nan_policy='omit': drop the points where y or any input (over the last axis
+    of xdata) is NaN, with their sigma (rows and columns of a 2-D one)."""
+    has_nan = np.isnan(ydata)
+    if isinstance(xdata, np.ndarray):
+        xnan = np.isnan(xdata)
+        has_nan = has_nan | xnan.any(axis=tuple(range(xnan.ndim - 1)))
+        xdata = xdata[..., ~has_nan]
+    if sigma is not None and sigma.ndim == 1 and sigma.size == has_nan.size:
+        sigma = sigma[~has_nan]
+    elif sigma is not None and sigma.ndim == 2:
+        sigma = sigma[~has_nan][:, ~has_nan]
+    return xdata, ydata[~has_nan], sigma
+
+
+def _transform(sigma, m: int):
+    """scipy's weighting: 1 / sigma (1-D or scalar sigma) or L^-1 with L L^T = sigma (2-D);
+    returns a function applying it to residuals (m,) or a Jacobian (m, n)."""
+    if sigma is None:
+        return lambda a: a
+    if sigma.size == 1 or sigma.shape == (m,):
+        s = np.broadcast_to(sigma.reshape(-1) if sigma.size == 1 else sigma, (m,))
+        if not (np.isfinite(s).all() and (s > 0).all()):
+            raise ValueError("sigma: must be finite and > 0")
+        inv = 1.0 / s
+        return lambda a: a * (inv if a.ndim == 1 else inv[:, None])
+    if sigma.shape == (m, m):
+        try:
+            L = cholesky(sigma, lower=True)
+        except (LinAlgError, ValueError) as exc:
+            raise ValueError(f"sigma: must be positive definite (a covariance matrix) "
+                             f"({exc})") from None
+        return lambda a: solve_triangular(L, a, lower=True)
+    raise ValueError(f"sigma: has incorrect shape {sigma.shape}: expected a scalar, ({m},) or "
+                     f"({m}, {m})")
+
+
+def _minpack_info(Q, R, perm, fvec) -> dict:
+    """MINPACK's description of the final Jacobian J (m, n) in scipy's infodict, from J's
+    column-pivoted QR J[:, perm] = Q R: ``ipvt`` = perm + 1, ``fjac`` (n, m) with R in
+    ``fjac.T[:n]`` (MINPACK's layout; where MINPACK keeps its Householder vectors, below R,
+    zeros), ``qtf`` = Q^T fvec."""
+    n, m = R.shape[1], Q.shape[0]
+    fjac = np.zeros((n, m))
+    fjac[:, :R.shape[0]] = R.T
+    return {"fjac": fjac, "ipvt": perm.astype(np.int32) + 1, "qtf": Q.T @ fvec}
+
+
+def _lm_covariance(R, perm):
+    """(J^T J)^-1 as leastsq computes it, from J's pivoted QR: R^-1 R^-T, permuted back;
+    None where R is singular."""
+    n = R.shape[1]
+    r = np.triu(R[:n])
+    if r.shape != (n, n):
+        return None
+    inv_r, info = get_lapack_funcs("trtri", (r,))(r)
+    if info != 0:
+        return None
+    inv_r[perm] = inv_r.copy()
+    return inv_r @ inv_r.T
+
+
+def _pinv_covariance(J):
+    """The pseudo-inverse of J^T J from J's SVD, dropping singular values below
+    eps max(m, n) s_max (scipy's curve_fit with 'trf' and 'dogbox')."""
+    _, s, VT = svd(J, full_matrices=False)
+    keep = s > _EPS * max(J.shape) * s[0]
+    return (VT[keep].T / s[keep] ** 2) @ VT[keep]
+
+
+def _scaled_covariance(cov, cost2: float, m: int, n_free: int, absolute_sigma: bool):
+    """scipy's last step: inf where undetermined (cov None or NaN), else scaled by the
+    residual variance ``cost2 / (m - n_free)`` (``cost2`` the sum of squared residuals)
+    unless absolute_sigma, inf where that is undefined."""
+    if cov is None or np.isnan(cov).any() or (not absolute_sigma and m <= n_free):
+        return None
+    return cov if absolute_sigma else cov * (cost2 / (m - n_free))
+
+
+def _builtin_p0(model: Model, lower, upper):
+    """The start of a built-in model without p0: its data-driven guess (None), or a
+    profile grid over its exponents (within the bounds); otherwise ValueError."""
+    if model.has_guess:
+        return None
+    if model.name in PROFILES:
+        _, exponents, _, _ = PROFILES[model.name]
+        axes = {}
+        for e in exponents:
+            j = model.param_names.index(e)
+            axes[e] = np.unique(np.clip(_DEFAULT_EXPONENTS, lower[j], upper[j]))
+        return grid(profile=True, **axes)
+    raise ValueError(f"p0: model '{model.name}' has no data-driven guess; pass p0 (an array, "
+                     f"or a lawfit.grid(...) for a multi-start fit)")
 
 
 def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_finite=None,
@@ -176,149 +598,219 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     """Mirror of ``scipy.optimize.curve_fit``: returns ``popt, pcov`` (and, with
     ``full_output``, ``infodict, mesg, ier``).
 
-    ``f`` may be a Python callable ``f(xdata, *params)`` or a built-in model (its name or
-    ``lawfit.models.<name>``, run on the compiled backend).  Extra keyword arguments:
-    ``ftol``, ``xtol``, ``gtol``, ``max_nfev`` (or ``maxfev``), ``loss``, ``f_scale``,
-    ``diff_step``, and lawfit's ``residuals="log"`` and ``backend``.
-    """
-    unknown = set(kwargs) - _CURVE_FIT_KW
-    if unknown:
-        raise TypeError(f"curve_fit() got unexpected keyword argument(s) {sorted(unknown)}")
-    if method not in (None, "lm", "trf", "dogbox"):
-        raise ValueError(f"method: expected 'lm', 'trf' or 'dogbox', got {method!r}")
-    if nan_policy not in (None, "raise", "omit", "propagate"):
-        raise ValueError(f"nan_policy: expected 'raise', 'omit' or 'propagate', got {nan_policy!r}")
-    ftol = kwargs.get("ftol", 1e-8)
-    xtol = kwargs.get("xtol", 1e-8)
-    gtol = kwargs.get("gtol", 1e-8)
-    max_nfev = kwargs.get("max_nfev", kwargs.get("maxfev"))
-    loss = kwargs.get("loss", "linear")
-    f_scale = kwargs.get("f_scale", 1.0)
-    residuals = kwargs.get("residuals", "linear")
-    if residuals not in ("linear", "log"):
-        raise ValueError(f"residuals: expected 'linear' or 'log', got {residuals!r}")
+    ``f`` may be a Python callable ``f(xdata, *params)`` (run on the NumPy reference solver,
+    as :func:`least_squares`) or a built-in model (its name or ``lawfit.models.<name>``, run
+    on the compiled backend; ``xdata`` of shape (m,), (m, k) or scipy's (k, m)).  Everything
+    scipy documents works: ``sigma`` as a scalar, per-point errors or (callables) a 2-D
+    covariance matrix, ``xdata=None`` (callables), a ``ydata`` that broadcasts against f's
+    values, ``Bounds``, ``nan_policy`` ('raise', 'omit'; 'propagate' is refused, as by
+    scipy), ``full_output`` (``infodict`` with ``nfev`` and ``fvec``, the weighted residuals,
+    and for method 'lm' ``fjac``, ``ipvt``, ``qtf``), and keyword arguments for the solver:
+    ``ftol``, ``xtol``, ``gtol``, ``max_nfev`` (or ``maxfev``), ``loss``, ``f_scale``; for
+    callables also ``diff_step``, ``x_scale``, ``tr_solver``, ``tr_options``, ``verbose``,
+    ``callback``, ``workers``; lawfit adds ``residuals="log"`` (fit log f to log y) and,
+    for built-in models, ``backend``.
 
+    A built-in model without ``p0`` starts from its data-driven guess or, where it has none,
+    from a profile grid over its exponents (power-law and Chinchilla forms); otherwise p0 is
+    required.  ``p0=lawfit.grid(...)`` makes a multi-start fit that returns the best.  The
+    covariance is scipy's: for callables from the final Jacobian (method 'lm': MINPACK's
+    ``(R^T R)^-1``, ``inf`` when R is singular; otherwise the pseudo-inverse), for built-in
+    models from J^T J (see ``lawfit.fit``'s ``return_cov``).
+    """
     builtin = isinstance(f, (str, Model))
     model = get(f) if builtin else None
     if not builtin and not callable(f):
         raise ValueError("f: expected a callable f(xdata, *params) or a built-in model name")
+    if "args" in kwargs:
+        raise ValueError("args: 'args' is not a supported keyword argument of curve_fit "
+                         "(f is called as f(xdata, *params))")
+    unknown = sorted(set(kwargs) - (_BUILTIN_KW if builtin else _CALLABLE_KW))
+    if unknown:
+        raise TypeError(f"curve_fit() got unexpected keyword argument(s) {unknown}"
+                        + (" for a built-in model" if builtin else ""))
+    if method not in (None,) + _METHODS:
+        raise ValueError(f"method: expected 'lm', 'trf' or 'dogbox', got {method!r}")
+    if nan_policy == "propagate":
+        raise ValueError("nan_policy: `nan_policy='propagate'` is not supported by this "
+                         "function.")
+    if nan_policy not in (None, "raise", "omit"):
+        raise ValueError("nan_policy must be one of {None, 'raise', 'omit'}, got "
+                         f"{nan_policy!r}")
+    if isinstance(p0, Grid) and not builtin:
+        raise ValueError("p0: a lawfit.grid multi-start fit runs compiled, for built-in models; "
+                         "pass an array p0 for a Python callable")
+    for name, value in (("xdata", xdata), ("ydata", ydata), ("p0", p0), ("sigma", sigma)):
+        if not isinstance(value, Grid) and np.iscomplexobj(value):
+            raise ValueError(f"{name}: must be real, got complex values")
 
-    ydata = np.asarray(ydata, dtype=float)
-    if ydata.ndim != 1 or ydata.size == 0:
-        raise ValueError(f"ydata: expected a non-empty 1-D array, got shape {ydata.shape}")
-    xdata = np.asarray(xdata, dtype=float) if not isinstance(xdata, np.ndarray) or \
-        xdata.dtype.kind in "biu" else xdata
-    sig = None
-    if sigma is not None:
-        sig = np.asarray(sigma, dtype=float)
-        if sig.ndim != 1 or sig.shape != ydata.shape:
-            raise ValueError(f"sigma: expected a 1-D array shaped like ydata {ydata.shape} "
-                             "(a 2-D covariance matrix is not supported)")
-        if (sig <= 0).any():
-            raise ValueError("sigma: must be > 0")
+    # ---- parameters, bounds, method, start ----
+    if builtin:
+        n = model.n_params
+    elif p0 is None:
+        n = _n_params(f)
+    else:
+        n = np.size(p0)
+    lower, upper = _bounds(bounds, n, None)
+    bounded = bool(np.isfinite(lower).any() or np.isfinite(upper).any())
+    if method is None:
+        method = "trf" if bounded else "lm"
+    elif method == "lm" and bounded:
+        raise ValueError("bounds: Method 'lm' only works for unconstrained problems. Use "
+                         "'trf' or 'dogbox' instead.")
+    if p0 is None:
+        p0 = _builtin_p0(model, lower, upper) if builtin else _initialize_feasible(lower, upper)
+    elif not isinstance(p0, Grid):
+        p0 = np.atleast_1d(_real(p0, "p0"))
+        if p0.shape != (n,):
+            raise ValueError(f"p0: expected shape ({n},), got {p0.shape}")
+        _check_start(p0, lower, upper, "p0")
+
+    # ---- data ----
     if check_finite is None:
         check_finite = nan_policy is None
-    finite_y = np.isfinite(ydata)
-    finite_x = np.isfinite(xdata) if xdata.dtype.kind == "f" else np.ones(xdata.shape, bool)
-    if finite_x.ndim > 1:
-        finite_x = finite_x.all(axis=tuple(range(finite_x.ndim - 1))) \
-            if finite_x.shape[-1] == ydata.size else finite_x.all(axis=-1)
-    if check_finite or nan_policy == "raise":
-        if not finite_y.all():
-            raise ValueError("ydata: contains NaN or inf")
-        if not finite_x.all():
-            raise ValueError("xdata: contains NaN or inf")
-    if nan_policy == "omit":
-        keep = finite_y & finite_x
-        ydata = ydata[keep]
-        xdata = xdata[..., keep] if xdata.ndim > 1 and xdata.shape[-1] == keep.size else \
-            xdata[keep]
-        sig = sig[keep] if sig is not None else None
-
-    n_hint = model.n_params if builtin else (np.size(p0) if p0 is not None else None)
-    names = list(model.param_names) if builtin else [f"p[{j}]" for j in range(n_hint or 0)]
-    if p0 is None:
-        if builtin and model.has_guess:
-            p0_arr = None
-        else:
-            lb, ub = bounds
-            p0_arr = _default_p0(f, n_hint, np.asarray(lb, float), np.asarray(ub, float))
-    else:
-        p0_arr = np.atleast_1d(np.asarray(p0, dtype=float))
-    n = model.n_params if builtin else p0_arr.size
-    if not names:
-        names = [f"p[{j}]" for j in range(n)]
-    lower, upper = validate_bounds(bounds, 1, names)
-    if p0_arr is not None:
-        if p0_arr.shape != (n,):
-            raise ValueError(f"p0: expected shape ({n},), got {p0_arr.shape}")
-        validate_p0(p0_arr[None, :], lower, upper, names)
-    max_nfev = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
-    # scipy: method "lm" (its default without bounds) reports a singular covariance as inf,
-    # "trf" (with bounds) as the pseudo-inverse.
-    unbounded = bool(np.isinf(lower).all() and np.isinf(upper).all())
-    singular = "inf" if method == "lm" or (method is None and unbounded) else "pinv"
-
+    ydata = _real(ydata, "ydata")
+    if isinstance(xdata, (list, tuple, np.ndarray)):
+        xdata = _real(xdata, "xdata")
+    if ydata.size == 0:
+        raise ValueError("ydata: must not be empty")
     if builtin:
-        r = fit(model, xdata.T if model.n_inputs > 1 and xdata.ndim == 2 and
-                xdata.shape[0] == model.n_inputs and xdata.shape[1] != model.n_inputs
-                else xdata, ydata, p0=p0_arr, sigma=sig, bounds=(lower, upper), loss=loss,
-                f_scale=f_scale, residuals=residuals, ftol=ftol, xtol=xtol, gtol=gtol,
-                max_nfev=max_nfev, backend=kwargs.get("backend", "auto"), return_cov=True,
-                absolute_sigma=absolute_sigma, singular_cov=singular)
-        popt, pcov = r.x[0], r.cov[0]
-        status, nfev = int(r.status[0]), int(r.nfev[0])
-        with np.errstate(all="ignore"):
-            fvec = model(xdata.T if model.n_inputs > 1 and xdata.shape[-1] != model.n_inputs
-                         else xdata, *popt) - ydata
-    else:
-        log = residuals == "log"
-        with np.errstate(all="ignore"):
-            t = np.log(ydata) if log else ydata
-        inv_s = 1.0 / sig if sig is not None else 1.0
+        if ydata.ndim != 1 or xdata is None:
+            raise ValueError(f"xdata, ydata: a built-in model takes its inputs "
+                             f"{list(model.input_names)} and a 1-D ydata (batches: lawfit.fit)")
+        xdata = _as_x(xdata, model.n_inputs, ydata.size, "xdata").T  # scipy's (k, m)
+    if check_finite:
+        for name, value in (("xdata", xdata), ("ydata", ydata)):
+            if isinstance(value, np.ndarray) and not np.isfinite(value).all():
+                raise ValueError(f"{name}: must not contain NaN or inf (check_finite=True; "
+                                 f"nan_policy='omit' drops such points)")
+    if sigma is not None:
+        sigma = _real(sigma, "sigma")
+    if nan_policy == "raise":
+        for name, value in (("xdata", xdata), ("ydata", ydata)):
+            if isinstance(value, np.ndarray) and np.isnan(value).any():
+                raise ValueError(f"{name}: The input contains nan values (nan_policy='raise')")
+    elif nan_policy == "omit":
+        xdata, ydata, sigma = _omit_nan(xdata, ydata, sigma)
+    if not np.isfinite(ydata).all():
+        raise ValueError("ydata: the data are not finite (NaN or inf); scipy would return p0 "
+                         "unchanged, lawfit refuses (nan_policy='omit' drops such points)")
+    m = ydata.size
+    n_free = int((lower < upper).sum())
+    if method == "lm" and m != 1 and n_free > m:
+        raise TypeError(f"The number of func parameters={n_free} must not exceed the number "
+                        f"of data points={m} (ydata)")
 
-        def model_fn(p):
-            return np.asarray(f(xdata, *p))
-
-        def resid(p):
-            v = model_fn(p)
-            return ((np.log(v) if log else v) - t) * inv_s
-
-        def user_jac(p):
-            J = np.asarray(jac(xdata, *p), dtype=float)
-            if log:
-                J = J / model_fn(p)[:, None]
-            return J * (inv_s[:, None] if sig is not None else 1.0)
-
-        jac_fn = user_jac if callable(jac) else (jac if jac is not None else "2-point")
-        with np.errstate(all="ignore"):
-            f0 = resid(p0_arr)
-        if f0.shape != ydata.shape:
-            raise ValueError(f"f: returned shape {np.shape(f0)}, expected {ydata.shape} like ydata")
-        if not np.isfinite(t).all() or (sig is not None and not np.isfinite(sig).all()):
-            raise ValueError("ydata: the data are not finite (NaN or inf, or y <= 0 with log "
-                             "residuals); scipy would return p0 unchanged, lawfit refuses")
-        res = _solve_callable(resid, jac_fn, p0_arr[None, :], lower, upper, loss=loss,
-                              f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
-                              max_nfev=max_nfev, diff_step=kwargs.get("diff_step"))
-        popt = res["x"][0]
-        status, nfev = int(res["status"][0]), int(res["nfev"][0])
-        pcov = covariance(res["jtj"], res["cost"], np.array([ydata.size]),
-                          (lower == upper), absolute_sigma=absolute_sigma,
-                          singular=singular)[0]
-        with np.errstate(all="ignore"):
-            fvec = model_fn(popt) - ydata
-
-    if status == Status.NONFINITE_INITIAL:
-        raise ValueError("Residuals are not finite in the initial point.")
+    # ---- the solve ----
+    kwargs.setdefault("max_nfev", kwargs.pop("maxfev", None))
+    residuals = kwargs.pop("residuals", "linear")
+    if residuals not in ("linear", "log"):
+        raise ValueError(f"residuals: expected 'linear' or 'log', got {residuals!r}")
+    run = _curve_fit_builtin if builtin else _curve_fit_callable
+    popt, cov, info, status, message = run(
+        model if builtin else f, xdata, ydata, p0, sigma, (lower, upper), method,
+        dict(residuals=residuals, absolute_sigma=absolute_sigma, jac=jac,
+             full_output=full_output, **kwargs))
     if status <= 0:
-        msg = Status(status).message
-        if status == Status.NONFINITE_DATA:
-            msg += " (scipy would return p0 unchanged here; lawfit refuses)"
-        raise RuntimeError("Optimal parameters not found: " + msg)
-    if not np.isfinite(pcov).all():
+        raise RuntimeError("Optimal parameters not found: " + message)
+    if cov is None or not np.isfinite(cov).all():
         warnings.warn("Covariance of the parameters could not be estimated",
                       category=OptimizeWarning, stacklevel=2)
+        cov = np.full((n, n), np.inf)
     if full_output:
-        return popt, pcov, {"nfev": nfev, "fvec": fvec}, Status(status).message, status
-    return popt, pcov
+        return popt, cov, info, message, status
+    return popt, cov
+
+
+def _curve_fit_callable(f, xdata, ydata, p0, sigma, bounds, method, opts):
+    """curve_fit of a Python callable through least_squares: (popt, pcov or None, infodict,
+    status, message)."""
+    m, n = ydata.size, p0.size
+    weigh = _transform(sigma, m)
+    log = opts.pop("residuals") == "log"
+    absolute_sigma, jac, full_output = (opts.pop(k) for k in
+                                        ("absolute_sigma", "jac", "full_output"))
+    with np.errstate(all="ignore"):
+        target = np.log(ydata) if log else ydata
+    if not np.isfinite(target).all():
+        raise ValueError("ydata: must be > 0 with residuals='log'")
+
+    def model(p):
+        v = np.asarray(f(xdata, *p))
+        if np.iscomplexobj(v) and not np.iscomplexobj(p):  # jac='cs' steps are complex
+            raise ValueError("f: returned complex values")
+        if ydata.size > 1 and v.shape != ydata.shape:
+            raise ValueError(f"f: returned shape {v.shape}, expected ydata's shape "
+                             f"{ydata.shape}")
+        return v
+
+    def fun(p):
+        v = model(p)
+        return weigh(np.atleast_1d((np.log(v) if log else v) - target))
+
+    if callable(jac):
+        user_jac = jac
+
+        def jac(p):
+            J = np.atleast_2d(_real(user_jac(xdata, *p), "jac"))
+            if log:
+                J = J / np.asarray(model(p), dtype=float).reshape(-1, 1)
+            return weigh(J)
+
+    res = _least_squares(fun, p0, jac="2-point" if jac is None else jac, bounds=bounds,
+                         method=method, names=("f", "p0"), **opts)
+    J, fvec = res.jac, res.fun
+    free = bounds[0] < bounds[1]
+    info = {"nfev": res.nfev, "fvec": fvec}
+    if method == "lm":
+        Q, R, perm = qr(J, mode="economic", pivoting=True)
+        cov = _lm_covariance(R, perm)
+        if full_output:
+            info.update(_minpack_info(Q, R, perm, fvec))
+    else:
+        cov = np.zeros((n, n))
+        cov[np.ix_(free, free)] = _pinv_covariance(J[:, free])
+    cov = _scaled_covariance(cov, 2 * res.cost, fvec.size, int(free.sum()), absolute_sigma)
+    return res.x, cov, info, res.status, res.message
+
+
+def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
+    """curve_fit of a built-in model through the compiled ``lawfit.fit``: (popt, pcov,
+    infodict, status, message)."""
+    m = ydata.size
+    x = xdata.T
+    if model.log_inputs and not (x > 0).all():
+        raise ValueError(f"xdata: model '{model.name}' needs inputs > 0 (it takes powers of "
+                         f"them); got {x[~(x > 0).all(axis=1)][0]}")
+    if opts["jac"] is not None:
+        raise ValueError(f"jac: model '{model.name}' has an analytic Jacobian; leave jac=None")
+    if sigma is not None:
+        if sigma.shape == (m, m) and m > 1:
+            raise ValueError("sigma: a 2-D covariance sigma needs a Python callable f; "
+                             "built-in models take a scalar or per-point sigma")
+        if sigma.size != 1 and sigma.shape != (m,):
+            raise ValueError(f"sigma: has incorrect shape {sigma.shape}: expected a scalar or "
+                             f"({m},) like ydata")
+        sigma = np.broadcast_to(sigma.reshape(-1), (m,))
+        if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+            raise ValueError("sigma: must be finite and > 0")
+    n_free = int((bounds[0] < bounds[1]).sum())
+    if n_free > m:
+        raise ValueError(f"ydata: {m} points for {n_free} free parameters; the compiled "
+                         f"solver needs at least as many points")
+    ftol, xtol, gtol = _tolerances(opts.get("ftol", 1e-8), opts.get("xtol", 1e-8),
+                                   opts.get("gtol", 1e-8), method)
+    r = fit(model, x, ydata, p0=p0, sigma=sigma, bounds=bounds, loss=opts.get("loss", "linear"),
+            f_scale=opts.get("f_scale", 1.0), residuals=opts["residuals"], ftol=ftol,
+            xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"],
+            backend=opts.get("backend", "auto"), return_cov=True,
+            absolute_sigma=opts["absolute_sigma"],
+            singular_cov="inf" if method == "lm" else "pinv", return_residuals=True)
+    status = int(r.status[0])
+    if status == Status.NONFINITE_INITIAL:
+        raise ValueError("p0: Residuals are not finite in the initial point")
+    fvec = np.asarray(r.fun)
+    info = {"nfev": int(r.nfev[0]), "fvec": fvec}
+    if opts["full_output"] and method == "lm":
+        info.update(_minpack_info(*qr(np.asarray(r.jac), mode="economic", pivoting=True), fvec))
+    return r.x[0], r.cov[0], info, status, Status(status).message

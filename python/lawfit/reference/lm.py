@@ -84,13 +84,14 @@ def _loss_scaling(r, w, loss, f_scale):
 
     As scipy's scale_for_robust_loss_function, with the point weight w folded in:
     cost = 0.5 C^2 rho(z) w with z = (r / C)^2; J_scale = sqrt(max(rho' + 2 rho'' z, eps));
-    f_s = sqrt(w) rho' / J_scale * r; J_s = sqrt(w) J_scale * J.
+    f_s = sqrt(w) rho' / J_scale * r; J_s = sqrt(w) J_scale * J.  ``loss`` is a name of
+    ``LOSSES`` or a callable ``loss(z) -> (rho, rho', rho'')``, each shaped like z.
     """
     sw = np.sqrt(w)
     if loss == "linear":
         return 0.5 * w * r * r, sw, sw
     z = (r / f_scale) ** 2
-    rho, d1, d2 = _LOSSES[loss](z)
+    rho, d1, d2 = loss(z) if callable(loss) else _LOSSES[loss](z)
     js = d1 + 2.0 * d2 * z  # = rho' + 2 (rho'' / C^2) r^2
     js = np.sqrt(np.where(js < _EPS, _EPS, js))
     return 0.5 * f_scale**2 * rho * w, sw * d1 / js, sw * js
@@ -185,6 +186,8 @@ def solve(
     max_nfev: Optional[int] = None,
     initial_damping: float = 1e-3,
     max_damping: float = 1e100,
+    scales=None,
+    on_iteration: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
 ) -> Dict[str, np.ndarray]:
     """Solve B bounded nonlinear least-squares problems at once (spec steps 2-5).
 
@@ -198,10 +201,20 @@ def solve(
         Start and bounds; a parameter with ``lower == upper`` is fixed.
     weights : (B, m) array, optional
         Point weights (0 = not used, e.g. padding).  Default: all ones.
-    loss, f_scale : robust loss ("linear", "soft_l1", "huber", "cauchy", "arctan") and its
-        scale, as in scipy.optimize.least_squares.
+    loss, f_scale : robust loss ("linear", "soft_l1", "huber", "cauchy", "arctan", or a
+        callable ``loss(z) -> (rho, rho', rho'')`` of z = (r / f_scale)^2, each shaped like
+        z) and its scale, as in scipy.optimize.least_squares.
     ftol, xtol, gtol, max_nfev, initial_damping, max_damping : see options.h;
         ``max_nfev`` defaults to 100 * n.
+    scales : (B, n) array, optional
+        Fixed scales D of the damping term and of xtol's norms (positive; scipy's
+        ``x_scale`` s is D = 1 / s^2).  Default: step 3's D, the running maximum of
+        diag(A) (MINPACK's scaling, scipy's ``x_scale='jac'``).
+    on_iteration : callable, optional
+        Called after each pass of step 4 that evaluated a trial point, with a dict of the
+        problems that did: ``idx`` (into 0..B-1) and their current ``x``, ``cost``,
+        ``nfev``, ``nit`` and ``status`` (``NOT_RUN`` while running).  What it raises
+        propagates out of ``solve``.
 
     Returns
     -------
@@ -212,7 +225,7 @@ def solve(
     every float output; a problem with status -4 reports ``x = p0``, the cost at p0,
     ``nfev = njev = 1`` and NaN optimality and jtj.
     """
-    if loss not in LOSSES:
+    if not callable(loss) and loss not in LOSSES:
         raise ValueError(f"loss: unknown loss '{loss}'")
     p0 = np.array(p0, dtype=np.float64, ndmin=2)
     lower = np.broadcast_to(np.asarray(lower, dtype=np.float64), p0.shape)
@@ -269,6 +282,8 @@ def solve(
         # ---- step 3: scales and damping ----
         diagA = np.diagonal(A, axis1=1, axis2=2)
         D = np.where(diagA > 0, diagA, 1.0)
+        if scales is not None:
+            D = np.array(np.broadcast_to(np.asarray(scales, dtype=np.float64), (B, n)))
         lam = np.full(B, float(initial_damping))
         nu = np.full(B, 2.0)
 
@@ -354,6 +369,8 @@ def solve(
             F[acc], g[acc], A[acc], S[acc] = ev.F[accept], ev.g[accept], ev.A[accept], ev.S[accept]
             fun[acc], jac[acc] = ev.fs[accept], ev.Js[accept]
             D_new = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
+            if scales is not None:
+                D_new = D[acc]
             # lambda is relative to D: divide it by the largest growth of a free scale
             growth = np.where(fixed[acc], 1.0, D_new / D[acc]).max(axis=1, initial=1.0)
             D[acc] = D_new
@@ -381,6 +398,9 @@ def solve(
             new[ftol_ok] = FTOL
             new[ftol_ok & xtol_ok] = FTOL_XTOL
             status[run] = new
+            if on_iteration is not None:
+                on_iteration({"idx": run, "x": p[run], "cost": F[run], "nfev": nfev[run],
+                              "nit": nit[run], "status": status[run]})
 
         # ---- step 5: outputs of every problem that was evaluated and finite at p0 ----
         done = np.flatnonzero((nfev > 0) & (status != NONFINITE_INITIAL))

@@ -430,7 +430,7 @@ def test_curve_fit_sigma_not_positive(no_work, f, bad):
 
 
 @BOTH
-@pytest.mark.parametrize("shape", [(11,), (13,), (12, 12), ()])
+@pytest.mark.parametrize("shape", [(11,), (13,), (12, 12), (12, 1)])
 def test_curve_fit_sigma_wrong_shape(no_work, f, shape):
     curve_fit_raises("sigma", f, X, Y, p0=P0, sigma=np.ones(shape))
 

@@ -15,7 +15,7 @@ from ._result import FitResult
 from ._status import Status
 from .api import FragileFitWarning, fit
 from .grid import Grid, grid
-from .bootstrap import BootstrapResult, bootstrap
+from .bootstrap import BootstrapResult, BootstrapWarning, bootstrap
 from .models import Model
 from . import models
 from .scipy_compat import OptimizeWarning, curve_fit, least_squares
@@ -26,6 +26,7 @@ __all__ = [
     "fit",
     "bootstrap",
     "BootstrapResult",
+    "BootstrapWarning",
     "grid",
     "Grid",
     "FragileFitWarning",

@@ -147,7 +147,7 @@ def _points(spec: dict, rows: list):
     else:  # a weighted average of columns, {"column": weight}
         cols, w = zip(*data["y"].items())
         y = np.array([np.average([float(r[c]) for c in cols], weights=w) for r in rows])
-    return x, y
+    return x, y * data.get("y_sign", 1)
 
 
 def load(shared: Optional[Path] = SHARED_DATA, path: Path = PROBLEMS_FILE,

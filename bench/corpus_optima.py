@@ -2,6 +2,8 @@
 
     python bench/corpus_optima.py --specs      # (re)write the problem list, keeping optima
     python bench/corpus_optima.py              # search every problem's optimum, write it
+    python bench/corpus_optima.py --limits     # only the limiting laws (valleys), see below
+    python bench/corpus_optima.py --basins     # where tight local solvers go from each start
     python bench/corpus_optima.py --report     # today's lawfit defaults against the optima
 
 The search is exhaustive and does not trust any one solver.  For every problem:
@@ -19,6 +21,10 @@ The search is exhaustive and does not trust any one solver.  For every problem:
    1e-14, max_nfev 10,000) and from the start;
 4. the lowest cost found by any of them is polished by trf and L-BFGS-B again and by a last
    Nelder-Mead run (xatol = fatol = 1e-15), and kept when lower.
+
+5. for the Chinchilla form, the limiting laws the bounds allow (a power term turning into a
+   logarithm as its exponent goes to 0, corpus.LIMITS) are fitted too; a problem whose limit
+   goes below every finite point found has no minimiser and is marked not judged.
 
 The cost is evaluated by tests/data/corpus/corpus.py (NumPy, written independently of lawfit);
 the script checks that it agrees with lawfit's own cost to 1e-12 relative at a few points of
@@ -521,8 +527,9 @@ def main():
             if p.best:
                 by_id[p.id]["best"] = classify(p, dict(p.best))
                 b = by_id[p.id]["best"]
-                print(f"{p.id:45s} judged {b['judged']}  " + (
-                    f"limit {b['limit']['variant']} {b['limit']['cost']!r}" if "limit" in b else ""))
+                lim = b.get("limit")
+                print(f"{p.id:45s} judged {b['judged']}  "
+                      + (f"limit {lim['variant']} {lim['cost']!r}" if lim else ""))
         path.write_text(json.dumps(doc, indent=1) + "\n")
         return
     t0 = time.time()

@@ -38,9 +38,10 @@ void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long 
 template <class T>
 void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py::dict& out,
                     long long n_problems, bool log_residuals, const std::string& loss,
-                    double f_scale, double ftol, double xtol, double gtol, int max_nfev) {
+                    double f_scale, double ftol, double xtol, double gtol, int max_nfev,
+                    int max_nfev_cap) {
   const Options o = bindings::make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol,
-                                              max_nfev, 1e-3);
+                                              max_nfev, 1e-3, max_nfev_cap);
   auto ptr = [](const py::dict& d, const char* key, bool required) {
     const auto p = d[key].cast<std::uintptr_t>();
     if (required && p == 0)
@@ -92,17 +93,18 @@ PYBIND11_MODULE(_cuda, mod) {
       "fit_device",
       [](const std::string& model, const py::dict& in, const py::dict& out,
          long long n_problems, bool fp32, bool log_residuals, const std::string& loss,
-         double f_scale, double ftol, double xtol, double gtol, int max_nfev) {
+         double f_scale, double ftol, double xtol, double gtol, int max_nfev,
+         int max_nfev_cap) {
         const bindings::ModelEntry& m = bindings::find_model(model);
         bindings::require(n_problems >= 0, "n_problems: must be >= 0");
         auto solve = fp32 ? &solve_pointers<float> : &solve_pointers<double>;
         solve(m, in, out, n_problems, log_residuals, loss, f_scale, ftol, xtol, gtol,
-              max_nfev);
+              max_nfev, max_nfev_cap);
       },
       py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::kw_only(),
       py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"), py::arg("loss"),
       py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
-      py::arg("max_nfev"),
+      py::arg("max_nfev"), py::arg("max_nfev_cap") = 0,
       "Solve a packed batch already in device memory, in place: `inputs` and `outputs` map "
       "the names of fit()'s arrays to device pointers (see lawfit/_device.py).");
   mod.def(

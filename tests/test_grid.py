@@ -25,10 +25,14 @@ CHIN_GRID = dict(a=[0, 5, 10, 15, 20, 25], b=[0, 5, 10, 15, 20, 25], e=[-1, -0.5
 
 def planted():
     """Chinchilla-type laws (log parameterisation, Huber on log residuals, the replication's
-    objective) whose objective has poor local minima, and a start that falls into one."""
+    objective) and a start from which a single fit ends far above the best: a corner of the
+    replication grid (a = 25, b = 0, e = 1, alpha = 0, beta = 2) from which the B term runs
+    off (b to -inf) and the fit ends on the law without it.  (From the corner a = b = 0,
+    e = 1, alpha = beta = 2, which ended in a poor local minimum before the solver's trust
+    radius, single fits now reach the best on 10 of the 12 problems.)"""
     x, y, truth, _ = model_batch("chinchilla_log", n_problems=12, n_points=40, seed=7,
                                  noise=0.02)
-    bad = np.tile([0.0, 0.0, 1.0, 2.0, 2.0], (len(y), 1))  # a corner of the replication grid
+    bad = np.tile([25.0, 0.0, 1.0, 0.0, 2.0], (len(y), 1))
     return x, y, bad
 
 

@@ -22,7 +22,7 @@ from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
 _core = pytest.importorskip("lawfit._core")
 
 ENGINES = ["scalar", *[name for name, _, ok in _core.engines() if ok]]
-OPTS = dict(ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=300, initial_damping=1e-3)
+OPTS = dict(ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=1000, initial_damping=1e-3)
 SEED = 2**33 + 17
 
 

@@ -141,14 +141,18 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
 // The solver options of a call in precision T.
 template <class T>
 Options make_options(bool log_residuals, const std::string& loss, double f_scale, double ftol,
-                     double xtol, double gtol, int max_nfev, double initial_damping) {
+                     double xtol, double gtol, int max_nfev, double initial_damping,
+                     int max_nfev_cap = 0) {
   require(max_nfev >= 1, "max_nfev: must be >= 1");
+  require(max_nfev_cap == 0 || max_nfev_cap >= max_nfev,
+          "max_nfev_cap: must be 0 (no extension) or >= max_nfev");
   require(f_scale > 0, "f_scale: must be > 0");
   Options o;
   o.ftol = ftol;
   o.xtol = xtol;
   o.gtol = gtol;
   o.max_nfev = max_nfev;
+  o.max_nfev_cap = max_nfev_cap;
   o.initial_damping = initial_damping;
   o.log_residuals = log_residuals;
   o.loss = parse_loss(loss);
@@ -181,7 +185,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
              const py::object& group_of_obj = py::none(),
              const py::object& n_groups_obj = py::none(),
              const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none(),
-             bool x_shared = false, bool bounds_shared = false) {
+             bool x_shared = false, bool bounds_shared = false, int max_nfev_cap = 0) {
   const ModelEntry& m = find_model(model);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
@@ -240,7 +244,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   }
 
   const Options o = make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                                    initial_damping);
+                                    initial_damping, max_nfev_cap);
 
   FArray<T> p({n_problems, n_params});
   FArray<T> cost(n_problems), optimality(n_problems);
@@ -354,12 +358,12 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
            const py::object& resample_of, unsigned long long seed, bool box_per_problem,
            int resample_mode, const py::object& group_of, const py::object& n_groups,
            const py::object& fit_t, const py::object& fit_r, bool x_shared,
-           bool bounds_shared) {
+           bool bounds_shared, int max_nfev_cap) {
         return fit_packed(fn, model, x, t, sigma, w, offsets, p0, lower, upper,
                           log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
                           initial_damping, n_threads, return_jtj, engine, data_of,
                           resample_of, seed, box_per_problem, resample_mode, group_of,
-                          n_groups, fit_t, fit_r, x_shared, bounds_shared);
+                          n_groups, fit_t, fit_r, x_shared, bounds_shared, max_nfev_cap);
       },
       py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
       py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
@@ -370,7 +374,8 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
       py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
       py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
       py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
-      py::arg("x_shared") = false, py::arg("bounds_shared") = false, doc);
+      py::arg("x_shared") = false, py::arg("bounds_shared") = false,
+      py::arg("max_nfev_cap") = 0, doc);
 }
 
 // Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn

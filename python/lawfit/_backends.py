@@ -189,7 +189,8 @@ def _upcast(out: dict) -> dict:
 
 
 def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
-        gtol: float, max_nfev: int, initial_damping: float = 1e-3, dtype: str = "float64",
+        gtol: float, max_nfev: int, max_nfev_cap: int = 0, initial_damping: float = 1e-3,
+        dtype: str = "float64",
         n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None,
         rows: Optional[str] = None, p0=None, lower=None, upper=None, resample_of=None,
         seed: int = 0, resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
@@ -258,7 +259,8 @@ def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float,
     out = fn(
         packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
         loss=loss, f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol),
-        gtol=float(gtol), max_nfev=int(max_nfev), initial_damping=float(initial_damping),
+        gtol=float(gtol), max_nfev=int(max_nfev), max_nfev_cap=int(max_nfev_cap),
+        initial_damping=float(initial_damping),
         n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra,
     )
     return _upcast(out) if fp32 else out

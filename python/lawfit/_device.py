@@ -159,7 +159,7 @@ def _cuda_solve(model_name: str, ins: dict, out: dict, **kw) -> None:
 
 def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
                  f_scale: float, ftol: float, xtol: float, gtol: float, max_nfev: int,
-                 solve=_cuda_solve) -> dict:
+                 max_nfev_cap: int = 0, solve=_cuda_solve) -> dict:
     """Solves a batch packed by pack_padded into new arrays of ``xp`` (``fit``'s result
     arrays).  ``solve(model_name, inputs, outputs, **options)`` fills the outputs: the CUDA
     kernel (on CuPy arrays); the tests pass the CPU core (on NumPy arrays)."""
@@ -179,7 +179,8 @@ def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
                p0=cast(packed["p0"]), lower=cast(packed["lower"]), upper=cast(packed["upper"]))
     solve(model_name, ins, out, n_problems=P, fp32=dtype == "float32",
           log_residuals=packed["log_residuals"], loss=loss, f_scale=float(f_scale),
-          ftol=float(ftol), xtol=float(xtol), gtol=float(gtol), max_nfev=int(max_nfev))
+          ftol=float(ftol), xtol=float(xtol), gtol=float(gtol), max_nfev=int(max_nfev),
+          max_nfev_cap=int(max_nfev_cap))
     if dtype == "float32":
         for key in ("x", "cost", "optimality"):
             out[key] = out[key].astype(xp.float64)
@@ -188,7 +189,7 @@ def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
 
 def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_scale, ftol,
                xtol, gtol, max_nfev, backend, dtype, unsupported: dict, xp=None,
-               solve=_cuda_solve, nan_policy: str = "omit"):
+               solve=_cuda_solve, nan_policy: str = "omit", max_nfev_cap: int = 0):
     """``lawfit.fit`` for device arrays (see the module docstring): a FitResult of ``xp``
     arrays.  ``unsupported``: fit's arguments this path does not take, by name, each set to
     whether the call used it."""
@@ -221,7 +222,8 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_sc
                   nan_policy=nan_policy)
         packed["p0"] = xp.asarray(hp.p0)
     out = solve_packed(xp, packed, model.name, dtype=dtype, loss=loss, f_scale=f_scale,
-                       ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, solve=solve)
+                       ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                       max_nfev_cap=max_nfev_cap, solve=solve)
     out["n_omitted"] = packed["n_omitted"]
     return FitResult(model, out, xp.diff(packed["offsets"]), backend="cuda",
                      offsets=packed["offsets"])

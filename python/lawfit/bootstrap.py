@@ -32,6 +32,7 @@ from . import _backends
 from ._packing import NO_START, check_nan_policy, pack
 from ._status import Status
 from .api import (DEFAULT_CHUNK, DEFAULT_K, _is_real, _n_problems, check_dtype, check_k,
+                  check_options,
                   check_threads, fit, positive_int, require_memory, tolerances)
 from .grid import Grid
 from .models import get
@@ -319,9 +320,9 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     # of a fixed parameter is the bound rounded to fp32, a hair outside it in fp64).  A
     # failed problem's row is never read (its resamples are not fitted): any finite start.
     packed.p0 = np.clip(np.where(np.isfinite(full.x), full.x, 0.0), packed.lower, packed.upper)
-    max_nfev = 100 * n if max_nfev is None else max_nfev
+    max_nfev, max_nfev_cap = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
     solve = dict(dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
-                 max_nfev=max_nfev, n_threads=n_threads)
+                 max_nfev=max_nfev, max_nfev_cap=max_nfev_cap, n_threads=n_threads)
     extra = {}
     if method == "residual":
         # Fitted targets and standardised residuals at the full-data optimum, per point.

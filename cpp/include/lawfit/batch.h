@@ -119,8 +119,8 @@ LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const
     b.p[i * N + j] = s.p[j];
     b.active[i * N + j] = s.active[j];
   }
-  if (b.jtj) {
-    for (int j = 0; j < N * N; ++j) b.jtj[i * N * N + j] = s.jtj[j];
+  if (b.jtj) {  // + 0: the one zero (a sum of zero products is -0 or +0 by its padding)
+    for (int j = 0; j < N * N; ++j) b.jtj[i * N * N + j] = s.jtj[j] + T(0);
   }
   b.cost[i] = s.cost;
   b.optimality[i] = s.optimality;

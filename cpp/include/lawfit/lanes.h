@@ -285,16 +285,16 @@ class Lanes {
   void judge_running() {
     const unsigned running = active_ & ~fresh_;
     if (!running) return;
-    const Verdict<P> v = judge<kBounded>(s_, trial_, q_, step_, predicted_, o_);
+    const Verdict<P> v = judge<kBounded>(s_, box_, trial_, q_, step_, predicted_, o_);
     const I one = M::from_bits(running).m;  // -1 in the running lanes
     nfev_ -= one;
     nit_ -= one;
-    const unsigned over_damped = (s_.lambda > P(o_.max_damping)).bits();
+    const unsigned stalled = v.stalled.bits();
     const unsigned accept = v.accept.bits(), ftol = v.ftol_ok.bits(), xtol = v.xtol_ok.bits();
-    for (unsigned b = running & (ftol | xtol | (~accept & over_damped)); b;) {
+    for (unsigned b = running & (ftol | xtol | (~accept & stalled)); b;) {
       const int k = pop(b);
       const unsigned bit = 1u << k;
-      finish(k, step_status(accept & bit, ftol & bit, xtol & bit, over_damped & bit));
+      finish(k, step_status(accept & bit, ftol & bit, xtol & bit, stalled & bit));
     }
   }
 
@@ -313,8 +313,12 @@ class Lanes {
     }
     s_.lambda = select(fresh, s0.lambda, s_.lambda);
     s_.nu = select(fresh, s0.nu, s_.nu);
+    s_.radius = select(fresh, s0.radius, s_.radius);
+    s_.F_mark = select(fresh, s0.F_mark, s_.F_mark);
+    s_.first = select(fresh, s0.first, s_.first);
     assign(s_.cur, s0.cur, fresh);
     nfev_ = (fresh.m & 1) | (~fresh.m & nfev_);
+    budget_ = (fresh.m & o_.max_nfev) | (~fresh.m & budget_);
     for (unsigned b = on & ~trial_.finite.bits(); b;) {
       const int k = pop(b);
       ProblemBox<double, N> bx;
@@ -331,23 +335,43 @@ class Lanes {
   void propose_all() {
     unsigned need = active_;
     if (!need) return;
-    const unsigned out_of_nfev = M{nfev_ >= (I{} + o_.max_nfev)}.bits();
     P delta[N];
     for (int j = 0; j < N; ++j) delta[j] = P(0);
     while (need) {
       M held[N];
       held_set<kBounded>(s_, box_, held);
       const unsigned gtol = need & gtol_reached(s_.cur, held, P(o_.gtol)).bits();
-      const unsigned max_nfev = need & ~gtol & out_of_nfev;
-      const unsigned go_on = need & ~gtol & ~max_nfev;
-      P try_delta[N];
-      const unsigned ok = damped_solve<N>(s_.cur.A, s_.cur.g, s_.D, s_.lambda, held,
-                                          try_delta).bits();
+      P try_delta[N], gain;
+      const M gn_ok = gauss_newton_step(s_, held, try_delta, gain);
+      const unsigned ftol =
+          need & ~gtol &
+          settled<kBounded>(s_, box_, gn_ok && gain <= ftol_at_p(s_, o_), o_).bits();
+      // Step 4c: a spent budget is extended where the cost still falls.
+      const unsigned spent = need & ~gtol & ~ftol & M{nfev_ >= budget_}.bits();
+      unsigned max_nfev = spent;
+      if (spent) {
+        const unsigned more =
+            spent & M{budget_ < (I{} + cap_)}.bits() & still_improving(s_, o_).bits();
+        const I extend = M::from_bits(more).m;
+        const I room = (I{} + cap_) - budget_;
+        const I next = budget_ + ((room > (I{} + o_.max_nfev)) & (I{} + o_.max_nfev)) +
+                       (~(room > (I{} + o_.max_nfev)) & room);
+        budget_ = (extend & next) | (~extend & budget_);
+        s_.F_mark = select(M::from_bits(more), s_.cur.cost, s_.F_mark);
+        max_nfev = spent & ~more;
+      }
+      const unsigned go_on = need & ~gtol & ~ftol & ~max_nfev;
+      const P lambda = s_.lambda, nu = s_.nu;
+      const unsigned ok = trust_step<kBounded>(s_, held, gn_ok, try_delta).bits();
+      const M stays = M::from_bits(~go_on);  // lanes that take no step here keep their damping
+      s_.lambda = select(stays, lambda, s_.lambda);
+      s_.nu = select(stays, nu, s_.nu);
       if (go_on & ok) {
         const M solved = M::from_bits(go_on & ok);
         for (int j = 0; j < N; ++j) delta[j] = select(solved, try_delta[j], delta[j]);
       }
       for (unsigned b = gtol; b;) finish(pop(b), kGtol);
+      for (unsigned b = ftol; b;) finish(pop(b), kFtol);
       for (unsigned b = max_nfev; b;) finish(pop(b), kMaxNfev);
       const unsigned failed = go_on & ~ok;
       need = failed;
@@ -376,6 +400,8 @@ class Lanes {
   bool src_done_ = false;    // the source has no more problems for this thread
   ProblemData<P> d_{};       // the lanes' points, as evaluate() reads them
   I nfev_{}, nit_{};
+  I budget_{};               // each lane's evaluation budget (step 4c)
+  const int cap_ = o_.max_nfev_cap > o_.max_nfev ? o_.max_nfev_cap : o_.max_nfev;
   // Vector state; lanes without a problem hold zeros or stale values that nothing reads.
   ProblemBox<P, N> box_{};
   State<P, N> s_{};

@@ -27,42 +27,77 @@
 //    checked on its own: finite values may overflow when added).
 //    If the evaluation at p0 is not finite -> kNonfiniteInitial.
 // 3. Scales: D_j = A_jj at p0 (1 where that is 0); after every accepted step
-//    D_j = max(D_j, A_jj).  d_j = sqrt(D_j).  Damping lambda = initial_damping, nu = 2.
-//    lambda is relative to D: when an accepted step raises some D_j, lambda is divided by
-//    the largest growth factor D_j(new) / D_j(old) over the free parameters, so the damping
-//    of that direction keeps its absolute size.  (Without this, a robust loss whose points
-//    all start in the outer region, where scipy's scaling floors J at sqrt(eps), builds up
-//    lambda ~ 1e14 against a tiny D; once points enter the inner region, D jumps by ~1/eps,
-//    the steps become ~1e-15 relative and xtol ends the solve far from a minimum.)
+//    D_j = max(D_j, A_jj) (MINPACK's diag).  d_j = sqrt(D_j).  The trust radius starts at
+//    kRadiusFactor ||d p0|| (kRadiusFactor where that is 0); lambda = initial_damping,
+//    nu = 2; the budget is max_nfev, its mark F_mark = F(p0).  (Norms of d-scaled vectors
+//    run over the free parameters.)
 // 4. Loop:
 //    a. Active set: parameter j is held when it is fixed (lower_j == upper_j), or when
 //       p_j <= lower_j and g_j > 0, or p_j >= upper_j and g_j < 0.
 //    b. gtol: if F == 0, or max over free, not held j with A_jj > 0 of
-//       |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol  -> kGtol.  (MINPACK's cosine between the
+//       |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol, where some A_jj > 0 (a model whose Jacobian
+//       is zero, every term underflowed, sits on a plateau, not at a minimum)  -> kGtol.  (MINPACK's cosine between the
 //       residual vector and the Jacobian's columns; with a robust loss sqrt(2 F) stands in
 //       for ||f_s||, which the loss scaling inflates by up to 1/sqrt(eps) for outer points.)
-//    c. if nfev >= max_nfev -> kMaxNfev.
-//    d. Solve (A + lambda diag(D)) delta = -g over the free, not held parameters (delta_j = 0
-//       for the others) by Cholesky, as L D L^T (no square roots; the pivots d_j are L L^T's
-//       squared diagonal).  A non-positive or non-finite pivot: lambda *= nu, nu *= 2; if
-//       lambda > max_damping -> kNoProgress; otherwise back to d.
+//       Then the Gauss-Newton step at p, delta_gn (step d's first step): where its solve
+//       succeeds and it predicts a reduction -(g . delta_gn + 0.5 delta_gn^T A delta_gn)
+//       <= max(min(kSettledShare ftol, floor), kRoundingGain eps) F (floor as in g, eps the
+//       precision's epsilon), and so does the settling step of g, which is well defined where
+//       A is singular  -> kFtol: the next step would change nothing ftol cares about, by no
+//       more than rounding resolves (and whether it lowered the cost at all would be
+//       rounding's choice).
+//    c. Budget: if nfev >= budget, then where budget < max_nfev_cap and the cost fell by
+//       more than ftol and rounding resolve since the mark (F_mark - F > max(ftol, floor) F,
+//       floor = kRoundingFloor times the precision's epsilon): budget += max_nfev
+//       (at most max_nfev_cap), F_mark = F; otherwise -> kMaxNfev.
+//    d. The step within the radius (Moré's Levenberg-Marquardt parameter, as MINPACK's
+//       lmpar).  A damped step solves (A + lambda diag(D)) delta = -g over the free, not
+//       held parameters (delta_j = 0 for the others) by Cholesky, as L D L^T (no square
+//       roots; the pivots d_j are L L^T's squared diagonal); it fails on a non-positive or
+//       non-finite pivot.  First the Gauss-Newton step, lambda = kMinDamping (from b): taken
+//       when it does not fail and ||d delta|| <= 1.1 radius.  Otherwise lambda is fitted to the
+//       secular equation ||d delta(lambda)|| = radius: from max(lambda, kMinDamping), up to
+//       kRadiusIterations times, the step at lambda, q = ||d delta||; done when it did not
+//       fail and |q - radius| <= kRadiusTolerance radius; else, where it did not fail,
+//       Newton's step  lambda = max(lambda + (q - radius) / radius * q^2 / (v . u),
+//       lambda / 10)  with v = D delta over the parameters not held and u the damped solve
+//       of A u = v at lambda (the same system, right-hand side v; 1 where v . u <= 0), and
+//       where it failed lambda *= nu, nu *= 2; then, if the fit was not done, the step at
+//       the last lambda.  If that step fails: lambda *= nu, nu *= 2; if lambda >
+//       max_damping -> kNoProgress; otherwise back to d.  A step longer than the radius is
+//       shortened to it (delta *= radius / q).
 //    e. Trial q = clip(p + delta, lower, upper); step = q - p;
 //       predicted = -(g . step + 0.5 step^T A step).  Evaluate at q (nfev += 1, nit += 1).
 //       actual = F(p) - F(q) if the evaluation is finite, else -infinity.
 //       ratio = actual / predicted if predicted > 0, else 0.
-//    f. Accept when the evaluation is finite and ratio > 1e-4: p = q (with its F, g, A),
-//       update D (step 3), lambda = max(lambda shrink / growth, 1e-30), nu = 2, where
-//       shrink = 1/30 when ratio > 0.9 (the quadratic model was right: head for the
-//       Gauss-Newton step, as MINPACK's doubling trust region does) and otherwise Nielsen's
-//       max(1/3, 1 - (2 ratio - 1)^3).  (The floor keeps lambda > 0, so that rejections
-//       always raise it towards max_damping and every solve ends.)
-//       Otherwise: lambda *= nu, nu *= 2.
-//    g. With F_old the cost before the step and d the scales the step was computed with
-//       (before f updated D):
+//    f. Accept when the evaluation is finite and either ratio > 1e-4 and actual >
+//       kRoundingGain eps F_old (a smaller reduction is rounding's), or the step is
+//       Gauss-Newton's (lambda = kMinDamping) with predicted <= floor F_old and actual >=
+//       -floor F_old (floor = kRoundingFloor eps: below it the cost's rounding cannot judge
+//       the step and the model, from the accurately summed gradient, is trusted):
+//       p = q (with its F, g, A), update D
+//       (step 3).  nu = 2.  The radius, as MINPACK's, with s = ||d step|| and d
+//       the scales the step was computed with (before the update): after the first step
+//       radius = min(radius, s); then radius = 0.5 min(radius, 10 s) where the step was
+//       rejected or ratio < 0.25 (and at most 0.9 s after a rejected Gauss-Newton step, so
+//       that the next trial differs),
+//       radius = 2 s where ratio >= 0.75 or the step was Gauss-Newton's (lambda =
+//       kMinDamping); otherwise it is kept.
+//    g. With F_old the cost before the step and d the scales the step was computed with:
 //       ftol_ok = finite and |actual| <= ftol F_old and predicted <= ftol F_old and ratio <= 2;
-//       xtol_ok = ||d * step|| <= xtol ||d * p_old||  (norms over free parameters).
+//       xtol_ok = ||d * step|| <= xtol ||d * p_old||.
+//       Either counts only where Gauss-Newton sees no material progress left at the current
+//       point (p, after f): its settling step delta_c, damped by floor diag(A) (floor =
+//       kRoundingFloor times the precision's epsilon; the parameters held at p, and columns
+//       with A_jj = 0, held), predicts a reduction
+//       -(g . delta_c + 0.5 delta_c^T A delta_c) <= max(ftol, floor) F, or is short,
+//       ||d delta_c|| <= max(xtol, floor) ||d p||, with the updated d.  (The step tests alone
+//       fire on a slow stretch far from any minimum, where a heavily damped step is short
+//       and changes the cost little.)
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
-//       If the step was rejected and lambda > max_damping -> kNoProgress.
+//       If the step was rejected and lambda > max_damping, or the radius is at most the
+//       precision's epsilon times ||d p|| (no step that rounding can tell from none)
+//       -> kNoProgress.
 //    Sums of products (F, g and A over the points, the Cholesky solve, the predicted
 //    reduction) add each product with a fused multiply-add (hd.h's fmadd): one rounding
 //    per term, the same on every instruction set.
@@ -130,6 +165,9 @@ struct State {
   T p[N];
   T D[N];  // the scales, the running maximum of diag(A)
   T lambda, nu;
+  T radius;            // the trust radius of ||d delta||
+  T F_mark;            // the cost when the budget was last set (step 4c)
+  MaskOf<T> first;     // no step taken yet
   MaskOf<T> fixed[N];  // lower_j == upper_j
   Evaluation<T, N> cur;  // at p
 };
@@ -138,7 +176,43 @@ struct State {
 template <class T>
 struct Verdict {
   MaskOf<T> accept, ftol_ok, xtol_ok;
+  MaskOf<T> stalled;  // lambda > max_damping, or a radius below rounding
 };
+
+// The precision's machine epsilon (a SIMD pack's is its lanes' double's).
+template <class T>
+LAWFIT_HD constexpr double epsilon_of() {
+  return sizeof(T) == sizeof(float) ? 1.1920928955078125e-07 : 2.220446049250313e-16;
+}
+
+// ||d v|| = sqrt(sum_j D_j v_j^2) over the free parameters.  (kBounded = false: a driver's
+// promise that no parameter is fixed.)
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD LAWFIT_INLINE T scaled_norm(const T (&D)[N], const T* v, const MaskOf<T> (&fixed)[N]) {
+  T sum = T(0);
+  for (int j = 0; j < N; ++j) {
+    const T term = D[j] * (v[j] * v[j]);
+    if constexpr (kBounded) {
+      sum += select(fixed[j], T(0), term);
+    } else {
+      sum += term;
+    }
+  }
+  return sqrt(sum);
+}
+
+// The reduction of the cost that the quadratic model predicts for `step`:
+// -(g . step + 0.5 step^T A step).
+template <int N, class T>
+LAWFIT_HD LAWFIT_INLINE T predicted_reduction(const T* A, const T* g, const T* step) {
+  T predicted = T(0);
+  for (int j = 0; j < N; ++j) {
+    T as = T(0);
+    for (int k = 0; k < N; ++k) as = fmadd(A[j * N + k], step[k], as);
+    predicted = fmadd(-step[j], fmadd(T(0.5), as, g[j]), predicted);
+  }
+  return predicted;
+}
 
 // Residual and gradient of one point, before the loss.
 template <class Model, bool kLogResiduals, class T>
@@ -316,6 +390,10 @@ LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
   s.lambda = T(o.initial_damping);
   s.nu = T(2);
   s.cur = e;
+  const T x_norm = scaled_norm(s.D, s.p, s.fixed);
+  s.radius = T(kRadiusFactor) * select(x_norm > T(0), x_norm, T(1));
+  s.F_mark = e.cost;
+  s.first = T(0) == T(0);
 }
 
 // Step 4a: the parameters held this iteration (fixed, or at a bound the gradient pushes
@@ -334,6 +412,16 @@ LAWFIT_HD LAWFIT_INLINE void held_set(const State<T, N>& s, const ProblemBox<T, 
   }
 }
 
+// Whether the model depends on its parameters at all (some A_jj > 0).  Where the Jacobian is
+// zero (say every term of the law has underflowed) the cost is flat in every direction, and
+// no convergence is claimed there: it is a plateau, not a minimum.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE MaskOf<T> depends_on_parameters(const Evaluation<T, N>& cur) {
+  auto some = !(T(0) == T(0));
+  for (int j = 0; j < N; ++j) some = some || cur.A[j * N + j] > T(0);
+  return some;
+}
+
 // Step 4b: the gtol test at the current point.
 template <class T, int N>
 LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
@@ -348,7 +436,7 @@ LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
     const auto use = !held[j] && ajj > T(0);
     ok = ok && (!use || abs(cur.g[j]) <= bound * sqrt(select(use, ajj, T(1))));
   }
-  return cur.cost == T(0) || ok;
+  return cur.cost == T(0) || (ok && depends_on_parameters(cur));
 }
 
 // Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
@@ -406,6 +494,128 @@ LAWFIT_HD LAWFIT_INLINE void raise_damping(State<T, N>& s, MaskOf<T> which) {
   s.nu = select(which, s.nu * T(2), s.nu);
 }
 
+// Step 4c: whether the cost fell by more than max(ftol, floor) F since the budget was set
+// (floor = kRoundingFloor epsilons): a change that ftol and rounding both resolve.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE MaskOf<T> still_improving(const State<T, N>& s, const Options& o) {
+  const T floor = T(kRoundingFloor) * epsilon_of<T>();
+  return s.F_mark - s.cur.cost > max(T(o.ftol), floor) * s.cur.cost;
+}
+
+// Step 4b's bound on the Gauss-Newton step's predicted reduction:
+// max(min(kSettledShare ftol, floor), kRoundingGain eps) F.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE T ftol_at_p(const State<T, N>& s, const Options& o) {
+  const T eps = T(epsilon_of<T>());
+  return max(min(T(kSettledShare * o.ftol), T(kRoundingFloor) * eps), T(kRoundingGain) * eps) *
+         s.cur.cost;
+}
+
+// Step 4b's Gauss-Newton step (lambda = kMinDamping) into `delta`, and the reduction it
+// predicts into `gain`; false (per lane) where its solve failed.
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE MaskOf<T> gauss_newton_step(const State<T, N>& s,
+                                                    const MaskOf<T>* held, T* delta, T& gain) {
+  const auto ok = damped_solve<N>(s.cur.A, s.cur.g, s.D, T(kMinDamping), held, delta);
+  gain = predicted_reduction<N>(s.cur.A, s.cur.g, delta);
+  return ok;
+}
+
+// Step 4d: the step within the radius into `delta`, which holds the Gauss-Newton step
+// (solved where `ok` holds): that step, else lambda fitted to the radius, with s.lambda and
+// s.nu as the fit left them; false (per lane) where the last damped solve failed.
+// (kBounded = false, as for held_set: no parameter is fixed.)
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> ok, T* delta) {
+  const T* A = s.cur.A;
+  const T* g = s.cur.g;
+  const T radius = s.radius;
+  const T lambda_gn = T(kMinDamping);
+  T q = scaled_norm<kBounded>(s.D, delta, s.fixed);
+  auto fit = !(ok && q <= T(1.1) * radius);
+  T lambda = select(fit, max(s.lambda, lambda_gn), lambda_gn);
+  T nu = s.nu;
+  for (int it = 0; it < kRadiusIterations && any(fit); ++it) {
+    T d_fit[N];
+    const auto ok_fit = damped_solve<N>(A, g, s.D, lambda, held, d_fit);
+    const T q_fit = scaled_norm<kBounded>(s.D, d_fit, s.fixed);
+    for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
+    ok = select(fit, ok_fit, ok);
+    q = select(fit, q_fit, q);
+    fit = fit && !(ok_fit && abs(q_fit - radius) <= T(kRadiusTolerance) * radius);
+    // Newton's step on the secular equation: v = D delta, u = (A + lambda D)^-1 v.
+    T minus_v[N], u[N];
+    for (int j = 0; j < N; ++j) minus_v[j] = select(held[j], T(0), -(s.D[j] * d_fit[j]));
+    damped_solve<N>(A, minus_v, s.D, lambda, held, u);
+    T vu = T(0);
+    for (int j = 0; j < N; ++j) vu = fmadd(-minus_v[j], u[j], vu);
+    const T newton =
+        lambda + (q_fit - radius) / radius * (q_fit * q_fit / select(vu > T(0), vu, T(1)));
+    const auto failed = fit && !ok_fit;
+    lambda = select(fit && ok_fit, max(newton, T(0.1) * lambda), lambda);
+    lambda = select(failed, lambda * nu, lambda);
+    nu = select(failed, nu * T(2), nu);
+  }
+  if (any(fit)) {  // the last lambda's step
+    T d_fit[N];
+    const auto ok_fit = damped_solve<N>(A, g, s.D, lambda, held, d_fit);
+    for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
+    ok = select(fit, ok_fit, ok);
+    q = select(fit, scaled_norm<kBounded>(s.D, d_fit, s.fixed), q);
+  }
+  s.lambda = lambda;
+  s.nu = nu;
+  const T shorten = select(q > radius, radius / select(q > T(0), q, T(1)), T(1));
+  for (int j = 0; j < N; ++j) delta[j] = delta[j] * shorten;
+  return ok;
+}
+
+// The settling check's Gauss-Newton step at the current point (steps 4b and 4g): damped by
+// floor diag(A) (floor = kRoundingFloor times the precision's epsilon; the parameters held
+// at p and the columns with A_jj = 0 held), so that it is well defined where A is singular.
+// Its predicted reduction goes into `gain`, its length ||d delta|| into `length`; false (per
+// lane) where the solve failed, or where the Jacobian is zero (depends_on_parameters).
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD MaskOf<T> settling_step(const State<T, N>& s, const ProblemBox<T, N>& box, T& gain,
+                                  T& length) {
+  MaskOf<T> held[N];
+  held_set<kBounded>(s, box, held);
+  T ajj[N];
+  for (int j = 0; j < N; ++j) {
+    ajj[j] = s.cur.A[j * N + j];
+    held[j] = held[j] || !(ajj[j] > T(0));
+  }
+  T delta[N];
+  const auto ok = damped_solve<N>(s.cur.A, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
+                                  held, delta);
+  gain = predicted_reduction<N>(s.cur.A, s.cur.g, delta);
+  length = scaled_norm<kBounded>(s.D, delta, s.fixed);
+  return ok && depends_on_parameters(s.cur);  // as gtol: a flat model settles nothing
+}
+
+// Step 4g's check of a convergence claim at the current point: the settling step predicts
+// no reduction beyond max(ftol, floor) F, or is at most max(xtol, floor) ||d p|| long.
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD MaskOf<T> no_progress_left(const State<T, N>& s, const ProblemBox<T, N>& box, T ftol,
+                                     T xtol) {
+  const T floor = T(kRoundingFloor * epsilon_of<T>());
+  T gain, length;
+  const auto ok = settling_step<kBounded>(s, box, gain, length);
+  return ok && (gain <= max(ftol, floor) * s.cur.cost ||
+                length <= max(xtol, floor) * scaled_norm<kBounded>(s.D, s.p, s.fixed));
+}
+
+// Step 4b's ftol test at the current point, where `candidate` holds (its Gauss-Newton step
+// predicts at most min(ftol, floor) F): the settling step predicts as little.
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD MaskOf<T> settled(const State<T, N>& s, const ProblemBox<T, N>& box,
+                            MaskOf<T> candidate, const Options& o) {
+  if (!any(candidate)) return candidate;
+  T gain, length;
+  const auto ok = settling_step<kBounded>(s, box, gain, length);
+  return candidate && ok && gain <= ftol_at_p(s, o);
+}
+
 // Step 4e: the trial point q, clipped to the box, the step q - p, and the reduction the
 // quadratic model predicts.  (kBounded = false, as for held_set: an infinite box clips
 // nothing.)
@@ -421,74 +631,65 @@ LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& 
     q[j] = v;
     step[j] = v - s.p[j];
   }
-  T predicted = T(0);
-  for (int j = 0; j < N; ++j) {
-    T as = T(0);
-    for (int k = 0; k < N; ++k) as = fmadd(s.cur.A[j * N + k], step[k], as);
-    predicted = fmadd(-step[j], fmadd(T(0.5), as, s.cur.g[j]), predicted);
-  }
-  return predicted;
+  return predicted_reduction<N>(s.cur.A, s.cur.g, step);
 }
 
 // Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
 // xtol.  (kBounded = false, as for held_set: no parameter is fixed.)
 template <bool kBounded = true, class T, int N>
-LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const Evaluation<T, N>& trial,
-                                         const T* q, const T* step, T predicted,
-                                         const Options& o) {
-  // v, or `fill` where parameter j is fixed.
-  const auto unless_fixed = [&s](int j, T v, T fill) {
-    if constexpr (kBounded) return select(s.fixed[j], fill, v);
-    return v;
-  };
+LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>& box,
+                                         const Evaluation<T, N>& trial, const T* q,
+                                         const T* step, T predicted, const Options& o) {
   const T f_old = s.cur.cost;
   const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
   const T ratio = select(predicted > T(0), actual / predicted, T(0));
-  T pnorm2 = T(0), xnorm2 = T(0);
-  for (int j = 0; j < N; ++j) {  // the norms of D^(1/2) step and D^(1/2) p
-    pnorm2 += unless_fixed(j, s.D[j] * (step[j] * step[j]), T(0));
-    xnorm2 += unless_fixed(j, s.D[j] * (s.p[j] * s.p[j]), T(0));
-  }
-  const auto accept = trial.finite && ratio > T(kAcceptRatio);
+  const T step_norm = scaled_norm<kBounded>(s.D, step, s.fixed);
+  const T x_norm = scaled_norm<kBounded>(s.D, s.p, s.fixed);
+  // A reduction of at most kRoundingGain epsilons is rounding's, not the step's.  Below the
+  // rounding floor the cost cannot judge a step, but the quadratic model (from the gradient,
+  // summed without the cost's cancellation) can: a Gauss-Newton step predicted to gain at
+  // most the floor is taken unless the cost rises by more than the floor.
+  const T floor = T(kRoundingFloor * epsilon_of<T>()) * f_old;
+  const auto resolved = ratio > T(kAcceptRatio) &&
+                        actual > T(kRoundingGain * epsilon_of<T>()) * f_old;
+  const auto below_floor =
+      s.lambda == T(kMinDamping) && predicted <= floor && actual >= -floor;
+  const auto accept = trial.finite && (resolved || below_floor);
   for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);
   assign(s.cur, trial, accept);
-  T dj[N];
-  auto grows = !(T(0) == T(0));
-  for (int j = 0; j < N; ++j) {
-    dj[j] = max(s.D[j], s.cur.A[j * N + j]);
-    if constexpr (kBounded) {
-      grows = grows || (!s.fixed[j] && dj[j] > s.D[j]);
-    } else {
-      grows = grows || dj[j] > s.D[j];
-    }
-  }
-  const T c = T(2) * ratio - T(1);
-  const T shrink = select(ratio > T(0.9), T(1) / T(30), max(T(1) / T(3), T(1) - c * c * c));
-  T lambda_accepted = s.lambda * shrink;
-  if (any(grows)) {  // else every growth factor is 1 and the divisions change nothing
-    T growth = T(1);
-    for (int j = 0; j < N; ++j) growth = max(growth, unless_fixed(j, dj[j] / s.D[j], T(1)));
-    lambda_accepted = lambda_accepted / growth;
-  }
-  lambda_accepted = max(lambda_accepted, T(kMinDamping));
-  for (int j = 0; j < N; ++j) s.D[j] = select(accept, dj[j], s.D[j]);
-  raise_damping(s, !accept);
-  s.lambda = select(accept, lambda_accepted, s.lambda);
-  s.nu = select(accept, T(2), s.nu);
+  for (int j = 0; j < N; ++j) s.D[j] = select(accept, max(s.D[j], s.cur.A[j * N + j]), s.D[j]);
+  s.nu = T(2);
+  // The radius, by MINPACK's rules.
+  T radius = select(s.first, min(s.radius, step_norm), s.radius);
+  const auto good = ratio >= T(0.75) || s.lambda == T(kMinDamping);
+  // (After a rejected Gauss-Newton step below 0.9 of it, so that the next trial differs:
+  // a Gauss-Newton step is taken where it is at most 1.1 radius.)
+  const T shorter = select(s.lambda == T(kMinDamping), T(0.9) * step_norm, T(INFINITY));
+  radius = select(!accept, min(T(0.5) * min(radius, T(10) * step_norm), shorter),
+                  select(ratio < T(0.25), T(0.5) * min(radius, T(10) * step_norm),
+                         select(good, T(2) * step_norm, radius)));
+  s.radius = radius;
+  s.first = !(T(0) == T(0));
   const T ftol = T(o.ftol), xtol = T(o.xtol);
-  return {accept,
-          trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
-              ratio <= T(2),
-          sqrt(pnorm2) <= xtol * sqrt(xnorm2)};
+  auto ftol_ok = trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
+                 ratio <= T(2);
+  auto xtol_ok = step_norm <= xtol * x_norm;
+  if (any(ftol_ok || xtol_ok)) {
+    const auto converged = no_progress_left<kBounded>(s, box, ftol, xtol);
+    ftol_ok = ftol_ok && converged;
+    xtol_ok = xtol_ok && converged;
+  }
+  const auto shrunk = s.radius <= T(epsilon_of<T>()) * scaled_norm<kBounded>(s.D, s.p, s.fixed);
+  const auto stalled = s.lambda > T(o.max_damping) || shrunk;
+  return {accept, ftol_ok, xtol_ok, stalled};
 }
 
 // Step 4g's status for one problem (kNotRun: go on).
-LAWFIT_HD LAWFIT_INLINE int step_status(bool accept, bool ftol_ok, bool xtol_ok,
-                                        bool over_damped) {
+LAWFIT_HD LAWFIT_INLINE int step_status(bool accept, bool ftol_ok, bool xtol_ok, bool stalled) {
   if (ftol_ok && xtol_ok) return kFtolXtol;
   if (ftol_ok) return kFtol;
   if (xtol_ok) return kXtol;
-  if (!accept && over_damped) return kNoProgress;
+  if (!accept && stalled) return kNoProgress;
   return kNotRun;
 }
 
@@ -586,7 +787,8 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
   }
   State<T, N> s;
   start(s, box, trial, o);
-  int nfev = 1, nit = 0;
+  int nfev = 1, nit = 0, budget = o.max_nfev;
+  const int cap = o.max_nfev_cap > o.max_nfev ? o.max_nfev_cap : o.max_nfev;
   const T max_damping = T(o.max_damping);
   while (true) {
     bool held[N];
@@ -595,12 +797,21 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
       status = kGtol;
       break;
     }
-    if (nfev >= o.max_nfev) {
-      status = kMaxNfev;
+    T delta[N], gain;
+    const bool gn_ok = gauss_newton_step(s, held, delta, gain);
+    if (settled(s, box, gn_ok && gain <= ftol_at_p(s, o), o)) {
+      status = kFtol;
       break;
     }
-    T delta[N];
-    if (!damped_solve<N>(s.cur.A, s.cur.g, s.D, s.lambda, held, delta)) {
+    if (nfev >= budget) {
+      if (!(budget < cap && still_improving(s, o))) {
+        status = kMaxNfev;
+        break;
+      }
+      budget = cap - budget > o.max_nfev ? budget + o.max_nfev : cap;
+      s.F_mark = s.cur.cost;
+    }
+    if (!trust_step(s, held, gn_ok, delta)) {
       raise_damping(s, true);
       if (s.lambda > max_damping) {
         status = kNoProgress;
@@ -613,8 +824,8 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
     evaluate<Model>(d, q, o, trial, Objective{});
     ++nfev;
     ++nit;
-    const Verdict<T> v = judge(s, trial, q, step, predicted, o);
-    status = step_status(v.accept, v.ftol_ok, v.xtol_ok, s.lambda > max_damping);
+    const Verdict<T> v = judge(s, box, trial, q, step, predicted, o);
+    status = step_status(v.accept, v.ftol_ok, v.xtol_ok, v.stalled);
     if (status != kNotRun) break;
   }
   summarize(s, box, status, nfev, nit, out);

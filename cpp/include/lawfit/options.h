@@ -24,10 +24,15 @@ struct Options {
   // is ||f||, and this is MINPACK's test.
   double gtol = 1e-8;
   // Status 0: the solve stops once this many evaluations (each of residuals and Jacobian
-  // together) have been made.  The Python layer defaults it to 100 * n_params, as scipy.
+  // together) have been made, unless it may extend its budget: while the total stays within
+  // max_nfev_cap, a solve whose last max_nfev evaluations lowered the cost by more than
+  // max(ftol, kRoundingFloor eps) relative gets max_nfev more.  max_nfev_cap <= max_nfev: no extension (an
+  // explicit budget, as scipy's).  The Python layer's default is 100 * n_params evaluations
+  // at a time, up to ten times that.
   int max_nfev = 300;
-  // Starting damping lambda (relative to the scales D), and the accept threshold on
-  // actual / predicted reduction.
+  int max_nfev_cap = 0;
+  // The damping lambda (relative to the scales D) that the first search for the step's
+  // lambda starts from (lm.h, step 4d).
   double initial_damping = 1e-3;
   // A solve whose damping exceeds this gives up with status kNoProgress.
   double max_damping = 1e100;
@@ -40,7 +45,22 @@ struct Options {
 
 // The accept threshold on actual / predicted reduction (MINPACK's 1e-4).
 inline constexpr double kAcceptRatio = 1e-4;
-// The smallest damping after an accepted step.
+// The damping of the Gauss-Newton step: just enough to define it where A is singular.
 inline constexpr double kMinDamping = 1e-30;
+// The first trust radius, relative to ||d p0|| (MINPACK's `factor`).
+inline constexpr double kRadiusFactor = 100.0;
+// Newton steps on the secular equation ||d delta(lambda)|| = radius per iteration, at most,
+// and how close to the radius a step must come to end them (relative).
+inline constexpr int kRadiusIterations = 4;
+inline constexpr double kRadiusTolerance = 0.1;
+// The convergence check's damping (relative to diag(A)) and the least relative reduction of
+// the cost and of the step it asks for, whatever ftol and xtol ask: what rounding lets the
+// solver resolve, in units of the precision's epsilon (lm.h, step 4g).
+inline constexpr double kRoundingFloor = 1e4;
+// Step 4b's ftol test at the current point asks the next step to gain at most this share of
+// ftol (and no more than the rounding floor): a step that changes nothing ftol cares about.
+// Gains below kRoundingGain epsilons are rounding, whatever ftol asks.
+inline constexpr double kSettledShare = 0.01;
+inline constexpr double kRoundingGain = 16;
 
 }  // namespace lawfit

@@ -39,7 +39,16 @@ STATUS = {int(s): s.name for s in Status}
 
 ACCEPT_RATIO = 1e-4  # accept a step when actual / predicted reduction exceeds this
 _EPS = np.finfo(np.float64).eps
-MIN_DAMPING = 1e-30  # lambda's floor after an accepted step (keeps every solve finite)
+MIN_DAMPING = 1e-30  # the Gauss-Newton step's damping: just enough to define it
+RADIUS_FACTOR = 100.0  # the first radius, relative to ||d p0|| (MINPACK's factor)
+RADIUS_ITERATIONS = 4  # Newton steps on the secular equation per iteration, at most
+# The convergence check's damping (relative to diag(A)) and the least relative cost reduction
+# and step it asks for, whatever ftol and xtol: what rounding lets the solver resolve.
+ROUNDING_FLOOR = 1e4 * _EPS
+# Spec 4b's ftol test at p asks the next step to gain at most this share of ftol; gains
+# below ROUNDING_GAIN are rounding, whatever ftol asks.
+SETTLED_SHARE = 0.01
+ROUNDING_GAIN = 16 * _EPS
 
 ResidualFn = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -166,6 +175,48 @@ def _held(p, g, lower, upper, fixed):
     return fixed | ((p <= lower) & (g > 0)) | ((p >= upper) & (g < 0))
 
 
+def _scaled_norm(D, v, fixed):
+    """||sqrt(D) v|| over the free parameters, per problem."""
+    return np.sqrt(np.where(fixed, 0.0, D * (v * v)).sum(axis=1))
+
+
+def _predicted(A, g, step):
+    """The reduction the quadratic model predicts for ``step``: -(g . s + 0.5 s^T A s)."""
+    return -(np.einsum("kj,kj->k", g, step) + 0.5 * np.einsum("ki,kij,kj->k", step, A, step))
+
+
+def _damped_step(A, g, D, lam, held):
+    """Solve (A + lam diag(D)) delta = -g over the parameters not held (delta_j = 0 for held
+    ones: their rows and columns become the identity with a zero right-hand side)."""
+    n = A.shape[-1]
+    eye = np.eye(n, dtype=bool)
+    M = A + lam[:, None, None] * (D[:, :, None] * eye)
+    M = np.where(held[:, :, None] | held[:, None, :], 0.0, M)
+    M = np.where(held[:, :, None] & eye, 1.0, M)
+    delta, ok = _cholesky_solve(M, np.where(held, 0.0, -g))
+    return np.where(held, 0.0, delta), ok
+
+
+def _settling_step(p, g, A, D, lower, upper, fixed):
+    """Spec 4b/4g's settling step at the current point: the Gauss-Newton step damped by
+    ROUNDING_FLOOR times diag(A) (the parameters held at p and columns with A_jj = 0 held).
+    Returns (ok, the reduction it predicts, its length ||d delta||)."""
+    ajj = np.diagonal(A, axis1=1, axis2=2)
+    held = _held(p, g, lower, upper, fixed) | ~(ajj > 0)
+    delta, ok = _damped_step(A, g, ajj, np.full(len(p), ROUNDING_FLOOR), held)
+    ok &= (ajj > 0).any(axis=1)  # as gtol: a zero Jacobian settles nothing
+    return ok, _predicted(A, g, delta), _scaled_norm(D, delta, fixed)
+
+
+def _no_progress_left(p, F, g, A, D, lower, upper, fixed, ftol, xtol):
+    """Spec 4g's convergence check at the current point: the settling step predicts a
+    reduction of at most max(ftol, ROUNDING_FLOOR) F, or is at most max(xtol, ROUNDING_FLOOR)
+    ||d p|| long."""
+    ok, gain, length = _settling_step(p, g, A, D, lower, upper, fixed)
+    return ok & ((gain <= max(ftol, ROUNDING_FLOOR) * F)
+                 | (length <= max(xtol, ROUNDING_FLOOR) * _scaled_norm(D, p, fixed)))
+
+
 # --------------------------------------------------------------------------------------
 # Steps 2-5: the solver
 # --------------------------------------------------------------------------------------
@@ -184,6 +235,7 @@ def solve(
     xtol: float = 1e-8,
     gtol: float = 1e-8,
     max_nfev: Optional[int] = None,
+    max_nfev_cap: Optional[int] = None,
     initial_damping: float = 1e-3,
     max_damping: float = 1e100,
     scales=None,
@@ -204,8 +256,8 @@ def solve(
     loss, f_scale : robust loss ("linear", "soft_l1", "huber", "cauchy", "arctan", or a
         callable ``loss(z) -> (rho, rho', rho'')`` of z = (r / f_scale)^2, each shaped like
         z) and its scale, as in scipy.optimize.least_squares.
-    ftol, xtol, gtol, max_nfev, initial_damping, max_damping : see options.h;
-        ``max_nfev`` defaults to 100 * n.
+    ftol, xtol, gtol, max_nfev, max_nfev_cap, initial_damping, max_damping : see options.h;
+        ``max_nfev`` defaults to 100 * n, ``max_nfev_cap`` to ``max_nfev`` (no extension).
     scales : (B, n) array, optional
         Fixed scales D of the damping term and of xtol's norms (positive; scipy's
         ``x_scale`` s is D = 1 / s^2).  Default: step 3's D, the running maximum of
@@ -233,6 +285,8 @@ def solve(
     B, n = p0.shape
     if max_nfev is None:
         max_nfev = 100 * n
+    if not max_nfev_cap:  # None or 0: no extension
+        max_nfev_cap = max_nfev
     f_scale = float(f_scale)
 
     with np.errstate(all="ignore"):
@@ -286,6 +340,11 @@ def solve(
             D = np.array(np.broadcast_to(np.asarray(scales, dtype=np.float64), (B, n)))
         lam = np.full(B, float(initial_damping))
         nu = np.full(B, 2.0)
+        x_norm0 = _scaled_norm(D, p, fixed)
+        radius = np.where(x_norm0 > 0, RADIUS_FACTOR * x_norm0, RADIUS_FACTOR)
+        first = np.ones(B, dtype=bool)
+        budget = np.full(B, max_nfev, dtype=np.int64)
+        F_mark = F.copy()  # the cost when the budget was last set
 
         # ---- step 4: one pass advances every running problem by one step ----
         while True:
@@ -306,29 +365,71 @@ def solve(
             fnorm = np.sqrt(np.where(Fr > 0, 2.0 * Fr, 1.0))
             scaled_g = np.abs(gr) / (np.sqrt(np.where(use, ajj, 1.0)) * fnorm[:, None])
             gnorm = np.where(use, scaled_g, 0.0).max(axis=1, initial=0.0)
-            stop_g = (Fr == 0) | (gnorm <= gtol)
+            # (a zero Jacobian, every term underflowed, is a plateau, not a minimum)
+            stop_g = (Fr == 0) | ((gnorm <= gtol) & (ajj > 0).any(axis=1))
             status[run[stop_g]] = GTOL
+            # ... and ftol at p: the Gauss-Newton step (d's first) predicts at most
+            # max(min(SETTLED_SHARE ftol, ROUNDING_FLOOR), ROUNDING_GAIN) F: nothing ftol
+            # cares about, and no more than rounding resolves
+            # (where the settling step of g, well defined where A is singular, agrees)
+            delta, ok = _damped_step(Ar, gr, D[run], np.full(run.size, MIN_DAMPING), held)
+            ftol_p = max(min(SETTLED_SHARE * ftol, ROUNDING_FLOOR), ROUNDING_GAIN) * Fr
+            stop_f = ~stop_g & ok & (_predicted(Ar, gr, delta) <= ftol_p)
+            if stop_f.any():
+                ok_s, gain_s, _ = _settling_step(pr, gr, Ar, D[run], lo, up, fx)
+                stop_f &= ok_s & (gain_s <= ftol_p)
+            status[run[stop_f]] = FTOL
 
-            # c. evaluation budget
-            stop_n = ~stop_g & (nfev[run] >= max_nfev)
+            # c. evaluation budget, extended by max_nfev while the cost still falls by more
+            # than ftol and rounding resolve
+            spent = ~stop_g & ~stop_f & (nfev[run] >= budget[run])
+            more = spent & (budget[run] < max_nfev_cap) & (F_mark[run] - Fr > max(ftol, ROUNDING_FLOOR) * Fr)
+            budget[run[more]] = np.minimum(budget[run[more]] + max_nfev, max_nfev_cap)
+            F_mark[run[more]] = Fr[more]
+            stop_n = spent & ~more
             status[run[stop_n]] = MAX_NFEV
 
-            keep = ~(stop_g | stop_n)
-            run, held = run[keep], held[keep]
+            keep = ~(stop_g | stop_f | stop_n)
+            run, held, delta, ok = run[keep], held[keep], delta[keep], ok[keep]
             pr, gr, Ar = pr[keep], gr[keep], Ar[keep]
             lo, up, fx = lo[keep], up[keep], fx[keep]
             if run.size == 0:
                 continue
 
-            # d. damped Gauss-Newton step over the free, not held parameters: held rows and
-            #    columns become the identity with a zero right-hand side, so delta_j = 0.
-            M = Ar + lam[run, None, None] * (D[run][:, :, None] * np.eye(n))
-            both = held[:, :, None] | held[:, None, :]
-            M = np.where(both, 0.0, M)
-            M = np.where(held[:, :, None] & np.eye(n, dtype=bool), 1.0, M)
-            rhs = np.where(held, 0.0, -gr)
-            delta, ok = _cholesky_solve(M, rhs)
-            delta = np.where(held, 0.0, delta)
+            # d. the step within the radius: Gauss-Newton's, else lambda from the secular
+            #    equation ||d delta(lambda)|| = radius (Newton's method on it, as MINPACK)
+            Dr, R = D[run], radius[run]
+            q_norm = _scaled_norm(Dr, delta, fx)
+            gauss_newton = ok & (q_norm <= 1.1 * R)
+            fit = ~gauss_newton
+            lam_r = np.where(gauss_newton, MIN_DAMPING, np.maximum(lam[run], MIN_DAMPING))
+            nu_r = nu[run]
+            for _ in range(RADIUS_ITERATIONS):
+                if not fit.any():
+                    break
+                d_fit, ok_fit = _damped_step(Ar, gr, Dr, lam_r, held)
+                q_fit = _scaled_norm(Dr, d_fit, fx)
+                delta = np.where(fit[:, None], d_fit, delta)
+                ok = np.where(fit, ok_fit, ok)
+                q_norm = np.where(fit, q_fit, q_norm)
+                fit &= ~(ok_fit & (np.abs(q_fit - R) <= 0.1 * R))
+                v = np.where(held, 0.0, Dr * d_fit)
+                u, _ = _damped_step(Ar, -v, Dr, lam_r, held)
+                vu = np.einsum("kj,kj->k", v, u)
+                newton = lam_r + (q_fit - R) / R * (q_fit * q_fit / np.where(vu > 0, vu, 1.0))
+                lam_r = np.where(fit & ok_fit, np.where(newton > 0.1 * lam_r, newton, 0.1 * lam_r),
+                                 lam_r)
+                lam_r = np.where(fit & ~ok_fit, lam_r * nu_r, lam_r)
+                nu_r = np.where(fit & ~ok_fit, 2.0 * nu_r, nu_r)
+            if fit.any():  # the last lambda's step
+                d_fit, ok_fit = _damped_step(Ar, gr, Dr, lam_r, held)
+                delta = np.where(fit[:, None], d_fit, delta)
+                ok = np.where(fit, ok_fit, ok)
+                q_norm = np.where(fit, _scaled_norm(Dr, d_fit, fx), q_norm)
+            lam[run], nu[run] = lam_r, nu_r
+            # a step that overshoots the radius is shortened to it
+            delta = delta * np.where(q_norm > R, R / np.where(q_norm > 0, q_norm, 1.0),
+                                     1.0)[:, None]
 
             failed = run[~ok]  # more damping, then back to d (through a-c, which are unchanged)
             lam[failed] *= nu[failed]
@@ -345,10 +446,7 @@ def solve(
             q = np.where(q < lo, lo, q)
             q = np.where(q > up, up, q)
             step = q - pr
-            predicted = -(
-                np.einsum("kj,kj->k", gr, step)
-                + 0.5 * np.einsum("ki,kij,kj->k", step, Ar, step)
-            )
+            predicted = _predicted(Ar, gr, step)
             ev = _evaluate(residual_fn, q, run, weights, loss, f_scale)
             nfev[run] += 1
             nit[run] += 1
@@ -356,33 +454,38 @@ def solve(
             actual = np.where(ev.finite, F_old - ev.F, -np.inf)
             pos = predicted > 0
             ratio = np.where(pos, actual / np.where(pos, predicted, 1.0), 0.0)
-            # the scaled norms of g use the scales the step was computed with (before f)
-            d = np.sqrt(D[run])
-            free = ~fx
-            step_norm = np.sqrt(np.where(free, (d * step) ** 2, 0.0).sum(axis=1))
-            x_norm = np.sqrt(np.where(free, (d * pr) ** 2, 0.0).sum(axis=1))
+            # the scaled norms use the scales the step was computed with (before f)
+            step_norm = _scaled_norm(D[run], step, fx)
+            x_norm = _scaled_norm(D[run], pr, fx)
 
             # f. accept or reject
-            accept = ev.finite & (ratio > ACCEPT_RATIO)
+            # (a reduction of at most ROUNDING_GAIN F_old is rounding's, not the step's;
+            # below ROUNDING_FLOOR F_old the cost's rounding cannot judge a step, and a
+            # Gauss-Newton step predicted to gain that little is taken unless the cost rises
+            # by more than that)
+            resolved = (ratio > ACCEPT_RATIO) & (actual > ROUNDING_GAIN * F_old)
+            floor = ROUNDING_FLOOR * F_old
+            below_floor = (lam[run] == MIN_DAMPING) & (predicted <= floor) & (actual >= -floor)
+            accept = ev.finite & (resolved | below_floor)
             acc = run[accept]
             p[acc] = q[accept]
             F[acc], g[acc], A[acc], S[acc] = ev.F[accept], ev.g[accept], ev.A[accept], ev.S[accept]
             fun[acc], jac[acc] = ev.fs[accept], ev.Js[accept]
-            D_new = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
-            if scales is not None:
-                D_new = D[acc]
-            # lambda is relative to D: divide it by the largest growth of a free scale
-            growth = np.where(fixed[acc], 1.0, D_new / D[acc]).max(axis=1, initial=1.0)
-            D[acc] = D_new
-            c = 2.0 * ratio[accept] - 1.0
-            # ratio > 0.9: the quadratic model was right, head for Gauss-Newton
-            shrink = np.where(ratio[accept] > 0.9, 1.0 / 30.0,
-                              np.maximum(1.0 / 3.0, 1.0 - c * c * c))
-            lam[acc] = np.maximum(lam[acc] * shrink / growth, MIN_DAMPING)
-            nu[acc] = 2.0
-            rej = run[~accept]
-            lam[rej] *= nu[rej]
-            nu[rej] *= 2.0
+            if scales is None:
+                D[acc] = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
+            nu[run] = 2.0
+            # the radius, as MINPACK's: at most the first step's length; halved (and at most
+            # 5 steps' length; below 0.9 of a rejected Gauss-Newton step, so that the next
+            # trial differs) after a poor step; twice the step after a good or a
+            # Gauss-Newton one
+            R = np.where(first[run], np.minimum(radius[run], step_norm), radius[run])
+            shorter = np.where(lam[run] == MIN_DAMPING, 0.9 * step_norm, np.inf)
+            R = np.where(~accept, np.minimum(0.5 * np.minimum(R, 10.0 * step_norm), shorter),
+                         np.where(ratio < 0.25, 0.5 * np.minimum(R, 10.0 * step_norm),
+                                  np.where((ratio >= 0.75) | (lam[run] == MIN_DAMPING),
+                                           2.0 * step_norm, R)))
+            radius[run] = R
+            first[run] = False
 
             # g. termination tests
             ftol_ok = (
@@ -392,8 +495,18 @@ def solve(
                 & (ratio <= 2.0)
             )
             xtol_ok = step_norm <= xtol * x_norm
+            # ... which count only where Gauss-Newton sees no material progress left
+            claims = ftol_ok | xtol_ok
+            if claims.any():
+                c = run[claims]
+                converged = _no_progress_left(p[c], F[c], g[c], A[c], D[c], lower[c], upper[c],
+                                              fixed[c], ftol, xtol)
+                ftol_ok[claims] &= converged
+                xtol_ok[claims] &= converged
+            shrunk = radius[run] <= _EPS * _scaled_norm(D[run], p[run], fx)
+            stalled = (lam[run] > max_damping) | shrunk
             new = np.full(run.size, NOT_RUN, dtype=np.int32)
-            new[~accept & (lam[run] > max_damping)] = NO_PROGRESS
+            new[~accept & stalled] = NO_PROGRESS
             new[xtol_ok] = XTOL
             new[ftol_ok] = FTOL
             new[ftol_ok & xtol_ok] = FTOL_XTOL
@@ -409,7 +522,7 @@ def solve(
         x_out[done] = pd
         cost[done] = F[done]
         optimality[done] = np.where(held, 0.0, np.abs(gd)).max(axis=1, initial=0.0)
-        jtj[done] = A[done]
+        jtj[done] = A[done] + 0.0  # one zero, as the compiled core reports it
         active[done] = np.where(
             pd <= lower[done], -1, np.where(pd >= upper[done], 1, 0)
         ).astype(np.int8)
@@ -460,6 +573,7 @@ def fit_packed(
     xtol: float = 1e-8,
     gtol: float = 1e-8,
     max_nfev: Optional[int] = None,
+    max_nfev_cap: Optional[int] = None,
     initial_damping: float = 1e-3,
     n_threads: Optional[int] = None,
     return_jtj: bool = False,
@@ -511,6 +625,10 @@ def fit_packed(
         max_nfev = 100 * n
     if max_nfev < 1:
         raise ValueError("max_nfev: must be >= 1")
+    if not max_nfev_cap:  # None or 0: no extension
+        max_nfev_cap = max_nfev
+    if max_nfev_cap < max_nfev:
+        raise ValueError("max_nfev_cap: must be 0 (no extension) or >= max_nfev")
     if not f_scale > 0:
         raise ValueError("f_scale: must be > 0")
 
@@ -587,6 +705,7 @@ def fit_packed(
         xtol=xtol,
         gtol=gtol,
         max_nfev=max_nfev,
+        max_nfev_cap=max_nfev_cap,
         initial_damping=initial_damping,
         max_damping=max_damping,
     )

@@ -33,7 +33,7 @@ namespace {
 template <class Job>
 ProblemSource source(const Job& job) {
   ProblemSource src{job.order, job.n, job.counter, job.chunk};
-  src.stop = StopCheck{job.stop.flag, job.stop.poll, job.stop.poll_ctx};
+  if (job.stop.flag) src.stop = StopCheck{job.stop.flag, job.stop.poll, job.stop.poll_ctx};
   return src;
 }
 

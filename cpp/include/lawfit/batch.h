@@ -80,14 +80,15 @@ LAWFIT_NAMESPACE_BEGIN
 // and returns whether to stop; it runs after about kPollWork points of work.
 struct StopCheck {
   static constexpr long long kPollWork = 1 << 16;
-  const int* flag = nullptr;
+  static constexpr int kNever = 0;  // the flag of a check that never stops
+  const int* flag = &kNever;
   bool (*poll)(void* ctx) = nullptr;
   void* poll_ctx = nullptr;
   long long work = 0;  // points since the last poll
 
   // Whether to stop, after `points` points of work.
   bool operator()(long long points) {
-    if (flag && __atomic_load_n(flag, __ATOMIC_RELAXED) != 0) return true;
+    if (__atomic_load_n(flag, __ATOMIC_RELAXED) != 0) return true;
     if (!poll) return false;
     work += points;
     if (work < kPollWork) return false;

@@ -95,7 +95,7 @@ class Lanes {
     while (active()) {
       evaluate_trial();
       advance(src);
-      if (src.stop(static_cast<long long>(W) * d_.n)) return;
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -111,7 +111,7 @@ class Lanes {
       if (b.active()) b.evaluate_trial();
       if (a.active()) a.advance(src);
       if (b.active()) b.advance(src);
-      if (src.stop(static_cast<long long>(W) * (a.d_.n + b.d_.n))) return;
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -139,7 +139,7 @@ class Lanes {
         release(k);
       }
       fresh_ = 0;
-      if (src.stop(static_cast<long long>(W) * d_.n)) return;
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -181,6 +181,9 @@ class Lanes {
 
  private:
   static constexpr unsigned kAll = (1u << W) - 1;
+  // The work a round counts towards the calling thread's poll: a poll every 64 rounds, at
+  // most 64 x 2 W x 4096 point evaluations (tens of ms).
+  static constexpr long long kRoundWork = StopCheck::kPollWork / 64;
 
   // The lowest set bit's lane, cleared from b.
   static int pop(unsigned& b) {

@@ -15,7 +15,8 @@ void require_device() {
 
 template <class T>
 void cuda_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
-                const Options& o, int /*n_threads*/, const std::string& engine) {
+                const Options& o, int /*n_threads*/, const std::string& engine,
+                bindings::Interrupt /*interrupt*/) {
   if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
   // solve_host_batch copies x for every point.
   if (b.x_shared) throw std::invalid_argument("x_shared: the CUDA backend takes x per point");
@@ -27,7 +28,8 @@ void cuda_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_po
 
 template <class T>
 void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
-                    const Options& o, int /*n_threads*/, const std::string&) {
+                    const Options& o, int /*n_threads*/, const std::string&,
+                    bindings::Interrupt /*interrupt*/) {
   require_device();
   cuda::objective_host_batch(m.name, b, n_points, m.n_inputs,
                              static_cast<int>(m.params.size()), o);
@@ -118,7 +120,8 @@ PYBIND11_MODULE(_cuda, mod) {
         if (repeats < 1) throw py::value_error("repeats: must be >= 1");
         std::vector<double> ms;
         auto timed = [&](const bindings::ModelEntry& m, const Batch<double>& b,
-                         long long n_points, const Options& o, int, const std::string&) {
+                         long long n_points, const Options& o, int, const std::string&,
+                         bindings::Interrupt) {
           ms = cuda::time_host_batch(m.name, b, n_points, m.n_inputs,
                                      static_cast<int>(m.params.size()), o, repeats);
         };

@@ -162,13 +162,46 @@ Options make_options(bool log_residuals, const std::string& loss, double f_scale
   return o;
 }
 
+// The most threads a call may ask for: more is refused (a typo, not a machine).
+inline constexpr int kMaxThreads = 4096;
+
+inline void check_threads(int n_threads) {
+  require(n_threads >= 0 && n_threads <= kMaxThreads, [n_threads] {
+    return "n_threads: expected 0 (one per usable CPU) to " + std::to_string(kMaxThreads) +
+           ", got " + std::to_string(n_threads);
+  });
+}
+
+// A long call's check for interrupts, run by its calling thread (without the GIL) about every
+// 50 ms: it throws what stops the call (py::error_already_set: KeyboardInterrupt for Ctrl-C).
+using Interrupt = void (*)();
+
+// Takes the GIL and runs Python's signal handlers.
+inline void check_signals() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+// The interrupt check for a call from this thread (with the GIL held): Python runs signal
+// handlers on its main thread only, so elsewhere there is nothing to check (nullptr).
+inline Interrupt interrupt_check() {
+  try {
+    const auto main = py::module_::import("threading").attr("main_thread")().attr("ident");
+    return main.cast<unsigned long>() == PyThread_get_thread_ident() ? &check_signals : nullptr;
+  } catch (const py::error_already_set&) {  // no threading module (interpreter shutdown)
+    return nullptr;
+  }
+}
+
 // What a backend runs on a checked, packed batch whose arrays are on the host, in
 // precision T (double; float where fp32 was asked for).  `engine` picks the CPU driver's
-// engine ("auto", "scalar" or a SIMD build; the CUDA backend accepts "auto" only).
+// engine ("auto", "scalar" or a SIMD build; the CUDA backend accepts "auto" only);
+// `interrupt`, where not null, is for the calling thread to run now and then.
 template <class T>
 struct SolveFnOf {  // a struct, so that fit_packed deduces T from its arrays only
   using type = std::function<void(const ModelEntry& m, const Batch<T>& b, long long n_points,
-                                  const Options& o, int n_threads, const std::string& engine)>;
+                                  const Options& o, int n_threads, const std::string& engine,
+                                  Interrupt interrupt)>;
 };
 using SolveFn = SolveFnOf<double>::type;
 
@@ -187,6 +220,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
              const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none(),
              bool x_shared = false, bool bounds_shared = false, int max_nfev_cap = 0) {
   const ModelEntry& m = find_model(model);
+  check_threads(n_threads);
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
   const py::ssize_t n_data = offsets.shape(0) - 1;
@@ -310,9 +344,10 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   b.nfev = nfev.mutable_data();
   b.njev = njev.mutable_data();
   b.nit = nit.mutable_data();
+  const Interrupt interrupt = interrupt_check();
   {
     py::gil_scoped_release release;
-    solve_fn(m, b, n_points, o, n_threads, engine);
+    solve_fn(m, b, n_points, o, n_threads, engine, interrupt);
   }
   py::dict out;
   out["x"] = p;

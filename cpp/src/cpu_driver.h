@@ -4,13 +4,21 @@
 // Problems are handed out in fixed chunks from an atomic counter.  Each problem's result
 // depends only on its own inputs, and a SIMD lane computes bitwise what the scalar solve
 // computes, so the output is the same for any thread count, order and engine.
+//
+// A call stops early, on every thread, when one of its threads raises (std::bad_alloc from
+// a buffer) or its caller's interrupt check does (Ctrl-C): see Call.  The exception reaches
+// the caller once every thread has returned.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -44,10 +52,13 @@ inline std::vector<int> usable_cpus() {
   return cpus;
 }
 
-// n_threads, or where it is 0 the CPUs this process may use (not all the machine's cores when
-// a container or `taskset` allows fewer).
+// The most threads one call may use (the bindings refuse more).
+inline constexpr int kMaxThreads = 4096;
+
+// n_threads (at most kMaxThreads), or where it is 0 the CPUs this process may use (not all
+// the machine's cores when a container or `taskset` allows fewer).
 inline int resolve_threads(int n_threads) {
-  if (n_threads > 0) return n_threads;
+  if (n_threads > 0) return std::min(n_threads, kMaxThreads);
   const auto cpus = usable_cpus();
   if (!cpus.empty()) return static_cast<int>(cpus.size());
   unsigned hw = std::thread::hardware_concurrency();
@@ -117,53 +128,193 @@ inline std::vector<int> helper_cpus(int threads) {
   return out;
 }
 
-// Runs body(thread) on `threads` threads (the calling thread is one of them).  Every body
-// takes its work from a shared counter, so where the system refuses a thread the others do
-// its share.
+// What the threads of one call share besides their work: a stop flag, which each thread
+// reads through its StopCheck (lawfit/batch.h) between problems and once per solver
+// iteration, and the first exception any thread raised.  A thread's exception (fail()) sets
+// the flag, so the others stop within an iteration, and the calling thread rethrows it once
+// every thread has returned (on_threads).  The calling thread also runs `interrupt` about
+// every kPollInterval while the call works, from its StopCheck's poll and while it waits for
+// helpers (nullptr: never): what it throws (KeyboardInterrupt, for Ctrl-C) stops the call
+// the same way.  A call that does not stop runs the same arithmetic as one without a Call.
+class Call {
+ public:
+  static constexpr std::chrono::milliseconds kPollInterval{50};
+
+  explicit Call(void (*interrupt)() = nullptr)
+      : interrupt_(interrupt), next_poll_(std::chrono::steady_clock::now() + kPollInterval) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  // Thread k's stop check: only the calling thread's (k = 0) polls.
+  StopCheck stop_check(int k) {
+    StopCheck s;
+    s.flag = &stop_;
+    if (k == 0 && interrupt_) {
+      s.poll = &Call::poll;
+      s.poll_ctx = this;
+    }
+    return s;
+  }
+
+  // The same, for a SIMD job (simd_dispatch.h).
+  simd::StopFields stop_fields(int k) {
+    const StopCheck s = stop_check(k);
+    return {s.flag, s.poll, s.poll_ctx};
+  }
+
+  bool stopped() const { return __atomic_load_n(&stop_, __ATOMIC_RELAXED) != 0; }
+
+  // Whether the calling thread has an interrupt check to run.
+  bool polls() const { return interrupt_ != nullptr; }
+
+  // Keeps e if it is the call's first exception, and stops every thread.
+  void fail(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!error_) error_ = std::move(e);
+    }
+    __atomic_store_n(&stop_, 1, __ATOMIC_RELAXED);
+  }
+
+  // The calling thread's check: runs `interrupt` once kPollInterval has passed since the
+  // last time; whether the call is stopping.
+  static bool poll(void* self) {
+    Call& c = *static_cast<Call*>(self);
+    if (c.interrupt_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= c.next_poll_) {
+        c.next_poll_ = now + kPollInterval;
+        try {
+          c.interrupt_();
+        } catch (...) {
+          c.fail(std::current_exception());
+        }
+      }
+    }
+    return c.stopped();
+  }
+  static void wait_poll(void* self) { poll(self); }
+
+  // Rethrows the call's first exception, if any (once every thread has returned).
+  void rethrow() {
+    std::exception_ptr e;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      e.swap(error_);
+    }
+    if (e) std::rethrow_exception(e);
+  }
+
+ private:
+  alignas(64) int stop_ = 0;  // read and written with __atomic builtins, as StopCheck reads it
+  void (*const interrupt_)();
+  std::chrono::steady_clock::time_point next_poll_;  // the calling thread's only
+  std::mutex m_;
+  std::exception_ptr error_;
+};
+
+// Runs body(thread) on `threads` threads (the calling thread is one of them) and returns once
+// every one has returned, rethrowing the first exception any raised (the call's stop flag
+// ended the others' work).  Every body takes its work from a shared counter, so where the
+// system refuses a thread the others do its share.
 template <class Body>
-void on_threads(int threads, const Body& body) {
+void on_threads(int threads, Call& call, const Body& body) {
+  const auto guarded = [&call, &body](int k) {
+    try {
+      body(k);
+    } catch (...) {
+      call.fail(std::current_exception());
+    }
+  };
+  using Guarded = decltype(guarded);
   if (threads <= 1) {
-    body(0);
+    guarded(0);
+    call.rethrow();
     return;
   }
   const std::vector<int> cpus = helper_cpus(threads);
   // The pool's helpers where they can have a CPU each (thread_pool.h).
   HelperPool* shared = cpus.empty() ? nullptr : helper_pool();
-  const auto run_body = [](const void* ctx, int k) { (*static_cast<const Body*>(ctx))(k); };
-  if (shared && shared->run(threads - 1, cpus, run_body, &body)) return;
+  const auto run_body = [](const void* ctx, int k) { (*static_cast<const Guarded*>(ctx))(k); };
+  if (shared && shared->run(threads - 1, cpus, run_body, &guarded,
+                            call.polls() ? &Call::wait_poll : nullptr, &call)) {
+    call.rethrow();
+    return;
+  }
   // Otherwise threads of its own.  A helper starts work only once it is pinned: one that had
   // already finished would have a thread id of 0, which pthread_setaffinity_np takes for the
   // caller's own thread.
   std::atomic<bool> placed{false};
+  std::atomic<int> running{0};  // helpers not yet done
+  std::mutex m;
+  std::condition_variable done;
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
+  struct Joiner {  // every started helper is joined, however this function ends
+    std::vector<std::thread>& pool;
+    std::atomic<bool>& placed;
+    ~Joiner() {
+      placed.store(true, std::memory_order_release);
+      for (auto& th : pool)
+        if (th.joinable()) th.join();
+    }
+  } joiner{pool, placed};
   for (int k = 1; k < threads; ++k) {
+    running.fetch_add(1, std::memory_order_relaxed);
     try {
-      pool.emplace_back([&body, &placed, k] {
+      pool.emplace_back([&guarded, &placed, &running, &m, &done, k] {
         while (!placed.load(std::memory_order_acquire)) std::this_thread::yield();
-        body(k);
+        guarded(k);
+        if (running.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> lock(m);
+          done.notify_one();
+        }
       });
-    } catch (const std::system_error&) {
-      break;  // no more threads: fewer helpers
+    } catch (...) {  // no more threads (or no memory for one): fewer helpers
+      running.fetch_sub(1, std::memory_order_relaxed);
+      break;
     }
     if (!cpus.empty()) pin_thread(pool.back(), cpus[k - 1]);
   }
   placed.store(true, std::memory_order_release);
-  body(0);
+  guarded(0);
+  {
+    std::unique_lock<std::mutex> lock(m);
+    const auto finished = [&running] { return running.load(std::memory_order_acquire) == 0; };
+    if (!call.polls()) {
+      done.wait(lock, finished);
+    } else {
+      while (!done.wait_for(lock, HelperPool::kWaitSlice, finished)) {
+        lock.unlock();
+        Call::wait_poll(&call);
+        lock.lock();
+      }
+    }
+  }
   for (auto& th : pool) th.join();
+  pool.clear();
+  call.rethrow();
 }
 
-// Calls work(i) for every i in [0, n) on up to n_threads threads.
+// Nominal points of work per item of parallel_for, for the calling thread's poll.
+inline constexpr long long kItemWork = 256;
+
+// Calls work(i, stop) for every i in [0, n) on up to n_threads threads, stop being the
+// thread's StopCheck (work passes it to the solve); stops early where the call stops.
 template <class Work>
-void parallel_for(long long n, int n_threads, const Work& work) {
+void parallel_for(long long n, int n_threads, Call& call, const Work& work) {
   constexpr long long kChunk = 64;
   const long long n_chunks = (n + kChunk - 1) / kChunk;
   const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
-  on_threads(threads, [&](int) {
+  on_threads(threads, call, [&](int k) {
+    StopCheck stop = call.stop_check(k);
     for (long long c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
       const long long end = std::min(n, (c + 1) * kChunk);
-      for (long long i = c * kChunk; i < end; ++i) work(i);
+      for (long long i = c * kChunk; i < end; ++i) {
+        if (stop(kItemWork)) return;
+        work(i, stop);
+      }
     }
   });
 }
@@ -237,19 +388,35 @@ inline const Engine* find_engine(const std::string& name) {
 // points, and the lanes of a large problem gain nothing from lockstep).
 inline constexpr long long kMaxLanePoints = 4096;
 
+// For the tests (lawfit._core.fail_allocations): how many of the next requests for a
+// thread's scratch buffer raise std::bad_alloc, as they do when memory runs out.
+inline std::atomic<long long> injected_allocation_failures{0};
+
+// Raises std::bad_alloc where a failure is injected for this request.
+inline void take_injected_failure() {
+  long long k = injected_allocation_failures.load(std::memory_order_relaxed);
+  while (k > 0 && !injected_allocation_failures.compare_exchange_weak(
+                      k, k - 1, std::memory_order_relaxed)) {
+  }
+  if (k > 0) throw std::bad_alloc();
+}
+
 // Room for unit i's resample (unit_data() in batch.h), on the calling thread.
 template <class T>
 T* resample_buffer(const Batch<T>& b, long long i) {
   thread_local std::vector<T> buffer;
   if (!b.resample_of) return nullptr;
+  take_injected_failure();
   buffer.resize(2 * static_cast<size_t>(unit_points(b, i)));
   return buffer.data();
 }
 
-// The scalar solve of unit i, with its resample's weights where the batch is a bootstrap.
+// The scalar solve of unit i, with its resample's weights where the batch is a bootstrap;
+// `stop` checked once per iteration.
 template <class Model, class T>
-void solve_unit(const Batch<T>& b, const Options& o, long long i) {
-  solve_in_batch<Model>(b, o, i, resample_buffer(b, i));
+void solve_unit(const Batch<T>& b, const Options& o, long long i, StopCheck& stop) {
+  const long long n = unit_points(b, i);
+  solve_in_batch<Model>(b, o, i, resample_buffer(b, i), [&stop, n] { return stop(n); });
 }
 
 // Unit i's cost at its p0 (objective_in_batch), with its resample where the batch has one.
@@ -313,17 +480,17 @@ bool has_bounds(const Batch<double>& b) {
 // p0): in the engine's SIMD lanes, the scalar path without one or for very large problems.
 template <class Model>
 void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine,
-                 bool objective = false) {
+                 Call& call, bool objective = false) {
   const long long n_problems = b.n_problems;
-  auto scalar = [&](long long i) {
+  auto scalar = [&](long long i, StopCheck& stop) {
     if (objective) {
       objective_unit<Model>(b, o, i);
     } else {
-      solve_unit<Model>(b, o, i);
+      solve_unit<Model>(b, o, i, stop);
     }
   };
   if (!engine) {
-    parallel_for(n_problems, n_threads, scalar);
+    parallel_for(n_problems, n_threads, call, scalar);
     return;
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
@@ -361,27 +528,32 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
                     kLaneChunk, static_cast<int>(cap), objective,
                     objective || has_bounds<Model::kParams>(b)};
   if (n_lane > 0) {
-    on_threads(threads, [&](int k) { engine->run(Model::kName, job, buffers[k].get()); });
+    on_threads(threads, call, [&](int k) {
+      simd::LaneJob mine = job;
+      mine.stop = call.stop_fields(k);
+      engine->run(Model::kName, mine, buffers[k].get());
+    });
   }
-  parallel_for(static_cast<long long>(large.size()), n_threads,
-               [&](long long k) { scalar(large[k]); });
+  parallel_for(static_cast<long long>(large.size()), n_threads, call,
+               [&](long long k, StopCheck& stop) { scalar(large[k], stop); });
 }
 
 // The saturating power law's data-driven start for every problem of `job` (job.n problems,
 // job.order unset): in an engine's SIMD lanes for problems of up to kMaxLanePoints points,
 // in the scalar guess for larger ones and without an engine.  Bitwise the same either way.
-inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine) {
+inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine, Call& call) {
   const long long P = job.n;
-  auto scalar = [&job](long long i) {
+  auto scalar = [&job](long long i, StopCheck& stop) {
     thread_local std::vector<double> inv;
     const int n = static_cast<int>(job.offsets[i + 1] - job.offsets[i]);
+    take_injected_failure();
     inv.resize(static_cast<size_t>(n > 0 ? n : 1));
     guess_saturating_power_law(job.lx + job.offsets[i], job.y + job.offsets[i], n, job.coarse,
                                job.n_coarse, job.factors, job.n_factors, job.out + 3 * i,
-                               inv.data());
+                               inv.data(), [&stop, n] { return stop(n); });
   };
   if (!engine) {
-    parallel_for(P, n_threads, scalar);
+    parallel_for(P, n_threads, call, scalar);
     return;
   }
   std::vector<long long> lanes, large;
@@ -402,9 +574,15 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine)
   job.chunk = kLaneChunk;
   const int threads = lane_threads(n_threads, job.n, points);
   const auto buffers = thread_buffers(threads, engine->guess_bytes(job));
-  if (job.n > 0) on_threads(threads, [&](int k) { engine->guess(job, buffers[k].get()); });
-  parallel_for(static_cast<long long>(large.size()), n_threads,
-               [&](long long k) { scalar(large[k]); });
+  if (job.n > 0) {
+    on_threads(threads, call, [&](int k) {
+      simd::GuessJob mine = job;
+      mine.stop = call.stop_fields(k);
+      engine->guess(mine, buffers[k].get());
+    });
+  }
+  parallel_for(static_cast<long long>(large.size()), n_threads, call,
+               [&](long long k, StopCheck& stop) { scalar(large[k], stop); });
 }
 
 }  // namespace lawfit::cpu

@@ -11,18 +11,22 @@
 namespace lawfit {
 namespace {
 
+static_assert(cpu::kMaxThreads == bindings::kMaxThreads, "one thread cap");
+
 template <class Model>
 bool try_solve(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
-               int n_threads, const cpu::Engine* engine) {
+               int n_threads, const cpu::Engine* engine, cpu::Call& call) {
   if (m.name != Model::kName) return false;
-  cpu::solve_batch<Model>(b, o, n_threads, engine);
+  cpu::solve_batch<Model>(b, o, n_threads, engine, call);
   return true;
 }
 
 void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long /*n_points*/,
-               const Options& o, int n_threads, const std::string& engine_name) {
+               const Options& o, int n_threads, const std::string& engine_name,
+               bindings::Interrupt interrupt) {
   const cpu::Engine* engine = cpu::find_engine(engine_name);
-#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine)) return;
+  cpu::Call call(interrupt);
+#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine, call)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
 }
@@ -31,18 +35,21 @@ void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long 
 // CUDA backend's fp32 kernels run, here so that the CPU tests check the same math.
 template <class Model>
 bool try_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, const Options& o,
-                    int n_threads) {
+                    int n_threads, cpu::Call& call) {
   if (m.name != Model::kName) return false;
-  cpu::parallel_for(b.n_problems, n_threads,
-                    [&](long long i) { cpu::solve_unit<Model>(b, o, i); });
+  cpu::parallel_for(b.n_problems, n_threads, call, [&](long long i, StopCheck& stop) {
+    cpu::solve_unit<Model>(b, o, i, stop);
+  });
   return true;
 }
 
 void cpu_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, long long,
-                    const Options& o, int n_threads, const std::string& engine) {
+                    const Options& o, int n_threads, const std::string& engine,
+                    bindings::Interrupt interrupt) {
   bindings::require(engine == "auto" || engine == "scalar",
                     "engine: fp32 runs on the scalar engine ('auto' or 'scalar')");
-#define LAWFIT_TRY(M) if (try_solve_fp32<M>(m, b, o, n_threads)) return;
+  cpu::Call call(interrupt);
+#define LAWFIT_TRY(M) if (try_solve_fp32<M>(m, b, o, n_threads, call)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
 }
@@ -52,21 +59,24 @@ void cpu_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, long l
 // lanes in fp64 (bitwise the scalar evaluation), the scalar evaluation in fp32.
 template <class Model, class T>
 bool try_objective(const bindings::ModelEntry& m, const Batch<T>& b, const Options& o,
-                   int n_threads, const std::string& engine) {
+                   int n_threads, const std::string& engine, cpu::Call& call) {
   if (m.name != Model::kName) return false;
   if constexpr (std::is_same_v<T, double>) {
-    cpu::solve_batch<Model>(b, o, n_threads, cpu::find_engine(engine), true);
+    cpu::solve_batch<Model>(b, o, n_threads, cpu::find_engine(engine), call, true);
   } else {
-    cpu::parallel_for(b.n_problems, n_threads,
-                      [&](long long i) { cpu::objective_unit<Model>(b, o, i); });
+    cpu::parallel_for(b.n_problems, n_threads, call, [&](long long i, StopCheck&) {
+      cpu::objective_unit<Model>(b, o, i);
+    });
   }
   return true;
 }
 
 template <class T>
 void cpu_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long,
-                   const Options& o, int n_threads, const std::string& engine) {
-#define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads, engine)) return;
+                   const Options& o, int n_threads, const std::string& engine,
+                   bindings::Interrupt interrupt) {
+  cpu::Call call(interrupt);
+#define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads, engine, call)) return;
   LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
 }
@@ -91,6 +101,7 @@ PYBIND11_MODULE(_core, mod) {
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,
          const bindings::F64& coarse, const bindings::F64& factors, int n_threads,
          const std::string& engine) {
+        bindings::check_threads(n_threads);
         bindings::require(offsets.ndim() == 1 && offsets.shape(0) >= 1,
                           "offsets: expected a 1-D array");
         const py::ssize_t P = offsets.shape(0) - 1;
@@ -108,9 +119,11 @@ PYBIND11_MODULE(_core, mod) {
         const int nc = static_cast<int>(coarse.size()), nf = static_cast<int>(factors.size());
         const cpu::Engine* e = cpu::find_engine(engine);
         simd::GuessJob job{plx, py_, off, nullptr, P, nullptr, 0, pc, nc, pf, nf, o, 0};
+        const bindings::Interrupt interrupt = bindings::interrupt_check();
         {
           py::gil_scoped_release release;
-          cpu::guess_batch(job, n_threads, e);
+          cpu::Call call(interrupt);
+          cpu::guess_batch(job, n_threads, e, call);
         }
         return out;
       },
@@ -160,6 +173,16 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("seed"), py::arg("problems"), py::arg("resamples"), py::arg("n"),
       "For the tests: the pairs bootstrap's counts (lawfit/rng.h) of (seed, problem, "
       "resample) over n points, one row per (problems[i], resamples[i]).");
+  mod.def(
+      "fail_allocations",
+      [](long long count) {
+        bindings::require(count >= 0, "count: must be >= 0");
+        cpu::injected_allocation_failures.store(count);
+      },
+      py::arg("count"),
+      "For the tests: the next `count` requests for a thread's scratch buffer (a bootstrap "
+      "unit's weights in the scalar solve, the scalar guess's) raise MemoryError, as when "
+      "memory runs out; 0 ends it.");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");
@@ -183,8 +206,13 @@ PYBIND11_MODULE(_core, mod) {
     return out;
   });
   mod.def("hardware_threads", [] { return cpu::resolve_threads(0); });
-  mod.def("rouse_helpers", &cpu::rouse_helpers, py::arg("n_threads"), py::arg("n"),
-          py::arg("points"),
+  mod.def(
+      "rouse_helpers",
+      [](int n_threads, long long n, long long points) {
+        bindings::check_threads(n_threads);
+        cpu::rouse_helpers(n_threads, n, points);
+      },
+      py::arg("n_threads"), py::arg("n"), py::arg("points"),
           "Wakes the pooled helper threads that a fit of n problems and `points` data points "
           "on n_threads threads (0: default) will use, so that they are awake when it starts.");
   mod.def("helper_cpus", &cpu::helper_cpus, py::arg("threads"),

@@ -15,6 +15,14 @@
 
 namespace lawfit::simd {
 
+// A thread's early stop (lawfit/batch.h's StopCheck): the call's shared flag, and the
+// calling thread's poll (nullptr on the others).
+struct StopFields {
+  const int* flag = nullptr;
+  bool (*poll)(void* ctx) = nullptr;
+  void* poll_ctx = nullptr;
+};
+
 // What one thread's Lanes run needs: the batch, the problems to solve (an index list, or
 // all), the chunk counter every thread shares, and the largest problem (in points).
 struct LaneJob {
@@ -27,6 +35,7 @@ struct LaneJob {
   int cap;
   bool objective = false;  // true: each unit's cost at its p0 (Lanes::run_objective), no solve
   bool bounded = true;     // false: every bound is infinite (Lanes<..., false>)
+  StopFields stop{};       // this thread's
 };
 
 // The saturating power law's data-driven start (guess.h) for problems from a shared counter,
@@ -46,6 +55,7 @@ struct GuessJob {
   int n_factors;
   double* out;
   int cap;
+  StopFields stop{};  // this thread's
 };
 
 #define LAWFIT_DECLARE_SIMD(isa)                                      \

@@ -29,6 +29,14 @@ size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 }
 
 namespace {
+// The problems of a job, with its thread's stop check.
+template <class Job>
+ProblemSource source(const Job& job) {
+  ProblemSource src{job.order, job.n, job.counter, job.chunk};
+  if (job.stop.flag) src.stop = StopCheck{job.stop.flag, job.stop.poll, job.stop.poll_ctx};
+  return src;
+}
+
 // Two groups of lanes (Lanes::run_pair), each in its half of the buffer.
 template <class L>
 void run_pair(const LaneJob& job, void* buffer, ProblemSource& src) {
@@ -39,7 +47,7 @@ void run_pair(const LaneJob& job, void* buffer, ProblemSource& src) {
 }  // namespace
 
 bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
-  ProblemSource src{job.order, job.n, job.counter, job.chunk};
+  ProblemSource src = source(job);
 #define LAWFIT_RUN(M)                                                                   \
   if (std::strcmp(model, M::kName) == 0) {                                              \
     if (job.objective) {                                                                \
@@ -84,8 +92,11 @@ void LAWFIT_CAT(guess_, LAWFIT_ISA)(const GuessJob& job, void* buffer) {
   P* factors = coarse + job.n_coarse;
   for (int k = 0; k < job.n_coarse; ++k) coarse[k] = P(job.coarse[k]);
   for (int k = 0; k < job.n_factors; ++k) factors[k] = P(job.factors[k]);
-  ProblemSource src{job.order, job.n, job.counter, job.chunk};
+  ProblemSource src = source(job);
+  const long long group_work =
+      static_cast<long long>(job.cap) * W * (job.n_coarse + job.n_factors);
   while (true) {
+    if (src.stop(group_work)) return;
     long long prob[W];
     int n[W], n_max = 0, taken = 0;
     for (int k = 0; k < W; ++k) {

@@ -7,12 +7,14 @@
 // asleep.  One call holds the pool at a time; a concurrent call, and a forked child's first
 // call, fall back to threads of their own (the child gets a new pool).  rouse() wakes them
 // ahead of a call, so that the caller's own work before it (validating and packing the
-// arrays in Python) hides their wake-up.
+// arrays in Python) hides their wake-up.  An exception on any thread of a call reaches its
+// caller, once every thread has returned.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -54,6 +56,9 @@ inline void pin_thread(std::thread& th, int cpu) {
 class HelperPool {
  public:
   using Fn = void (*)(const void* ctx, int k);
+  using Wait = void (*)(void* ctx);
+  // How often a caller waiting for its helpers runs its Wait.
+  static constexpr std::chrono::milliseconds kWaitSlice{50};
 
   // Wakes the sleeping helpers, which then wait awake (kIdleSpin) for a call; nothing when a
   // call holds the pool or none sleeps.
@@ -70,9 +75,12 @@ class HelperPool {
 
   // Runs fn(ctx, k) for k = 1 .. helpers on pooled threads, helper k pinned to CPU
   // cpus[k - 1], and fn(ctx, 0) on the calling thread, and returns once every one has
-  // returned.  False, having run nothing, when another call holds the pool or the system
-  // refuses a new thread.
-  bool run(int helpers, const std::vector<int>& cpus, Fn fn, const void* ctx) {
+  // returned; while the caller waits for the helpers it runs wait(wait_ctx) every
+  // kWaitSlice (where wait is set).  Where fn threw, on any thread, the first exception is
+  // rethrown then.  False, having run nothing, when another call holds the pool or the
+  // system refuses a new thread (or the memory for one).
+  bool run(int helpers, const std::vector<int>& cpus, Fn fn, const void* ctx,
+           Wait wait = nullptr, void* wait_ctx = nullptr) {
     if (helpers < 1 || helpers > 0xffff || static_cast<int>(cpus.size()) < helpers) return false;
     std::unique_lock<std::mutex> own(busy_, std::try_to_lock);
     if (!own.owns_lock()) return false;
@@ -83,7 +91,7 @@ class HelperPool {
         workers_.push_back(std::make_unique<Worker>());
         workers_.back()->thread = std::thread([this, k, seen] { loop(k, seen); });
       }
-    } catch (const std::system_error&) {
+    } catch (...) {  // std::system_error, or std::bad_alloc
       if (!workers_.empty() && !workers_.back()->thread.joinable()) workers_.pop_back();
       return false;
     }
@@ -104,16 +112,35 @@ class HelperPool {
                         std::memory_order_release);
     }
     if (sleepers_.load(std::memory_order_acquire) > 0) wake_.notify_all();
-    fn(ctx, 0);
+    try {
+      fn(ctx, 0);
+    } catch (...) {
+      keep(std::current_exception());
+    }
     // The helpers' last chunks end within microseconds of the caller's: wait awake first.
     const auto until = std::chrono::steady_clock::now() + kCallerSpin;
-    for (int i = 1; remaining_.load(std::memory_order_acquire) > 0; ++i) {
+    const auto done = [this] { return remaining_.load(std::memory_order_acquire) == 0; };
+    for (int i = 1; !done(); ++i) {
       cpu_relax();
       if (i % 256 == 0 && std::chrono::steady_clock::now() > until) {
         std::unique_lock<std::mutex> lock(m_);
-        done_.wait(lock, [this] { return remaining_.load(std::memory_order_acquire) == 0; });
+        if (!wait) {
+          done_.wait(lock, done);
+        } else {
+          while (!done_.wait_for(lock, kWaitSlice, done)) {
+            lock.unlock();
+            wait(wait_ctx);
+            lock.lock();
+          }
+        }
       }
     }
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      error.swap(error_);
+    }
+    if (error) std::rethrow_exception(error);
     return true;
   }
 
@@ -147,12 +174,22 @@ class HelperPool {
       const int helpers = static_cast<int>(g & 0xffff);
       awake = helpers == 0 || k <= helpers;  // roused, or working now
       if (helpers < k) continue;  // roused, or this call needs fewer helpers
-      fn_(ctx_, k);
+      try {
+        fn_(ctx_, k);
+      } catch (...) {  // for the caller to rethrow: an exception must not end the thread
+        keep(std::current_exception());
+      }
       if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(m_);
         done_.notify_one();
       }
     }
+  }
+
+  // Keeps a call's first exception.
+  void keep(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!error_) error_ = std::move(e);
   }
 
   std::mutex busy_;  // held by the call using the pool
@@ -165,6 +202,7 @@ class HelperPool {
   std::atomic<int> sleepers_{0};
   Fn fn_ = nullptr;  // this call's work, set before generation_ moves
   const void* ctx_ = nullptr;
+  std::exception_ptr error_;  // the call's first exception, under m_
   std::vector<std::unique_ptr<Worker>> workers_;  // helper k is workers_[k - 1]
 };
 

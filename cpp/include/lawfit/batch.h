@@ -72,6 +72,32 @@ struct Batch {
 
 LAWFIT_NAMESPACE_BEGIN
 
+#if !defined(__CUDACC__)
+// How a CPU driver's thread stops a call early (cpu_driver.h's Call sets it up): `flag`,
+// shared by the call's threads, is read with one relaxed load between problems and once per
+// solver iteration, and nonzero stops the thread (another thread's error, or an interrupt).
+// The calling thread also has `poll` (nullptr on the others), which looks for an interrupt
+// and returns whether to stop; it runs after about kPollWork points of work.
+struct StopCheck {
+  static constexpr long long kPollWork = 1 << 16;
+  static constexpr int kNever = 0;  // the flag of a check that never stops
+  const int* flag = &kNever;
+  bool (*poll)(void* ctx) = nullptr;
+  void* poll_ctx = nullptr;
+  long long work = 0;  // points since the last poll
+
+  // Whether to stop, after `points` points of work.
+  bool operator()(long long points) {
+    if (__atomic_load_n(flag, __ATOMIC_RELAXED) != 0) return true;
+    if (!poll) return false;
+    work += points;
+    if (work < kPollWork) return false;
+    work = 0;
+    return poll(poll_ctx);
+  }
+};
+#endif
+
 // The problem whose points unit i fits.
 template <class T>
 LAWFIT_HD LAWFIT_INLINE long long data_index(const Batch<T>& b, long long i) {
@@ -200,11 +226,13 @@ LAWFIT_HD LAWFIT_INLINE ProblemData<T> unit_data(const Batch<T>& b, long long i,
   return d;
 }
 
-// Solves unit i and writes its row of the outputs.  `buffer`: as for unit_data().
-template <class Model, class Objective = RuntimeObjective, class T>
-LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i, T* buffer) {
+// Solves unit i and writes its row of the outputs.  `buffer`: as for unit_data(); `stop`:
+// as for solve() (lm.h).
+template <class Model, class Objective = RuntimeObjective, class T, class Stop = NeverStop>
+LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i, T* buffer,
+                              Stop stop = {}) {
   Summary<T, Model::kParams> s;
-  solve<Model, Objective>(unit_data<Model>(b, i, buffer), problem_box<Model>(b, i), o, s);
+  solve<Model, Objective>(unit_data<Model>(b, i, buffer), problem_box<Model>(b, i), o, s, stop);
   store_summary(b, i, s);
 }
 

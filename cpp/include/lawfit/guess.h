@@ -9,6 +9,7 @@
 #pragma once
 
 #include "hd.h"
+#include "lm.h"
 
 LAWFIT_NAMESPACE_BEGIN
 
@@ -20,11 +21,12 @@ LAWFIT_NAMESPACE_BEGIN
 // k at lx[i][k], a lane's points past its own padded with NaN, which take no part).  Every
 // decision is a select, so a lane computes bitwise what the scalar guess computes for its
 // problem (the tests hold the two to that).  inv: n entries of scratch (1 / the running count
-// of usable points, computed once rather than divided by at every alpha).
-template <class T>
+// of usable points, computed once rather than divided by at every alpha).  stop: as for
+// solve() (lm.h), called before each alpha; true leaves p unfinished.
+template <class T, class Stop = NeverStop>
 LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const T* coarse,
                                           int n_coarse, const T* factors, int n_factors, T* p,
-                                          T* inv) {
+                                          T* inv, Stop stop = {}) {
   T count = T(0), ysum = T(0);
   for (int i = 0; i < n; ++i) {
     const auto ok = is_finite(lx[i]) && is_finite(y[i]);
@@ -60,6 +62,7 @@ LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const 
   T best = T(INFINITY), centre = coarse[0];
   p[0] = p[1] = p[2] = T(0);
   for (int k = 0; k < n_coarse; ++k) {
+    if (stop()) return;
     T E, A;
     const T ss = profile(coarse[k], E, A);
     const auto better = ss < best;
@@ -70,6 +73,7 @@ LAWFIT_HD void guess_saturating_power_law(const T* lx, const T* y, int n, const 
     p[2] = select(better, coarse[k], p[2]);
   }
   for (int k = 0; k < n_factors; ++k) {
+    if (stop()) return;
     T E, A;
     const T alpha = centre * factors[k];
     const T ss = profile(alpha, E, A);

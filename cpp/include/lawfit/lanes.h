@@ -34,10 +34,15 @@ struct ProblemSource {
   long long* counter;      // next chunk; shared, advanced atomically
   long long chunk;
   long long next_i = 0, end_i = 0;
+  StopCheck stop{};        // the call's early stop (batch.h), checked once per round too
 
-  // The next problem index, or -1 when there is none.
+  // The next problem index, or -1 when there is none (or the call is stopping).
   long long next() {
     if (next_i == end_i) {
+      if (stop(0)) {
+        next_i = end_i = n;
+        return -1;
+      }
       const long long c = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
       next_i = c * chunk;
       if (next_i >= n) {
@@ -84,12 +89,13 @@ class Lanes {
     }
   }
 
-  // Solves problems from `src` until it runs dry.
+  // Solves problems from `src` until it runs dry (or its stop check ends the call).
   void run(ProblemSource& src) {
     begin(src);
     while (active()) {
       evaluate_trial();
       advance(src);
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -105,6 +111,7 @@ class Lanes {
       if (b.active()) b.evaluate_trial();
       if (a.active()) a.advance(src);
       if (b.active()) b.advance(src);
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -132,6 +139,7 @@ class Lanes {
         release(k);
       }
       fresh_ = 0;
+      if (src.stop(kRoundWork)) return;
     }
   }
 
@@ -173,6 +181,9 @@ class Lanes {
 
  private:
   static constexpr unsigned kAll = (1u << W) - 1;
+  // The work a round counts towards the calling thread's poll: a poll every 64 rounds, at
+  // most 64 x 2 W x 4096 point evaluations (tens of ms).
+  static constexpr long long kRoundWork = StopCheck::kPollWork / 64;
 
   // The lowest set bit's lane, cleared from b.
   static int pop(unsigned& b) {

@@ -768,11 +768,17 @@ LAWFIT_HD LAWFIT_INLINE void summarize(const State<T, N>& s, const ProblemBox<T,
   out.nit = nit;
 }
 
+// A solve's early stop: called once per iteration, true ends the solve with kNotRun (the
+// CPU driver's cancellation, batch.h's StopCheck).  NeverStop, the default, compiles away.
+struct NeverStop {
+  LAWFIT_HD constexpr bool operator()() const { return false; }
+};
+
 // The whole algorithm for one problem: the scalar instantiation that the CUDA kernels run,
 // one thread per problem, and the reference the SIMD driver (lanes.h) is tested against.
-template <class Model, class Objective = RuntimeObjective, class T>
+template <class Model, class Objective = RuntimeObjective, class T, class Stop = NeverStop>
 LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams>& box,
-                     const Options& o, Summary<T, Model::kParams>& out) {
+                     const Options& o, Summary<T, Model::kParams>& out, Stop stop = {}) {
   constexpr int N = Model::kParams;
   int status = check_problem<Model>(d, box);
   if (status != kNotRun) {
@@ -791,6 +797,10 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
   const int cap = o.max_nfev_cap > o.max_nfev ? o.max_nfev_cap : o.max_nfev;
   const T max_damping = T(o.max_damping);
   while (true) {
+    if (stop()) {
+      status = kNotRun;
+      break;
+    }
     bool held[N];
     held_set(s, box, held);
     if (gtol_reached(s.cur, held, T(o.gtol))) {

@@ -439,51 +439,77 @@ LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
   return cur.cost == T(0) || (ok && depends_on_parameters(cur));
 }
 
-// Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
-// parameters get delta_j = 0.  False (per lane) on a non-positive or non-finite pivot.
-template <int N, class T>
-LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
-                                 const MaskOf<T>* held, T* delta) {
+// Step 4d's factorisation of A + lambda diag(D) over the parameters not held, in the
+// square-root-free Cholesky form L D L^T (L unit lower triangular; inv[j] = 1 / d_j).
+template <class T, int N>
+struct DampedFactor {
   T L[N * N];
-  T b[N];
+  T inv[N];
+};
+
+// Factors A + lambda diag(D) (held rows and columns replaced by the identity's) into f.
+// False (per lane) on a non-positive or non-finite pivot.
+template <int N, class T>
+LAWFIT_HD MaskOf<T> damped_factor(const T* A, const T* D, T lambda, const MaskOf<T>* held,
+                                  DampedFactor<T, N>& f) {
+  T* L = f.L;
   for (int j = 0; j < N; ++j) {
     for (int k = 0; k < N; ++k) {
       const auto live = !held[j] && !held[k];
       L[j * N + k] = select(live, A[j * N + k], T(0));
     }
     L[j * N + j] = select(held[j], T(1), fmadd(lambda, D[j], A[j * N + j]));
-    b[j] = select(held[j], T(0), -g[j]);
   }
-  // Cholesky in its square-root-free form, L D L^T with L unit lower triangular: the same
-  // pivots d_j as L L^T's squared diagonal, without a square root.  Lower triangle in
-  // place: first the unscaled column U_ij = L_ij d_j, then L_ij = U_ij / d_j; inv[j] = 1 / d_j,
-  // so that the rest multiplies (one division per pivot in all).
+  // The same pivots d_j as L L^T's squared diagonal, without a square root.  Lower triangle
+  // in place: first the unscaled column U_ij = L_ij d_j, then L_ij = U_ij / d_j, so that the
+  // rest multiplies (one division per pivot in all).
   MaskOf<T> ok = T(0) == T(0);
-  T inv[N];
   for (int j = 0; j < N; ++j) {
     T s = L[j * N + j];
     for (int k = 0; k < j; ++k) s = fmadd(-L[j * N + k], L[k * N + j], s);  // U_jk L_jk
     ok = ok && s > T(0) && is_finite(s);
-    inv[j] = T(1) / select(s > T(0), s, T(1));
+    f.inv[j] = T(1) / select(s > T(0), s, T(1));
     for (int i = j + 1; i < N; ++i) {
       T t = L[i * N + j];
       for (int k = 0; k < j; ++k) t = fmadd(-L[i * N + k], L[k * N + j], t);  // L_ik U_jk
-      L[j * N + i] = t;            // U_ij, kept in the upper triangle
-      L[i * N + j] = t * inv[j];   // L_ij
+      L[j * N + i] = t;              // U_ij, kept in the upper triangle
+      L[i * N + j] = t * f.inv[j];   // L_ij
     }
   }
-  // L y = b, then D L^T delta = y.
+  return ok;
+}
+
+// Solves (A + lambda diag(D)) out = rhs with f (held parameters get out_j = 0).
+template <int N, class T>
+LAWFIT_HD void damped_apply(const DampedFactor<T, N>& f, const T* rhs, const MaskOf<T>* held,
+                            T* out) {
+  const T* L = f.L;
+  T b[N];
+  for (int j = 0; j < N; ++j) b[j] = select(held[j], T(0), rhs[j]);
+  // L y = b, then D L^T out = y.
   for (int j = 0; j < N; ++j) {
     T s = b[j];
     for (int k = 0; k < j; ++k) s = fmadd(-L[j * N + k], b[k], s);
     b[j] = s;
   }
   for (int j = N - 1; j >= 0; --j) {
-    T s = b[j] * inv[j];
+    T s = b[j] * f.inv[j];
     for (int k = j + 1; k < N; ++k) s = fmadd(-L[k * N + j], b[k], s);
     b[j] = s;
   }
-  for (int j = 0; j < N; ++j) delta[j] = select(held[j], T(0), b[j]);
+  for (int j = 0; j < N; ++j) out[j] = select(held[j], T(0), b[j]);
+}
+
+// Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
+// parameters get delta_j = 0.  False (per lane) on a non-positive or non-finite pivot.
+template <int N, class T>
+LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
+                                 const MaskOf<T>* held, T* delta) {
+  DampedFactor<T, N> f;
+  const auto ok = damped_factor<N>(A, D, lambda, held, f);
+  T minus_g[N];
+  for (int j = 0; j < N; ++j) minus_g[j] = -g[j];
+  damped_apply<N>(f, minus_g, held, delta);
   return ok;
 }
 
@@ -536,19 +562,22 @@ LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> 
   T lambda = select(fit, max(s.lambda, lambda_gn), lambda_gn);
   T nu = s.nu;
   for (int it = 0; it < kRadiusIterations && any(fit); ++it) {
-    T d_fit[N];
-    const auto ok_fit = damped_solve<N>(A, g, s.D, lambda, held, d_fit);
+    T d_fit[N], minus_g[N];
+    DampedFactor<T, N> f;  // one factorisation for both solves
+    const auto ok_fit = damped_factor<N>(A, s.D, lambda, held, f);
+    for (int j = 0; j < N; ++j) minus_g[j] = -g[j];
+    damped_apply<N>(f, minus_g, held, d_fit);
     const T q_fit = scaled_norm<kBounded>(s.D, d_fit, s.fixed);
     for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
     ok = select(fit, ok_fit, ok);
     q = select(fit, q_fit, q);
     fit = fit && !(ok_fit && abs(q_fit - radius) <= T(kRadiusTolerance) * radius);
     // Newton's step on the secular equation: v = D delta, u = (A + lambda D)^-1 v.
-    T minus_v[N], u[N];
-    for (int j = 0; j < N; ++j) minus_v[j] = select(held[j], T(0), -(s.D[j] * d_fit[j]));
-    damped_solve<N>(A, minus_v, s.D, lambda, held, u);
+    T v[N], u[N];
+    for (int j = 0; j < N; ++j) v[j] = select(held[j], T(0), s.D[j] * d_fit[j]);
+    damped_apply<N>(f, v, held, u);
     T vu = T(0);
-    for (int j = 0; j < N; ++j) vu = fmadd(-minus_v[j], u[j], vu);
+    for (int j = 0; j < N; ++j) vu = fmadd(v[j], u[j], vu);
     const T newton =
         lambda + (q_fit - radius) / radius * (q_fit * q_fit / select(vu > T(0), vu, T(1)));
     const auto failed = fit && !ok_fit;

@@ -59,7 +59,8 @@ _MESSAGES = {
         "The model, residuals or Jacobian are not finite at the starting point."
     ),
     Status.NO_PROGRESS: (
-        "The damping grew without bound: no finite step lowers the cost (singular system)."
+        "No step lowers the cost: the trust region shrank to what rounding can tell from no "
+        "step, or the damping grew without bound (a singular system)."
     ),
 }
 

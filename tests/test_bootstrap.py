@@ -9,6 +9,7 @@ real data, 4,000 resamples of the Chinchilla replication's fit.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -241,14 +242,10 @@ def test_every_engine_resamples_bitwise_alike(method):
     clusters = np.tile(np.repeat(np.arange(8.0), 3), (5, 1)) if method == "grouped" else None
     out = {}
     engines = ["scalar", *[n for n, _, ok in lawfit._core.engines() if ok]]
-    old = _backends.cpu_engine
-    try:
-        for e in engines:
-            _backends.cpu_engine = e
-            out[e] = lawfit.bootstrap("chinchilla", x, y, p0=p0, n_resamples=40, seed=3,
-                                      method=method, clusters=clusters, residuals="log")
-    finally:
-        _backends.cpu_engine = old
+    for e in engines:
+        out[e] = lawfit.bootstrap("chinchilla", x, y, p0=p0, n_resamples=40, seed=3,
+                                  method=method, clusters=clusters, residuals="log",
+                                  backend=_backends.Cpu(engine=e))
     for e in engines[1:]:
         np.testing.assert_array_equal(out[e].status, out["scalar"].status)
         np.testing.assert_array_equal(out[e].samples, out["scalar"].samples)
@@ -268,6 +265,34 @@ def test_each_resample_with_its_own_grid():
         np.testing.assert_array_equal(one.x[0], b.samples[i, r])
     with pytest.raises(ValueError, match="start: expected 'fit' or a lawfit.grid"):
         lawfit.bootstrap("chinchilla_log", x, y, p0=g, start="grid", **kw)
+
+
+def test_a_resample_grid_falls_back_as_fit_does():
+    """Where no refined start of a resample converges, the bootstrap keeps the one with the
+    lowest finite cost, as fit does for a grid (one rule, lawfit._plan.best_of): here the
+    grid's first start has a non-finite cost (-4) and the others stop at the budget (0).
+    The rule chose the best-ranked start before (the first, with k="all")."""
+    x = np.geomspace(1e6, 1e10, 12)
+    rng = np.random.default_rng(0)
+    y = np.stack([1.8 + 600 * x ** -0.34 * (1 + 0.02 * rng.standard_normal(12))
+                  for _ in range(2)])
+    starts = np.array([[-5.0, 600.0, 0.34], [1.0, 300.0, 0.2], [1.5, 900.0, 0.5]])
+    g = lawfit.grid(starts=starts)
+    kw = dict(residuals="log", max_nfev=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = lawfit.fit("saturating_power_law", x, y, p0=np.array([1.8, 600.0, 0.34]), residuals="log",
+                         ftol=1e-15, xtol=1e-15, gtol=1e-12).x
+        assert lawfit.fit("saturating_power_law", x, y[0], p0=starts[0], **kw).status[0] < 0
+        b = lawfit.bootstrap("saturating_power_law", x, y, p0=opt, start=g, k="all", n_resamples=4, seed=2,
+                             **kw)
+        assert b.fit.success.all()  # at the optimum: converged in one evaluation
+        for i in range(2):
+            for r in range(4):
+                w = bootstrap_counts(2, [i], [r], 12)[0].astype(float)
+                one = lawfit.fit("saturating_power_law", x, y[i], weights=w, p0=g, k="all", **kw)
+                assert one.status[0] == lawfit.Status.MAX_NFEV and one.best_start[0] != 0
+                assert b.status[i, r] == one.status[0], (i, r)
 
 
 def test_grouped_bootstrap_from_a_dataframe():

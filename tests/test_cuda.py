@@ -124,6 +124,7 @@ def test_cuda_resamples_in_kernel_like_the_cpu(name, mode):
     # Every resampling mode, drawn inside the kernel from rng.h's Philox stream: the same
     # units as the CPU core's, so the fits agree as plain fits do.
     from lawfit import _backends
+    from lawfit._options import Options
     from lawfit._packing import pack
 
     x, y, truth, p0 = model_batch(name, n_problems=8, n_points=24, seed=4)
@@ -139,18 +140,19 @@ def test_cuda_resamples_in_kernel_like_the_cpu(name, mode):
 
         r, _ = residuals_at(pk, pk.p0)
         extra = dict(fit_t=np.ascontiguousarray(pk.t + r), fit_r=np.ascontiguousarray(-r))
-    kw = dict(loss="soft_l1", f_scale=1.0, ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=2000,
-              data_of=data_of, rows="problem", p0=pk.p0, lower=pk.lower, upper=pk.upper,
-              resample_of=resample_of, seed=2**40 + 3, resample_mode=mode, **extra)
-    a = _backends.run("cpu", pk, **kw)
-    b = _backends.run("cuda", pk, **kw)
+    options = Options(loss="soft_l1", f_scale=1.0, ftol=1e-12, xtol=1e-12, gtol=1e-12,
+                      max_nfev=2000)
+    resampling = _backends.Resampling(2**40 + 3, mode, extra.get("fit_t"), extra.get("fit_r"))
+    units = _backends.Units(data_of, "problem", pk.p0, pk.lower, pk.upper, resample_of,
+                            resampling)
+    a = _backends.Cpu().solve(pk, options, units)
+    b = _backends.Cuda().solve(pk, options, units)
     _cost_agreement(a, b, (name, mode))
     # The objective the grid ranks starts by, on the same resamples.
     params = pk.p0[data_of] * np.random.default_rng(1).uniform(0.8, 1.2, (len(data_of), 1))
-    okw = dict(loss="soft_l1", f_scale=1.0, resample_of=resample_of, seed=2**40 + 3,
-               resample_mode=mode, **extra)
-    fa = _backends.objective("cpu", pk, params, data_of, **okw)
-    fb = _backends.objective("cuda", pk, params, data_of, **okw)
+    units = _backends.Units(data_of, resample_of=resample_of, resampling=resampling)
+    fa = _backends.Cpu().objective(pk, options, params, units)
+    fb = _backends.Cuda().objective(pk, options, params, units)
     np.testing.assert_allclose(fb, fa, rtol=1e-11)
 
 

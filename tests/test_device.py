@@ -11,6 +11,7 @@ import pytest
 import lawfit
 from lawfit import _core, models
 from lawfit._device import fit_device, is_device_array, pack_padded
+from lawfit._options import Options
 from lawfit._packing import pack
 
 from batches import model_batch
@@ -34,8 +35,11 @@ def device_fit(x, y, xp=np, **kw):
                 residuals="linear", loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
                 gtol=1e-8, max_nfev=300, backend="cuda", dtype="float64", unsupported={})
     opts.update(kw)
-    return fit_device(lawfit.models.get(opts.pop("model", SPL)), x, y, xp=xp,
-                      solve=cpu_kernel, **opts)
+    model = lawfit.models.get(opts.pop("model", SPL))
+    solver = {k: opts.pop(k) for k in ("residuals", "loss", "f_scale", "ftol", "xtol", "gtol",
+                                       "max_nfev", "dtype")}
+    return fit_device(model, x, y, xp=xp, solve=cpu_kernel,
+                      options=Options.build(model.n_params, **solver), **opts)
 
 
 def layouts():

@@ -10,7 +10,6 @@ problems too large for the lanes.
 """
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -29,19 +28,9 @@ FIELDS = ("x", "cost", "status", "nfev", "njev", "nit", "optimality", "active_ma
 LOSSES = ["linear", "soft_l1", "huber", "cauchy", "arctan"]
 
 
-@contextlib.contextmanager
-def engine(name: str):
-    old = _backends.cpu_engine
-    _backends.cpu_engine = name
-    try:
-        yield
-    finally:
-        _backends.cpu_engine = old
-
-
 def fit(name: str, *args, **kw):
-    with engine(name), np.errstate(all="ignore"):
-        return lawfit.fit(*args, backend="cpu", **kw)
+    with np.errstate(all="ignore"):
+        return lawfit.fit(*args, backend=_backends.Cpu(engine=name), **kw)
 
 
 def assert_bitwise(a, b, what: str):

@@ -11,6 +11,7 @@ import pytest
 
 import lawfit
 from lawfit import _backends, models
+from lawfit._options import Options
 from lawfit._packing import pack
 
 from batches import MODEL_NAMES, model_batch
@@ -18,8 +19,8 @@ from conftest import COMPILED
 
 
 def fp64_cost_at(name, pk, params, loss):
-    return _backends.objective("cpu", pk, params, np.arange(pk.n_problems), loss=loss,
-                               f_scale=1.0)
+    return _backends.Cpu().objective(pk, Options(loss=loss), params,
+                                     _backends.Units(np.arange(pk.n_problems)))
 
 
 def reaches_fp64_optimum(name, residuals, backend, loss="soft_l1"):

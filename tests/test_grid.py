@@ -16,6 +16,7 @@ import pytest
 from scipy import optimize
 
 import lawfit
+from lawfit._options import Options
 
 from batches import model_batch
 
@@ -259,7 +260,8 @@ def test_fp32_at_best_follows_the_precision_of_the_cost():
         r32 = lawfit.fit("chinchilla_log", x, y, dtype="float32", **kw)
     # The fp32 fits reach fp64's optimum (the fp64 cost at the fp32 solution) ...
     pk = pack(lawfit.models.get("chinchilla_log"), x, y, p0=r32.x, residuals="log")
-    c = _backends.objective("cpu", pk, r32.x, np.arange(8), loss="huber", f_scale=1e-3)
+    c = _backends.Cpu().objective(pk, Options(loss="huber", f_scale=1e-3), r32.x,
+                                  _backends.Units(np.arange(8)))
     assert np.all((c - r64.cost) / r64.cost < 1e-6)
     # ... and count their starts there: a tenth of the refined ones at least.
     assert not r32.fragile.any() and np.all(r32.n_at_best >= 10), r32.n_at_best

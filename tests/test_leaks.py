@@ -2,8 +2,8 @@
 
 Every solve unit (a resample of a problem, its leave-one-out fit, a continued fit) must read
 its own problem's data, start, bounds and clusters, whatever its neighbours and however the
-units are chunked.  The root of the leaks found: ``_backends.run`` decided "one start and box
-per problem or per unit" by comparing lengths, so a chunk of exactly as many units as
+units are chunked.  The root of the leaks found: the backends' solve decided "one start and
+box per problem or per unit" by comparing lengths, so a chunk of exactly as many units as
 problems read problem i's row for unit i.  Each test here failed on the code before the fix.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 import lawfit
 from lawfit import _backends
+from lawfit._options import Options
 from lawfit.bootstrap import BootstrapWarning
 from lawfit.reference.rng import bootstrap_counts
 
@@ -70,19 +71,18 @@ def test_chunk_size_bounds_every_solve(monkeypatch):
     now no call of the core (resamples, their grid's objective, continued fits, the
     jackknife) holds more than chunk_size units."""
     sizes = []
-    run, objective = _backends.run, _backends.objective
+    run, objective = _backends.Backend.solve, _backends.Backend.objective
 
-    def counted_run(backend, packed, **kw):
-        d = kw.get("data_of")
-        sizes.append(packed.n_problems if d is None else len(d))
-        return run(backend, packed, **kw)
+    def counted_run(self, packed, options, units=None, **kw):
+        sizes.append(packed.n_problems if units is None else len(units))
+        return run(self, packed, options, units, **kw)
 
-    def counted_objective(backend, packed, params, data_of, **kw):
-        sizes.append(len(data_of))
-        return objective(backend, packed, params, data_of, **kw)
+    def counted_objective(self, packed, options, params, units, **kw):
+        sizes.append(len(units))
+        return objective(self, packed, options, params, units, **kw)
 
-    monkeypatch.setattr(_backends, "run", counted_run)
-    monkeypatch.setattr(_backends, "objective", counted_objective)
+    monkeypatch.setattr(_backends.Backend, "solve", counted_run)
+    monkeypatch.setattr(_backends.Backend, "objective", counted_objective)
     x, y, truth, p0 = model_batch(SPL, n_problems=4, n_points=30, seed=4)
     g = lawfit.grid(starts=np.array([[1.0, 300.0, 0.2], [2.0, 800.0, 0.4],
                                      [1.5, 600.0, 0.3], [1.8, 500.0, 0.35]]))
@@ -177,8 +177,8 @@ def test_fp32_bootstrap_accepts_its_own_solution_of_a_fixed_parameter():
 
 
 def test_run_is_told_which_rows_a_unit_reads():
-    """The root: with data_of, run takes rows="unit" or "problem" explicitly, even where a
-    batch holds as many units as problems."""
+    """The root: solve units say rows="unit" or "problem" explicitly, even where a batch
+    holds as many units as problems."""
     from lawfit._packing import pack
 
     x, y, truth, p0 = model_batch(SPL, n_problems=2, n_points=15, seed=3)
@@ -186,21 +186,19 @@ def test_run_is_told_which_rows_a_unit_reads():
     upper = np.array([[10.0, 1e4, 2], [10.0, 1e4, 2]])
     pk = pack(lawfit.models.get(SPL), x, y, p0=np.clip(p0, lower, upper),
               bounds=(lower, upper))
-    kw = dict(loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=300)
-    plain = _backends.run("cpu", pk, **kw)
+    options = Options(max_nfev=300)
+    Units = _backends.Units
+    plain = _backends.Cpu().solve(pk, options)
     swapped = np.array([1, 0])
-    for backend in ("cpu", "numpy"):
-        out = _backends.run(backend, pk, data_of=swapped, rows="problem", p0=pk.p0,
-                            lower=pk.lower, upper=pk.upper, **kw)
+    for backend in (_backends.Cpu(), _backends.Numpy()):
+        out = backend.solve(pk, options, Units(swapped, "problem", pk.p0, pk.lower, pk.upper))
         np.testing.assert_allclose(out["x"], plain["x"][swapped], rtol=1e-9)
         assert out["x"][0, 0] >= 1.9  # problem 1's box, read for unit 0
-        per_unit = _backends.run(backend, pk, data_of=swapped, rows="unit",
-                                 p0=pk.p0[swapped], lower=pk.lower[swapped],
-                                 upper=pk.upper[swapped], **kw)
+        per_unit = backend.solve(pk, options, Units(swapped, "unit", pk.p0[swapped],
+                                                    pk.lower[swapped], pk.upper[swapped]))
         np.testing.assert_array_equal(per_unit["x"], out["x"])
     with pytest.raises(ValueError, match="rows: expected 'unit' or 'problem'"):
-        _backends.run("cpu", pk, data_of=swapped, p0=pk.p0, lower=pk.lower, upper=pk.upper,
-                      **kw)
+        _backends.Cpu().solve(pk, options, Units(swapped, None, pk.p0, pk.lower, pk.upper))
     with pytest.raises(ValueError, match=r"p0: expected 3 rows \(one per unit\)"):
-        _backends.run("cpu", pk, data_of=np.array([0, 1, 1]), rows="unit", p0=pk.p0,
-                      lower=pk.lower, upper=pk.upper, **kw)
+        _backends.Cpu().solve(pk, options, Units(np.array([0, 1, 1]), "unit", pk.p0,
+                                                 pk.lower, pk.upper))

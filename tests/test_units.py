@@ -14,6 +14,7 @@ import pytest
 
 import lawfit
 from lawfit import models
+from lawfit._options import Options
 from lawfit._packing import pack
 
 from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
@@ -141,19 +142,14 @@ def test_objective_lanes_equal_the_scalar_objective(name, mode):
         fit_t = fit_r = None
         if mode == "residual":
             fit_t, fit_r = pk.t.copy(), np.sin(np.arange(len(pk.t)))
-        kw = dict(resample_of=np.arange(P * S, dtype=np.uint32) % 5, seed=11,
-                  resample_mode=mode, fit_t=fit_t, fit_r=fit_r)
-    old = _backends.cpu_engine
-    try:
-        out = {}
-        for engine in ENGINES:
-            _backends.cpu_engine = engine
-            for threads in (1, 2):
-                out[engine, threads] = _backends.objective(
-                    "cpu", pk, params, data_of, loss="soft_l1", f_scale=0.5,
-                    n_threads=threads, **kw)
-    finally:
-        _backends.cpu_engine = old
+        kw = dict(resample_of=np.arange(P * S, dtype=np.uint32) % 5,
+                  resampling=_backends.Resampling(11, mode, fit_t, fit_r))
+    options = Options(loss="soft_l1", f_scale=0.5)
+    out = {}
+    for engine in ENGINES:
+        for threads in (1, 2):
+            out[engine, threads] = _backends.Cpu(engine).objective(
+                pk, options, params, _backends.Units(data_of, **kw), n_threads=threads)
     want = out["scalar", 1]
     assert np.isinf(want).any() and np.isfinite(want).sum() > P * S // 2
     for key, got in out.items():

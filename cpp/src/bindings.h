@@ -29,6 +29,7 @@ using I64 = py::array_t<long long, py::array::c_style | py::array::forcecast>;
 struct ModelEntry {
   std::string name;
   std::vector<std::string> params;
+  std::vector<std::string> inputs;
   int n_inputs;
   std::string formula;
   bool has_log;
@@ -58,6 +59,7 @@ template <class Model>
   ModelEntry e;
   e.name = Model::kName;
   for (const char* p : Model::kParamNames) e.params.emplace_back(p);
+  for (const char* x : Model::kInputNames) e.inputs.emplace_back(x);
   e.n_inputs = Model::kInputs;
   e.formula = Model::kFormula;
   e.has_log = HasLog<Model>::value;

@@ -192,6 +192,7 @@ PYBIND11_MODULE(_core, mod) {
       py::dict d;
       d["name"] = e.name;
       d["params"] = e.params;
+      d["inputs"] = e.inputs;
       d["n_inputs"] = e.n_inputs;
       d["formula"] = e.formula;
       d["has_log"] = e.has_log;

@@ -1,24 +1,37 @@
 """The backends that solve a packed batch, and which of them this installation has.
 
-``cpu``: the compiled C++ driver (``lawfit._core``), threads, GIL released.
-``cuda``: the compiled CUDA kernels (``lawfit._cuda``), built where ``nvcc`` was found, usable
-where a GPU is present.  ``numpy``: the independent NumPy reference (``lawfit.reference``).
-All three take the same packed batch and return the same dictionary of arrays.
+One contract, three backends: ``Cpu`` (the compiled C++ driver, ``lawfit._core``: threads,
+GIL released, SIMD lanes; its ``engine`` a parameter), ``Cuda`` (the compiled CUDA
+kernels, ``lawfit._cuda``, built where ``nvcc`` was found, usable where a GPU is present) and
+``Numpy`` (the independent NumPy reference, ``lawfit.reference``).  Each takes the same packed
+batch (``lawfit._packing.Packed``), the same :class:`~lawfit._options.Options` and the same
+description of its solve units (:class:`Units`), owns its layout choices (the CPU reads a
+shared grid and shared bounds once; the reference expands every unit into a copy of its
+points) and returns the same dictionary of arrays.
+
+``get(backend, n_units)`` turns a ``backend=`` argument (a name, or a Backend object such as
+``Cpu(engine="scalar")``) into a Backend.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 
+from ._options import Options
 from ._packing import Packed, shared_row
 
 BACKENDS = ("auto", "cpu", "cuda", "numpy")
 
-# The CPU driver's engine: "auto" (the best SIMD build this CPU runs; see
-# lawfit._core.engines() and auto_engine()), "scalar", or a build's name.  Every engine gives
-# bitwise the same results; the tests set this to compare them.
-cpu_engine = "auto"
+# ``auto`` sends a call to the GPU from this many solve units (problems x starts x resamples)
+# on: below it, a launch and the copies cost more than the CPU's threads take for the batch
+# (bench/RESULTS.md: on an H100 the end-to-end GPU rate already leads 16 CPU threads at
+# 10,000 fits, and the first call also pays for creating the CUDA context).
+AUTO_CUDA_MIN_UNITS = 100_000
+
+RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3,
+                  "residual": 4}
 
 
 def _load_core():
@@ -54,19 +67,13 @@ def backends() -> dict:
     }
 
 
-# ``auto`` sends a call to the GPU from this many solve units (problems x starts x resamples)
-# on: below it, a launch and the copies cost more than the CPU's threads take for the batch
-# (bench/RESULTS.md: on an H100 the end-to-end GPU rate already leads 16 CPU threads at
-# 10,000 fits, and the first call also pays for creating the CUDA context).
-AUTO_CUDA_MIN_UNITS = 100_000
-
-
 def resolve(backend: str, n_units: Optional[int] = None) -> str:
-    """The concrete backend for ``backend``.  ``auto``: ``cuda`` where it is available and
-    the call solves at least AUTO_CUDA_MIN_UNITS units (``n_units``), else ``cpu`` (else,
+    """The concrete backend's name for ``backend``.  ``auto``: ``cuda`` where it is available
+    and the call solves at least AUTO_CUDA_MIN_UNITS units (``n_units``), else ``cpu`` (else,
     on a broken install, ``numpy``)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+        raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
+                         f"{backend!r}")
     if backend == "numpy":
         return backend
     if backend == "auto":
@@ -80,16 +87,20 @@ def resolve(backend: str, n_units: Optional[int] = None) -> str:
     return backend
 
 
-def rouse(backend: str, n_threads: Optional[int], n_units: int, points: int) -> None:
-    """Before validating and packing a call for ``backend``: wake the CPU driver's pooled
-    helper threads that it will use, so that their wake-up (0.1 ms or more on a virtual
-    machine) overlaps the packing rather than delaying the solve."""
-    if backend == "cpu":
-        _load_core()[0].rouse_helpers(int(n_threads or 0), int(n_units), int(points))
+def get(backend: Union[str, "Backend"], n_units: Optional[int] = None) -> "Backend":
+    """The Backend a ``backend=`` argument names: a Backend object as it is, a name resolved
+    (``auto`` on the call's ``n_units``)."""
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str):
+        raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
+                         f"{backend!r}")
+    return {"cpu": Cpu, "cuda": Cuda, "numpy": Numpy}[resolve(backend, n_units)]()
 
 
-RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife": 3,
-                  "residual": 4}
+def name_of(backend) -> str:
+    """The name a ``backend=`` argument stands for without resolving ``auto``."""
+    return backend.name if isinstance(backend, Backend) else backend
 
 
 def local_groups(packed: Packed):
@@ -110,11 +121,271 @@ def local_groups(packed: Packed):
     return group_of, n_groups
 
 
-def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: int = 0,
-                  mode: int = 0, fit_t=None, fit_r=None):
+@dataclass(frozen=True)
+class Resampling:
+    """How resample units draw their data: Philox weights keyed by ``seed`` (rng.h) in one of
+    RESAMPLE_MODES; the residual bootstrap also takes each point's fitted target ``fit_t``
+    and standardised residual ``fit_r`` at the full-data optimum."""
+
+    seed: int = 0
+    mode: str = "pairs"
+    fit_t: Optional[np.ndarray] = None
+    fit_r: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.mode not in RESAMPLE_MODES:
+            raise ValueError(f"resample mode: expected one of {tuple(RESAMPLE_MODES)}, got "
+                             f"{self.mode!r}")
+
+
+@dataclass(frozen=True)
+class Units:
+    """The solve units of a call: unit i fits problem ``data_of[i]``'s points, weighted by
+    resample ``resample_of[i]`` of ``resampling`` where given.  ``rows`` says where a unit's
+    start and box are, always explicitly (never guessed from the arrays' lengths: a batch of
+    as many units as problems would read a neighbour's row): ``"unit"``, p0[i] within
+    lower[i], upper[i] (a grid's starts, a continued fit); ``"problem"``,
+    p0[data_of[i]] within lower[data_of[i]], upper[data_of[i]] (every resample of a problem
+    from its fit).  An objective needs no start: ``rows`` None."""
+
+    data_of: np.ndarray
+    rows: Optional[str] = None
+    p0: Optional[np.ndarray] = None
+    lower: Optional[np.ndarray] = None
+    upper: Optional[np.ndarray] = None
+    resample_of: Optional[np.ndarray] = None
+    resampling: Optional[Resampling] = None
+
+    def __len__(self) -> int:
+        return len(self.data_of)
+
+    def box(self, packed: Packed):
+        """(p0, lower, upper), each checked to hold one row per unit or per problem."""
+        expect = {"unit": len(self.data_of), "problem": packed.n_problems}
+        if self.rows not in expect:
+            raise ValueError(f"rows: expected 'unit' or 'problem', got {self.rows!r}")
+        for name, a in (("p0", self.p0), ("lower", self.lower), ("upper", self.upper)):
+            if np.shape(a)[0] != expect[self.rows]:
+                raise ValueError(f"{name}: expected {expect[self.rows]} rows (one per "
+                                 f"{self.rows}), got {np.shape(a)[0]}")
+        return self.p0, self.lower, self.upper
+
+    def compiled_args(self, packed: Packed) -> dict:
+        """The compiled cores' unit and resampling arguments."""
+        args = dict(data_of=np.asarray(self.data_of, dtype=np.int64))
+        if self.rows == "problem":
+            args["box_per_problem"] = True
+        rs = self.resampling
+        if self.resample_of is None or rs is None:
+            return args
+        args.update(resample_of=np.asarray(self.resample_of, dtype=np.uint32),
+                    seed=int(rs.seed), resample_mode=RESAMPLE_MODES[rs.mode])
+        if rs.mode.startswith("grouped"):
+            group_of, n_groups = local_groups(packed)
+            # The core takes an empty problem as one empty group (its units then report
+            # TOO_FEW_POINTS), never as none: an empty neighbour must not fail the call.
+            args["group_of"], args["n_groups"] = group_of, np.maximum(n_groups, 1)
+        if rs.mode == "residual":
+            args["fit_t"], args["fit_r"] = rs.fit_t, rs.fit_r
+        return args
+
+
+def _upcast(out: dict) -> dict:
+    """An fp32 solve's float arrays as float64 (what every caller works in)."""
+    return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}
+
+
+class Backend:
+    """The contract every backend keeps.
+
+    ``solve(packed, options, units=None)``: Levenberg-Marquardt from every start; without
+    ``units`` one unit per problem, from the packed batch's p0 within its bounds.  Returns
+    x, cost, optimality, status, nfev, njev, nit, active_mask (and jtj with
+    ``return_jtj``), one row per unit, float64.
+    ``objective(packed, options, params, units)``: the cost at params[i] of unit i; +inf
+    where it is not finite.
+    ``engine``: the CPU engine the batch's data-driven start is computed with.
+    """
+
+    name = "?"
+    engine = "auto"
+
+    def solve(self, packed: Packed, options: Options, units: Optional[Units] = None, *,
+              n_threads: Optional[int] = None, return_jtj: bool = False) -> dict:
+        if units is None:
+            box = packed.p0, packed.lower, packed.upper
+        else:
+            box = units.box(packed)
+        out = self._solve(packed, options, units, box, n_threads, return_jtj)
+        return _upcast(out) if options.fp32 else out
+
+    def objective(self, packed: Packed, options: Options, params, units: Units, *,
+                  n_threads: Optional[int] = None) -> np.ndarray:
+        params = np.ascontiguousarray(params, dtype=np.float64)
+        return self._objective(packed, options, params, units, n_threads)
+
+    def prepare(self, n_threads: Optional[int], n_units: int, points: int) -> None:
+        """Called before a call is validated and packed (nothing by default)."""
+
+    def _solve(self, packed, options, units, box, n_threads, return_jtj):  # pragma: no cover
+        raise NotImplementedError
+
+    def _objective(self, packed, options, params, units, n_threads):  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+class _Compiled(Backend):
+    """The compiled backends (C++ and CUDA): they take the model's inputs (log x where the
+    model wants it) and run every unit from its problem's points in place."""
+
+    def _module(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _data(self, packed: Packed, extra: dict):
+        return packed.u, packed.t, packed.sigma, packed.weights, packed.offsets
+
+    def _solve(self, packed, options, units, box, n_threads, return_jtj):
+        module = self._module()
+        fn = module.fit32 if options.fp32 else module.fit
+        extra = self._solve_extra(options)
+        data = self._data(packed, extra)
+        p0, lower, upper = box
+        lower, upper = self._bounds(lower, upper, extra)
+        if units is not None:
+            extra.update(units.compiled_args(packed))
+        return fn(packed.model.name, *data, p0, lower, upper,
+                  log_residuals=packed.log_residuals, **options.solver_args(),
+                  n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra)
+
+    def _solve_extra(self, options) -> dict:
+        return {}
+
+    def _bounds(self, lower, upper, extra):
+        return lower, upper
+
+    def _objective(self, packed, options, params, units, n_threads):
+        module = self._module()
+        extra = units.compiled_args(packed)
+        extra.pop("box_per_problem", None)
+        fn = module.objective32 if options.fp32 else module.objective
+        extra.update(self._objective_extra(options))
+        cost = fn(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
+                  packed.offsets, params, log_residuals=packed.log_residuals,
+                  loss=options.loss, f_scale=options.f_scale, n_threads=int(n_threads or 0),
+                  **extra)
+        return cost.astype(np.float64, copy=False)
+
+    def _objective_extra(self, options) -> dict:
+        return {}
+
+
+class Cpu(_Compiled):
+    """The compiled C++ driver.  ``engine``: "auto" (the best SIMD build this CPU runs; see
+    ``lawfit._core.engines()`` and ``auto_engine()``), "scalar", or a build's name.  Every
+    engine gives bitwise the same results."""
+
+    name = "cpu"
+
+    def __init__(self, engine: str = "auto"):
+        if not isinstance(engine, str):
+            raise ValueError(f"engine: expected a name, got {engine!r}")
+        self.engine = engine
+
+    def __repr__(self) -> str:
+        return f"Cpu(engine={self.engine!r})"
+
+    def _module(self):
+        module, why = _load_core()
+        if module is None:  # pragma: no cover - only on a broken install
+            raise ValueError(f"backend: 'cpu' is not available: {why}")
+        return module
+
+    def prepare(self, n_threads, n_units, points):
+        """Wake the CPU driver's pooled helper threads that the call will use, so that their
+        wake-up (0.1 ms or more on a virtual machine) overlaps the packing rather than
+        delaying the solve."""
+        self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
+
+    def _data(self, packed, extra):
+        if packed.u_grid is not None:  # the shared grid, not a copy per problem
+            extra["x_shared"] = True
+            return packed.u_grid, packed.t, packed.sigma, packed.weights, packed.offsets
+        return super()._data(packed, extra)
+
+    def _bounds(self, lower, upper, extra):
+        rows = shared_row(lower), shared_row(upper)  # bounds given once for all: one row
+        if rows[0] is not None and rows[1] is not None:
+            extra["bounds_shared"] = True
+            return rows
+        return lower, upper
+
+    def _solve_extra(self, options):
+        # fp32 runs the scalar solve only (its SIMD engines are fp64).
+        if options.fp32:
+            return dict(engine="scalar" if self.engine == "scalar" else "auto")
+        return dict(engine=self.engine)
+
+    def _objective_extra(self, options):
+        # The SIMD lanes (fp64), bitwise any engine's.
+        return {} if options.fp32 else dict(engine=self.engine)
+
+
+class Cuda(_Compiled):
+    """The compiled CUDA kernels."""
+
+    name = "cuda"
+
+    def _module(self):
+        module, why = _load_cuda()
+        if module is None:
+            raise ValueError(f"backend: 'cuda' is not available: {why}")
+        return module
+
+
+class Numpy(Backend):
+    """The independent NumPy reference (fp64 only): every unit a copy of its problem's
+    points, weighted by the reference's own bootstrap draws."""
+
+    name = "numpy"
+
+    def _solve(self, packed, options, units, box, n_threads, return_jtj):
+        from .reference import fit_packed
+
+        p0, lower, upper = box
+        if units is None:
+            data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
+        else:
+            if units.rows == "problem":
+                p0, lower, upper = (a[units.data_of] for a in (p0, lower, upper))
+            data = _expand_units(packed, units)
+        return fit_packed(packed.model.name, *data, p0, lower, upper,
+                          log_residuals=packed.log_residuals, **options.solver_args(),
+                          n_threads=int(n_threads or 0), return_jtj=return_jtj)
+
+    def _objective(self, packed, options, params, units, n_threads):
+        from .reference import objective_packed
+
+        x, t, sigma, w, offsets = _expand_units(packed, units)
+        return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
+                                log_residuals=packed.log_residuals, loss=options.loss,
+                                f_scale=options.f_scale)
+
+
+def _expand_units(packed: Packed, units: Units):
     """The raw inputs, targets, sigma, weights and offsets of a batch in which unit i holds a
     copy of problem data_of[i]'s points (with resample_of, weighted by the bootstrap counts
     of lawfit.reference.rng): how the NumPy reference runs units."""
+    data_of = np.asarray(units.data_of, dtype=np.int64)
+    rs = units.resampling if units.resample_of is not None else None
     off = packed.offsets
     counts = np.diff(off)[data_of]
     offsets = np.zeros(len(data_of) + 1, dtype=np.int64)
@@ -123,22 +394,23 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
     pick = (lambda a: None if a is None else a[rows])
     w = pick(packed.weights)
     t = packed.t[rows]
-    if resample_of is not None and mode == 4:  # the residual bootstrap: new targets
+    if rs is not None and rs.mode == "residual":  # the residual bootstrap: new targets
         from .reference.rng import bootstrap_indices
 
-        resample_of = np.asarray(resample_of, dtype=np.int64)
+        resample_of = np.asarray(units.resample_of, dtype=np.int64)
         sig = np.ones(len(rows)) if packed.sigma is None else packed.sigma[rows]
         for n in np.unique(counts):
-            units = np.flatnonzero(counts == n)
-            idx = bootstrap_indices(seed, data_of[units], resample_of[units], int(n))
-            src = off[data_of[units]][:, None] + idx  # the drawn point, in the packed arrays
-            at = (offsets[units][:, None] + np.arange(n)[None, :])
-            t[at.reshape(-1)] = fit_t[rows[at].reshape(-1)] + sig[at.reshape(-1)] * \
-                fit_r[src.reshape(-1)]
-    elif resample_of is not None:
+            us = np.flatnonzero(counts == n)
+            idx = bootstrap_indices(rs.seed, data_of[us], resample_of[us], int(n))
+            src = off[data_of[us]][:, None] + idx  # the drawn point, in the packed arrays
+            at = (offsets[us][:, None] + np.arange(n)[None, :])
+            t[at.reshape(-1)] = rs.fit_t[rows[at].reshape(-1)] + sig[at.reshape(-1)] * \
+                rs.fit_r[src.reshape(-1)]
+    elif rs is not None:
         from .reference.rng import bootstrap_counts
 
-        resample_of = np.asarray(resample_of, dtype=np.int64)
+        mode = RESAMPLE_MODES[rs.mode]
+        resample_of = np.asarray(units.resample_of, dtype=np.int64)
         unit = np.repeat(np.arange(len(data_of)), counts)  # each expanded point's unit
         if mode in (1, 3):
             group_of, n_groups = local_groups(packed)
@@ -146,18 +418,18 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
         if mode == 0:
             draws = np.empty(len(rows))
             for n in np.unique(counts):  # units of one size at a time
-                units = np.flatnonzero(counts == n)
-                c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
-                at = (offsets[units][:, None] + np.arange(n)[None, :]).reshape(-1)
+                us = np.flatnonzero(counts == n)
+                c = bootstrap_counts(rs.seed, data_of[us], resample_of[us], int(n))
+                at = (offsets[us][:, None] + np.arange(n)[None, :]).reshape(-1)
                 draws[at] = c.reshape(-1)
         elif mode == 1:
             G = n_groups[data_of]
             draws = np.empty(len(rows))
             for n in np.unique(G):
-                units = np.flatnonzero(G == n)
-                c = bootstrap_counts(seed, data_of[units], resample_of[units], int(n))
-                at = np.flatnonzero(np.isin(unit, units))
-                row_of_unit = np.searchsorted(units, unit[at])
+                us = np.flatnonzero(G == n)
+                c = bootstrap_counts(rs.seed, data_of[us], resample_of[us], int(n))
+                at = np.flatnonzero(np.isin(unit, us))
+                row_of_unit = np.searchsorted(us, unit[at])
                 draws[at] = c[row_of_unit, g[at]]
         elif mode == 2:
             draws = (np.arange(len(rows)) - offsets[unit] != resample_of[unit]).astype(float)
@@ -167,129 +439,20 @@ def _expand_units(packed: Packed, data_of: np.ndarray, resample_of=None, seed: i
     return packed.x[rows], t, pick(packed.sigma), w, offsets
 
 
-def _resample_args(packed: Packed, resample_of, seed, resample_mode, fit_t, fit_r) -> dict:
-    """The compiled core's resampling arguments (none without ``resample_of``)."""
-    if resample_of is None:
-        return {}
-    args = dict(resample_of=np.asarray(resample_of, dtype=np.uint32), seed=int(seed),
-                resample_mode=RESAMPLE_MODES[resample_mode])
-    if resample_mode.startswith("grouped"):
-        group_of, n_groups = local_groups(packed)
-        # The core takes an empty problem as one empty group (its units then report
-        # TOO_FEW_POINTS), never as none: an empty neighbour must not fail the call.
-        args["group_of"], args["n_groups"] = group_of, np.maximum(n_groups, 1)
-    if resample_mode == "residual":
-        args["fit_t"], args["fit_r"] = fit_t, fit_r
-    return args
-
-
-def _upcast(out: dict) -> dict:
-    """An fp32 solve's float arrays as float64 (what every caller of run() works in)."""
-    return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}
-
-
-def run(backend: str, packed: Packed, *, loss: str, f_scale: float, ftol: float, xtol: float,
-        gtol: float, max_nfev: int, max_nfev_cap: int = 0, initial_damping: float = 1e-3,
-        dtype: str = "float64",
-        n_threads: Optional[int] = None, return_jtj: bool = False, data_of=None,
-        rows: Optional[str] = None, p0=None, lower=None, upper=None, resample_of=None,
-        seed: int = 0, resample_mode: str = "pairs", fit_t=None, fit_r=None) -> dict:
-    """Solve a packed batch on a concrete backend; returns the backend's arrays.
-
-    With ``data_of``, the rows solved are units: unit i fits problem data_of[i]'s points,
-    and ``rows`` says where its start and box are, always explicitly (never guessed from the
-    arrays' lengths: a batch of as many units as problems would read a neighbour's row):
-    ``"unit"``, p0[i] within lower[i], upper[i] (one row per unit: starts of a grid, a
-    continued fit); ``"problem"``, p0[data_of[i]] within lower[data_of[i]],
-    upper[data_of[i]] (one row per problem: every resample of a problem starts from its
-    fit).  With ``resample_of`` too, unit i is weighted by the bootstrap resample
-    resample_of[i] of ``seed``.  ``dtype="float32"``: the compiled backends' fp32 solve
-    (fit32), its results returned as float64."""
-    extra = {}
-    fp32 = dtype == "float32"
-    if backend == "cpu":
-        module = _load_core()[0]
-        fn = module.fit32 if fp32 else module.fit
-        # fp32 runs the scalar solve only (its SIMD engines are fp64).
-        extra["engine"] = ("scalar" if cpu_engine == "scalar" else "auto") if fp32 else \
-            cpu_engine
-    elif backend == "cuda":
-        module = _load_cuda()[0]
-        fn = module.fit32 if fp32 else module.fit
-    else:
-        from .reference import fit_packed as fn
-    if data_of is None:
-        if rows is not None:
-            raise ValueError("rows: only used with data_of")
-        p0, lower, upper = packed.p0, packed.lower, packed.upper
-    else:
-        expect = {"unit": len(data_of), "problem": packed.n_problems}
-        if rows not in expect:
-            raise ValueError(f"rows: expected 'unit' or 'problem' with data_of, got {rows!r}")
-        for name, a in (("p0", p0), ("lower", lower), ("upper", upper)):
-            if np.shape(a)[0] != expect[rows]:
-                raise ValueError(f"{name}: expected {expect[rows]} rows (one per {rows}), "
-                                 f"got {np.shape(a)[0]}")
-    per_problem = rows == "problem"  # unit i reads row data_of[i]
-    # The compiled backends take the model's inputs (log x where the model wants it); the
-    # reference takes x and applies step 0 itself.
-    if backend == "numpy":
-        data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
-        if per_problem:
-            p0, lower, upper = (a[data_of] for a in (p0, lower, upper))
-        if data_of is not None:
-            data = _expand_units(packed, np.asarray(data_of, dtype=np.int64), resample_of, seed,
-                                 RESAMPLE_MODES[resample_mode], fit_t, fit_r)
-    elif backend == "cpu" and packed.u_grid is not None:  # the shared grid, not a copy each
-        data = (packed.u_grid, packed.t, packed.sigma, packed.weights, packed.offsets)
-        extra["x_shared"] = True
-    else:
-        data = (packed.u, packed.t, packed.sigma, packed.weights, packed.offsets)
-    if backend == "cpu":  # bounds given once for all: the core reads their one row
-        rows = shared_row(lower), shared_row(upper)
-        if rows[0] is not None and rows[1] is not None:
-            lower, upper = rows
-            extra["bounds_shared"] = True
-    if backend != "numpy":
-        if data_of is not None:
-            extra["data_of"] = np.asarray(data_of, dtype=np.int64)
-        extra.update(_resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r))
-        if per_problem:
-            extra["box_per_problem"] = True
-    out = fn(
-        packed.model.name, *data, p0, lower, upper, log_residuals=packed.log_residuals,
-        loss=loss, f_scale=float(f_scale), ftol=float(ftol), xtol=float(xtol),
-        gtol=float(gtol), max_nfev=int(max_nfev), max_nfev_cap=int(max_nfev_cap),
-        initial_damping=float(initial_damping),
-        n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra,
-    )
-    return _upcast(out) if fp32 else out
-
-
-def objective(backend: str, packed: Packed, params, data_of, *, loss: str, f_scale: float,
-              n_threads: Optional[int] = None, resample_of=None, seed: int = 0,
-              resample_mode: str = "pairs", fit_t=None, fit_r=None,
-              dtype: str = "float64") -> np.ndarray:
-    """The cost at params[i] of unit i (problem data_of[i]'s points); +inf where it is not
-    finite.  Evaluated where the backend solves: the CPU core, the GPU, or NumPy."""
-    params = np.ascontiguousarray(params, dtype=np.float64)
-    data_of = np.asarray(data_of, dtype=np.int64)
-    if backend == "numpy":
-        from .reference import objective_packed
-
-        x, t, sigma, w, offsets = _expand_units(packed, data_of, resample_of, seed,
-                                                RESAMPLE_MODES[resample_mode], fit_t, fit_r)
-        return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
-                                log_residuals=packed.log_residuals, loss=loss,
-                                f_scale=float(f_scale))
-    module, why = _load_cuda() if backend == "cuda" else _load_core()
-    if module is None:  # pragma: no cover - resolve() has checked it
-        raise ValueError(f"backend: {backend!r} is not available: {why}")
-    extra = _resample_args(packed, resample_of, seed, resample_mode, fit_t, fit_r)
-    fn = module.objective32 if dtype == "float32" else module.objective
-    if backend == "cpu" and dtype != "float32":
-        extra["engine"] = cpu_engine  # the SIMD lanes (fp64), bitwise any engine's
-    cost = fn(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
-              packed.offsets, params, data_of=data_of, log_residuals=packed.log_residuals,
-              loss=loss, f_scale=float(f_scale), n_threads=int(n_threads or 0), **extra)
-    return cost.astype(np.float64, copy=False)
+def residuals_at(packed: Packed, params: np.ndarray):
+    """Each point's residual (before the robust loss) and its Jacobian at ``params`` (P, n),
+    from the compiled model (the same code the solver ran)."""
+    core = _load_core()[0]
+    rows = np.repeat(np.arange(packed.n_problems), packed.n_points)
+    p = np.ascontiguousarray(params[rows])
+    native_log = packed.log_residuals and packed.model.has_native_log
+    with np.errstate(all="ignore"):
+        f, J = core.evaluate_model(packed.model.name, p, packed.x, native_log)
+        if packed.log_residuals and not native_log:
+            J = J / f[:, None]
+            f = np.log(f)
+        r = f - packed.t
+        if packed.sigma is not None:
+            r = r / packed.sigma
+            J = J / packed.sigma[:, None]
+    return r, J

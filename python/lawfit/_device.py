@@ -17,11 +17,12 @@ from one copy of the data), scipy-style ``bounds``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from ._packing import RESIDUALS, check_nan_policy, validate_bounds
+from ._options import check_residuals
+from ._packing import check_nan_policy, validate_bounds
 
 __all__ = ["is_device_array", "pack_padded", "solve_packed"]
 
@@ -64,8 +65,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
     weights (M,) or None, offsets (P + 1,) int64, lower, upper (P, n), p0 (P, n) or None
     (the caller computes the guess), log_residuals; the arrays ``lawfit._core.fit`` and the
     CUDA kernels take, equal to those of ``_packing.pack`` for the same batch."""
-    if residuals not in RESIDUALS:
-        raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
+    check_residuals(residuals)
     check_nan_policy(nan_policy)
     ya = _device_float(xp, y, "y")
     if ya.ndim == 1:
@@ -157,12 +157,12 @@ def _cuda_solve(model_name: str, ins: dict, out: dict, **kw) -> None:
                      {k: ptr(v) for k, v in out.items()}, **kw)
 
 
-def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
-                 f_scale: float, ftol: float, xtol: float, gtol: float, max_nfev: int,
-                 max_nfev_cap: int = 0, solve=_cuda_solve) -> dict:
+def solve_packed(xp, packed: dict, model_name: str, options, solve=_cuda_solve) -> dict:
     """Solves a batch packed by pack_padded into new arrays of ``xp`` (``fit``'s result
-    arrays).  ``solve(model_name, inputs, outputs, **options)`` fills the outputs: the CUDA
-    kernel (on CuPy arrays); the tests pass the CPU core (on NumPy arrays)."""
+    arrays), with ``options`` (lawfit._options.Options).  ``solve(model_name, inputs,
+    outputs, **options)`` fills the outputs: the CUDA kernel (on CuPy arrays); the tests pass
+    the CPU core (on NumPy arrays)."""
+    dtype = options.dtype
     ft = xp.float32 if dtype == "float32" else xp.float64
     P = len(packed["offsets"]) - 1
     n = packed["lower"].shape[1]
@@ -177,22 +177,21 @@ def solve_packed(xp, packed: dict, model_name: str, *, dtype: str, loss: str,
     ins = dict(x=cast(packed["u"]), t=cast(packed["t"]), sigma=cast(packed["sigma"]),
                weights=cast(packed["weights"]), offsets=packed["offsets"],
                p0=cast(packed["p0"]), lower=cast(packed["lower"]), upper=cast(packed["upper"]))
+    args = options.solver_args()
+    del args["initial_damping"]  # the kernel's is options.h's default
     solve(model_name, ins, out, n_problems=P, fp32=dtype == "float32",
-          log_residuals=packed["log_residuals"], loss=loss, f_scale=float(f_scale),
-          ftol=float(ftol), xtol=float(xtol), gtol=float(gtol), max_nfev=int(max_nfev),
-          max_nfev_cap=int(max_nfev_cap))
+          log_residuals=packed["log_residuals"], **args)
     if dtype == "float32":
         for key in ("x", "cost", "optimality"):
             out[key] = out[key].astype(xp.float64)
     return out
 
 
-def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_scale, ftol,
-               xtol, gtol, max_nfev, backend, dtype, unsupported: dict, xp=None,
-               solve=_cuda_solve, nan_policy: str = "omit", max_nfev_cap: int = 0):
+def fit_device(model, x, y, *, p0, sigma, weights, bounds, options, backend,
+               unsupported: dict, xp=None, solve=_cuda_solve, nan_policy: str = "omit"):
     """``lawfit.fit`` for device arrays (see the module docstring): a FitResult of ``xp``
-    arrays.  ``unsupported``: fit's arguments this path does not take, by name, each set to
-    whether the call used it."""
+    arrays, solved with ``options`` (lawfit._options.Options).  ``unsupported``: fit's
+    arguments this path does not take, by name, each set to whether the call used it."""
     from ._result import FitResult
 
     for name, used in unsupported.items():
@@ -208,7 +207,7 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_sc
         _backends.resolve("cuda")  # a ValueError saying why, where there is no GPU
         xp = cupy_module()
     packed = pack_padded(xp, model, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
-                         residuals=residuals, nan_policy=nan_policy)
+                         residuals=options.residuals, nan_policy=nan_policy)
     if packed["p0"] is None:
         # The data-driven start is computed on the host: the one copy of the data this path
         # makes, and only when no p0 was given.
@@ -218,12 +217,10 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, residuals, loss, f_sc
             return None if a is None else (a.get() if hasattr(a, "get") else np.asarray(a))
 
         hp = pack(model, host(xp.asarray(x)), host(xp.asarray(y)), sigma=host(sigma),
-                  weights=host(weights), bounds=bounds, residuals=residuals,
+                  weights=host(weights), bounds=bounds, residuals=options.residuals,
                   nan_policy=nan_policy)
         packed["p0"] = xp.asarray(hp.p0)
-    out = solve_packed(xp, packed, model.name, dtype=dtype, loss=loss, f_scale=f_scale,
-                       ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
-                       max_nfev_cap=max_nfev_cap, solve=solve)
+    out = solve_packed(xp, packed, model.name, options, solve=solve)
     out["n_omitted"] = packed["n_omitted"]
     return FitResult(model, out, xp.diff(packed["offsets"]), backend="cuda",
                      offsets=packed["offsets"])

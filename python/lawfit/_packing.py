@@ -32,12 +32,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ._options import check_residuals
 from .models import Model
 
-LOSSES = ("linear", "soft_l1", "huber", "cauchy", "arctan")
 # pack(p0=NO_START): the starts come later (a grid); packed.p0 is left unset.
 NO_START = object()
-RESIDUALS = ("linear", "log")
 NAN_POLICIES = ("omit", "raise", "propagate")
 
 
@@ -409,13 +408,15 @@ def pack(
     clusters=None,
     nan_policy: str = "omit",
     first: int = 0,
+    engine: str = "auto",
 ) -> Optional[Packed]:
     """Validate and pack one batch (see the module docstring for the accepted shapes and
     ``nan_policy``).  With ``validate_only``, raise what packing would raise and return
     None.  ``first``: the index of the batch's first problem in the caller's (a chunk's
-    offset), so that messages name problems as the caller numbers them."""
-    if residuals not in RESIDUALS:
-        raise ValueError(f"residuals: expected one of {RESIDUALS}, got {residuals!r}")
+    offset), so that messages name problems as the caller numbers them.  ``engine``: the CPU
+    engine that computes a data-driven start (the backend's; every engine's is bitwise the
+    same)."""
+    check_residuals(residuals)
     check_nan_policy(nan_policy)
     per_point = {"sigma": sigma, "weights": weights, "clusters": clusters}
     if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
@@ -491,7 +492,7 @@ def pack(
     if p0 is None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        p0a = model.guess_packed(packed)
+        p0a = model.guess_packed(packed, engine)
         # A guess may not land inside the bounds, or be finite for a degenerate problem.
         p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
         p0a = np.clip(p0a, lower, upper)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._options import FRAGILE_SHARE
 from ._status import Status, messages
 
 __all__ = ["FitResult", "covariance"]
@@ -133,7 +134,6 @@ class FitResult:
         (None without a grid)."""
         if self.share_at_best is None:
             return None
-        from .api import FRAGILE_SHARE
 
         return self.share_at_best < FRAGILE_SHARE
 

@@ -8,130 +8,20 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from . import _backends
-from ._packing import LOSSES, NO_START, check_nan_policy, pack
-from ._result import FitResult, covariance
+from ._backends import residuals_at  # noqa: F401  (lawfit.api.residuals_at, as before)
+from ._options import (AT_BEST_RTOL, DEFAULT_TOL, FRAGILE_SHARE, MAX_THREADS,  # noqa: F401
+                       Options, check_chunk, check_k, check_threads)
+from ._packing import check_nan_policy
+from ._plan import Finish, n_problems, solve_batch
+from ._result import FitResult
 from .grid import Grid
 from .models import Model, get
 
 __all__ = ["fit", "FragileFitWarning"]
 
-# A refined start "reached the best" when its final cost is within this relative distance of
-# the problem's lowest; a multi-start fit whose share of such starts is below FRAGILE_SHARE
-# is flagged (FitResult.fragile) and warned about.  The distance follows the precision of
-# the solve.  In fp64 the cost resolves far below 1e-6; starts that end in one minimum
-# differ by what the tolerances leave (ftol 1e-8).  In fp32 the cost itself is resolved to
-# only some hundred epsilons: each point's residual loses about |f| / |r| epsilons to the
-# cancellation of f against y (a hundred at 1% noise), the sum of m such terms adds its
-# rounding, and a start stops where fp32 can no longer tell a step from noise.  Measured on
-# the Chinchilla replication's 4,500-start grid, the 25 refined starts that end in the best
-# minimum differ by up to 2.9e-6 relative (24 epsilons), the next minimum lies 9.8 relative
-# above; 256 fp32 epsilons (3.1e-5) leaves a tenfold margin over the first and stays far
-# below the gaps between distinct minima of these objectives (1e-3 relative and more).
-AT_BEST_RTOL = {"float64": 1e-6, "float32": 256 * float(np.finfo(np.float32).eps)}
-FRAGILE_SHARE = 0.1
-# Starts refined per problem by default.  Measured on the Chinchilla replication's 4,500-start
-# grid (bench/bench_grid.py): the lowest objective is reached from k = 10 on; 100 leaves a
-# wide margin at a twentieth of the time of refining all.
-DEFAULT_K = 100
-
 
 class FragileFitWarning(UserWarning):
     """Only a small share of a multi-start fit's refined starts reached its best objective."""
-
-
-# The default evaluation budget: 100 * n_params at a time (scipy's budget), extended while
-# each block still lowers the cost by more than ftol (and rounding) resolves (lm.h, step
-# 4c), up to this many blocks.  Robust losses on log residuals (Huber with f_scale = 1e-3,
-# the field's usual objective) take several hundred evaluations from an ordinary start: on
-# the over-training laws of ../shared/data, from three starts, up to 1,115 for 5
-# parameters; slow valleys of the OLMo ladder's task fits (tests/data/corpus) up to 7,941.
-NFEV_BLOCKS = 20
-
-
-def check_options(loss: str, f_scale: float, ftol: float, xtol: float, gtol: float,
-                  max_nfev: Optional[int], n_params: int):
-    """Validate the solver options (ValueError naming the argument); returns the evaluation
-    budget (max_nfev, max_nfev_cap) the core takes: an explicit ``max_nfev`` is a hard limit
-    (as scipy's), the default 100 * n_params is extended up to NFEV_BLOCKS times while the
-    fit still improves."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-    if not (_is_real(f_scale) and np.isfinite(f_scale) and f_scale > 0):
-        raise ValueError(f"f_scale: must be a positive finite number, got {f_scale!r}")
-    for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
-        if not (_is_real(tol) and np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"{name}: must be a finite number >= 0, got {tol!r}")
-    if max_nfev is None:
-        return 100 * n_params, NFEV_BLOCKS * 100 * n_params
-    max_nfev = positive_int(max_nfev, "max_nfev")
-    return max_nfev, max_nfev
-
-
-# The default ftol, xtol and gtol of each precision.  fp32 resolves relative changes down to
-# about 1e-7 (its epsilon), so a 1e-8 test can only pass on exact stalls; at 1e-5 fp32 solves
-# take about as many evaluations as fp64 ones at 1e-8, and on the tests' batches (every
-# model, linear and log residuals) at least 97% of them end where the fp64 cost is within
-# 1e-3 relative of fp64's optimum (tests/test_fp32.py).
-DEFAULT_TOL = {"float64": 1e-8, "float32": 1e-5}
-
-
-def check_dtype(dtype, backend: str) -> str:
-    """``dtype`` as "float64" or "float32" (ValueError naming it otherwise, or where the
-    backend has no fp32 solver)."""
-    if isinstance(dtype, str) and dtype in DEFAULT_TOL:
-        name = dtype  # the common spelling, without building a dtype
-    else:
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            name = None
-    if name not in DEFAULT_TOL:
-        raise ValueError(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
-    if name == "float32" and backend == "numpy":
-        raise ValueError("dtype: float32 runs on the compiled backends ('cpu', 'cuda'); the "
-                         "NumPy reference is fp64 only")
-    return name
-
-
-def tolerances(dtype: str, ftol, xtol, gtol):
-    """ftol, xtol, gtol with None replaced by the precision's default."""
-    return tuple(DEFAULT_TOL[dtype] if t is None else t for t in (ftol, xtol, gtol))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1 (an integral float is fine), else ValueError naming it."""
-    if not (_is_real(value) and np.isfinite(value) and 1 <= value < 2**31
-            and int(value) == value):
-        raise ValueError(f"{name}: must be a positive integer or None, got {value!r}")
-    return int(value)
-
-
-# The most threads a call may ask for: far more than any machine's CPUs today, so a valid
-# call is valid on every machine, and far fewer than the OS threads a typo such as
-# n_threads=2**31 - 1 would try to start.  (The CPU driver never starts more threads than
-# it has chunks of work, nor, by default, more than the CPUs this process may use.)
-MAX_THREADS = 4096
-
-
-def check_threads(n_threads) -> int:
-    """``n_threads`` as an int in [1, MAX_THREADS], else ValueError naming it."""
-    n = positive_int(n_threads, "n_threads")
-    if n > MAX_THREADS:
-        raise ValueError(f"n_threads: at most {MAX_THREADS} threads, got {n_threads!r} (leave "
-                         f"it None to use the CPUs this process may use)")
-    return n
-
-
-def check_k(k):
-    """A grid's ``k``: a positive integer or "all", else ValueError naming it."""
-    if not (k == "all" if isinstance(k, str) else
-            (_is_real(k) and not isinstance(k, (float, np.floating)) and k >= 1)):
-        raise ValueError(f"k: expected a positive integer or 'all', got {k!r}")
-    return k
 
 
 def available_memory() -> Optional[int]:
@@ -268,27 +158,6 @@ def _from_frame(data, x, y, sigma, weights, groups, nan_policy="omit"):
     return xs, ys, col(sigma, "sigma"), col(weights, "weights"), groups, labels, label_names
 
 
-def residuals_at(packed, params: np.ndarray):
-    """Each point's residual (before the robust loss) and its Jacobian at ``params`` (P, n),
-    from the compiled model (the same code the solver ran)."""
-    from . import _core
-
-    rows = np.repeat(np.arange(packed.n_problems), packed.n_points)
-    p = np.ascontiguousarray(params[rows])
-    native_log = packed.log_residuals and any(
-        d["name"] == packed.model.name and d["has_log"] for d in _core.models())
-    with np.errstate(all="ignore"):
-        f, J = _core.evaluate_model(packed.model.name, p, packed.x, native_log)
-        if packed.log_residuals and not native_log:
-            J = J / f[:, None]
-            f = np.log(f)
-        r = f - packed.t
-        if packed.sigma is not None:
-            r = r / packed.sigma
-            J = J / packed.sigma[:, None]
-    return r, J
-
-
 def fit(
     model: Union[str, Model],
     x=None,
@@ -358,11 +227,12 @@ def fit(
         Termination tests with scipy's meanings (see ``cpp/include/lawfit/options.h``):
         1e-8 by default (1e-5 with ``dtype="float32"``); ``max_nfev`` defaults to
         ``100 * n_params``.
-    backend : {"auto", "cpu", "cuda", "numpy"}
+    backend : {"auto", "cpu", "cuda", "numpy"} or a backend object
         ``auto`` uses the GPU (``cuda``) where it is available and the call solves at least
         100,000 units (problems x grid starts), else the compiled CPU backend.  CPU and GPU
         agree to about 1e-10 in the cost, not bit for bit; pass ``"cpu"`` for results that
-        do not depend on the machine.
+        do not depend on the machine.  A backend object (``lawfit._backends.Cpu(engine=
+        "scalar")``) picks a CPU engine; every engine gives bitwise the same results.
     dtype : {"float64", "float32"}
         The precision of the solve.  ``float32`` (compiled backends only) halves the device's
         memory and runs faster on GPUs with little fp64 throughput (on the CPU it is the
@@ -431,10 +301,9 @@ def fit(
             data, x, y, sigma, weights, groups, nan_policy)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
-    dtype = check_dtype(dtype, backend)
-    ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
-    max_nfev, max_nfev_cap = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev,
-                                           m.n_params)
+    options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
+                            ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, dtype=dtype,
+                            backend=_backends.name_of(backend))
     from ._device import fit_device, is_device_array
 
     if any(is_device_array(a) for a in (x, y, sigma, weights, p0)):
@@ -443,29 +312,23 @@ def fit(
                            return_residuals=return_residuals,
                            chunk_size=chunk_size is not None, progress=progress is not None)
         return fit_device(m, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
-                          residuals=residuals, loss=loss, f_scale=f_scale, ftol=ftol,
-                          xtol=xtol, gtol=gtol, max_nfev=max_nfev,
-                          max_nfev_cap=max_nfev_cap, backend=backend,
-                          dtype=dtype, unsupported=unsupported, nan_policy=nan_policy)
-    if n_threads is not None:
-        n_threads = check_threads(n_threads)
+                          options=options, backend=_backends.name_of(backend),
+                          unsupported=unsupported, nan_policy=nan_policy)
+    n_threads = check_threads(n_threads)
     if singular_cov not in ("inf", "pinv"):
         raise ValueError(f"singular_cov: expected 'inf' or 'pinv', got {singular_cov!r}")
-    _backends.resolve(backend)  # a bad name fails here; auto decides below, on the size
-    chunk_size = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
+    _backends.get(backend)  # a bad name fails here; auto decides below, on the size
+    chunk_size = check_chunk(chunk_size)
     grid_spec = p0 if isinstance(p0, Grid) else None
     if grid_spec is not None:
-        k = check_k(DEFAULT_K if k is None else k)
-        p0 = NO_START
+        k = check_k(k)
         # Chunks hold at most chunk_size solve units (problem x start).
         chunk_size = max(1, chunk_size // grid_spec.n_starts)
     elif k is not None:
         raise ValueError("k: only used with a grid p0 (lawfit.grid)")
     if progress is not None and not callable(progress):
         raise ValueError("progress: expected a callable progress(done, total)")
-    kw = dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds, residuals=residuals,
-              nan_policy=nan_policy)
-    total = _n_problems(x, y, groups)
+    total = n_problems(x, y, groups)
     # Refused before any pass over the data where the results alone cannot fit: the points
     # of a padded or flat y are known from its shape (a padded one is packed a chunk at a
     # time, a flat one whole), those of a list are already in memory.
@@ -478,47 +341,21 @@ def fit(
                    + (8 * (m.n_params + 1) * np.size(y) if return_residuals and
                       isinstance(y, np.ndarray) else 0),
                    f"fit: {total:,} problems")
-    name = _backends.resolve(backend, total * (grid_spec.n_starts if grid_spec else 1))
-    solve = dict(backend=name, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol,
-                 gtol=gtol, max_nfev=max_nfev, max_nfev_cap=max_nfev_cap,
-                 n_threads=n_threads, return_cov=return_cov,
-                 absolute_sigma=absolute_sigma, singular_cov=singular_cov,
-                 return_residuals=return_residuals)
+    solver = _backends.get(backend, total * (grid_spec.n_starts if grid_spec else 1))
     if grid_spec is not None and grid_spec.per_problem() and \
             np.shape(grid_spec.explicit)[0] != total:
         raise ValueError(f"p0: the grid has starts for {np.shape(grid_spec.explicit)[0]} "
                          f"problems, the batch has {total}")
-
     # A padded y says how many points the solve has, before anything is packed.
-    _backends.rouse(name, n_threads, total * (grid_spec.n_starts if grid_spec else 1),
-                    np.size(y) if isinstance(y, np.ndarray) else 0)
-
-    def solve_one(packed, a, b):
-        if grid_spec is None:
-            return _solve_packed(packed, **solve)
-        return _solve_grid(packed, grid_spec.rows(a, b), k, **solve)
-
-    if groups is not None or total <= chunk_size:
-        packed = pack(m, x, y, groups=groups, **kw)
-        if labels is not None:
-            packed.labels = labels[packed.labels.astype(int)]
-        parts = [solve_one(packed, 0, total)]
-        if progress is not None:
-            progress(total, total)
-        out_labels = packed.labels
-    else:
-        ranges = [(a, min(a + chunk_size, total)) for a in range(0, total, chunk_size)]
-        for a, b in ranges:  # every chunk is validated before any is solved
-            cx, cy, ckw = _rows(x, y, kw, a, b, total)
-            pack(m, cx, cy, validate_only=True, first=a, **ckw)
-        parts = []
-        for a, b in ranges:
-            cx, cy, ckw = _rows(x, y, kw, a, b, total)
-            parts.append(solve_one(pack(m, cx, cy, first=a, **ckw), a, b))
-            if progress is not None:
-                progress(b, total)
-        out_labels = None
-    out, offsets, cov, fun, jac = _concatenate(parts)
+    solver.prepare(n_threads, total * (grid_spec.n_starts if grid_spec else 1),
+                   np.size(y) if isinstance(y, np.ndarray) else 0)
+    out, offsets, cov, fun, jac, out_labels = solve_batch(
+        solver, m, x, y, groups=groups, labels=labels, total=total, chunk_size=chunk_size,
+        pack_args=dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds,
+                       nan_policy=nan_policy),
+        options=options, finish=Finish(return_cov, absolute_sigma, singular_cov,
+                                       return_residuals),
+        n_threads=n_threads, grid=grid_spec, k=k, progress=progress)
     if grid_spec is not None:
         fragile = out["share_at_best"] < FRAGILE_SHARE
         if fragile.any():
@@ -528,155 +365,4 @@ def fit(
                 f"fits are fragile (FitResult.fragile, share_at_best)", FragileFitWarning,
                 stacklevel=2)
     return FitResult(m, out, None, labels=out_labels, label_names=label_names, cov=cov,
-                     offsets=offsets, fun=fun, jac=jac, backend=name)
-
-
-DEFAULT_CHUNK = 1_000_000
-
-
-def _n_problems(x, y, groups) -> int:
-    """How many problems a batch holds, without packing it."""
-    if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
-        return len(y)
-    if groups is not None:
-        return len(np.unique(np.asarray(groups)))
-    return np.shape(y)[0] if np.ndim(y) == 2 else 1
-
-
-def _per_problem(value, a: int, b: int, total: int, ndim: int):
-    """Rows a:b of an argument given per problem (a list, or an array of ``ndim`` dimensions
-    whose first has ``total`` entries); anything else is shared by all problems."""
-    if isinstance(value, (list, tuple)) and len(value) == total and total > 1 and \
-            np.ndim(value[0]) >= 1 and ndim == 1:
-        return value[a:b]
-    arr = value if isinstance(value, np.ndarray) else None
-    if arr is not None and arr.ndim >= ndim and arr.shape[0] == total and total > 1:
-        return arr[a:b]
-    return value
-
-
-def _rows(x, y, kw, a: int, b: int, total: int):
-    """x, y and the keyword arguments of problems a:b (list or padded batches)."""
-    listy = isinstance(y, (list, tuple))
-    cy = y[a:b]
-    if listy:
-        cx = x[a:b] if isinstance(x, (list, tuple)) else x
-        per = 1
-    else:
-        cx = _per_problem(np.asarray(x), a, b, total, 2) if np.ndim(x) >= 2 and \
-            np.shape(x)[0] == total and np.shape(x)[:2] == np.shape(y) else x
-        per = 2
-    ckw = dict(kw)
-    for name in ("sigma", "weights"):
-        if kw[name] is not None:
-            ckw[name] = _per_problem(kw[name], a, b, total, per)
-    if kw["p0"] is not None and kw["p0"] is not NO_START:
-        ckw["p0"] = _per_problem(np.asarray(kw["p0"], dtype=float), a, b, total, 2)
-    lb, ub = kw["bounds"]
-    ckw["bounds"] = tuple(_per_problem(np.asarray(v, dtype=float), a, b, total, 2)
-                          for v in (lb, ub))
-    return cx, cy, ckw
-
-
-def _solve_packed(packed, *, backend, dtype, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                  max_nfev_cap, n_threads, return_cov, absolute_sigma, singular_cov,
-                  return_residuals):
-    out = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
-                        xtol=xtol, gtol=gtol, max_nfev=max_nfev, max_nfev_cap=max_nfev_cap,
-                        n_threads=n_threads, return_jtj=return_cov)
-    return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
-                          singular_cov=singular_cov, return_residuals=return_residuals)
-
-
-def _finish_packed(packed, out, *, return_cov, absolute_sigma, singular_cov, return_residuals):
-    """Covariances and residuals of the solutions in ``out``, one row per problem:
-    (out, the batch's offsets, cov, fun, jac)."""
-    cov = None
-    if return_cov:
-        n_points = packed.n_points
-        if packed.weights is not None:
-            row = np.repeat(np.arange(len(n_points)), n_points)
-            pts = np.bincount(row, weights=packed.weights, minlength=len(n_points))
-        else:
-            pts = n_points
-        cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
-                         absolute_sigma=absolute_sigma, singular=singular_cov)
-    fun = jac = None
-    if return_residuals:
-        fun, jac = residuals_at(packed, out["x"])
-    out["n_omitted"] = np.zeros(packed.n_problems, dtype=np.int64) \
-        if packed.n_omitted is None else packed.n_omitted
-    return out, packed.offsets, cov, fun, jac
-
-
-def _solve_grid(packed, spec: Grid, k, *, backend, dtype, loss, f_scale, ftol, xtol, gtol,
-                max_nfev, max_nfev_cap, n_threads, return_cov, absolute_sigma, singular_cov,
-                return_residuals):
-    """A multi-start fit of a packed batch: the objective at every start, Levenberg-Marquardt
-    from the best k of each problem (units sharing the problem's points), the lowest final
-    cost kept.  Returns what _solve_packed returns, with the grid's diagnostics in ``out``."""
-    P, n = packed.lower.shape
-    starts = spec.starts(packed.model.param_names, P, packed.lower, packed.upper, packed=packed,
-                         model_name=packed.model.name)
-    S = starts.shape[1]
-    data_all = np.repeat(np.arange(P), S)
-    start_cost = _backends.objective(backend, packed, starts.reshape(P * S, n), data_all,
-                                     dtype=dtype, loss=loss, f_scale=f_scale,
-                                     n_threads=n_threads).reshape(P, S)
-    kk = S if k == "all" else min(int(k), S)
-    if kk == S:
-        sel = np.broadcast_to(np.arange(S), (P, S))
-    else:  # the kk lowest objectives, ties to the earlier start
-        sel = np.argsort(start_cost, axis=1, kind="stable")[:, :kk]
-    rows = np.arange(P)[:, None]
-    p0 = np.ascontiguousarray(starts[rows, sel].reshape(P * kk, n))
-    data_of = np.repeat(np.arange(P), kk)
-    res = _backends.run(backend, packed, dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol,
-                        xtol=xtol, gtol=gtol, max_nfev=max_nfev, max_nfev_cap=max_nfev_cap,
-                        n_threads=n_threads, return_jtj=return_cov, data_of=data_of,
-                        rows="unit", p0=p0,
-                        lower=np.repeat(packed.lower, kk, axis=0),
-                        upper=np.repeat(packed.upper, kk, axis=0))
-    cost = res["cost"].reshape(P, kk)
-    status = res["status"].reshape(P, kk)
-    with np.errstate(invalid="ignore"):
-        ok = (status > 0) & np.isfinite(cost)
-        # The lowest cost among converged starts; where none converged, among finite ones
-        # (the problem's status then says why); ties to the earlier refined start.
-        key = np.where(ok, cost, np.inf)
-        none_ok = ~ok.any(axis=1)
-        key[none_ok] = np.where(np.isfinite(cost[none_ok]), cost[none_ok], np.inf)
-        best = np.argmin(key, axis=1)
-        best_cost = cost[np.arange(P), best]
-        at_best = ok & (cost <= best_cost[:, None] +
-                        AT_BEST_RTOL[dtype] * np.abs(best_cost[:, None]))
-        finite_cost = np.where(np.isfinite(cost), cost, np.nan)
-        all_nan = np.isnan(finite_cost).all(axis=1)
-        cost_median = np.full(P, np.nan)
-        if (~all_nan).any():
-            cost_median[~all_nan] = np.nanmedian(finite_cost[~all_nan], axis=1)
-    pick = np.arange(P) * kk + best
-    out = {key_: np.ascontiguousarray(v[pick]) for key_, v in res.items()}
-    out["n_starts"] = np.full(P, S, dtype=np.int64)
-    out["n_refined"] = np.full(P, kk, dtype=np.int64)
-    out["best_start"] = sel[np.arange(P), best].astype(np.int64)
-    out["start_cost"] = start_cost[np.arange(P), out["best_start"]]
-    out["n_at_best"] = at_best.sum(axis=1).astype(np.int64)
-    out["share_at_best"] = out["n_at_best"] / kk
-    out["cost_median"] = cost_median
-    packed.p0 = starts[np.arange(P), out["best_start"]]
-    return _finish_packed(packed, out, return_cov=return_cov, absolute_sigma=absolute_sigma,
-                          singular_cov=singular_cov, return_residuals=return_residuals)
-
-
-def _concatenate(parts):
-    """The chunks' (out, offsets, cov, fun, jac) as one."""
-    if len(parts) == 1:
-        return parts[0]
-    out = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
-    n_points = np.concatenate([np.diff(p[1]) for p in parts])
-    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
-    np.cumsum(n_points, out=offsets[1:])
-    cat = [offsets] + [None if parts[0][i] is None else np.concatenate([p[i] for p in parts])
-                       for i in range(2, 5)]
-    return (out, *cat)
+                     offsets=offsets, fun=fun, jac=jac, backend=solver.name)

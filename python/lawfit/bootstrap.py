@@ -16,7 +16,7 @@ whose full-data fit failed has no estimate to resample around: its resamples are
 and its standard errors and intervals are NaN, with a warning.
 
 Every solve unit (a problem's resample, or its leave-one-out fit) depends on its problem's
-data, start and bounds alone (``lawfit._backends.run`` is told explicitly which rows a unit
+data, start and bounds alone (``lawfit._backends.Units`` says explicitly which rows a unit
 reads), so the results are bitwise the same for every ``chunk_size`` and thread count, and
 the same as the problem's alone.
 """
@@ -29,13 +29,14 @@ from typing import Optional
 import numpy as np
 
 from . import _backends
+from ._backends import Resampling, Units, residuals_at
+from ._options import Options, check_chunk, check_k, check_threads, is_real, positive_int
 from ._packing import NO_START, check_nan_policy, pack
+from ._plan import n_problems, solve_grid
 from ._status import Status
-from .api import (DEFAULT_CHUNK, DEFAULT_K, _is_real, _n_problems, check_dtype, check_k,
-                  check_options,
-                  check_threads, fit, positive_int, require_memory, tolerances)
+from .api import _frame_column, _from_frame, fit, require_memory
 from .grid import Grid
-from .models import get
+from .models import available, get
 
 __all__ = ["bootstrap", "BootstrapResult", "BootstrapWarning"]
 
@@ -196,16 +197,12 @@ class BootstrapResult:
         N_opt(C) = G (C/6)^(beta/(alpha+beta)), D_opt(C) = (C/6) / N_opt(C),
         G = (alpha A / (beta B))^(1/(alpha+beta)).  Returns a dict of (estimate, low, high):
         ``N_opt`` and ``D_opt`` (P, len(C)) and ``exponent`` beta / (alpha + beta) (P,)."""
-        name = self.fit.model.name
-        if name not in ("chinchilla", "chinchilla_log"):
-            raise ValueError(f"compute_optimal: needs a chinchilla or chinchilla_log fit, not "
-                             f"'{name}'")
+        natural = self.fit.model.natural  # p -> (A, B, alpha, beta)
+        if natural is None:
+            with_it = [n for n in available() if get(n).natural is not None]
+            raise ValueError(f"compute_optimal: needs a {' or '.join(with_it)} fit, not "
+                             f"'{self.fit.model.name}'")
         C = np.atleast_1d(np.asarray(C, dtype=np.float64))
-
-        def natural(p):
-            if name == "chinchilla":
-                return p[..., 1], p[..., 2], p[..., 3], p[..., 4]
-            return np.exp(p[..., 0]), np.exp(p[..., 1]), p[..., 3], p[..., 4]
 
         def n_opt(p):
             A, B, al, be = natural(p)
@@ -268,23 +265,20 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
             and 0 <= seed < 2**64):
         raise ValueError(f"seed: expected an integer in [0, 2^64), got {seed!r}")
-    chunk = DEFAULT_CHUNK if chunk_size is None else positive_int(chunk_size, "chunk_size")
+    chunk = check_chunk(chunk_size)
     if not (isinstance(start, Grid) or (isinstance(start, str) and start == "fit")):
         raise ValueError(f"start: expected 'fit' or a lawfit.grid, got {start!r}")
     refit_grid = _refit_grid(refit_failed, start, p0)
     if not any(isinstance(g, Grid) for g in (p0, start, refit_grid)) and k is not None:
         raise ValueError("k: only used with a grid (p0, start or refit_failed)")
-    kk_arg = check_k(DEFAULT_K if k is None else k)
+    kk_arg = check_k(k)
     if (method == "grouped") != (clusters is not None):
         raise ValueError("clusters: required by method='grouped', and used by it only")
     check_nan_policy(nan_policy)
-    if n_threads is not None:
-        n_threads = check_threads(n_threads)
+    n_threads = check_threads(n_threads)
     common = dict(sigma=sigma, weights=weights, groups=groups, bounds=bounds,
                   residuals=residuals, nan_policy=nan_policy)
     if data is not None:
-        from .api import _frame_column, _from_frame
-
         if isinstance(clusters, str):
             if clusters not in data.columns:
                 raise ValueError(f"clusters: data has no column {clusters!r}")
@@ -294,16 +288,17 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         common.update(sigma=sigma, weights=weights, groups=groups)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
-    P_given = _n_problems(x, y, groups)
+    P_given = n_problems(x, y, groups)
     # The samples, statuses and flags of every resample are the one allocation that grows
     # with problems x resamples: refused up front where they cannot fit.
     require_memory(P_given * R * (8 * m.n_params + 6),
                    f"bootstrap: {P_given:,} problems x {R:,} resamples")
-    name = _backends.resolve(backend, R * P_given)
-    dtype = check_dtype(dtype, name)
-    ftol, xtol, gtol = tolerances(dtype, ftol, xtol, gtol)
+    solver = _backends.get(backend, R * P_given)
+    options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
+                            ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, dtype=dtype,
+                            backend=solver.name)
     # Packed (and so validated, the grids included) before any fit.
-    packed = pack(m, x, y, p0=NO_START, clusters=clusters, **common)
+    packed = pack(m, x, y, p0=NO_START, clusters=clusters, engine=solver.engine, **common)
     if clusters is not None and not np.all(np.isfinite(packed.clusters)):
         raise ValueError("clusters: every label must be a finite number")
     P, n = packed.lower.shape
@@ -311,28 +306,23 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     for g, arg in ((start, "start"), (refit_grid, "refit_failed")):
         if isinstance(g, Grid) and id(g) not in grids:
             grids[id(g)] = g.starts(m.param_names, P, packed.lower, packed.upper,
-                                    packed=packed, model_name=m.name, arg=arg)
+                                    packed=packed, model=m, arg=arg)
     full = fit(m, x, y, p0=p0, k=k if isinstance(p0, Grid) else None, loss=loss,
                f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
-               backend=name, dtype=dtype, n_threads=n_threads, chunk_size=chunk_size, **common)
+               backend=solver, dtype=dtype, n_threads=n_threads, chunk_size=chunk_size,
+               **common)
     ok = np.asarray(full.success)
     # Resamples start from the full-data optimum, clipped into the bounds (an fp32 solution
     # of a fixed parameter is the bound rounded to fp32, a hair outside it in fp64).  A
     # failed problem's row is never read (its resamples are not fitted): any finite start.
     packed.p0 = np.clip(np.where(np.isfinite(full.x), full.x, 0.0), packed.lower, packed.upper)
-    max_nfev, max_nfev_cap = check_options(loss, f_scale, ftol, xtol, gtol, max_nfev, n)
-    solve = dict(dtype=dtype, loss=loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
-                 max_nfev=max_nfev, max_nfev_cap=max_nfev_cap, n_threads=n_threads)
-    extra = {}
+    fit_t = fit_r = None
     if method == "residual":
         # Fitted targets and standardised residuals at the full-data optimum, per point.
-        from .api import residuals_at
-
         r, _ = residuals_at(packed, packed.p0)
         sig = 1.0 if packed.sigma is None else packed.sigma
-        extra = dict(fit_t=np.ascontiguousarray(packed.t + r * sig),
-                     fit_r=np.ascontiguousarray(-r))
-    units = _Units(name, packed, int(seed), solve, extra, chunk)
+        fit_t, fit_r = np.ascontiguousarray(packed.t + r * sig), np.ascontiguousarray(-r)
+    units = _Units(solver, packed, options, int(seed), fit_t, fit_r, n_threads, chunk)
 
     samples = np.full((P, R, n), np.nan)
     status = np.empty((P, R), dtype=np.int32)
@@ -382,20 +372,24 @@ class _Units:
     bounds and resample alone; ``chunk`` bounds the units (times a grid's starts) in one
     call."""
 
-    def __init__(self, name, packed, seed: int, solve: dict, extra: dict, chunk: int):
-        self.name, self.packed, self.seed = name, packed, seed
-        self.solve, self.extra, self.chunk = solve, extra, chunk
+    def __init__(self, solver, packed, options: Options, seed: int, fit_t, fit_r,
+                 n_threads, chunk: int):
+        self.solver, self.packed, self.options, self.seed = solver, packed, options, seed
+        self.fit_t, self.fit_r = fit_t, fit_r
+        self.n_threads, self.chunk = n_threads, chunk
 
-    def _run(self, data_of, resample_of, mode, rows, p0, lower, upper) -> dict:
-        return _backends.run(self.name, self.packed, data_of=data_of, rows=rows, p0=p0,
-                             lower=lower, upper=upper, resample_of=resample_of, seed=self.seed,
-                             resample_mode=mode, **self.extra, **self.solve)
+    def resampling(self, mode: str) -> Resampling:
+        return Resampling(self.seed, mode, self.fit_t, self.fit_r)
 
-    def _continue(self, out: dict, data_of, resample_of, mode) -> np.ndarray:
+    def _solve(self, units: Units) -> dict:
+        return self.solver.solve(self.packed, self.options, units, n_threads=self.n_threads)
+
+    def _continue(self, out: dict, units: Units) -> np.ndarray:
         """Units of ``out`` that stopped at the evaluation budget, solved again from where
         they stopped (clipped into their bounds) with a fresh budget, up to CONTINUE_ROUNDS
         times; ``out`` is updated in place.  Returns which units were continued."""
         continued = np.zeros(len(out["status"]), dtype=bool)
+        data_of, resample_of = units.data_of, units.resample_of
         for _ in range(CONTINUE_ROUNDS):
             idx = np.flatnonzero(out["status"] == Status.MAX_NFEV)
             if not idx.size:
@@ -403,8 +397,8 @@ class _Units:
             continued[idx] = True
             lower = self.packed.lower[data_of[idx]]
             upper = self.packed.upper[data_of[idx]]
-            again = self._run(data_of[idx], resample_of[idx], mode, "unit",
-                              np.clip(out["x"][idx], lower, upper), lower, upper)
+            again = self._solve(Units(data_of[idx], "unit", np.clip(out["x"][idx], lower, upper),
+                                      lower, upper, resample_of[idx], units.resampling))
             for key in ("x", "cost", "status"):
                 out[key][idx] = again[key]
         return continued
@@ -432,41 +426,36 @@ class _Units:
     def from_start(self, data_of, resample_of, mode):
         """Each unit from its problem's start (packed.p0): (x, status, continued)."""
         pk = self.packed
-        out = self._run(data_of, resample_of, mode, "problem", pk.p0, pk.lower, pk.upper)
-        continued = self._continue(out, data_of, resample_of, mode)
+        units = Units(data_of, "problem", pk.p0, pk.lower, pk.upper, resample_of,
+                      self.resampling(mode))
+        out = self._solve(units)
+        continued = self._continue(out, units)
         return out["x"], out["status"], continued
 
     def from_grid(self, data_of, resample_of, mode, starts, k):
-        """Each unit from a grid of starts (P, S, n): the unit's own objective at every
-        start, the best ``k`` (or "all") refined, the lowest converged cost kept (ties: the
-        better-ranked start; where none converged, the best-ranked start's result).
+        """Each unit from a grid of starts (P, S, n), as ``fit`` fits a grid
+        (lawfit._plan.solve_grid: the unit's own objective ranks the starts, the best ``k``
+        are refined, continued where they stop at the budget, and best_of chooses).
         Returns (x, status, continued)."""
         U, (S, n) = len(data_of), starts.shape[1:]
-        kk = S if k == "all" else min(S, int(k))
         x = np.empty((U, n))
         status = np.empty(U, dtype=np.int32)
         continued = np.zeros(U, dtype=bool)
-        pk = self.packed
-        for a in range(0, U, max(1, self.chunk // S)):
-            b = min(U, a + max(1, self.chunk // S))
-            d, r = data_of[a:b], resample_of[a:b]
-            f0 = _backends.objective(self.name, pk, starts[d].reshape(-1, n), np.repeat(d, S),
-                                     resample_of=np.repeat(r, S), seed=self.seed,
-                                     resample_mode=mode, dtype=self.solve["dtype"],
-                                     loss=self.solve["loss"], f_scale=self.solve["f_scale"],
-                                     n_threads=self.solve["n_threads"], **self.extra)
-            sel = np.argsort(f0.reshape(b - a, S), axis=1, kind="stable")[:, :kk]
-            p_sel = starts[d[:, None], sel].reshape(-1, n)
-            dk, rk = np.repeat(d, kk), np.repeat(r, kk)
-            out = self._run(dk, rk, mode, "unit", p_sel, pk.lower[dk], pk.upper[dk])
-            cont = self._continue(out, dk, rk, mode)
-            st = out["status"].reshape(b - a, kk)
-            key = np.where((st > 0) & np.isfinite(out["cost"].reshape(b - a, kk)),
-                           out["cost"].reshape(b - a, kk), np.inf)
-            best = np.argmin(key, axis=1)  # the lowest converged cost; ties to the earlier
-            pick = np.arange(b - a) * kk + best
-            x[a:b], status[a:b] = out["x"][pick], out["status"][pick]
-            continued[a:b] = cont.reshape(b - a, kk).any(axis=1)
+        cont = {}
+
+        def refine(units: Units) -> dict:
+            out = self._solve(units)
+            cont["mask"] = self._continue(out, units)
+            return out
+
+        step = max(1, self.chunk // S)
+        for a in range(0, U, step):
+            b = min(U, a + step)
+            g = solve_grid(self.solver, self.packed, self.options, starts, data_of[a:b], k,
+                           resample_of=resample_of[a:b], resampling=self.resampling(mode),
+                           n_threads=self.n_threads, refine=refine)
+            x[a:b], status[a:b] = g.out["x"][g.pick], g.out["status"][g.pick]
+            continued[a:b] = cont["mask"].reshape(b - a, g.kk).any(axis=1)
         return x, status, continued
 
 
@@ -520,7 +509,7 @@ def _warn_lost(status: np.ndarray, ok: np.ndarray, R: int) -> None:
 def _intervals(est, samples, converged, jackknife, level, method):
     """Percentile or BCa intervals of ``samples`` (P, R, q) around ``est`` (P, q); only the
     converged resamples count.  ``jackknife``: a callable giving (P, J, q), for BCa."""
-    if not (_is_real(level) and 0 < level < 1):
+    if not (is_real(level) and 0 < level < 1):
         raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
     if method not in INTERVALS:
         raise ValueError(f"method: expected one of {INTERVALS}, got {method!r}")

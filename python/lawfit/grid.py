@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ._packing import _float_array
+from .models import available, get
 
 __all__ = ["Grid", "grid"]
 
@@ -76,24 +77,26 @@ class Grid:
         return Grid(starts=np.asarray(self.explicit)[a:b])
 
     def starts(self, names: Sequence[str], P: int, lower: np.ndarray,
-               upper: np.ndarray, packed=None, model_name: Optional[str] = None,
+               upper: np.ndarray, packed=None, model=None,
                arg: str = "p0") -> np.ndarray:
         """The starts of P problems, (P, S, n), checked: finite and inside each problem's
         bounds ``lower``/``upper`` (P, n).  A profile grid needs the packed batch and the
-        model's name.  Errors name ``arg``, the argument that gave the grid."""
+        model (a name or a lawfit.models.Model).  Errors name ``arg``, the argument that gave the grid."""
         n = len(names)
         if self.profile:
-            if model_name not in PROFILES:
+            model = get(model)
+            if model.profile is None:
+                with_profile = [m for m in available() if get(m).profile is not None]
                 raise ValueError(f"{arg}: a profile grid needs a model with linear coefficients "
-                                 f"({', '.join(PROFILES)}), not '{model_name}'")
-            coefs, exps, _, _ = PROFILES[model_name]
+                                 f"({', '.join(with_profile)}), not '{model.name}'")
+            coefs, exps = model.profile.coefficients, model.profile.exponents
             if sorted(self.values) != sorted(exps):
-                raise ValueError(f"{arg}: a profile grid for '{model_name}' takes values for "
+                raise ValueError(f"{arg}: a profile grid for '{model.name}' takes values for "
                                  f"{list(exps)} (the coefficients {list(coefs)} are solved), "
                                  f"got {sorted(self.values)}")
             axes = [np.asarray(self.values[e], dtype=np.float64).reshape(-1) for e in exps]
             grid_e = np.array(list(itertools.product(*axes)), dtype=np.float64)
-            S = profile_starts(model_name, list(names), grid_e, packed, lower, upper)
+            S = profile_starts(model, list(names), grid_e, packed, lower, upper)
         elif self.values is not None:
             unknown = [k for k in self.values if k not in names]
             if unknown:
@@ -202,43 +205,9 @@ def grid(*, starts=None, sample: Optional[str] = None, n: Optional[int] = None, 
 
 # --------------------------------------------------------------------------- profiles
 # Variable projection: for the models whose parameters split into linear coefficients and
-# nonlinear exponents, a grid over the exponents alone; at each grid point the coefficients
-# are the (nonnegative, bounded) least-squares solution on the problem's data.
-#   model: (coefficient names, exponent names, basis(x, exponents) -> columns,
-#           map from (coefficients, exponents) to the model's parameter vector)
-
-
-def _powers(x, e):
-    return x ** -e
-
-
-PROFILES = {
-    "power_law": (("A",), ("alpha",),
-                  lambda x, e: [_powers(x[..., 0], e[..., 0])],
-                  lambda c, e: {"A": c[..., 0], "alpha": e[..., 0]}),
-    "saturating_power_law": (("E", "A"), ("alpha",),
-                             lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
-                                           _powers(x[..., 0], e[..., 0])],
-                             lambda c, e: {"E": c[..., 0], "A": c[..., 1], "alpha": e[..., 0]}),
-    "chinchilla": (("E", "A", "B"), ("alpha", "beta"),
-                   lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
-                                 _powers(x[..., 0], e[..., 0]), _powers(x[..., 1], e[..., 1])],
-                   lambda c, e: {"E": c[..., 0], "A": c[..., 1], "B": c[..., 2],
-                                 "alpha": e[..., 0], "beta": e[..., 1]}),
-    # The replication's log parameterisation: a = log A, b = log B, e = log E (a zero
-    # coefficient becomes log of the smallest normal number).
-    "chinchilla_log": (("E", "A", "B"), ("alpha", "beta"),
-                       lambda x, e: [np.ones_like(x[..., 0] * e[..., 0]),
-                                     _powers(x[..., 0], e[..., 0]),
-                                     _powers(x[..., 1], e[..., 1])],
-                       lambda c, e: {"a": _log_pos(c[..., 1]), "b": _log_pos(c[..., 2]),
-                                     "e": _log_pos(c[..., 0]), "alpha": e[..., 0],
-                                     "beta": e[..., 1]}),
-}
-
-
-def _log_pos(c):
-    return np.log(np.maximum(c, np.finfo(float).tiny))
+# nonlinear exponents (a model's ``profile``, lawfit.models.Profile), a grid over the
+# exponents alone; at each grid point the coefficients are the (nonnegative, bounded)
+# least-squares solution on the problem's data.
 
 
 def _box_least_squares(M, v, yy, lo, hi):
@@ -280,11 +249,12 @@ def _box_least_squares(M, v, yy, lo, hi):
     return best_c, best_f
 
 
-def profile_starts(model_name: str, names: Sequence[str], exponents: np.ndarray, packed,
+def profile_starts(model, names: Sequence[str], exponents: np.ndarray, packed,
                    lower: np.ndarray, upper: np.ndarray, block: int = 4_000_000) -> np.ndarray:
     """(P, G, n) starts: the grid of exponents (G, n_exp) with each problem's coefficients by
     (nonnegative, bounded) least squares on its data (raw y, weighted by weights / sigma^2)."""
-    coef_names, exp_names, basis, assemble = PROFILES[model_name]
+    prof = get(model).profile
+    coef_names, basis, assemble = prof.coefficients, prof.basis, prof.assemble
     P = packed.n_problems
     G = len(exponents)
     n_pts = packed.n_points

@@ -1,10 +1,17 @@
 """The built-in models.
 
-Each model is defined once, in C++ (``cpp/include/lawfit/models/``), and every compiled
-backend instantiates that definition; the NumPy reference (``lawfit.reference``) re-implements
-it independently.  This module holds what Python needs to know about each: its name,
-parameter names, inputs and formula (a test checks them against the compiled module), plus an
-optional data-driven first guess used when ``p0`` is not given.
+Each model is defined once, in C++ (``cpp/include/lawfit/models/``): its name, parameter and
+input names, formula and whether it takes log inputs are read here from the compiled module
+(``lawfit._core.models()``), and every compiled backend instantiates that definition; the
+NumPy reference (``lawfit.reference``) re-implements it independently, on purpose.  This
+module adds only what is Python's, as optional attributes of a model, never as checks on its
+name: a data-driven first guess (used when ``p0`` is not given), a profile split into linear
+coefficients and nonlinear exponents (``lawfit.grid(profile=True)``) and Chinchilla's
+compute-optimal allocation (``BootstrapResult.compute_optimal``).
+
+Adding a built-in model: its header in ``cpp/include/lawfit/models/``, its line in
+``LAWFIT_FOR_EACH_MODEL`` (``models/all.h``), its NumPy twin in ``reference/models.py`` and
+its test spec in ``tests/batches.py``; nothing here unless it has one of the extras.
 
 A model is also a plain function ``model(x, *params)``, so it can be handed to
 ``scipy.optimize.curve_fit`` as it is.
@@ -16,19 +23,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-__all__ = [
-    "Model",
-    "get",
-    "available",
-    "power_law",
-    "saturating_power_law",
-    "chinchilla",
-    "chinchilla_log",
-    "kaplan",
-    "broken_power_law",
-    "exp_power_law",
-    "logistic",
-]
+__all__ = ["Model", "Profile", "get", "available"]
 
 # A guess takes the flat inputs x (M, k), targets y (M,) and offsets (P + 1,) of a packed
 # batch and returns starting parameters (P, n_params).  It must depend on each problem's own
@@ -38,15 +33,40 @@ GuessFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A model's split for variable projection: for fixed ``exponents`` the model is linear
+    in ``coefficients``.  ``basis(x, e)``: the columns multiplying each coefficient, x (...,
+    n_inputs) and e (..., n_exponents) broadcasting; ``assemble(c, e)``: the model's
+    parameters by name from coefficients (natural units, >= 0) and exponents."""
+
+    coefficients: tuple
+    exponents: tuple
+    basis: Callable = field(repr=False)
+    assemble: Callable = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Model:
-    """A built-in model: ``f(x; params)`` with an analytic gradient in every backend."""
+    """A built-in model: ``f(x; params)`` with an analytic gradient in every backend.
+
+    ``name``, ``param_names``, ``input_names``, ``formula``, ``log_inputs`` (the compiled
+    model takes log x, x > 0) and ``has_native_log`` (a stable closed form of log f) come
+    from the C++ definition.  Optional extras: ``guess_fn`` (a data-driven start for every
+    problem of a packed batch, see ``GuessFn``), ``compiled_guess`` (the name of a compiled
+    guess in ``_core`` that computes the same start faster), ``profile`` (a
+    :class:`Profile`) and ``natural`` (p -> (A, B, alpha, beta) for Chinchilla's
+    compute-optimal allocation)."""
 
     name: str
     param_names: tuple
     input_names: tuple
     formula: str
-    log_inputs: bool = True  # the compiled model takes log x (x > 0); see models/common.h
-    _guess: Optional[GuessFn] = field(default=None, repr=False, compare=False)
+    log_inputs: bool = True
+    has_native_log: bool = False
+    guess_fn: Optional[GuessFn] = field(default=None, repr=False, compare=False)
+    compiled_guess: Optional[str] = field(default=None, repr=False, compare=False)
+    profile: Optional[Profile] = field(default=None, repr=False, compare=False)
+    natural: Optional[Callable] = field(default=None, repr=False, compare=False)
 
     @property
     def n_params(self) -> int:
@@ -58,7 +78,7 @@ class Model:
 
     @property
     def has_guess(self) -> bool:
-        return self._guess is not None
+        return self.guess_fn is not None
 
     def __call__(self, x, *params):
         """Evaluate the model (NumPy), ``x`` of shape (m,) or (m, n_inputs)."""
@@ -75,28 +95,26 @@ class Model:
         f, _ = MODELS[self.name].value_and_jac(p, xs)
         return f
 
-    def guess_packed(self, packed) -> np.ndarray:
+    def guess_packed(self, packed, engine: str = "auto") -> np.ndarray:
         """The data-driven start of every problem of a packed batch: the compiled guess
-        (lawfit/guess.h) where the model has one, else :meth:`guess`."""
-        if self.name == "saturating_power_law":
+        (lawfit/guess.h, on the CPU ``engine``) where the model has one, else :meth:`guess`."""
+        if self.compiled_guess is not None:
             try:
                 from . import _core
             except ImportError:  # pragma: no cover - only on a broken install
                 _core = None
             if _core is not None:
-                from ._backends import cpu_engine
-
-                return _core.guess_saturating_power_law(packed.u[:, 0], packed.y, packed.offsets,
-                                                        SAT_COARSE, SAT_FACTORS,
-                                                        engine=cpu_engine)
+                return getattr(_core, self.compiled_guess)(
+                    packed.u[:, 0], packed.y, packed.offsets, SAT_COARSE, SAT_FACTORS,
+                    engine=engine)
         return self.guess(packed.x, packed.y, packed.offsets)
 
     def guess(self, x: np.ndarray, y: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """A data-driven start for every problem of a packed batch (see ``GuessFn``)."""
-        if self._guess is None:
+        if self.guess_fn is None:
             raise ValueError(f"p0: model '{self.name}' has no data-driven guess; pass p0")
         with np.errstate(all="ignore"):
-            return self._guess(x, y, offsets)
+            return self.guess_fn(x, y, offsets)
 
     def __repr__(self) -> str:
         return f"<lawfit model {self.name}: {self.formula}>"
@@ -189,25 +207,70 @@ def _guess_saturating_power_law(x, y, offsets):
     return out
 
 
-power_law = Model("power_law", ("A", "alpha"), ("x",), "A * x**-alpha", True,
-                  _guess_power_law)
-saturating_power_law = Model("saturating_power_law", ("E", "A", "alpha"), ("x",),
-                             "E + A * x**-alpha", True, _guess_saturating_power_law)
-chinchilla = Model("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"),
-                   "E + A * N**-alpha + B * D**-beta")
-chinchilla_log = Model("chinchilla_log", ("a", "b", "e", "alpha", "beta"), ("N", "D"),
-                       "exp(logsumexp(a - alpha * log(N), b - beta * log(D), e))")
-kaplan = Model("kaplan", ("Nc", "Dc", "alphaN", "alphaD"), ("N", "D"),
-               "((Nc / N)**(alphaN / alphaD) + Dc / D)**alphaD")
-broken_power_law = Model("broken_power_law", ("a", "b", "c0", "c1", "d1", "f1"), ("x",),
-                         "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)")
-exp_power_law = Model("exp_power_law", ("a", "b"), ("x",), "exp(a * x**b)")
-logistic = Model("logistic", ("a", "k", "x0", "b"), ("x",), "a / (1 + exp(-k * (x - x0))) + b",
-                 False)
+def _powers(x, e):
+    return x ** -e
 
-_TABLE = [power_law, saturating_power_law, chinchilla, chinchilla_log, kaplan,
-          broken_power_law, exp_power_law, logistic]
-_BY_NAME = {m.name: m for m in _TABLE}
+
+def _log_pos(c):
+    return np.log(np.maximum(c, np.finfo(float).tiny))
+
+
+def _one(x, e):
+    return np.ones_like(x[..., 0] * e[..., 0])
+
+
+_CHINCHILLA_BASIS = (lambda x, e: [_one(x, e), _powers(x[..., 0], e[..., 0]),
+                                   _powers(x[..., 1], e[..., 1])])
+
+# What Python adds to a model, by name: each entry's keys are Model's optional fields.
+_EXTRAS = {
+    "power_law": dict(
+        guess_fn=_guess_power_law,
+        profile=Profile(("A",), ("alpha",),
+                        lambda x, e: [_powers(x[..., 0], e[..., 0])],
+                        lambda c, e: {"A": c[..., 0], "alpha": e[..., 0]})),
+    "saturating_power_law": dict(
+        guess_fn=_guess_saturating_power_law,
+        compiled_guess="guess_saturating_power_law",
+        profile=Profile(("E", "A"), ("alpha",),
+                        lambda x, e: [_one(x, e), _powers(x[..., 0], e[..., 0])],
+                        lambda c, e: {"E": c[..., 0], "A": c[..., 1], "alpha": e[..., 0]})),
+    "chinchilla": dict(
+        profile=Profile(("E", "A", "B"), ("alpha", "beta"), _CHINCHILLA_BASIS,
+                        lambda c, e: {"E": c[..., 0], "A": c[..., 1], "B": c[..., 2],
+                                      "alpha": e[..., 0], "beta": e[..., 1]}),
+        natural=lambda p: (p[..., 1], p[..., 2], p[..., 3], p[..., 4])),
+    # The replication's log parameterisation: a = log A, b = log B, e = log E (a zero
+    # coefficient becomes log of the smallest normal number).
+    "chinchilla_log": dict(
+        profile=Profile(("E", "A", "B"), ("alpha", "beta"), _CHINCHILLA_BASIS,
+                        lambda c, e: {"a": _log_pos(c[..., 1]), "b": _log_pos(c[..., 2]),
+                                      "e": _log_pos(c[..., 0]), "alpha": e[..., 0],
+                                      "beta": e[..., 1]}),
+        natural=lambda p: (np.exp(p[..., 0]), np.exp(p[..., 1]), p[..., 3], p[..., 4])),
+}
+
+
+def _definitions() -> list:
+    """Each built-in model's facts, from the compiled module (or, on a broken install
+    without it, from the NumPy reference's twin, which has no input names of its own)."""
+    try:
+        from . import _core
+    except ImportError:  # pragma: no cover - only on a broken install
+        from .reference.models import MODELS
+
+        return [dict(name=m.name, params=list(m.param_names),
+                     inputs=[f"x{k}" for k in range(m.n_inputs)], formula=m.formula,
+                     log_inputs=m.log_inputs, has_log=m.has_log) for m in MODELS.values()]
+    return _core.models()
+
+
+_BY_NAME = {d["name"]: Model(d["name"], tuple(d["params"]), tuple(d["inputs"]), d["formula"],
+                             bool(d["log_inputs"]), bool(d["has_log"]),
+                             **_EXTRAS.get(d["name"], {}))
+            for d in _definitions()}
+globals().update(_BY_NAME)  # lawfit.models.chinchilla, ...
+__all__ += list(_BY_NAME)
 
 
 def available() -> list:

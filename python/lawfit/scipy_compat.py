@@ -50,8 +50,9 @@ from scipy.sparse.linalg import LinearOperator, lsmr
 from . import reference
 from ._packing import _as_x
 from ._status import Status
-from .api import fit, positive_int
-from .grid import PROFILES, Grid, grid
+from ._options import positive_int
+from .api import fit
+from .grid import Grid, grid
 from .models import Model, get
 from .reference.lm import LOSSES
 
@@ -581,10 +582,9 @@ def _builtin_p0(model: Model, lower, upper):
     profile grid over its exponents (within the bounds); otherwise ValueError."""
     if model.has_guess:
         return None
-    if model.name in PROFILES:
-        _, exponents, _, _ = PROFILES[model.name]
+    if model.profile is not None:
         axes = {}
-        for e in exponents:
+        for e in model.profile.exponents:
             j = model.param_names.index(e)
             axes[e] = np.unique(np.clip(_DEFAULT_EXPONENTS, lower[j], upper[j]))
         return grid(profile=True, **axes)

@@ -15,6 +15,7 @@ struct BrokenPowerLaw {
   static constexpr int kParams = 6, kInputs = 1;
   static constexpr const char* kName = "broken_power_law";
   static constexpr const char* kParamNames[kParams] = {"a", "b", "c0", "c1", "d1", "f1"};
+  static constexpr const char* kInputNames[kInputs] = {"x"};
   static constexpr const char* kFormula =
       "a + b * x**-c0 * (1 + (x / d1)**(1 / f1))**(-c1 * f1)";
 

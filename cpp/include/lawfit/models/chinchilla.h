@@ -12,6 +12,7 @@ struct Chinchilla {
   static constexpr int kParams = 5, kInputs = 2;
   static constexpr const char* kName = "chinchilla";
   static constexpr const char* kParamNames[kParams] = {"E", "A", "B", "alpha", "beta"};
+  static constexpr const char* kInputNames[kInputs] = {"N", "D"};
   static constexpr const char* kFormula = "E + A * N**-alpha + B * D**-beta";
 
   template <class T>
@@ -37,6 +38,7 @@ struct ChinchillaLog {
   static constexpr int kParams = 5, kInputs = 2;
   static constexpr const char* kName = "chinchilla_log";
   static constexpr const char* kParamNames[kParams] = {"a", "b", "e", "alpha", "beta"};
+  static constexpr const char* kInputNames[kInputs] = {"N", "D"};
   static constexpr const char* kFormula =
       "exp(logsumexp(a - alpha * log(N), b - beta * log(D), e))";
   static constexpr bool kHasLog = true;
@@ -71,6 +73,7 @@ struct Kaplan {
   static constexpr int kParams = 4, kInputs = 2;
   static constexpr const char* kName = "kaplan";
   static constexpr const char* kParamNames[kParams] = {"Nc", "Dc", "alphaN", "alphaD"};
+  static constexpr const char* kInputNames[kInputs] = {"N", "D"};
   static constexpr const char* kFormula = "((Nc / N)**(alphaN / alphaD) + Dc / D)**alphaD";
   static constexpr bool kHasLog = true;
 

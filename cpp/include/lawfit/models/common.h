@@ -5,6 +5,7 @@
 //   static constexpr int kParams, kInputs;            sizes known at compile time
 //   static constexpr const char* kName;               the name Python uses
 //   static constexpr const char* kParamNames[kParams];
+//   static constexpr const char* kInputNames[kInputs]; the data columns, e.g. {"N", "D"}
 //   static constexpr const char* kFormula;            one line, for docs and errors
 //   static constexpr bool kLogInputs;                  (optional) true: the model receives
 //       log x instead of x.  The logarithm is taken once per batch, before the solve, so the

@@ -11,6 +11,7 @@ struct Logistic {
   static constexpr int kParams = 4, kInputs = 1;
   static constexpr const char* kName = "logistic";
   static constexpr const char* kParamNames[kParams] = {"a", "k", "x0", "b"};
+  static constexpr const char* kInputNames[kInputs] = {"x"};
   static constexpr const char* kFormula = "a / (1 + exp(-k * (x - x0))) + b";
 
   template <class T>

@@ -11,6 +11,7 @@ struct PowerLaw {
   static constexpr int kParams = 2, kInputs = 1;
   static constexpr const char* kName = "power_law";
   static constexpr const char* kParamNames[kParams] = {"A", "alpha"};
+  static constexpr const char* kInputNames[kInputs] = {"x"};
   static constexpr const char* kFormula = "A * x**-alpha";
   static constexpr bool kHasLog = true;
 
@@ -40,6 +41,7 @@ struct SaturatingPowerLaw {
   static constexpr int kParams = 3, kInputs = 1;
   static constexpr const char* kName = "saturating_power_law";
   static constexpr const char* kParamNames[kParams] = {"E", "A", "alpha"};
+  static constexpr const char* kInputNames[kInputs] = {"x"};
   static constexpr const char* kFormula = "E + A * x**-alpha";
 
   template <class T>
@@ -61,6 +63,7 @@ struct ExpPowerLaw {
   static constexpr int kParams = 2, kInputs = 1;
   static constexpr const char* kName = "exp_power_law";
   static constexpr const char* kParamNames[kParams] = {"a", "b"};
+  static constexpr const char* kInputNames[kInputs] = {"x"};
   static constexpr const char* kFormula = "exp(a * x**b)";
   static constexpr bool kHasLog = true;
 

@@ -1,0 +1,265 @@
+"""One plan for every solve.
+
+    pack -> a data-driven start where there is no p0 -> with a grid, the objective at every
+    start and the best k of each unit -> refine (Levenberg-Marquardt) -> the lowest final
+    cost (best_of) -> finish (covariance, residuals) -> join chunks
+
+``lawfit.fit`` (and through it ``curve_fit`` and ``least_squares`` for built-in models) runs
+:func:`solve_batch`; ``lawfit.bootstrap`` runs the same steps per resample unit:
+:func:`solve_grid` for a grid of starts, with the same best-start rule (:func:`best_of`).
+Every step goes through one backend object (``lawfit._backends``) with one
+:class:`~lawfit._options.Options`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ._backends import Backend, Resampling, Units, residuals_at
+from ._options import Options
+from ._packing import NO_START, pack
+from ._result import covariance
+from .grid import Grid
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What a solve computes after it converges: covariances (from J^T J, as curve_fit:
+    scaled by the residual variance unless ``absolute_sigma``; ``singular`` "inf" or
+    "pinv") and each point's residual and Jacobian."""
+
+    return_cov: bool = False
+    absolute_sigma: bool = False
+    singular: str = "inf"
+    return_residuals: bool = False
+
+
+def best_of(cost: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """The chosen start of each row of (U, k) refined starts: the lowest cost among those
+    that converged (status > 0, finite cost); where none converged, the lowest finite cost
+    (the unit's status then says why it failed); ties to the earlier (better-ranked) start."""
+    with np.errstate(invalid="ignore"):
+        ok = (status > 0) & np.isfinite(cost)
+        key = np.where(ok, cost, np.inf)
+        none_ok = ~ok.any(axis=1)
+        key[none_ok] = np.where(np.isfinite(cost[none_ok]), cost[none_ok], np.inf)
+    return np.argmin(key, axis=1)
+
+
+@dataclass
+class GridSolve:
+    """The result of :func:`solve_grid` for U units: ``out`` the refined starts' results
+    (U * kk rows, unit-major), ``sel`` (U, kk) the grid index of each refined start,
+    ``start_cost`` (U, S) the objective at every start, ``best`` (U,) the chosen refined
+    start; ``pick`` its row in ``out``."""
+
+    out: dict
+    sel: np.ndarray
+    start_cost: np.ndarray
+    best: np.ndarray
+
+    @property
+    def kk(self) -> int:
+        return self.sel.shape[1]
+
+    @property
+    def pick(self) -> np.ndarray:
+        return np.arange(len(self.best)) * self.kk + self.best
+
+    def chosen(self) -> dict:
+        """Each unit's chosen result, one row per unit."""
+        return {key: np.ascontiguousarray(v[self.pick]) for key, v in self.out.items()}
+
+
+def solve_grid(backend: Backend, packed, options: Options, starts: np.ndarray,
+               data_of: np.ndarray, k, *, resample_of=None,
+               resampling: Optional[Resampling] = None, n_threads: Optional[int] = None,
+               return_jtj: bool = False,
+               refine: Optional[Callable[[Units], dict]] = None) -> GridSolve:
+    """A multi-start solve of units: unit i fits problem data_of[i] (weighted by resample
+    resample_of[i] where given) from the grid starts[data_of[i]] (starts: (P, S, n)).  Its
+    own objective at every start ranks them; the best ``k`` (or "all"; ties: the earlier
+    start) are refined, each within its problem's bounds; :func:`best_of` chooses.
+    ``refine(units)``: how the refined starts are solved (default ``backend.solve``)."""
+    data_of = np.asarray(data_of, dtype=np.int64)
+    U, (S, n) = len(data_of), starts.shape[1:]
+
+    def per_start(v):
+        return None if v is None else np.repeat(v, S)
+
+    start_cost = backend.objective(
+        packed, options, starts[data_of].reshape(U * S, n),
+        Units(np.repeat(data_of, S), resample_of=per_start(resample_of),
+              resampling=resampling), n_threads=n_threads).reshape(U, S)
+    kk = S if k == "all" else min(int(k), S)
+    if kk == S:
+        sel = np.broadcast_to(np.arange(S), (U, S))
+    else:  # the kk lowest objectives, ties to the earlier start
+        sel = np.argsort(start_cost, axis=1, kind="stable")[:, :kk]
+    dk = np.repeat(data_of, kk)
+    units = Units(dk, "unit", np.ascontiguousarray(starts[data_of[:, None], sel].reshape(U * kk, n)),
+                  packed.lower[dk], packed.upper[dk],
+                  None if resample_of is None else np.repeat(resample_of, kk), resampling)
+    if refine is None:
+        out = backend.solve(packed, options, units, n_threads=n_threads, return_jtj=return_jtj)
+    else:
+        out = refine(units)
+    best = best_of(out["cost"].reshape(U, kk), out["status"].reshape(U, kk))
+    return GridSolve(out, sel, start_cost, best)
+
+
+def _finish(packed, out: dict, finish: Finish):
+    """Covariances and residuals of the solutions in ``out``, one row per problem:
+    (out, the batch's offsets, cov, fun, jac)."""
+    cov = None
+    if finish.return_cov:
+        n_points = packed.n_points
+        if packed.weights is not None:
+            row = np.repeat(np.arange(len(n_points)), n_points)
+            pts = np.bincount(row, weights=packed.weights, minlength=len(n_points))
+        else:
+            pts = n_points
+        cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
+                         absolute_sigma=finish.absolute_sigma, singular=finish.singular)
+    fun = jac = None
+    if finish.return_residuals:
+        fun, jac = residuals_at(packed, out["x"])
+    out["n_omitted"] = np.zeros(packed.n_problems, dtype=np.int64) \
+        if packed.n_omitted is None else packed.n_omitted
+    return out, packed.offsets, cov, fun, jac
+
+
+def solve_packed(backend: Backend, packed, options: Options, finish: Finish,
+                 n_threads: Optional[int] = None, grid: Optional[Grid] = None, k=None):
+    """Solve one packed batch: from its p0, or (``grid``) multi-start, the grid's
+    diagnostics added to ``out``.  Returns (out, offsets, cov, fun, jac)."""
+    if grid is None:
+        out = backend.solve(packed, options, n_threads=n_threads,
+                            return_jtj=finish.return_cov)
+        return _finish(packed, out, finish)
+    P = packed.n_problems
+    starts = grid.starts(packed.model.param_names, P, packed.lower, packed.upper,
+                         packed=packed, model=packed.model)
+    g = solve_grid(backend, packed, options, starts, np.arange(P), k, n_threads=n_threads,
+                   return_jtj=finish.return_cov)
+    cost = g.out["cost"].reshape(P, g.kk)
+    status = g.out["status"].reshape(P, g.kk)
+    rows = np.arange(P)
+    best_cost = cost[rows, g.best]
+    with np.errstate(invalid="ignore"):
+        ok = (status > 0) & np.isfinite(cost)
+        at_best = ok & (cost <= best_cost[:, None] +
+                        options.at_best_rtol * np.abs(best_cost[:, None]))
+        finite_cost = np.where(np.isfinite(cost), cost, np.nan)
+        all_nan = np.isnan(finite_cost).all(axis=1)
+        cost_median = np.full(P, np.nan)
+        if (~all_nan).any():
+            cost_median[~all_nan] = np.nanmedian(finite_cost[~all_nan], axis=1)
+    out = g.chosen()
+    S = starts.shape[1]
+    out["n_starts"] = np.full(P, S, dtype=np.int64)
+    out["n_refined"] = np.full(P, g.kk, dtype=np.int64)
+    out["best_start"] = g.sel[rows, g.best].astype(np.int64)
+    out["start_cost"] = g.start_cost[rows, out["best_start"]]
+    out["n_at_best"] = at_best.sum(axis=1).astype(np.int64)
+    out["share_at_best"] = out["n_at_best"] / g.kk
+    out["cost_median"] = cost_median
+    packed.p0 = starts[rows, out["best_start"]]
+    return _finish(packed, out, finish)
+
+
+def n_problems(x, y, groups) -> int:
+    """How many problems a batch holds, without packing it."""
+    if isinstance(y, (list, tuple)) and (len(y) == 0 or np.ndim(y[0]) >= 1):
+        return len(y)
+    if groups is not None:
+        return len(np.unique(np.asarray(groups)))
+    return np.shape(y)[0] if np.ndim(y) == 2 else 1
+
+
+def _per_problem(value, a: int, b: int, total: int, ndim: int):
+    """Rows a:b of an argument given per problem (a list, or an array of ``ndim`` dimensions
+    whose first has ``total`` entries); anything else is shared by all problems."""
+    if isinstance(value, (list, tuple)) and len(value) == total and total > 1 and \
+            np.ndim(value[0]) >= 1 and ndim == 1:
+        return value[a:b]
+    arr = value if isinstance(value, np.ndarray) else None
+    if arr is not None and arr.ndim >= ndim and arr.shape[0] == total and total > 1:
+        return arr[a:b]
+    return value
+
+
+def _rows(x, y, kw, a: int, b: int, total: int):
+    """x, y and the keyword arguments of problems a:b (list or padded batches)."""
+    listy = isinstance(y, (list, tuple))
+    cy = y[a:b]
+    if listy:
+        cx = x[a:b] if isinstance(x, (list, tuple)) else x
+        per = 1
+    else:
+        cx = _per_problem(np.asarray(x), a, b, total, 2) if np.ndim(x) >= 2 and \
+            np.shape(x)[0] == total and np.shape(x)[:2] == np.shape(y) else x
+        per = 2
+    ckw = dict(kw)
+    for name in ("sigma", "weights"):
+        if kw[name] is not None:
+            ckw[name] = _per_problem(kw[name], a, b, total, per)
+    if kw["p0"] is not None and kw["p0"] is not NO_START:
+        ckw["p0"] = _per_problem(np.asarray(kw["p0"], dtype=float), a, b, total, 2)
+    lb, ub = kw["bounds"]
+    ckw["bounds"] = tuple(_per_problem(np.asarray(v, dtype=float), a, b, total, 2)
+                          for v in (lb, ub))
+    return cx, cy, ckw
+
+
+def _concatenate(parts):
+    """The chunks' (out, offsets, cov, fun, jac) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    n_points = np.concatenate([np.diff(p[1]) for p in parts])
+    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
+    np.cumsum(n_points, out=offsets[1:])
+    cat = [offsets] + [None if parts[0][i] is None else np.concatenate([p[i] for p in parts])
+                       for i in range(2, 5)]
+    return (out, *cat)
+
+
+def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
+                chunk_size: int, pack_args: dict, options: Options, finish: Finish,
+                n_threads: Optional[int] = None, grid: Optional[Grid] = None, k=None,
+                progress=None):
+    """A whole batch through the plan, ``chunk_size`` problems packed and solved at a time
+    (a batch given by ``groups`` is packed whole); every chunk is validated before the first
+    is solved.  Returns (out, offsets, cov, fun, jac, labels)."""
+    kw = dict(pack_args, residuals=options.residuals, engine=backend.engine)
+    if grid is not None:
+        kw["p0"] = NO_START
+
+    def solve_one(packed, a, b):
+        return solve_packed(backend, packed, options, finish, n_threads,
+                            None if grid is None else grid.rows(a, b), k)
+
+    if groups is not None or total <= chunk_size:
+        packed = pack(model, x, y, groups=groups, **kw)
+        if labels is not None:
+            packed.labels = labels[packed.labels.astype(int)]
+        parts = [solve_one(packed, 0, total)]
+        if progress is not None:
+            progress(total, total)
+        out_labels = packed.labels
+    else:
+        ranges = [(a, min(a + chunk_size, total)) for a in range(0, total, chunk_size)]
+        for a, b in ranges:  # every chunk is validated before any is solved
+            cx, cy, ckw = _rows(x, y, kw, a, b, total)
+            pack(model, cx, cy, validate_only=True, first=a, **ckw)
+        parts = []
+        for a, b in ranges:
+            cx, cy, ckw = _rows(x, y, kw, a, b, total)
+            parts.append(solve_one(pack(model, cx, cy, first=a, **ckw), a, b))
+            if progress is not None:
+                progress(b, total)
+        out_labels = None
+    return (*_concatenate(parts), out_labels)

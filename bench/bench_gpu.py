@@ -49,13 +49,14 @@ def make_batch(P, m, seed=0):
 def kernel_only(x, y, p0, repeats):
     import lawfit
     from lawfit import _cuda
+    from lawfit._options import Options
     from lawfit._packing import pack
 
     pk = pack(lawfit.models.get(MODEL), x, y, p0=p0)
-    out, ms = _cuda.time_fit(repeats, MODEL, pk.u, pk.t, None, None, pk.offsets, pk.p0,
-                             pk.lower, pk.upper, log_residuals=False, loss="linear",
-                             f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=300,
-                             initial_damping=1e-3)
+    out, ms = _cuda.time_fit(repeats, MODEL,
+                             dict(x=pk.u, t=pk.t, offsets=pk.offsets, log_residuals=False),
+                             dict(p0=pk.p0, lower=pk.lower, upper=pk.upper),
+                             Options(max_nfev=300))
     return out, np.array(ms[1:] if len(ms) > 1 else ms)  # the first launch is a warm-up
 
 

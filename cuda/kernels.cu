@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <limits>
 #include <vector>
 
 #include "kernels.h"
@@ -241,25 +242,14 @@ long long largest_problem(const Batch<T>& h) {
 }
 
 // The units in order of size, where sizes differ (empty where they do not): the threads of a
-// warp then take units of about the same size, and none idles while a neighbour finishes a
-// longer problem.  (Which thread solves a unit does not change its result.)
+// warp then take units of about the same size (batch.h, order_by_size).
 template <class T>
 std::vector<long long> size_order(const Batch<T>& h) {
-  std::vector<long long> order;
-  const long long P = h.n_problems;
-  bool uniform = true;
-  for (long long i = 1; i < P && uniform; ++i) uniform = unit_points(h, i) == unit_points(h, 0);
-  if (uniform) return order;
-  order.resize(P);
-  for (long long i = 0; i < P; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&h](long long i, long long j) {
-    return unit_points(h, i) < unit_points(h, j);
-  });
+  std::vector<long long> order, larger;
+  order_by_size(h, std::numeric_limits<long long>::max(), order, larger);
   return order;
 }
 
-// A packed batch copied to the device, with room for its results and, for a bootstrap, for
-// every thread's resample (2 doubles per point of the largest problem; batch.h's unit_data).
 template <class T>
 struct DeviceBatch {
   long long P, N, NN;

@@ -39,11 +39,8 @@ void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long 
 // owns every array).  Null pointers: no sigma, no weights.
 template <class T>
 void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py::dict& out,
-                    long long n_problems, bool log_residuals, const std::string& loss,
-                    double f_scale, double ftol, double xtol, double gtol, int max_nfev,
-                    int max_nfev_cap) {
-  const Options o = bindings::make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol,
-                                              max_nfev, 1e-3, max_nfev_cap);
+                    long long n_problems, bool log_residuals, const py::object& options) {
+  const Options o = bindings::make_options<T>(options, log_residuals);
   auto ptr = [](const py::dict& d, const char* key, bool required) {
     const auto p = d[key].cast<std::uintptr_t>();
     if (required && p == 0)
@@ -94,28 +91,21 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.def(
       "fit_device",
       [](const std::string& model, const py::dict& in, const py::dict& out,
-         long long n_problems, bool fp32, bool log_residuals, const std::string& loss,
-         double f_scale, double ftol, double xtol, double gtol, int max_nfev,
-         int max_nfev_cap) {
+         const py::object& options, long long n_problems, bool fp32, bool log_residuals) {
         const bindings::ModelEntry& m = bindings::find_model(model);
         bindings::require(n_problems >= 0, "n_problems: must be >= 0");
         auto solve = fp32 ? &solve_pointers<float> : &solve_pointers<double>;
-        solve(m, in, out, n_problems, log_residuals, loss, f_scale, ftol, xtol, gtol,
-              max_nfev, max_nfev_cap);
+        solve(m, in, out, n_problems, log_residuals, options);
       },
-      py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::kw_only(),
-      py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"), py::arg("loss"),
-      py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
-      py::arg("max_nfev"), py::arg("max_nfev_cap") = 0,
+      py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::arg("options"),
+      py::kw_only(), py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"),
       "Solve a packed batch already in device memory, in place: `inputs` and `outputs` map "
-      "the names of fit()'s arrays to device pointers (see lawfit/_device.py).");
+      "the names of fit()'s arrays to device pointers (see lawfit/_device.py); `options` as "
+      "for fit().");
   mod.def(
       "time_fit",
-      [](int repeats, const std::string& model, const F64& x, const F64& t,
-         const py::object& sigma, const py::object& w, const I64& offsets, const F64& p0,
-         const F64& lower, const F64& upper, bool log_residuals, const std::string& loss,
-         double f_scale, double ftol, double xtol, double gtol, int max_nfev,
-         double initial_damping) {
+      [](int repeats, const std::string& model, const py::dict& data, const py::dict& box,
+         const py::object& options) {
         require_device();
         if (repeats < 1) throw py::value_error("repeats: must be >= 1");
         std::vector<double> ms;
@@ -125,16 +115,12 @@ PYBIND11_MODULE(_cuda, mod) {
           ms = cuda::time_host_batch(m.name, b, n_points, m.n_inputs,
                                      static_cast<int>(m.params.size()), o, repeats);
         };
-        py::dict out = bindings::fit_packed(timed, model, x, t, sigma, w, offsets, p0, lower,
-                                            upper, log_residuals, loss, f_scale, ftol, xtol,
-                                            gtol, max_nfev, initial_damping, 0, false, "auto");
+        py::dict out = bindings::fit_packed<double>(timed, model, data, box, options,
+                                                    py::none(), 0, false, "auto");
         return py::make_tuple(out, ms);
       },
-      py::arg("repeats"), py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"),
-      py::arg("weights"), py::arg("offsets"), py::arg("p0"), py::arg("lower"),
-      py::arg("upper"), py::kw_only(), py::arg("log_residuals"), py::arg("loss"),
-      py::arg("f_scale"), py::arg("ftol"), py::arg("xtol"), py::arg("gtol"),
-      py::arg("max_nfev"), py::arg("initial_damping"),
+      py::arg("repeats"), py::arg("model"), py::arg("data"), py::arg("box"),
+      py::arg("options"),
       "Benchmark: the kernel alone, run `repeats` times on device-resident data; returns "
       "(results of the last run, milliseconds of each run).");
 }

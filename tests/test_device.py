@@ -20,12 +20,13 @@ from conftest import COMPILED
 SPL = "saturating_power_law"
 
 
-def cpu_kernel(model_name, ins, out, *, n_problems, fp32, **options):
+def cpu_kernel(model_name, ins, out, options, *, n_problems, fp32, log_residuals):
     """The CPU core in the kernel's place: fills ``out`` from ``ins`` (NumPy arrays)."""
     fn = _core.fit32 if fp32 else _core.fit
-    r = fn(model_name, ins["x"], ins["t"], ins["sigma"], ins["weights"], ins["offsets"],
-           ins["p0"], ins["lower"], ins["upper"], initial_damping=1e-3, n_threads=0,
-           return_jtj=False, **options)
+    data = dict(x=ins["x"], t=ins["t"], sigma=ins["sigma"], weights=ins["weights"],
+                offsets=ins["offsets"], log_residuals=log_residuals)
+    r = fn(model_name, data, dict(p0=ins["p0"], lower=ins["lower"], upper=ins["upper"]),
+           options)
     for key, arr in out.items():
         arr[...] = r[key]
 

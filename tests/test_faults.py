@@ -23,6 +23,7 @@ import pytest
 
 import lawfit
 from lawfit import _core
+from lawfit._options import Options
 
 from batches import model_batch
 
@@ -40,6 +41,7 @@ CHILD_COMMON = textwrap.dedent("""
     import os, signal, sys, time
     import numpy as np
     from lawfit import _core
+    from lawfit._options import Options
 
     def call(sizes, units_of, *, threads, engine="auto", resample=False, max_nfev=50,
              tol=1e-8):
@@ -54,12 +56,12 @@ CHILD_COMMON = textwrap.dedent("""
         p0 = np.tile([1.4, 2.9, 0.39], (U, 1)) * (1 + 1e-3 * (np.arange(U) % 7))[:, None]
         inf = np.full((U, 3), np.inf)
         extra = dict(resample_of=np.arange(U, dtype=np.uint32), seed=1) if resample else {}
-        return _core.fit("saturating_power_law", np.concatenate(xs)[:, None],
-                         np.concatenate(ys), None, None, offsets, p0, -inf, inf,
-                         log_residuals=False, loss="linear", f_scale=1.0, ftol=tol, xtol=tol,
-                         gtol=tol, max_nfev=max_nfev, initial_damping=1e-3,
-                         n_threads=threads, return_jtj=False, engine=engine,
-                         data_of=data_of, **extra)
+        return _core.fit("saturating_power_law",
+                         dict(x=np.concatenate(xs)[:, None], t=np.concatenate(ys),
+                              offsets=offsets),
+                         dict(p0=p0, lower=-inf, upper=inf),
+                         Options(ftol=tol, xtol=tol, gtol=tol, max_nfev=max_nfev),
+                         dict(data_of=data_of, **extra), n_threads=threads, engine=engine)
 
     def guess(n, n_alphas):  # the scalar guess (n > 4096 points) of one problem
         x = np.geomspace(1.0, 1e4, n)
@@ -148,12 +150,11 @@ def test_an_exception_on_any_thread_stops_the_call_and_leaves_the_core_usable():
     inf = np.full((U, 3), np.inf)
 
     def call(threads):
-        return _core.fit("saturating_power_law", args["x"], args["t"], None, None,
-                         args["offsets"], p0u, -inf, inf, log_residuals=False, loss="linear",
-                         f_scale=1.0, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=50,
-                         initial_damping=1e-3, n_threads=threads, return_jtj=False,
-                         data_of=np.zeros(U, dtype=np.int64),
-                         resample_of=np.arange(U, dtype=np.uint32), seed=1)
+        return _core.fit("saturating_power_law", args, dict(p0=p0u, lower=-inf, upper=inf),
+                         Options(max_nfev=50),
+                         dict(data_of=np.zeros(U, dtype=np.int64),
+                              resample_of=np.arange(U, dtype=np.uint32), seed=1),
+                         n_threads=threads)
 
     alone = call(1)
     try:
@@ -307,12 +308,10 @@ def test_n_threads_beyond_the_cap_is_refused_by_the_core():
     inf = np.full_like(p0, np.inf)
 
     def call(n_threads):
-        return _core.fit("saturating_power_law", x, t, None, None,
-                         np.array([0, 20], dtype=np.int64), p0, -inf, inf,
-                         log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8,
-                         xtol=1e-8, gtol=1e-8, max_nfev=50, initial_damping=1e-3,
-                         n_threads=n_threads, return_jtj=False,
-                         data_of=np.zeros(130, dtype=np.int64))
+        return _core.fit("saturating_power_law",
+                         dict(x=x, t=t, offsets=np.array([0, 20], dtype=np.int64)),
+                         dict(p0=p0, lower=-inf, upper=inf), Options(max_nfev=50),
+                         dict(data_of=np.zeros(130, dtype=np.int64)), n_threads=n_threads)
 
     for bad in (2**31 - 1, 4097, -1):
         with pytest.raises(ValueError, match="n_threads"):

@@ -20,6 +20,7 @@ def test_model_tables_agree():
         py, ref = lawfit.models.get(name), REF[name]
         assert tuple(cpp[name]["params"]) == py.param_names == tuple(ref.param_names)
         assert cpp[name]["n_inputs"] == py.n_inputs == ref.n_inputs
+        assert tuple(cpp[name]["inputs"]) == py.input_names and len(py.input_names) == py.n_inputs
         assert cpp[name]["formula"] == py.formula
         assert cpp[name]["log_inputs"] == ref.log_inputs == py.log_inputs
 

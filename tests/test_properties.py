@@ -33,6 +33,7 @@ from lawfit import Status
 from lawfit.reference.models import MODELS as REF_MODELS
 
 from batches import model_batch
+import corecall
 from conftest import COMPILED
 
 MODELS_UNDER_TEST = ["saturating_power_law", "chinchilla"]
@@ -524,15 +525,15 @@ def test_a_shared_grid_is_passed_once_with_the_same_results():
     kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
               gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
     args = (pk.t, None, None, pk.offsets, pk.p0, pk.lower, pk.upper)
-    per_point = _core.fit(m.name, pk.u, *args, **kw)
-    shared = _core.fit(m.name, pk.u_grid, *args, x_shared=True, **kw)
+    per_point = corecall.fit(_core.fit, m.name, pk.u, *args, **kw)
+    shared = corecall.fit(_core.fit, m.name, pk.u_grid, *args, x_shared=True, **kw)
     for f in per_point:
         assert np.array_equal(per_point[f], shared[f], equal_nan=True), f
     ragged = pk.offsets.copy()
     ragged[1] -= 1  # problem 0 has 14 points, problem 1 has 16
     with pytest.raises(ValueError, match="x_shared: problem 0 has 14 points, x has 15 rows"):
-        _core.fit(m.name, pk.u_grid, pk.t, None, None, ragged, pk.p0, pk.lower, pk.upper,
-                  x_shared=True, **kw)
+        corecall.fit(_core.fit, m.name, pk.u_grid, pk.t, None, None, ragged, pk.p0,
+                     pk.lower, pk.upper, x_shared=True, **kw)
     y = y.copy()
     y[3, 2] = np.nan  # a missing point: inputs per point again
     assert _packing.pack(m, x, y, p0=p0).u_grid is None
@@ -552,15 +553,16 @@ def test_bounds_given_once_are_passed_once_with_the_same_results():
     kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
               gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
     args = (m.name, pk.u, pk.t, None, None, pk.offsets, pk.p0)
-    per_problem = _core.fit(*args, np.ascontiguousarray(pk.lower),
-                            np.ascontiguousarray(pk.upper), **kw)
-    shared = _core.fit(*args, np.array([lo]), np.array([hi]), bounds_shared=True, **kw)
+    per_problem = corecall.fit(_core.fit, *args, np.ascontiguousarray(pk.lower),
+                               np.ascontiguousarray(pk.upper), **kw)
+    shared = corecall.fit(_core.fit, *args, np.array([lo]), np.array([hi]),
+                          bounds_shared=True, **kw)
     assert (per_problem["active_mask"] != 0).any()  # the bounds are met somewhere
     for f in per_problem:
         assert np.array_equal(per_problem[f], shared[f], equal_nan=True), f
     with pytest.raises(ValueError, match="lower"):
-        _core.fit(*args, np.ascontiguousarray(pk.lower), np.ascontiguousarray(pk.upper),
-                  bounds_shared=True, **kw)
+        corecall.fit(_core.fit, *args, np.ascontiguousarray(pk.lower),
+                     np.ascontiguousarray(pk.upper), bounds_shared=True, **kw)
     r = lawfit.fit(m.name, x, y, p0=p0, bounds=(lo, hi), backend="cpu")
     assert np.array_equal(r.x, per_problem["x"]) and np.array_equal(r.status, shared["status"])
     with pytest.raises(ValueError, match="bounds: lower bound 3.0 exceeds upper bound 2.0 "

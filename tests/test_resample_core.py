@@ -18,6 +18,7 @@ from lawfit.reference import fit_packed as ref_fit
 from lawfit.reference import rng
 
 from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
+import corecall
 
 _core = pytest.importorskip("lawfit._core")
 
@@ -61,10 +62,10 @@ def explicit(pk, data_of, resample_of):
 
 
 def core_fit(pk, engine, threads, **kw):
-    return _core.fit(pk.model.name, pk.u, pk.t, pk.sigma, pk.weights, pk.offsets,
-                     kw.pop("p0"), kw.pop("lower"), kw.pop("upper"),
-                     log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5,
-                     n_threads=threads, return_jtj=True, engine=engine, **OPTS, **kw)
+    return corecall.fit(_core.fit, pk.model.name, pk.u, pk.t, pk.sigma, pk.weights, pk.offsets,
+                        kw.pop("p0"), kw.pop("lower"), kw.pop("upper"),
+                        log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5,
+                        n_threads=threads, return_jtj=True, engine=engine, **OPTS, **kw)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -75,10 +76,10 @@ def test_in_core_resamples_equal_explicit_weights(name):
     p0 = np.repeat(pk.p0, R, axis=0)
     lower, upper = np.repeat(pk.lower, R, axis=0), np.repeat(pk.upper, R, axis=0)
     rows, w, offsets = explicit(pk, data_of, resample_of)
-    want = _core.fit(pk.model.name, np.ascontiguousarray(pk.u[rows]), pk.t[rows],
-                     pk.sigma[rows], w, offsets, p0, lower, upper,
-                     log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5, n_threads=1,
-                     return_jtj=True, engine="scalar", **OPTS)
+    want = corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.u[rows]), pk.t[rows],
+                        pk.sigma[rows], w, offsets, p0, lower, upper,
+                        log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5, n_threads=1,
+                        return_jtj=True, engine="scalar", **OPTS)
     for engine in ENGINES:
         for threads in (1, 2):
             got = core_fit(pk, engine, threads, p0=p0, lower=lower, upper=upper,

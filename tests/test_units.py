@@ -18,6 +18,7 @@ from lawfit._options import Options
 from lawfit._packing import pack
 
 from batches import MODEL_NAMES, assert_bitwise_dicts, model_batch
+import corecall
 
 _core = pytest.importorskip("lawfit._core")
 
@@ -56,14 +57,14 @@ def fit_units(pk, starts, engine, n_threads, expanded: bool, **kw):
                   f_scale=kw.get("f_scale", 1.0), n_threads=n_threads, return_jtj=True,
                   engine=engine, **OPTS)
     if not expanded:
-        return _core.fit(pk.model.name, pk.u, pk.t, pk.sigma, pk.weights, pk.offsets, p0,
-                         lower, upper, data_of=data_of, **common)
+        return corecall.fit(_core.fit, pk.model.name, pk.u, pk.t, pk.sigma, pk.weights,
+                            pk.offsets, p0, lower, upper, data_of=data_of, **common)
     # The same units as an ordinary batch: problem i's points copied S times.
     rows = np.concatenate([np.arange(pk.offsets[k], pk.offsets[k + 1]) for k in data_of])
     counts = np.diff(pk.offsets)[data_of]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return _core.fit(pk.model.name, np.ascontiguousarray(pk.u[rows]), pk.t[rows], None, None,
-                     offsets, p0, lower, upper, **common)
+    return corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.u[rows]),
+                        pk.t[rows], None, None, offsets, p0, lower, upper, **common)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -90,9 +91,9 @@ def test_objective_is_the_cost_the_fit_reports():
     data_of = np.repeat(np.arange(P), S)
     for engine in ENGINES:
         out = fit_units(pk, starts, engine, 2, expanded=False, loss="cauchy", f_scale=0.05)
-        cost = _core.objective(pk.model.name, pk.u, pk.t, pk.sigma, pk.weights, pk.offsets,
-                               out["x"], data_of=data_of, log_residuals=True, loss="cauchy",
-                               f_scale=0.05)
+        cost = corecall.objective(_core.objective, pk.model.name, pk.u, pk.t, pk.sigma,
+                                  pk.weights, pk.offsets, out["x"], data_of=data_of,
+                                  log_residuals=True, loss="cauchy", f_scale=0.05)
         ok = out["status"] > 0
         assert ok.sum() >= (P - 1) * S  # all but the NaN problem converge
         assert np.array_equal(cost[ok].view(np.int64), out["cost"][ok].view(np.int64))
@@ -102,8 +103,9 @@ def test_objective_is_the_cost_the_fit_reports():
 def test_objective_at_the_starts_matches_numpy():
     x, y, truth, p0 = model_batch("saturating_power_law", n_problems=6, n_points=20, seed=5)
     pk = pack(models.get("saturating_power_law"), x, y, p0=p0)
-    cost = _core.objective(pk.model.name, pk.u, pk.t, None, None, pk.offsets, pk.p0,
-                           log_residuals=False, loss="linear", f_scale=1.0)
+    cost = corecall.objective(_core.objective, pk.model.name, pk.u, pk.t, None, None,
+                              pk.offsets, pk.p0, log_residuals=False, loss="linear",
+                              f_scale=1.0)
     f = np.stack([models.saturating_power_law(x, *p) for p in p0])
     np.testing.assert_allclose(cost, 0.5 * ((f - y) ** 2).sum(axis=1), rtol=1e-12)
 
@@ -116,9 +118,11 @@ def test_bad_data_of_is_rejected_naming_it():
               **OPTS)
     for bad in (np.array([0, P]), np.array([-1, 0]), np.zeros((2, 1), dtype=np.int64)):
         with pytest.raises(ValueError, match="data_of"):
-            _core.fit(*args, pk.p0[:2], pk.lower[:2], pk.upper[:2], data_of=bad, **kw)
+            corecall.fit(_core.fit, *args, pk.p0[:2], pk.lower[:2], pk.upper[:2],
+                         data_of=bad, **kw)
     with pytest.raises(ValueError, match="p0"):  # one row per unit
-        _core.fit(*args, pk.p0, pk.lower, pk.upper, data_of=np.zeros(3, dtype=np.int64), **kw)
+        corecall.fit(_core.fit, *args, pk.p0, pk.lower, pk.upper,
+                     data_of=np.zeros(3, dtype=np.int64), **kw)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -140,25 +140,31 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
   return u;
 }
 
-// The solver options of a call in precision T.
+// The solver options of a call in precision T, from any object with the attributes of
+// lawfit._options.Options (loss, f_scale, ftol, xtol, gtol, max_nfev, max_nfev_cap,
+// initial_damping); `log_residuals` is the data's (its targets are y or log y).
+inline py::object option_attr(const py::handle& options, const char* name) {
+  if (!py::hasattr(options, name))
+    throw py::value_error(std::string("options: has no attribute '") + name + "'");
+  return options.attr(name);
+}
+
 template <class T>
-Options make_options(bool log_residuals, const std::string& loss, double f_scale, double ftol,
-                     double xtol, double gtol, int max_nfev, double initial_damping,
-                     int max_nfev_cap = 0) {
-  require(max_nfev >= 1, "max_nfev: must be >= 1");
-  require(max_nfev_cap == 0 || max_nfev_cap >= max_nfev,
-          "max_nfev_cap: must be 0 (no extension) or >= max_nfev");
-  require(f_scale > 0, "f_scale: must be > 0");
+Options make_options(const py::handle& options, bool log_residuals) {
   Options o;
-  o.ftol = ftol;
-  o.xtol = xtol;
-  o.gtol = gtol;
-  o.max_nfev = max_nfev;
-  o.max_nfev_cap = max_nfev_cap;
-  o.initial_damping = initial_damping;
+  o.ftol = option_attr(options, "ftol").cast<double>();
+  o.xtol = option_attr(options, "xtol").cast<double>();
+  o.gtol = option_attr(options, "gtol").cast<double>();
+  o.max_nfev = option_attr(options, "max_nfev").cast<int>();
+  o.max_nfev_cap = option_attr(options, "max_nfev_cap").cast<int>();
+  o.initial_damping = option_attr(options, "initial_damping").cast<double>();
+  o.loss = parse_loss(option_attr(options, "loss").cast<std::string>());
+  o.f_scale = option_attr(options, "f_scale").cast<double>();
   o.log_residuals = log_residuals;
-  o.loss = parse_loss(loss);
-  o.f_scale = f_scale;
+  require(o.max_nfev >= 1, "max_nfev: must be >= 1");
+  require(o.max_nfev_cap == 0 || o.max_nfev_cap >= o.max_nfev,
+          "max_nfev_cap: must be 0 (no extension) or >= max_nfev");
+  require(o.f_scale > 0, "f_scale: must be > 0");
   // fp32: a damping fp32 can hold (lambda * nu stays finite) bounds every solve.
   if (sizeof(T) == sizeof(float)) o.max_damping = 1e30;
   return o;
@@ -207,136 +213,171 @@ struct SolveFnOf {  // a struct, so that fit_packed deduces T from its arrays on
 };
 using SolveFn = SolveFnOf<double>::type;
 
+// A dict's entry, or None where it has none.
+inline py::object entry(const py::dict& d, const char* key) {
+  return d.contains(key) ? py::reinterpret_borrow<py::object>(d[key]) : py::none();
+}
+
+// The host arrays of a call and the Batch that points into them: the one place where arrays
+// become a Batch.  `data` (the packed points): x, t, sigma, weights (None: unweighted),
+// offsets (P + 1,), log_residuals, and x_shared (x is one problem's inputs, shared by all).
+// `box` (the starts): p0, lower, upper, per_problem (a row per problem, read by data_of[i];
+// else a row per unit), bounds_shared (lower and upper: one row for all).  `units` (None:
+// one unit per problem): data_of, and for resampling resample_of, seed, resample_mode,
+// group_of and n_groups (grouped), fit_t and fit_r (residual).
 template <class T>
-py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::string& model,
-             const FArray<T>& x, const FArray<T>& t, const py::object& sigma_obj,
-             const py::object& w_obj, const I64& offsets, const FArray<T>& p0,
-             const FArray<T>& lower, const FArray<T>& upper, bool log_residuals, const std::string& loss, double f_scale,
-             double ftol, double xtol, double gtol, int max_nfev, double initial_damping,
-             int n_threads, bool return_jtj, const std::string& engine,
-             const py::object& data_of_obj = py::none(),
-             const py::object& resample_of_obj = py::none(), unsigned long long seed = 0,
-             bool box_per_problem = false, int resample_mode = 0,
-             const py::object& group_of_obj = py::none(),
-             const py::object& n_groups_obj = py::none(),
-             const py::object& fit_t_obj = py::none(), const py::object& fit_r_obj = py::none(),
-             bool x_shared = false, bool bounds_shared = false, int max_nfev_cap = 0) {
-  const ModelEntry& m = find_model(model);
-  check_threads(n_threads);
-  const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
-  require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected a 1-D array");
-  const py::ssize_t n_data = offsets.shape(0) - 1;
-  // Solve units: one per problem, or one per entry of data_of (the problem it fits).
-  I64 data_of;
-  if (!data_of_obj.is_none()) {
-    data_of = I64::ensure(data_of_obj);
-    require(static_cast<bool>(data_of) && data_of.ndim() == 1,
-            "data_of: expected a 1-D integer array");
-    const long long* k = data_of.data();
-    for (py::ssize_t i = 0; i < data_of.shape(0); ++i)
-      require(k[i] >= 0 && k[i] < n_data,
-              [i] { return "data_of: entry " + std::to_string(i) + " is not a problem index"; });
-  }
-  const py::ssize_t n_problems = data_of_obj.is_none() ? n_data : data_of.shape(0);
+struct HostCall {
+  FArray<T> x, t, sigma, w, p0, lower, upper, fit_t, fit_r;
+  I64 offsets, data_of;
   py::array_t<unsigned int, py::array::c_style | py::array::forcecast> resample_of;
-  if (!resample_of_obj.is_none()) {
-    resample_of = vector_arg<py::array_t<unsigned int, py::array::c_style | py::array::forcecast>>(
-        resample_of_obj, n_problems, "resample_of",
-        "one resample index per unit, shape (" + std::to_string(n_problems) + ",)");
-  }
-  const py::ssize_t n_points = t.ndim() == 1 ? t.shape(0) : -1;
-  check_shape(t, {n_points}, "t");
-  if (!x_shared) check_shape(x, {n_points, m.n_inputs}, "x");
-  const py::ssize_t box_rows = box_per_problem ? n_data : n_problems;
-  check_shape(p0, {box_rows, n_params}, "p0");
-  check_shape(lower, {bounds_shared ? 1 : box_rows, n_params}, "lower");
-  check_shape(upper, {bounds_shared ? 1 : box_rows, n_params}, "upper");
-  const long long* off = offsets.data();
-  require(off[0] == 0 && off[n_data] == n_points,
-          "offsets: must start at 0 and end at the number of points");
-  for (py::ssize_t i = 0; i < n_data; ++i)
-    require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
-  if (x_shared) {  // one problem's inputs for all: every problem has that many points
-    require(x.ndim() == 2 && x.shape(1) == m.n_inputs,
-            "x: expected shape (points per problem, " + std::to_string(m.n_inputs) +
-                ") with x_shared");
+  py::array_t<int, py::array::c_style | py::array::forcecast> group_of, n_groups;
+  bool log_residuals = false;
+  long long n_points = 0;
+  Batch<T> b{};
+
+  HostCall(const ModelEntry& m, const py::dict& data, const py::dict& box,
+           const py::object& units) {
+    using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
+    const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
+    for (const char* key : {"x", "t", "offsets"})
+      require(data.contains(key), std::string("data: has no '") + key + "'");
+    for (const char* key : {"p0", "lower", "upper"})
+      require(box.contains(key), std::string("box: has no '") + key + "'");
+    x = FArray<T>::ensure(data["x"]);
+    t = FArray<T>::ensure(data["t"]);
+    offsets = I64::ensure(data["offsets"]);
+    require(static_cast<bool>(x) && static_cast<bool>(t), "x, t: expected float arrays");
+    require(static_cast<bool>(offsets) && offsets.ndim() == 1 && offsets.shape(0) >= 1,
+            "offsets: expected a 1-D array");
+    log_residuals = entry(data, "log_residuals").is_none() ? false
+                                                            : data["log_residuals"].cast<bool>();
+    const bool x_shared = !entry(data, "x_shared").is_none() && data["x_shared"].cast<bool>();
+    const bool per_problem =
+        !entry(box, "per_problem").is_none() && box["per_problem"].cast<bool>();
+    const bool bounds_shared =
+        !entry(box, "bounds_shared").is_none() && box["bounds_shared"].cast<bool>();
+    const py::ssize_t n_data = offsets.shape(0) - 1;
+    // Solve units: one per problem, or one per entry of data_of (the problem it fits).
+    py::dict u = units.is_none() ? py::dict() : units.cast<py::dict>();
+    const py::object data_of_obj = entry(u, "data_of");
+    if (!data_of_obj.is_none()) {
+      data_of = I64::ensure(data_of_obj);
+      require(static_cast<bool>(data_of) && data_of.ndim() == 1,
+              "data_of: expected a 1-D integer array");
+      const long long* k = data_of.data();
+      for (py::ssize_t i = 0; i < data_of.shape(0); ++i)
+        require(k[i] >= 0 && k[i] < n_data,
+                [i] { return "data_of: entry " + std::to_string(i) + " is not a problem index"; });
+    }
+    const py::ssize_t n_units = data_of_obj.is_none() ? n_data : data_of.shape(0);
+    const py::object resample_of_obj = entry(u, "resample_of");
+    if (!resample_of_obj.is_none()) {
+      resample_of = vector_arg<decltype(resample_of)>(
+          resample_of_obj, n_units, "resample_of",
+          "one resample index per unit, shape (" + std::to_string(n_units) + ",)");
+    }
+    n_points = t.ndim() == 1 ? t.shape(0) : -1;
+    check_shape(t, {n_points}, "t");
+    if (!x_shared) check_shape(x, {n_points, m.n_inputs}, "x");
+    const py::ssize_t box_rows = per_problem ? n_data : n_units;
+    p0 = FArray<T>::ensure(box["p0"]);
+    lower = FArray<T>::ensure(box["lower"]);
+    upper = FArray<T>::ensure(box["upper"]);
+    require(static_cast<bool>(p0) && static_cast<bool>(lower) && static_cast<bool>(upper),
+            "p0, lower, upper: expected float arrays");
+    check_shape(p0, {box_rows, n_params}, "p0");
+    check_shape(lower, {bounds_shared ? 1 : box_rows, n_params}, "lower");
+    check_shape(upper, {bounds_shared ? 1 : box_rows, n_params}, "upper");
+    const long long* off = offsets.data();
+    require(off[0] == 0 && off[n_data] == n_points,
+            "offsets: must start at 0 and end at the number of points");
     for (py::ssize_t i = 0; i < n_data; ++i)
-      require(off[i + 1] - off[i] == x.shape(0), [&] {
-        return "x_shared: problem " + std::to_string(i) + " has " +
-               std::to_string(off[i + 1] - off[i]) + " points, x has " +
-               std::to_string(x.shape(0)) + " rows";
-      });
-  }
-  FArray<T> sigma, w;
-  if (!sigma_obj.is_none()) {
-    sigma = FArray<T>::ensure(sigma_obj);
-    require(static_cast<bool>(sigma), "sigma: expected a float array");
-    check_shape(sigma, {n_points}, "sigma");
-  }
-  if (!w_obj.is_none()) {
-    w = FArray<T>::ensure(w_obj);
-    require(static_cast<bool>(w), "weights: expected a float array");
-    check_shape(w, {n_points}, "weights");
-  }
-
-  const Options o = make_options<T>(log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                                    initial_damping, max_nfev_cap);
-
-  FArray<T> p({n_problems, n_params});
-  FArray<T> cost(n_problems), optimality(n_problems);
-  py::array_t<signed char> active({n_problems, n_params});
-  py::array_t<int> status(n_problems), nfev(n_problems), njev(n_problems), nit(n_problems);
-  FArray<T> jtj;
-  if (return_jtj) jtj = FArray<T>({n_problems, n_params, n_params});
-
-  Batch<T> b;
-  b.x = x.data();
-  b.t = t.data();
-  b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
-  b.w = w_obj.is_none() ? nullptr : w.data();
-  b.offsets = off;
-  b.p0 = p0.data();
-  b.lower = lower.data();
-  b.upper = upper.data();
-  b.n_problems = n_problems;
-  b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
-  b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
-  b.boot_seed = seed;
-  b.box_per_problem = box_per_problem;
-  b.x_shared = x_shared;
-  b.bounds_shared = bounds_shared;
-  b.resample_mode = resample_mode;
-  require(resample_mode >= 0 && resample_mode <= 4, "resample_mode: expected 0 to 4");
-  FArray<T> fit_t, fit_r;
-  if (resample_mode == 4) {
-    require(!fit_t_obj.is_none() && !fit_r_obj.is_none(),
-            "fit_t, fit_r: required by the residual bootstrap");
-    fit_t = vector_arg<FArray<T>>(fit_t_obj, n_points, "fit_t", "one fitted target per point");
-    fit_r = vector_arg<FArray<T>>(fit_r_obj, n_points, "fit_r", "one residual per point");
-    b.fit_t = fit_t.data();
-    b.fit_r = fit_r.data();
-  }
-  using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
-  I32 group_of, n_groups;
-  if (resample_mode == 1 || resample_mode == 3) {
-    require(!group_of_obj.is_none() && !n_groups_obj.is_none(),
-            "group_of, n_groups: required by grouped resampling");
-    group_of = vector_arg<I32>(group_of_obj, n_points, "group_of", "one group index per point");
-    n_groups = vector_arg<I32>(n_groups_obj, n_data, "n_groups", "one group count per problem");
-    for (py::ssize_t k = 0; k < n_data; ++k) {
-      const int G = n_groups.data()[k];
-      require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0), [k] {
-        return "n_groups: problem " + std::to_string(k) + " has an impossible group count";
-      });
-      for (long long pt = off[k]; pt < off[k + 1]; ++pt)
-        require(group_of.data()[pt] >= 0 && group_of.data()[pt] < G, [pt] {
-          return "group_of: point " + std::to_string(pt) + " names no group of its problem";
+      require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
+    if (x_shared) {  // one problem's inputs for all: every problem has that many points
+      require(x.ndim() == 2 && x.shape(1) == m.n_inputs,
+              "x: expected shape (points per problem, " + std::to_string(m.n_inputs) +
+                  ") with x_shared");
+      for (py::ssize_t i = 0; i < n_data; ++i)
+        require(off[i + 1] - off[i] == x.shape(0), [&] {
+          return "x_shared: problem " + std::to_string(i) + " has " +
+                 std::to_string(off[i + 1] - off[i]) + " points, x has " +
+                 std::to_string(x.shape(0)) + " rows";
         });
     }
-    b.group_of = group_of.data();
-    b.n_groups = n_groups.data();
+    const py::object sigma_obj = entry(data, "sigma"), w_obj = entry(data, "weights");
+    if (!sigma_obj.is_none()) {
+      sigma = FArray<T>::ensure(sigma_obj);
+      require(static_cast<bool>(sigma), "sigma: expected a float array");
+      check_shape(sigma, {n_points}, "sigma");
+    }
+    if (!w_obj.is_none()) {
+      w = FArray<T>::ensure(w_obj);
+      require(static_cast<bool>(w), "weights: expected a float array");
+      check_shape(w, {n_points}, "weights");
+    }
+    b.x = x.data();
+    b.t = t.data();
+    b.sigma = sigma_obj.is_none() ? nullptr : sigma.data();
+    b.w = w_obj.is_none() ? nullptr : w.data();
+    b.offsets = off;
+    b.p0 = p0.data();
+    b.lower = lower.data();
+    b.upper = upper.data();
+    b.n_problems = n_units;
+    b.n_data = n_data;
+    b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
+    b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
+    b.box_per_problem = per_problem;
+    b.x_shared = x_shared;
+    b.bounds_shared = bounds_shared;
+    const py::object seed = entry(u, "seed"), mode = entry(u, "resample_mode");
+    b.boot_seed = seed.is_none() ? 0 : seed.cast<unsigned long long>();
+    b.resample_mode = mode.is_none() ? 0 : mode.cast<int>();
+    require(b.resample_mode >= 0 && b.resample_mode <= 4, "resample_mode: expected 0 to 4");
+    if (b.resample_mode == 4) {
+      require(!entry(u, "fit_t").is_none() && !entry(u, "fit_r").is_none(),
+              "fit_t, fit_r: required by the residual bootstrap");
+      fit_t = vector_arg<FArray<T>>(u["fit_t"], n_points, "fit_t", "one fitted target per point");
+      fit_r = vector_arg<FArray<T>>(u["fit_r"], n_points, "fit_r", "one residual per point");
+      b.fit_t = fit_t.data();
+      b.fit_r = fit_r.data();
+    }
+    if (b.resample_mode == 1 || b.resample_mode == 3) {
+      require(!entry(u, "group_of").is_none() && !entry(u, "n_groups").is_none(),
+              "group_of, n_groups: required by grouped resampling");
+      group_of = vector_arg<I32>(u["group_of"], n_points, "group_of", "one group index per point");
+      n_groups = vector_arg<I32>(u["n_groups"], n_data, "n_groups", "one group count per problem");
+      for (py::ssize_t k = 0; k < n_data; ++k) {
+        const int G = n_groups.data()[k];
+        require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0), [k] {
+          return "n_groups: problem " + std::to_string(k) + " has an impossible group count";
+        });
+        for (long long pt = off[k]; pt < off[k + 1]; ++pt)
+          require(group_of.data()[pt] >= 0 && group_of.data()[pt] < G, [pt] {
+            return "group_of: point " + std::to_string(pt) + " names no group of its problem";
+          });
+      }
+      b.group_of = group_of.data();
+      b.n_groups = n_groups.data();
+    }
   }
-  b.n_data = n_data;
+};
+
+// Solves a call on the host arrays of `call` with `solve_fn`; returns fit()'s dict.
+template <class T>
+py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry& m,
+                  HostCall<T>& call, const Options& o, int n_threads, bool return_jtj,
+                  const std::string& engine) {
+  check_threads(n_threads);
+  const py::ssize_t n_units = call.b.n_problems;
+  const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
+  FArray<T> p({n_units, n_params});
+  FArray<T> cost(n_units), optimality(n_units);
+  py::array_t<signed char> active({n_units, n_params});
+  py::array_t<int> status(n_units), nfev(n_units), njev(n_units), nit(n_units);
+  FArray<T> jtj;
+  if (return_jtj) jtj = FArray<T>({n_units, n_params, n_params});
+  Batch<T>& b = call.b;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
   b.optimality = optimality.mutable_data();
@@ -349,7 +390,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   const Interrupt interrupt = interrupt_check();
   {
     py::gil_scoped_release release;
-    solve_fn(m, b, n_points, o, n_threads, engine, interrupt);
+    solve_fn(m, b, call.n_points, o, n_threads, engine, interrupt);
   }
   py::dict out;
   out["x"] = p;
@@ -362,6 +403,19 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::stri
   out["nit"] = nit;
   if (return_jtj) out["jtj"] = jtj;
   return out;
+}
+
+// fit(): a packed batch solved by solve_fn (see HostCall for data, box and units).
+template <class T>
+py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::string& model,
+                    const py::dict& data, const py::dict& box, const py::object& options,
+                    const py::object& units, int n_threads, bool return_jtj,
+                    const std::string& engine) {
+  const ModelEntry& m = find_model(model);
+  check_threads(n_threads);
+  HostCall<T> call(m, data, box, units);
+  const Options o = make_options<T>(options, call.log_residuals);
+  return run_call<T>(solve_fn, m, call, o, n_threads, return_jtj, engine);
 }
 
 inline py::tuple evaluate_model(const std::string& model, const F64& p, const F64& x, bool log_value) {
@@ -378,69 +432,47 @@ inline py::tuple evaluate_model(const std::string& model, const F64& p, const F6
   return py::make_tuple(f, grad);
 }
 
-// Registers `fit(model, x, t, sigma, weights, offsets, p0, lower, upper, *, options...)` on a
-// module, solved by `solve_fn` (the CPU driver or the CUDA launcher).
+// Registers `fit(model, data, box, options, units=None, *, n_threads, return_jtj, engine)`
+// on a module (see HostCall), solved by `solve_fn` (the CPU driver or the CUDA launcher).
 // With T = float (name "fit32"): the same in fp32, arrays cast to float32, results float32.
 template <class T = double, class Fn>
 inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* name = "fit") {
   const typename SolveFnOf<T>::type fn = solve_fn;
   mod.def(
       name,
-      [fn](const std::string& model, const FArray<T>& x, const FArray<T>& t,
-           const py::object& sigma, const py::object& w, const I64& offsets,
-           const FArray<T>& p0, const FArray<T>& lower, const FArray<T>& upper,
-           bool log_residuals, const std::string& loss, double f_scale, double ftol,
-           double xtol, double gtol, int max_nfev, double initial_damping, int n_threads,
-           bool return_jtj, const std::string& engine, const py::object& data_of,
-           const py::object& resample_of, unsigned long long seed, bool box_per_problem,
-           int resample_mode, const py::object& group_of, const py::object& n_groups,
-           const py::object& fit_t, const py::object& fit_r, bool x_shared,
-           bool bounds_shared, int max_nfev_cap) {
-        return fit_packed(fn, model, x, t, sigma, w, offsets, p0, lower, upper,
-                          log_residuals, loss, f_scale, ftol, xtol, gtol, max_nfev,
-                          initial_damping, n_threads, return_jtj, engine, data_of,
-                          resample_of, seed, box_per_problem, resample_mode, group_of,
-                          n_groups, fit_t, fit_r, x_shared, bounds_shared, max_nfev_cap);
+      [fn](const std::string& model, const py::dict& data, const py::dict& box,
+           const py::object& options, const py::object& units, int n_threads,
+           bool return_jtj, const std::string& engine) {
+        return fit_packed<T>(fn, model, data, box, options, units, n_threads, return_jtj,
+                             engine);
       },
-      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
-      py::arg("offsets"), py::arg("p0"), py::arg("lower"), py::arg("upper"), py::kw_only(),
-      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("ftol"),
-      py::arg("xtol"), py::arg("gtol"), py::arg("max_nfev"), py::arg("initial_damping"),
-      py::arg("n_threads"), py::arg("return_jtj"), py::arg("engine") = "auto",
-      py::arg("data_of") = py::none(), py::arg("resample_of") = py::none(),
-      py::arg("seed") = 0, py::arg("box_per_problem") = false, py::arg("resample_mode") = 0,
-      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
-      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(),
-      py::arg("x_shared") = false, py::arg("bounds_shared") = false,
-      py::arg("max_nfev_cap") = 0, doc);
+      py::arg("model"), py::arg("data"), py::arg("box"), py::arg("options"),
+      py::arg("units") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      py::arg("return_jtj") = false, py::arg("engine") = "auto", doc);
 }
 
-// Defines `objective` on mod: the cost at each unit's parameters, through cost_fn (a SolveFn
-// that writes b.cost from b.p0 and ignores the solver options; `engine` as for fit).
+// Defines `objective(model, data, params, options, units=None, *, n_threads, engine)` on mod:
+// the cost at each unit's parameters (rows of params are units, as in fit()), through
+// cost_fn (a SolveFn that writes b.cost from b.p0 and uses the options' loss and f_scale).
 template <class T = double, class Fn>
 inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "objective") {
   const typename SolveFnOf<T>::type fn = cost_fn;
   mod.def(
       name,
-      [fn](const std::string& model, const FArray<T>& x, const FArray<T>& t,
-           const py::object& sigma, const py::object& w, const I64& offsets,
-           const FArray<T>& params, const py::object& data_of, bool log_residuals,
-           const std::string& loss, double f_scale, int n_threads,
-           const py::object& resample_of, unsigned long long seed, int resample_mode,
-           const py::object& group_of, const py::object& n_groups, const py::object& fit_t,
-           const py::object& fit_r, const std::string& engine) {
-        py::dict out = fit_packed(fn, model, x, t, sigma, w, offsets, params, params,
-                                  params, log_residuals, loss, f_scale, 1e-8, 1e-8, 1e-8, 1,
-                                  1e-3, n_threads, false, engine, data_of, resample_of, seed,
-                                  false, resample_mode, group_of, n_groups, fit_t, fit_r);
+      [fn](const std::string& model, const py::dict& data, const py::object& params,
+           const py::object& options, const py::object& units, int n_threads,
+           const std::string& engine) {
+        py::dict box;
+        box["p0"] = params;  // one row per unit
+        box["lower"] = params;
+        box["upper"] = params;
+        py::dict out = fit_packed<T>(fn, model, data, box, options, units, n_threads, false,
+                                     engine);
         return py::object(out["cost"]);  // a reference that outlives `out`
       },
-      py::arg("model"), py::arg("x"), py::arg("t"), py::arg("sigma"), py::arg("weights"),
-      py::arg("offsets"), py::arg("params"), py::kw_only(), py::arg("data_of") = py::none(),
-      py::arg("log_residuals"), py::arg("loss"), py::arg("f_scale"), py::arg("n_threads") = 0,
-      py::arg("resample_of") = py::none(), py::arg("seed") = 0, py::arg("resample_mode") = 0,
-      py::arg("group_of") = py::none(), py::arg("n_groups") = py::none(),
-      py::arg("fit_t") = py::none(), py::arg("fit_r") = py::none(), py::arg("engine") = "auto",
+      py::arg("model"), py::arg("data"), py::arg("params"), py::arg("options"),
+      py::arg("units") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      py::arg("engine") = "auto",
       "The objective (0.5 sum of rho of the squared residuals, the cost fit() reports) at "
       "each unit's parameters, +inf where it is not finite; rows of params are units, as in "
       "fit().  For ranking a grid of starts.");

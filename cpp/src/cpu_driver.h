@@ -495,29 +495,14 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
   // lanes pad little; problems too large for lanes are solved apart.
-  bool uniform = true;
-  long long cap = 0, points = 0;
-  for (long long i = 0; i < n_problems; ++i) {
-    const long long n = unit_points(b, i);
-    uniform = uniform && n == unit_points(b, 0);
-    cap = std::max(cap, n);
-    points += n;
-  }
-  const bool all_in_lanes = uniform && cap <= kMaxLanePoints;
   std::vector<long long> order, large;
-  if (!all_in_lanes) {
-    cap = points = 0;
-    for (long long i = 0; i < n_problems; ++i) {
-      const long long n = unit_points(b, i);
-      (n <= kMaxLanePoints ? order : large).push_back(i);
-      if (n <= kMaxLanePoints) {
-        cap = std::max(cap, n);
-        points += n;
-      }
-    }
-    std::stable_sort(order.begin(), order.end(), [&b](long long i, long long j) {
-      return unit_points(b, i) < unit_points(b, j);
-    });
+  const bool all_in_lanes = !order_by_size(b, kMaxLanePoints, order, large);
+  long long cap = 0, points = 0;
+  for (long long k = 0, n = all_in_lanes ? n_problems : static_cast<long long>(order.size());
+       k < n; ++k) {
+    const long long pts = unit_points(b, all_in_lanes ? k : order[k]);
+    cap = std::max(cap, pts);
+    points += pts;
   }
   const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());
   const int threads = lane_threads(n_threads, n_lane, points);

@@ -171,10 +171,8 @@ class Units:
         return self.p0, self.lower, self.upper
 
     def compiled_args(self, packed: Packed) -> dict:
-        """The compiled cores' unit and resampling arguments."""
+        """The compiled cores' ``units`` argument: data_of and the resampling."""
         args = dict(data_of=np.asarray(self.data_of, dtype=np.int64))
-        if self.rows == "problem":
-            args["box_per_problem"] = True
         rs = self.resampling
         if self.resample_of is None or rs is None:
             return args
@@ -245,47 +243,41 @@ class Backend:
 
 class _Compiled(Backend):
     """The compiled backends (C++ and CUDA): they take the model's inputs (log x where the
-    model wants it) and run every unit from its problem's points in place."""
+    model wants it) and run every unit from its problem's points in place.  Their binding
+    takes the call as a few structured arguments: ``data`` (the packed points), ``box``
+    (starts and bounds), the options object and ``units`` (cpp/src/bindings.h, HostCall)."""
 
     def _module(self):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _data(self, packed: Packed, extra: dict):
-        return packed.u, packed.t, packed.sigma, packed.weights, packed.offsets
+    def _data(self, packed: Packed) -> dict:
+        return dict(x=packed.u, t=packed.t, sigma=packed.sigma, weights=packed.weights,
+                    offsets=packed.offsets, log_residuals=packed.log_residuals)
+
+    def _box(self, p0, lower, upper) -> dict:
+        return dict(p0=p0, lower=lower, upper=upper)
 
     def _solve(self, packed, options, units, box, n_threads, return_jtj):
         module = self._module()
         fn = module.fit32 if options.fp32 else module.fit
-        extra = self._solve_extra(options)
-        data = self._data(packed, extra)
-        p0, lower, upper = box
-        lower, upper = self._bounds(lower, upper, extra)
+        box = self._box(*box)
         if units is not None:
-            extra.update(units.compiled_args(packed))
-        return fn(packed.model.name, *data, p0, lower, upper,
-                  log_residuals=packed.log_residuals, **options.solver_args(),
-                  n_threads=int(n_threads or 0), return_jtj=return_jtj, **extra)
-
-    def _solve_extra(self, options) -> dict:
-        return {}
-
-    def _bounds(self, lower, upper, extra):
-        return lower, upper
+            box["per_problem"] = units.rows == "problem"
+        return fn(packed.model.name, self._data(packed), box, options,
+                  None if units is None else units.compiled_args(packed),
+                  n_threads=int(n_threads or 0), return_jtj=return_jtj,
+                  engine=self._engine(options, objective=False))
 
     def _objective(self, packed, options, params, units, n_threads):
         module = self._module()
-        extra = units.compiled_args(packed)
-        extra.pop("box_per_problem", None)
         fn = module.objective32 if options.fp32 else module.objective
-        extra.update(self._objective_extra(options))
-        cost = fn(packed.model.name, packed.u, packed.t, packed.sigma, packed.weights,
-                  packed.offsets, params, log_residuals=packed.log_residuals,
-                  loss=options.loss, f_scale=options.f_scale, n_threads=int(n_threads or 0),
-                  **extra)
+        data = _Compiled._data(self, packed)  # the objective reads x per point
+        cost = fn(packed.model.name, data, params, options, units.compiled_args(packed),
+                  n_threads=int(n_threads or 0), engine=self._engine(options, objective=True))
         return cost.astype(np.float64, copy=False)
 
-    def _objective_extra(self, options) -> dict:
-        return {}
+    def _engine(self, options, objective: bool) -> str:
+        return "auto"
 
 
 class Cpu(_Compiled):
@@ -315,28 +307,25 @@ class Cpu(_Compiled):
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
-    def _data(self, packed, extra):
+    def _data(self, packed):
+        data = super()._data(packed)
         if packed.u_grid is not None:  # the shared grid, not a copy per problem
-            extra["x_shared"] = True
-            return packed.u_grid, packed.t, packed.sigma, packed.weights, packed.offsets
-        return super()._data(packed, extra)
+            data.update(x=packed.u_grid, x_shared=True)
+        return data
 
-    def _bounds(self, lower, upper, extra):
+    def _box(self, p0, lower, upper):
+        box = super()._box(p0, lower, upper)
         rows = shared_row(lower), shared_row(upper)  # bounds given once for all: one row
         if rows[0] is not None and rows[1] is not None:
-            extra["bounds_shared"] = True
-            return rows
-        return lower, upper
+            box.update(lower=rows[0], upper=rows[1], bounds_shared=True)
+        return box
 
-    def _solve_extra(self, options):
-        # fp32 runs the scalar solve only (its SIMD engines are fp64).
+    def _engine(self, options, objective):
+        # fp32 runs the scalar solve only (its SIMD engines are fp64); fp64's objective runs
+        # in the SIMD lanes, bitwise any engine's.
         if options.fp32:
-            return dict(engine="scalar" if self.engine == "scalar" else "auto")
-        return dict(engine=self.engine)
-
-    def _objective_extra(self, options):
-        # The SIMD lanes (fp64), bitwise any engine's.
-        return {} if options.fp32 else dict(engine=self.engine)
+            return "scalar" if self.engine == "scalar" else "auto"
+        return self.engine
 
 
 class Cuda(_Compiled):

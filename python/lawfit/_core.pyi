@@ -1,63 +1,37 @@
 """Type stub of the compiled CPU module (private; use the lawfit package)."""
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+# A call is a few structured arguments (cpp/src/bindings.h, HostCall):
+#   data:  {"x": (M, n_inputs) or, with "x_shared": True, (m, n_inputs), "t": (M,),
+#           "sigma": (M,) | None, "weights": (M,) | None, "offsets": (P + 1,),
+#           "log_residuals": bool}
+#   box:   {"p0", "lower", "upper": a row per unit, or with "per_problem": True per problem;
+#           "bounds_shared": True: lower and upper one row for all}
+#   options: an object with the attributes of lawfit._options.Options
+#   units: None (one unit per problem) or {"data_of": (U,), "resample_of": (U,), "seed",
+#           "resample_mode": 0-4, "group_of", "n_groups", "fit_t", "fit_r"}
 def fit(
     model: str,
-    x: np.ndarray,
-    t: np.ndarray,
-    sigma: Optional[np.ndarray],
-    weights: Optional[np.ndarray],
-    offsets: np.ndarray,
-    p0: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
+    data: Dict[str, Any],
+    box: Dict[str, Any],
+    options: Any,
+    units: Optional[Dict[str, Any]] = None,
     *,
-    log_residuals: bool,
-    loss: str,
-    f_scale: float,
-    ftol: float,
-    xtol: float,
-    gtol: float,
-    max_nfev: int,
-    initial_damping: float,
-    n_threads: int,
-    return_jtj: bool,
+    n_threads: int = 0,
+    return_jtj: bool = False,
     engine: str = "auto",
-    data_of: Optional[np.ndarray] = None,
-    resample_of: Optional[np.ndarray] = None,
-    seed: int = 0,
-    box_per_problem: bool = False,
-    resample_mode: int = 0,
-    group_of: Optional[np.ndarray] = None,
-    n_groups: Optional[np.ndarray] = None,
-    fit_t: Optional[np.ndarray] = None,
-    fit_r: Optional[np.ndarray] = None,
-    x_shared: bool = False,       # x: one problem's inputs, shared by all (CPU only)
-    bounds_shared: bool = False,  # lower, upper: one row, shared by all (CPU only)
-) -> dict[str, np.ndarray]: ...
+) -> Dict[str, np.ndarray]: ...
 def objective(
     model: str,
-    x: np.ndarray,
-    t: np.ndarray,
-    sigma: Optional[np.ndarray],
-    weights: Optional[np.ndarray],
-    offsets: np.ndarray,
+    data: Dict[str, Any],
     params: np.ndarray,
+    options: Any,
+    units: Optional[Dict[str, Any]] = None,
     *,
-    data_of: Optional[np.ndarray] = None,
-    log_residuals: bool,
-    loss: str,
-    f_scale: float,
     n_threads: int = 0,
-    resample_of: Optional[np.ndarray] = None,
-    seed: int = 0,
-    resample_mode: int = 0,
-    group_of: Optional[np.ndarray] = None,
-    n_groups: Optional[np.ndarray] = None,
-    fit_t: Optional[np.ndarray] = None,
-    fit_r: Optional[np.ndarray] = None,
+    engine: str = "auto",
 ) -> np.ndarray: ...
 # fp32 (float32 arrays in and out; the scalar solve in float): the same arguments.
 fit32 = fit

@@ -146,7 +146,7 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
                 None, n_omitted=m - present.sum(axis=1, dtype=xp.int64))
 
 
-def _cuda_solve(model_name: str, ins: dict, out: dict, **kw) -> None:
+def _cuda_solve(model_name: str, ins: dict, out: dict, options, **kw) -> None:
     """lawfit._cuda.fit_device on CuPy arrays: the kernel reads and writes them in place."""
     from . import _cuda
 
@@ -154,14 +154,14 @@ def _cuda_solve(model_name: str, ins: dict, out: dict, **kw) -> None:
         return 0 if a is None else int(a.__cuda_array_interface__["data"][0])
 
     _cuda.fit_device(model_name, {k: ptr(v) for k, v in ins.items()},
-                     {k: ptr(v) for k, v in out.items()}, **kw)
+                     {k: ptr(v) for k, v in out.items()}, options, **kw)
 
 
 def solve_packed(xp, packed: dict, model_name: str, options, solve=_cuda_solve) -> dict:
     """Solves a batch packed by pack_padded into new arrays of ``xp`` (``fit``'s result
     arrays), with ``options`` (lawfit._options.Options).  ``solve(model_name, inputs,
-    outputs, **options)`` fills the outputs: the CUDA kernel (on CuPy arrays); the tests pass
-    the CPU core (on NumPy arrays)."""
+    outputs, options, n_problems=, fp32=, log_residuals=)`` fills the outputs: the CUDA
+    kernel (on CuPy arrays); the tests pass the CPU core (on NumPy arrays)."""
     dtype = options.dtype
     ft = xp.float32 if dtype == "float32" else xp.float64
     P = len(packed["offsets"]) - 1
@@ -177,10 +177,8 @@ def solve_packed(xp, packed: dict, model_name: str, options, solve=_cuda_solve) 
     ins = dict(x=cast(packed["u"]), t=cast(packed["t"]), sigma=cast(packed["sigma"]),
                weights=cast(packed["weights"]), offsets=packed["offsets"],
                p0=cast(packed["p0"]), lower=cast(packed["lower"]), upper=cast(packed["upper"]))
-    args = options.solver_args()
-    del args["initial_damping"]  # the kernel's is options.h's default
-    solve(model_name, ins, out, n_problems=P, fp32=dtype == "float32",
-          log_residuals=packed["log_residuals"], **args)
+    solve(model_name, ins, out, options, n_problems=P, fp32=dtype == "float32",
+          log_residuals=packed["log_residuals"])
     if dtype == "float32":
         for key in ("x", "cost", "optimality"):
             out[key] = out[key].astype(xp.float64)

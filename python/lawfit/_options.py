@@ -190,7 +190,8 @@ class Options:
         return dataclasses.replace(self, **changes)
 
     def solver_args(self) -> dict:
-        """The keyword arguments of the compiled solve (``_core.fit``, ``_cuda.fit``)."""
+        """The keyword arguments of the NumPy reference's solve (``reference.fit_packed``);
+        the compiled backends read the same attributes from the object itself."""
         return dict(loss=self.loss, f_scale=self.f_scale, ftol=self.ftol, xtol=self.xtol,
                     gtol=self.gtol, max_nfev=self.max_nfev, max_nfev_cap=self.max_nfev_cap,
                     initial_damping=self.initial_damping)

@@ -99,8 +99,8 @@ def solve_grid(backend: Backend, packed, options: Options, starts: np.ndarray,
     else:  # the kk lowest objectives, ties to the earlier start
         sel = np.argsort(start_cost, axis=1, kind="stable")[:, :kk]
     dk = np.repeat(data_of, kk)
-    units = Units(dk, "unit", np.ascontiguousarray(starts[data_of[:, None], sel].reshape(U * kk, n)),
-                  packed.lower[dk], packed.upper[dk],
+    p0 = np.ascontiguousarray(starts[data_of[:, None], sel].reshape(U * kk, n))
+    units = Units(dk, "unit", p0, packed.lower[dk], packed.upper[dk],
                   None if resample_of is None else np.repeat(resample_of, kk), resampling)
     if refine is None:
         out = backend.solve(packed, options, units, n_threads=n_threads, return_jtj=return_jtj)

@@ -9,6 +9,9 @@
 // so a bad problem cannot touch its neighbours.
 #pragma once
 
+#include <algorithm>
+#include <vector>
+
 #include "hd.h"
 #include "lm.h"
 #include "options.h"
@@ -109,6 +112,28 @@ template <class T>
 LAWFIT_HD LAWFIT_INLINE long long unit_points(const Batch<T>& b, long long i) {
   const long long k = data_index(b, i);
   return b.offsets[k + 1] - b.offsets[k];
+}
+
+// The order in which drivers take a batch's units (host code; which thread or lane solves a
+// unit never changes its result): where every unit has the same number of points, at most
+// max_points, none is needed and this returns false (take 0, 1, ...).  Otherwise `order`
+// receives the units of at most max_points points in order of size (stable, so neighbouring
+// SIMD lanes or warp threads pad little and none idles while a neighbour finishes a longer
+// problem) and `larger` the others, in index order; returns true.
+template <class T>
+bool order_by_size(const Batch<T>& b, long long max_points, std::vector<long long>& order,
+                   std::vector<long long>& larger) {
+  order.clear();
+  larger.clear();
+  const long long P = b.n_problems;
+  bool uniform = true;
+  for (long long i = 1; i < P && uniform; ++i) uniform = unit_points(b, i) == unit_points(b, 0);
+  if (uniform && (P == 0 || unit_points(b, 0) <= max_points)) return false;
+  for (long long i = 0; i < P; ++i) (unit_points(b, i) <= max_points ? order : larger).push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&b](long long i, long long j) {
+    return unit_points(b, i) < unit_points(b, j);
+  });
+  return true;
 }
 
 template <class Model, class T>

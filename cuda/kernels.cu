@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
   T* buffer = thread_scratch<T>(w);
 #if defined(LAWFIT_CUDA_STATIC_GRID)
   const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < b.n_problems) solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
+  if (i < b.n_units) solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
 #else
   for (;;) {
     cg::coalesced_group g = cg::coalesced_threads();
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
       base = atomicAdd(w.next, static_cast<unsigned long long>(g.size()));
     base = g.shfl(base, 0);
     const long long i = static_cast<long long>(base + g.thread_rank());
-    if (i >= b.n_problems) return;
+    if (i >= b.n_units) return;
     solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
   }
 #endif
@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o
   T* buffer = thread_scratch<T>(w);
   const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < b.n_problems; i += step)
+       i < b.n_units; i += step)
     objective_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
 }
 
@@ -140,12 +140,12 @@ void launch_kernel(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t 
                    const Work<T>& w) {
   if (kind == Kind::kObjective) {
     auto kernel = objective_kernel<Model, Objective, T>;
-    kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
+    kernel<<<grid_size(kernel, d.n_units), kBlock, 0, stream>>>(d, o, w);
     return;
   }
   auto kernel = solve_kernel<Model, Objective, T>;
   check(cudaMemsetAsync(w.next, 0, sizeof(*w.next), stream), "cudaMemsetAsync");
-  kernel<<<grid_size(kernel, d.n_problems), kBlock, 0, stream>>>(d, o, w);
+  kernel<<<grid_size(kernel, d.n_units), kBlock, 0, stream>>>(d, o, w);
 }
 
 template <class Model, Loss kLoss, class T>
@@ -161,7 +161,7 @@ void launch_loss(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t st
 template <class Model, class T>
 void launch(Kind kind, const Batch<T>& d, const Options& o, cudaStream_t stream,
             const Work<T>& w) {
-  if (d.n_problems == 0) return;
+  if (d.n_units == 0) return;
   switch (o.loss) {
     case Loss::kSoftL1: launch_loss<Model, Loss::kSoftL1>(kind, d, o, stream, w); break;
     case Loss::kHuber: launch_loss<Model, Loss::kHuber>(kind, d, o, stream, w); break;
@@ -226,15 +226,15 @@ namespace {
 // Rows of p0, lower and upper: one per unit, or one per problem.
 template <class T>
 long long box_rows(const Batch<T>& h) {
-  return h.box_per_problem ? h.n_data : h.n_problems;
+  return h.box_per_problem ? h.n_problems : h.n_units;
 }
 
 // Points of the largest problem a unit fits (0 for none).
 template <class T>
 long long largest_problem(const Batch<T>& h) {
-  const long long n_data = h.data_of ? h.n_data : h.n_problems;
+  const long long n_problems = h.data_of ? h.n_problems : h.n_units;
   long long cap = 0;
-  for (long long k = 0; k < n_data; ++k) {
+  for (long long k = 0; k < n_problems; ++k) {
     const long long n = h.offsets[k + 1] - h.offsets[k];
     cap = n > cap ? n : cap;
   }
@@ -269,17 +269,17 @@ struct DeviceBatch {
   Batch<T> d;
 
   DeviceBatch(const Batch<T>& h, long long n_points, int n_inputs, int n_params)
-      : P(h.n_problems), N(n_params), NN(h.jtj ? P * N * N : 0),
+      : P(h.n_units), N(n_params), NN(h.jtj ? P * N * N : 0),
         x(n_points * n_inputs, h.x), t(n_points, h.t),
         sigma(h.sigma ? n_points : 0, h.sigma), w(h.w ? n_points : 0, h.w),
-        offsets((h.data_of ? h.n_data : P) + 1, h.offsets),
+        offsets((h.data_of ? h.n_problems : P) + 1, h.offsets),
         data_of(h.data_of ? P : 0, h.data_of), p0(box_rows(h) * N, h.p0),
         lower(box_rows(h) * N, h.lower), upper(box_rows(h) * N, h.upper), p(P * N, nullptr), cost(P, nullptr), opt(P, nullptr),
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
         njev(P, nullptr), nit(P, nullptr), next(1, nullptr),
         resample_of(h.resample_of ? P : 0, h.resample_of),
         group_of(h.group_of ? n_points : 0, h.group_of),
-        n_groups(h.n_groups ? (h.data_of ? h.n_data : P) : 0, h.n_groups),
+        n_groups(h.n_groups ? (h.data_of ? h.n_problems : P) : 0, h.n_groups),
         fit_t(h.fit_t ? n_points : 0, h.fit_t), fit_r(h.fit_r ? n_points : 0, h.fit_r),
         stride(h.resample_of ? 2 * largest_problem(h) : 0),
         scratch(h.resample_of ? stride * max_threads(P) : 0, nullptr),

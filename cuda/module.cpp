@@ -56,8 +56,8 @@ void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py:
   b.p0 = reinterpret_cast<const T*>(ptr(in, "p0", true));
   b.lower = reinterpret_cast<const T*>(ptr(in, "lower", true));
   b.upper = reinterpret_cast<const T*>(ptr(in, "upper", true));
+  b.n_units = n_problems;
   b.n_problems = n_problems;
-  b.n_data = n_problems;
   b.p = reinterpret_cast<T*>(ptr(out, "x", true));
   b.cost = reinterpret_cast<T*>(ptr(out, "cost", true));
   b.optimality = reinterpret_cast<T*>(ptr(out, "optimality", true));

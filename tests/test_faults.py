@@ -134,7 +134,7 @@ def test_memory_running_out_on_any_thread_raises_memory_error():
 
 
 def test_an_exception_on_any_thread_stops_the_call_and_leaves_the_core_usable():
-    """Injected allocation failures (lawfit._core.fail_allocations) on the caller's or a
+    """Injected allocation failures (lawfit._core.testing.fail_allocations) on the caller's or a
     helper's thread, once or on several threads at once: every call raises MemoryError,
     and a call after them gives the results of a call before, bitwise."""
     x, y, _, p0 = model_batch("saturating_power_law", n_problems=3, n_points=20, seed=3)
@@ -161,11 +161,11 @@ def test_an_exception_on_any_thread_stops_the_call_and_leaves_the_core_usable():
         for threads in (1, 2, 3):
             for failures in (1, 2, 3):
                 for _ in range(4):
-                    _core.fail_allocations(failures)
+                    _core.testing.fail_allocations(failures)
                     with pytest.raises(MemoryError):
                         call(threads)
     finally:
-        _core.fail_allocations(0)
+        _core.testing.fail_allocations(0)
     again = call(2)
     assert all(np.array_equal(alone[k], again[k], equal_nan=True) for k in alone)
     after = lawfit.bootstrap("saturating_power_law", x, y, p0=p0, n_resamples=50, seed=2,

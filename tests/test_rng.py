@@ -25,7 +25,7 @@ KAT = [
 @pytest.mark.parametrize("ctr, key, want", KAT)
 def test_known_answers(ctr, key, want):
     c = np.array([ctr], dtype=np.uint32)
-    assert _core.philox4x32_10(c, *key)[0].tolist() == want
+    assert _core.testing.philox4x32_10(c, *key)[0].tolist() == want
     assert rng.philox4x32_10(c, *key)[0].tolist() == want
 
 
@@ -33,18 +33,18 @@ def test_compiled_equals_reference():
     g = np.random.default_rng(0)
     c = g.integers(0, 2**32, (5000, 4), dtype=np.uint64).astype(np.uint32)
     for k0, k1 in [(0, 0), (1, 2), (0xFFFFFFFF, 0x12345678)]:
-        np.testing.assert_array_equal(_core.philox4x32_10(c, k0, k1), rng.philox4x32_10(c, k0, k1))
+        np.testing.assert_array_equal(_core.testing.philox4x32_10(c, k0, k1), rng.philox4x32_10(c, k0, k1))
     problems = np.array([0, 1, 2**31 + 5, 2**40 + 3, 7, 7])
     resamples = np.array([0, 5, 9, 1, 2**32 - 1, 0])
     for seed in (0, 12345, 2**63 + 11):
         for n in (1, 3, 4, 20, 241):
-            np.testing.assert_array_equal(_core.bootstrap_counts(seed, problems, resamples, n),
+            np.testing.assert_array_equal(_core.testing.bootstrap_counts(seed, problems, resamples, n),
                                           rng.bootstrap_counts(seed, problems, resamples, n))
 
 
 def test_counts_are_multinomial_resamples():
     n, R = 20, 20_000
-    counts = _core.bootstrap_counts(42, np.zeros(R, dtype=np.int64), np.arange(R), n)
+    counts = _core.testing.bootstrap_counts(42, np.zeros(R, dtype=np.int64), np.arange(R), n)
     assert counts.shape == (R, n) and counts.dtype == np.int32
     assert np.all(counts.sum(axis=1) == n) and np.all(counts >= 0)
     # Multinomial(n, 1/n): each count has mean 1 and variance 1 - 1/n; P(count = 0) = (1-1/n)^n.
@@ -58,17 +58,17 @@ def test_counts_are_multinomial_resamples():
 
 
 def test_seed_problem_and_resample_key_the_stream():
-    a = _core.bootstrap_counts(1, np.array([3]), np.array([4]), 50)
-    assert np.array_equal(a, _core.bootstrap_counts(1, np.array([3]), np.array([4]), 50))
+    a = _core.testing.bootstrap_counts(1, np.array([3]), np.array([4]), 50)
+    assert np.array_equal(a, _core.testing.bootstrap_counts(1, np.array([3]), np.array([4]), 50))
     for other in ((2, 3, 4), (1, 4, 4), (1, 3, 5)):
-        b = _core.bootstrap_counts(other[0], np.array([other[1]]), np.array([other[2]]), 50)
+        b = _core.testing.bootstrap_counts(other[0], np.array([other[1]]), np.array([other[2]]), 50)
         assert not np.array_equal(a, b), other
 
 
 def test_bad_arguments_name_them():
     with pytest.raises(ValueError, match="ctr"):
-        _core.philox4x32_10(np.zeros((2, 3), dtype=np.uint32), 0, 0)
+        _core.testing.philox4x32_10(np.zeros((2, 3), dtype=np.uint32), 0, 0)
     with pytest.raises(ValueError, match="n: must be >= 1"):
-        _core.bootstrap_counts(0, np.array([0]), np.array([0]), 0)
+        _core.testing.bootstrap_counts(0, np.array([0]), np.array([0]), 0)
     with pytest.raises(ValueError, match="problems, resamples"):
-        _core.bootstrap_counts(0, np.array([0, 1]), np.array([0]), 5)
+        _core.testing.bootstrap_counts(0, np.array([0, 1]), np.array([0]), 5)

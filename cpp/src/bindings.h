@@ -256,7 +256,7 @@ struct HostCall {
         !entry(box, "per_problem").is_none() && box["per_problem"].cast<bool>();
     const bool bounds_shared =
         !entry(box, "bounds_shared").is_none() && box["bounds_shared"].cast<bool>();
-    const py::ssize_t n_data = offsets.shape(0) - 1;
+    const py::ssize_t n_problems = offsets.shape(0) - 1;
     // Solve units: one per problem, or one per entry of data_of (the problem it fits).
     py::dict u = units.is_none() ? py::dict() : units.cast<py::dict>();
     const py::object data_of_obj = entry(u, "data_of");
@@ -266,10 +266,10 @@ struct HostCall {
               "data_of: expected a 1-D integer array");
       const long long* k = data_of.data();
       for (py::ssize_t i = 0; i < data_of.shape(0); ++i)
-        require(k[i] >= 0 && k[i] < n_data,
+        require(k[i] >= 0 && k[i] < n_problems,
                 [i] { return "data_of: entry " + std::to_string(i) + " is not a problem index"; });
     }
-    const py::ssize_t n_units = data_of_obj.is_none() ? n_data : data_of.shape(0);
+    const py::ssize_t n_units = data_of_obj.is_none() ? n_problems : data_of.shape(0);
     const py::object resample_of_obj = entry(u, "resample_of");
     if (!resample_of_obj.is_none()) {
       resample_of = vector_arg<decltype(resample_of)>(
@@ -279,7 +279,7 @@ struct HostCall {
     n_points = t.ndim() == 1 ? t.shape(0) : -1;
     check_shape(t, {n_points}, "t");
     if (!x_shared) check_shape(x, {n_points, m.n_inputs}, "x");
-    const py::ssize_t box_rows = per_problem ? n_data : n_units;
+    const py::ssize_t box_rows = per_problem ? n_problems : n_units;
     p0 = FArray<T>::ensure(box["p0"]);
     lower = FArray<T>::ensure(box["lower"]);
     upper = FArray<T>::ensure(box["upper"]);
@@ -289,15 +289,15 @@ struct HostCall {
     check_shape(lower, {bounds_shared ? 1 : box_rows, n_params}, "lower");
     check_shape(upper, {bounds_shared ? 1 : box_rows, n_params}, "upper");
     const long long* off = offsets.data();
-    require(off[0] == 0 && off[n_data] == n_points,
+    require(off[0] == 0 && off[n_problems] == n_points,
             "offsets: must start at 0 and end at the number of points");
-    for (py::ssize_t i = 0; i < n_data; ++i)
+    for (py::ssize_t i = 0; i < n_problems; ++i)
       require(off[i] <= off[i + 1], "offsets: must be non-decreasing");
     if (x_shared) {  // one problem's inputs for all: every problem has that many points
       require(x.ndim() == 2 && x.shape(1) == m.n_inputs,
               "x: expected shape (points per problem, " + std::to_string(m.n_inputs) +
                   ") with x_shared");
-      for (py::ssize_t i = 0; i < n_data; ++i)
+      for (py::ssize_t i = 0; i < n_problems; ++i)
         require(off[i + 1] - off[i] == x.shape(0), [&] {
           return "x_shared: problem " + std::to_string(i) + " has " +
                  std::to_string(off[i + 1] - off[i]) + " points, x has " +
@@ -323,8 +323,8 @@ struct HostCall {
     b.p0 = p0.data();
     b.lower = lower.data();
     b.upper = upper.data();
-    b.n_problems = n_units;
-    b.n_data = n_data;
+    b.n_units = n_units;
+    b.n_problems = n_problems;
     b.data_of = data_of_obj.is_none() ? nullptr : data_of.data();
     b.resample_of = resample_of_obj.is_none() ? nullptr : resample_of.data();
     b.box_per_problem = per_problem;
@@ -337,7 +337,8 @@ struct HostCall {
     if (b.resample_mode == 4) {
       require(!entry(u, "fit_t").is_none() && !entry(u, "fit_r").is_none(),
               "fit_t, fit_r: required by the residual bootstrap");
-      fit_t = vector_arg<FArray<T>>(u["fit_t"], n_points, "fit_t", "one fitted target per point");
+      fit_t = vector_arg<FArray<T>>(u["fit_t"], n_points, "fit_t",
+                                    "one fitted target per point");
       fit_r = vector_arg<FArray<T>>(u["fit_r"], n_points, "fit_r", "one residual per point");
       b.fit_t = fit_t.data();
       b.fit_r = fit_r.data();
@@ -345,9 +346,11 @@ struct HostCall {
     if (b.resample_mode == 1 || b.resample_mode == 3) {
       require(!entry(u, "group_of").is_none() && !entry(u, "n_groups").is_none(),
               "group_of, n_groups: required by grouped resampling");
-      group_of = vector_arg<I32>(u["group_of"], n_points, "group_of", "one group index per point");
-      n_groups = vector_arg<I32>(u["n_groups"], n_data, "n_groups", "one group count per problem");
-      for (py::ssize_t k = 0; k < n_data; ++k) {
+      group_of = vector_arg<I32>(u["group_of"], n_points, "group_of",
+                                 "one group index per point");
+      n_groups = vector_arg<I32>(u["n_groups"], n_problems, "n_groups",
+                                 "one group count per problem");
+      for (py::ssize_t k = 0; k < n_problems; ++k) {
         const int G = n_groups.data()[k];
         require(G >= 1 && G <= off[k + 1] - off[k] + (off[k + 1] == off[k] ? 1 : 0), [k] {
           return "n_groups: problem " + std::to_string(k) + " has an impossible group count";
@@ -369,7 +372,7 @@ py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry&
                   HostCall<T>& call, const Options& o, int n_threads, bool return_jtj,
                   const std::string& engine) {
   check_threads(n_threads);
-  const py::ssize_t n_units = call.b.n_problems;
+  const py::ssize_t n_units = call.b.n_units;
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   FArray<T> p({n_units, n_params});
   FArray<T> cost(n_units), optimality(n_units);

@@ -469,7 +469,7 @@ inline std::vector<std::unique_ptr<void, AlignedFree>> thread_buffers(int thread
 // the default bounds, and the lanes may skip the bound tests.
 template <int N>
 bool has_bounds(const Batch<double>& b) {
-  const long long rows = b.bounds_shared ? 1 : (b.box_per_problem ? b.n_data : b.n_problems);
+  const long long rows = b.bounds_shared ? 1 : (b.box_per_problem ? b.n_problems : b.n_units);
   bool all_infinite = true;
   for (long long k = 0; k < rows * N; ++k)
     all_infinite = all_infinite & (b.lower[k] == -INFINITY) & (b.upper[k] == INFINITY);
@@ -481,7 +481,7 @@ bool has_bounds(const Batch<double>& b) {
 template <class Model>
 void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const Engine* engine,
                  Call& call, bool objective = false) {
-  const long long n_problems = b.n_problems;
+  const long long n_units = b.n_units;
   auto scalar = [&](long long i, StopCheck& stop) {
     if (objective) {
       objective_unit<Model>(b, o, i);
@@ -490,7 +490,7 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
     }
   };
   if (!engine) {
-    parallel_for(n_problems, n_threads, call, scalar);
+    parallel_for(n_units, n_threads, call, scalar);
     return;
   }
   // Sizes: if they differ, the lanes take problems in order of size, so that neighbouring
@@ -498,13 +498,13 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   std::vector<long long> order, large;
   const bool all_in_lanes = !order_by_size(b, kMaxLanePoints, order, large);
   long long cap = 0, points = 0;
-  for (long long k = 0, n = all_in_lanes ? n_problems : static_cast<long long>(order.size());
+  for (long long k = 0, n = all_in_lanes ? n_units : static_cast<long long>(order.size());
        k < n; ++k) {
     const long long pts = unit_points(b, all_in_lanes ? k : order[k]);
     cap = std::max(cap, pts);
     points += pts;
   }
-  const long long n_lane = all_in_lanes ? n_problems : static_cast<long long>(order.size());
+  const long long n_lane = all_in_lanes ? n_units : static_cast<long long>(order.size());
   const int threads = lane_threads(n_threads, n_lane, points);
   const auto buffers = thread_buffers(
       threads, engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL))));

@@ -37,7 +37,7 @@ template <class Model>
 bool try_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, const Options& o,
                     int n_threads, cpu::Call& call) {
   if (m.name != Model::kName) return false;
-  cpu::parallel_for(b.n_problems, n_threads, call, [&](long long i, StopCheck& stop) {
+  cpu::parallel_for(b.n_units, n_threads, call, [&](long long i, StopCheck& stop) {
     cpu::solve_unit<Model>(b, o, i, stop);
   });
   return true;
@@ -64,7 +64,7 @@ bool try_objective(const bindings::ModelEntry& m, const Batch<T>& b, const Optio
   if constexpr (std::is_same_v<T, double>) {
     cpu::solve_batch<Model>(b, o, n_threads, cpu::find_engine(engine), call, true);
   } else {
-    cpu::parallel_for(b.n_problems, n_threads, call, [&](long long i, StopCheck&) {
+    cpu::parallel_for(b.n_units, n_threads, call, [&](long long i, StopCheck&) {
       cpu::objective_unit<Model>(b, o, i);
     });
   }
@@ -132,7 +132,10 @@ PYBIND11_MODULE(_core, mod) {
       "The saturating power law's data-driven start (lawfit/guess.h): E, A, alpha per problem "
       "by variable projection over the coarse grid of alpha, then the factors around its best; "
       "in SIMD lanes (engine, as for fit), bitwise what the scalar guess gives.");
-  mod.def(
+  // Hooks for the tests (lawfit._core.testing): not part of the package's interface.
+  py::module_ testing = mod.def_submodule(
+      "testing", "Hooks for lawfit's tests: the RNG, lawfit's vector math, injected faults.");
+  testing.def(
       "philox4x32_10",
       [](const py::array_t<unsigned int, py::array::c_style | py::array::forcecast>& ctr,
          unsigned int k0, unsigned int k1) {
@@ -150,7 +153,7 @@ PYBIND11_MODULE(_core, mod) {
       },
       py::arg("ctr"), py::arg("k0"), py::arg("k1"),
       "For the tests: Philox4x32-10 (lawfit/rng.h) of each counter row under key (k0, k1).");
-  mod.def(
+  testing.def(
       "bootstrap_counts",
       [](unsigned long long seed, const bindings::I64& problems, const bindings::I64& resamples,
          int n) {
@@ -173,7 +176,7 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("seed"), py::arg("problems"), py::arg("resamples"), py::arg("n"),
       "For the tests: the pairs bootstrap's counts (lawfit/rng.h) of (seed, problem, "
       "resample) over n points, one row per (problems[i], resamples[i]).");
-  mod.def(
+  testing.def(
       "fail_allocations",
       [](long long count) {
         bindings::require(count >= 0, "count: must be >= 0");
@@ -228,7 +231,7 @@ PYBIND11_MODULE(_core, mod) {
       },
       "The SIMD builds of the CPU driver in this module, best first: (name, lanes, whether "
       "this CPU runs it).");
-  mod.def(
+  testing.def(
       "vmath",
       [](const std::string& fn, const bindings::F64& x, const std::string& engine_name) {
         const int k = fn == "exp" ? 0 : fn == "log" ? 1 : fn == "log1p" ? 2 : -1;

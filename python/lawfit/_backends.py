@@ -266,17 +266,17 @@ class _Compiled(Backend):
         return fn(packed.model.name, self._data(packed), box, options,
                   None if units is None else units.compiled_args(packed),
                   n_threads=int(n_threads or 0), return_jtj=return_jtj,
-                  engine=self._engine(options, objective=False))
+                  engine=self._engine(options))
 
     def _objective(self, packed, options, params, units, n_threads):
         module = self._module()
         fn = module.objective32 if options.fp32 else module.objective
         data = _Compiled._data(self, packed)  # the objective reads x per point
         cost = fn(packed.model.name, data, params, options, units.compiled_args(packed),
-                  n_threads=int(n_threads or 0), engine=self._engine(options, objective=True))
+                  n_threads=int(n_threads or 0), engine=self._engine(options))
         return cost.astype(np.float64, copy=False)
 
-    def _engine(self, options, objective: bool) -> str:
+    def _engine(self, options) -> str:
         return "auto"
 
 
@@ -320,7 +320,7 @@ class Cpu(_Compiled):
             box.update(lower=rows[0], upper=rows[1], bounds_shared=True)
         return box
 
-    def _engine(self, options, objective):
+    def _engine(self, options):
         # fp32 runs the scalar solve only (its SIMD engines are fp64); fp64's objective runs
         # in the SIMD lanes, bitwise any engine's.
         if options.fp32:

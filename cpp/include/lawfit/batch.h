@@ -30,11 +30,11 @@ struct Batch {
   const T* p0;                 // (problems, kParams)
   const T* lower;              // (problems, kParams)
   const T* upper;              // (problems, kParams)
-  long long n_problems;        // solve units: rows of p0, lower, upper and the outputs
-  // The problem whose points unit i fits, (n_problems,), each in [0, n_data); nullptr: unit
-  // i fits problem i (and n_data is n_problems).  offsets has n_data + 1 entries.
+  long long n_units;           // solve units: rows of p0, lower, upper and the outputs
+  // The problem whose points unit i fits, (n_units,), each in [0, n_problems); nullptr: unit
+  // i fits problem i (and n_problems is n_units).  offsets has n_problems + 1 entries.
   const long long* data_of = nullptr;
-  long long n_data = 0;
+  long long n_problems = 0;
   // Resampling: unit i fits its problem with the weights of resample resample_of[i], times
   // w (nullptr: no resampling).  resample_mode kPairs: each point's count in n draws with
   // replacement, the multinomial stream of (boot_seed, data_index(i), resample_of[i])
@@ -45,13 +45,13 @@ struct Batch {
   unsigned long long boot_seed = 0;
   int resample_mode = 0;
   const int* group_of = nullptr;  // (points,)
-  const int* n_groups = nullptr;  // (n_data,)
+  const int* n_groups = nullptr;  // (n_problems,)
   // kResidual (fixed design): unit i fits the targets fit_t[j] + sigma[j] fit_r[k_j], k_j
   // the stream's draw j within the problem: the fitted values plus resampled standardised
   // residuals of the full-data fit, both (points,); the weights are the batch's.
   const T* fit_t = nullptr;
   const T* fit_r = nullptr;
-  // p0, lower and upper have a row per problem (n_data rows, unit i reads row data_of[i]),
+  // p0, lower and upper have a row per problem (n_problems rows, unit i reads row data_of[i]),
   // rather than a row per unit: every resample of a problem starts from the same point.
   bool box_per_problem = false;
   // lower and upper have one row, shared by every unit (bounds given once for all).
@@ -125,7 +125,7 @@ bool order_by_size(const Batch<T>& b, long long max_points, std::vector<long lon
                    std::vector<long long>& larger) {
   order.clear();
   larger.clear();
-  const long long P = b.n_problems;
+  const long long P = b.n_units;
   bool uniform = true;
   for (long long i = 1; i < P && uniform; ++i) uniform = unit_points(b, i) == unit_points(b, 0);
   if (uniform && (P == 0 || unit_points(b, 0) <= max_points)) return false;

@@ -329,8 +329,10 @@ LAWFIT_HD void evaluate_as(const ProblemData<T>& d, const T* p, T f_scale,
   evaluate_points<Model, kLoss, kLogResiduals, false>(d, p, f_scale, e);
 }
 
+// The evaluation with the robust loss chosen at run time (o.loss), in the residual space
+// kLogResiduals.
 template <class Model, bool kLogResiduals, class T>
-LAWFIT_HD void evaluate_log_as(const ProblemData<T>& d, const T* p, const Options& o,
+LAWFIT_HD void evaluate_with_loss(const ProblemData<T>& d, const T* p, const Options& o,
                                Evaluation<T, Model::kParams>& e) {
   const T c = T(o.f_scale);
   switch (o.loss) {
@@ -355,9 +357,9 @@ template <class Model, class T>
 LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
                         Evaluation<T, Model::kParams>& e, RuntimeObjective = {}) {
   if (o.log_residuals) {
-    evaluate_log_as<Model, true>(d, p, o, e);
+    evaluate_with_loss<Model, true>(d, p, o, e);
   } else {
-    evaluate_log_as<Model, false>(d, p, o, e);
+    evaluate_with_loss<Model, false>(d, p, o, e);
   }
 }
 

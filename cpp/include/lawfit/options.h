@@ -26,9 +26,10 @@ struct Options {
   // Status 0: the solve stops once this many evaluations (each of residuals and Jacobian
   // together) have been made, unless it may extend its budget: while the total stays within
   // max_nfev_cap, a solve whose last max_nfev evaluations lowered the cost by more than
-  // max(ftol, kRoundingFloor eps) relative gets max_nfev more.  max_nfev_cap <= max_nfev: no extension (an
-  // explicit budget, as scipy's).  The Python layer's default is 100 * n_params evaluations
-  // at a time, up to ten times that.
+  // max(ftol, kRoundingFloor eps) relative gets max_nfev more.  max_nfev_cap <= max_nfev:
+  // no extension (an explicit budget, as scipy's).  The Python layer's default is
+  // 100 * n_params evaluations at a time, up to NFEV_BLOCKS (20) times that
+  // (python/lawfit/_options.py).
   int max_nfev = 300;
   int max_nfev_cap = 0;
   // The damping lambda (relative to the scales D) that the first search for the step's
@@ -43,7 +44,10 @@ struct Options {
   double f_scale = 1.0;
 };
 
-// The accept threshold on actual / predicted reduction (MINPACK's 1e-4).
+// The accept threshold on actual / predicted reduction (MINPACK's 1e-4).  A step is accepted
+// where the ratio exceeds it and the cost falls by more than kRoundingGain epsilons, or, for
+// a Gauss-Newton step that promises less than the rounding floor, unless the cost rises by
+// more than that floor (lm.h, step 4f).
 inline constexpr double kAcceptRatio = 1e-4;
 // The damping of the Gauss-Newton step: just enough to define it where A is singular.
 inline constexpr double kMinDamping = 1e-30;

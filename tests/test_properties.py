@@ -534,6 +534,14 @@ def test_a_shared_grid_is_passed_once_with_the_same_results():
     with pytest.raises(ValueError, match="x_shared: problem 0 has 14 points, x has 15 rows"):
         corecall.fit(_core.fit, m.name, pk.u_grid, pk.t, None, None, ragged, pk.p0,
                      pk.lower, pk.upper, x_shared=True, **kw)
+    # The CPU backend passes the grid as it is: the inputs per point are never made.
+    from lawfit._backends import Cpu
+    from lawfit._options import Options
+
+    pk = _packing.pack(m, x, y, p0=p0)
+    out = Cpu().solve(pk, Options(max_nfev=100))
+    assert callable(pk.u_source) and callable(pk.x_source)
+    assert np.array_equal(out["x"], per_point["x"])
     y = y.copy()
     y[3, 2] = np.nan  # a missing point: inputs per point again
     assert _packing.pack(m, x, y, p0=p0).u_grid is None

@@ -308,10 +308,12 @@ class Cpu(_Compiled):
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
     def _data(self, packed):
-        data = super()._data(packed)
-        if packed.u_grid is not None:  # the shared grid, not a copy per problem
-            data.update(x=packed.u_grid, x_shared=True)
-        return data
+        if packed.u_grid is None:
+            return super()._data(packed)
+        # The shared grid, not a copy per problem (packed.u would expand it: never asked).
+        return dict(x=packed.u_grid, x_shared=True, t=packed.t, sigma=packed.sigma,
+                    weights=packed.weights, offsets=packed.offsets,
+                    log_residuals=packed.log_residuals)
 
     def _box(self, p0, lower, upper):
         box = super()._box(p0, lower, upper)

@@ -54,7 +54,7 @@ def kernel_only(x, y, p0, repeats):
 
     pk = pack(lawfit.models.get(MODEL), x, y, p0=p0)
     out, ms = _cuda.time_fit(repeats, MODEL,
-                             dict(x=pk.u, t=pk.t, offsets=pk.offsets, log_residuals=False),
+                             dict(x=pk.inputs, t=pk.target, offsets=pk.offsets, log_residuals=False),
                              dict(p0=pk.p0, lower=pk.lower, upper=pk.upper),
                              Options(max_nfev=300))
     return out, np.array(ms[1:] if len(ms) > 1 else ms)  # the first launch is a warm-up

@@ -139,7 +139,7 @@ def test_cuda_resamples_in_kernel_like_the_cpu(name, mode):
         from lawfit.api import residuals_at
 
         r, _ = residuals_at(pk, pk.p0)
-        extra = dict(fit_t=np.ascontiguousarray(pk.t + r), fit_r=np.ascontiguousarray(-r))
+        extra = dict(fit_t=np.ascontiguousarray(pk.target + r), fit_r=np.ascontiguousarray(-r))
     options = Options(loss="soft_l1", f_scale=1.0, ftol=1e-12, xtol=1e-12, gtol=1e-12,
                       max_nfev=2000)
     resampling = _backends.Resampling(2**40 + 3, mode, extra.get("fit_t"), extra.get("fit_r"))

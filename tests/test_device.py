@@ -64,7 +64,8 @@ def test_device_packing_equals_pack(missing, per_problem_x, residuals):
               residuals=residuals)
     d = pack_padded(np, models.get(SPL), xx, yy, **kw)
     h = pack(models.get(SPL), xx, yy, **kw)
-    for key, ref in (("u", h.u), ("t", h.t), ("sigma", h.sigma), ("weights", h.weights),
+    for key, ref in (("inputs", h.inputs), ("target", h.target), ("sigma", h.sigma),
+                     ("weights", h.weights),
                      ("offsets", h.offsets), ("p0", h.p0), ("lower", h.lower),
                      ("upper", h.upper)):
         np.testing.assert_array_equal(d[key], ref, err_msg=key)

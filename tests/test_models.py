@@ -164,7 +164,7 @@ def test_compiled_guess_lanes_equal_the_scalar_guess():
     m = lawfit.models.get("saturating_power_law")
     with np.errstate(all="ignore"):
         pk = pack(m, xs, ys, p0=NO_START)
-    args = (pk.u[:, 0], pk.y, pk.offsets, SAT_COARSE, SAT_FACTORS)
+    args = (pk.inputs[:, 0], pk.y, pk.offsets, SAT_COARSE, SAT_FACTORS)
     want = _core.guess_saturating_power_law(*args, engine="scalar")
     for name, _, ok in _core.engines():
         if ok:

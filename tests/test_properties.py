@@ -521,18 +521,18 @@ def test_a_shared_grid_is_passed_once_with_the_same_results():
     m = models.get("saturating_power_law")
     x, y, _, p0 = model_batch("saturating_power_law", n_problems=300, n_points=15, seed=7)
     pk = _packing.pack(m, x, y, p0=p0)
-    assert pk.u_grid is not None and pk.u_grid.shape == (15, 1)
+    assert pk.inputs_grid is not None and pk.inputs_grid.shape == (15, 1)
     kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
               gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
-    args = (pk.t, None, None, pk.offsets, pk.p0, pk.lower, pk.upper)
-    per_point = corecall.fit(_core.fit, m.name, pk.u, *args, **kw)
-    shared = corecall.fit(_core.fit, m.name, pk.u_grid, *args, x_shared=True, **kw)
+    args = (pk.target, None, None, pk.offsets, pk.p0, pk.lower, pk.upper)
+    per_point = corecall.fit(_core.fit, m.name, pk.inputs, *args, **kw)
+    shared = corecall.fit(_core.fit, m.name, pk.inputs_grid, *args, x_shared=True, **kw)
     for f in per_point:
         assert np.array_equal(per_point[f], shared[f], equal_nan=True), f
     ragged = pk.offsets.copy()
     ragged[1] -= 1  # problem 0 has 14 points, problem 1 has 16
     with pytest.raises(ValueError, match="x_shared: problem 0 has 14 points, x has 15 rows"):
-        corecall.fit(_core.fit, m.name, pk.u_grid, pk.t, None, None, ragged, pk.p0,
+        corecall.fit(_core.fit, m.name, pk.inputs_grid, pk.target, None, None, ragged, pk.p0,
                      pk.lower, pk.upper, x_shared=True, **kw)
     # The CPU backend passes the grid as it is: the inputs per point are never made.
     from lawfit._backends import Cpu
@@ -540,11 +540,11 @@ def test_a_shared_grid_is_passed_once_with_the_same_results():
 
     pk = _packing.pack(m, x, y, p0=p0)
     out = Cpu().solve(pk, Options(max_nfev=100))
-    assert callable(pk.u_source) and callable(pk.x_source)
+    assert callable(pk._inputs) and callable(pk._x)
     assert np.array_equal(out["x"], per_point["x"])
     y = y.copy()
     y[3, 2] = np.nan  # a missing point: inputs per point again
-    assert _packing.pack(m, x, y, p0=p0).u_grid is None
+    assert _packing.pack(m, x, y, p0=p0).inputs_grid is None
 
 
 def test_bounds_given_once_are_passed_once_with_the_same_results():
@@ -560,7 +560,7 @@ def test_bounds_given_once_are_passed_once_with_the_same_results():
     assert pk.lower.strides[0] == 0 and not pk.lower.flags.writeable
     kw = dict(log_residuals=False, loss="linear", f_scale=1.0, ftol=1e-8, xtol=1e-8,
               gtol=1e-8, max_nfev=100, initial_damping=1e-3, n_threads=2, return_jtj=True)
-    args = (m.name, pk.u, pk.t, None, None, pk.offsets, pk.p0)
+    args = (m.name, pk.inputs, pk.target, None, None, pk.offsets, pk.p0)
     per_problem = corecall.fit(_core.fit, *args, np.ascontiguousarray(pk.lower),
                                np.ascontiguousarray(pk.upper), **kw)
     shared = corecall.fit(_core.fit, *args, np.array([lo]), np.array([hi]),

@@ -62,8 +62,8 @@ def explicit(pk, data_of, resample_of):
 
 
 def core_fit(pk, engine, threads, **kw):
-    return corecall.fit(_core.fit, pk.model.name, pk.u, pk.t, pk.sigma, pk.weights, pk.offsets,
-                        kw.pop("p0"), kw.pop("lower"), kw.pop("upper"),
+    return corecall.fit(_core.fit, pk.model.name, pk.inputs, pk.target, pk.sigma, pk.weights,
+                        pk.offsets, kw.pop("p0"), kw.pop("lower"), kw.pop("upper"),
                         log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5,
                         n_threads=threads, return_jtj=True, engine=engine, **OPTS, **kw)
 
@@ -76,7 +76,8 @@ def test_in_core_resamples_equal_explicit_weights(name):
     p0 = np.repeat(pk.p0, R, axis=0)
     lower, upper = np.repeat(pk.lower, R, axis=0), np.repeat(pk.upper, R, axis=0)
     rows, w, offsets = explicit(pk, data_of, resample_of)
-    want = corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.u[rows]), pk.t[rows],
+    want = corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.inputs[rows]),
+                        pk.target[rows],
                         pk.sigma[rows], w, offsets, p0, lower, upper,
                         log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5, n_threads=1,
                         return_jtj=True, engine="scalar", **OPTS)
@@ -86,7 +87,7 @@ def test_in_core_resamples_equal_explicit_weights(name):
                            data_of=data_of, resample_of=resample_of, seed=SEED)
             assert_bitwise_dicts(got, want)
     # The NumPy reference, solving the materialised resamples, agrees.
-    ref = ref_fit(pk.model.name, pk.x[rows], pk.t[rows], pk.sigma[rows], w, offsets, p0,
+    ref = ref_fit(pk.model.name, pk.x[rows], pk.target[rows], pk.sigma[rows], w, offsets, p0,
                   lower, upper, log_residuals=pk.log_residuals, loss="soft_l1", f_scale=0.5,
                   **OPTS)
     ok = (want["status"] > 0) & (ref["status"] > 0)

@@ -57,14 +57,14 @@ def fit_units(pk, starts, engine, n_threads, expanded: bool, **kw):
                   f_scale=kw.get("f_scale", 1.0), n_threads=n_threads, return_jtj=True,
                   engine=engine, **OPTS)
     if not expanded:
-        return corecall.fit(_core.fit, pk.model.name, pk.u, pk.t, pk.sigma, pk.weights,
+        return corecall.fit(_core.fit, pk.model.name, pk.inputs, pk.target, pk.sigma, pk.weights,
                             pk.offsets, p0, lower, upper, data_of=data_of, **common)
     # The same units as an ordinary batch: problem i's points copied S times.
     rows = np.concatenate([np.arange(pk.offsets[k], pk.offsets[k + 1]) for k in data_of])
     counts = np.diff(pk.offsets)[data_of]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.u[rows]),
-                        pk.t[rows], None, None, offsets, p0, lower, upper, **common)
+    return corecall.fit(_core.fit, pk.model.name, np.ascontiguousarray(pk.inputs[rows]),
+                        pk.target[rows], None, None, offsets, p0, lower, upper, **common)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -91,7 +91,7 @@ def test_objective_is_the_cost_the_fit_reports():
     data_of = np.repeat(np.arange(P), S)
     for engine in ENGINES:
         out = fit_units(pk, starts, engine, 2, expanded=False, loss="cauchy", f_scale=0.05)
-        cost = corecall.objective(_core.objective, pk.model.name, pk.u, pk.t, pk.sigma,
+        cost = corecall.objective(_core.objective, pk.model.name, pk.inputs, pk.target, pk.sigma,
                                   pk.weights, pk.offsets, out["x"], data_of=data_of,
                                   log_residuals=True, loss="cauchy", f_scale=0.05)
         ok = out["status"] > 0
@@ -103,7 +103,7 @@ def test_objective_is_the_cost_the_fit_reports():
 def test_objective_at_the_starts_matches_numpy():
     x, y, truth, p0 = model_batch("saturating_power_law", n_problems=6, n_points=20, seed=5)
     pk = pack(models.get("saturating_power_law"), x, y, p0=p0)
-    cost = corecall.objective(_core.objective, pk.model.name, pk.u, pk.t, None, None,
+    cost = corecall.objective(_core.objective, pk.model.name, pk.inputs, pk.target, None, None,
                               pk.offsets, pk.p0, log_residuals=False, loss="linear",
                               f_scale=1.0)
     f = np.stack([models.saturating_power_law(x, *p) for p in p0])
@@ -113,7 +113,7 @@ def test_objective_at_the_starts_matches_numpy():
 def test_bad_data_of_is_rejected_naming_it():
     pk, truth = ragged_packed("power_law")
     P, n = pk.p0.shape
-    args = (pk.model.name, pk.u, pk.t, None, None, pk.offsets)
+    args = (pk.model.name, pk.inputs, pk.target, None, None, pk.offsets)
     kw = dict(log_residuals=False, loss="linear", f_scale=1.0, n_threads=1, return_jtj=False,
               **OPTS)
     for bad in (np.array([0, P]), np.array([-1, 0]), np.zeros((2, 1), dtype=np.int64)):
@@ -142,10 +142,10 @@ def test_objective_lanes_equal_the_scalar_objective(name, mode):
     data_of = np.repeat(np.arange(P), S)
     kw = {}
     if mode is not None:
-        pk.clusters = np.floor(np.arange(len(pk.t)) / 3.0)
+        pk.clusters = np.floor(np.arange(len(pk.target)) / 3.0)
         fit_t = fit_r = None
         if mode == "residual":
-            fit_t, fit_r = pk.t.copy(), np.sin(np.arange(len(pk.t)))
+            fit_t, fit_r = pk.target.copy(), np.sin(np.arange(len(pk.target)))
         kw = dict(resample_of=np.arange(P * S, dtype=np.uint32) % 5,
                   resampling=_backends.Resampling(11, mode, fit_t, fit_r))
     options = Options(loss="soft_l1", f_scale=0.5)

@@ -251,7 +251,7 @@ class _Compiled(Backend):
         raise NotImplementedError
 
     def _data(self, packed: Packed) -> dict:
-        return dict(x=packed.u, t=packed.t, sigma=packed.sigma, weights=packed.weights,
+        return dict(x=packed.inputs, t=packed.target, sigma=packed.sigma, weights=packed.weights,
                     offsets=packed.offsets, log_residuals=packed.log_residuals)
 
     def _box(self, p0, lower, upper) -> dict:
@@ -308,10 +308,10 @@ class Cpu(_Compiled):
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
     def _data(self, packed):
-        if packed.u_grid is None:
+        if packed.inputs_grid is None:
             return super()._data(packed)
-        # The shared grid, not a copy per problem (packed.u would expand it: never asked).
-        return dict(x=packed.u_grid, x_shared=True, t=packed.t, sigma=packed.sigma,
+        # The shared grid, not a copy per problem (packed.inputs would expand it: never asked).
+        return dict(x=packed.inputs_grid, x_shared=True, t=packed.target, sigma=packed.sigma,
                     weights=packed.weights, offsets=packed.offsets,
                     log_residuals=packed.log_residuals)
 
@@ -353,7 +353,7 @@ class Numpy(Backend):
 
         p0, lower, upper = box
         if units is None:
-            data = (packed.x, packed.t, packed.sigma, packed.weights, packed.offsets)
+            data = (packed.x, packed.target, packed.sigma, packed.weights, packed.offsets)
         else:
             if units.rows == "problem":
                 p0, lower, upper = (a[units.data_of] for a in (p0, lower, upper))
@@ -384,7 +384,7 @@ def _expand_units(packed: Packed, units: Units):
     rows = np.repeat(off[data_of] - offsets[:-1], counts) + np.arange(offsets[-1])
     pick = (lambda a: None if a is None else a[rows])
     w = pick(packed.weights)
-    t = packed.t[rows]
+    t = packed.target[rows]
     if rs is not None and rs.mode == "residual":  # the residual bootstrap: new targets
         from .reference.rng import bootstrap_indices
 
@@ -442,7 +442,7 @@ def residuals_at(packed: Packed, params: np.ndarray):
         if packed.log_residuals and not native_log:
             J = J / f[:, None]
             f = np.log(f)
-        r = f - packed.t
+        r = f - packed.target
         if packed.sigma is not None:
             r = r / packed.sigma
             J = J / packed.sigma[:, None]

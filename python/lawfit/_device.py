@@ -61,10 +61,11 @@ def _device_float(xp, a, name: str):
 def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
                 bounds=(-np.inf, np.inf), residuals: str = "linear",
                 nan_policy: str = "omit") -> dict:
-    """The packed arrays of a padded batch, in ``xp``'s memory: u (M, k), t (M,), sigma,
-    weights (M,) or None, offsets (P + 1,) int64, lower, upper (P, n), p0 (P, n) or None
-    (the caller computes the guess), log_residuals; the arrays ``lawfit._core.fit`` and the
-    CUDA kernels take, equal to those of ``_packing.pack`` for the same batch."""
+    """The packed arrays of a padded batch, in ``xp``'s memory: inputs (M, k) (the model's),
+    target (M,) (y or log y), sigma, weights (M,) or None, offsets (P + 1,) int64, lower,
+    upper (P, n), p0 (P, n) or None (the caller computes the guess), log_residuals; the
+    arrays ``lawfit._core.fit`` and the CUDA kernels take, equal to those of
+    ``_packing.pack`` for the same batch."""
     check_residuals(residuals)
     check_nan_policy(nan_policy)
     ya = _device_float(xp, y, "y")
@@ -141,8 +142,8 @@ def pack_padded(xp, model, x, y, *, p0=None, sigma=None, weights=None,
         p0a = xp.ascontiguousarray(p0a)
         _first_bad(xp, ~xp.isfinite(p0a), p0a, "p0", "must be finite")
         _first_bad(xp, (p0a < lower) | (p0a > upper), p0a, "p0", "outside its bounds")
-    return dict(u=u, t=xp.ascontiguousarray(t), y=yy, sigma=sig, weights=w, offsets=offsets,
-                p0=p0a, lower=lower, upper=upper, log_residuals=log, n_points=m if full else
+    return dict(inputs=u, target=xp.ascontiguousarray(t), y=yy, sigma=sig, weights=w,
+                offsets=offsets, p0=p0a, lower=lower, upper=upper, log_residuals=log, n_points=m if full else
                 None, n_omitted=m - present.sum(axis=1, dtype=xp.int64))
 
 
@@ -174,7 +175,7 @@ def solve_packed(xp, packed: dict, model_name: str, options, solve=_cuda_solve) 
                active_mask=xp.empty((P, n), xp.int8), status=xp.empty(P, xp.int32),
                nfev=xp.empty(P, xp.int32), njev=xp.empty(P, xp.int32),
                nit=xp.empty(P, xp.int32))
-    ins = dict(x=cast(packed["u"]), t=cast(packed["t"]), sigma=cast(packed["sigma"]),
+    ins = dict(x=cast(packed["inputs"]), t=cast(packed["target"]), sigma=cast(packed["sigma"]),
                weights=cast(packed["weights"]), offsets=packed["offsets"],
                p0=cast(packed["p0"]), lower=cast(packed["lower"]), upper=cast(packed["upper"]))
     solve(model_name, ins, out, options, n_problems=P, fp32=dtype == "float32",

@@ -43,13 +43,13 @@ NAN_POLICIES = ("omit", "raise", "propagate")
 @dataclass
 class Packed:
     model: Model
-    x_source: Any        # (M, n_inputs) float64, or a callable that makes it (see .x)
+    _x: Any              # (M, n_inputs) float64, or a callable that makes it (see .x)
     y: np.ndarray        # (M,)
-    t: np.ndarray        # (M,) y or log y
+    target: np.ndarray   # (M,) what the residual compares the model with: y, or log y
     sigma: Optional[np.ndarray]
     weights: Optional[np.ndarray]
     offsets: np.ndarray  # (P + 1,) int64
-    u_source: Any        # (M, n_inputs) the model's inputs, or a callable (see .u)
+    _inputs: Any         # (M, n_inputs) the model's inputs, or a callable (see .inputs)
     p0: np.ndarray       # (P, n)
     # (P, n) each; bounds given once for all problems (scalars, or one per parameter) are a
     # read-only broadcast view of that row, which the CPU backend reads once (bounds_shared)
@@ -60,25 +60,26 @@ class Packed:
     clusters: Optional[np.ndarray] = None  # (M,) a cluster label per point (grouped bootstrap)
     # (m, n_inputs): where every problem has the m points of one grid, the model's inputs on
     # it, which the CPU backend reads once rather than per problem (x_shared).
-    u_grid: Optional[np.ndarray] = None
+    inputs_grid: Optional[np.ndarray] = None
     # (P,) the missing points (NaN in y or x) left out of each problem; None: none were.
     n_omitted: Optional[np.ndarray] = None
 
     @property
     def x(self) -> np.ndarray:
         """The raw inputs, (M, n_inputs).  A shared grid is expanded only when something asks
-        (the NumPy backend, a data-driven start, residuals): the compiled backends read u."""
-        if callable(self.x_source):
-            self.x_source = self.x_source()
-        return self.x_source
+        (the NumPy backend, a data-driven start, residuals): the compiled backends read
+        the model's inputs."""
+        if callable(self._x):
+            self._x = self._x()
+        return self._x
 
     @property
-    def u(self) -> np.ndarray:
+    def inputs(self) -> np.ndarray:
         """The model's inputs per point, (M, n_inputs): x, or log x (model.log_inputs).  On a
         shared grid, expanded only when something asks."""
-        if callable(self.u_source):
-            self.u_source = self.u_source()
-        return self.u_source
+        if callable(self._inputs):
+            self._inputs = self._inputs()
+        return self._inputs
 
     @property
     def n_problems(self) -> int:
@@ -465,11 +466,11 @@ def pack(
     if log:
         with np.errstate(all="ignore"):
             t = np.log(ys)
-    u = u_grid = None
+    u = inputs_grid = None
     if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
         xs, u = xs
         if isinstance(u, _GridInputs):
-            u_grid, u = u.values, u.expand(P)
+            inputs_grid, u = u.values, u.expand(P)
     if callable(xs) and u is None:
         xs = xs()
     if not callable(xs):
@@ -482,7 +483,7 @@ def pack(
     if not callable(u):
         u = np.ascontiguousarray(u, dtype=np.float64)
     packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
-                    sig, w, offsets, u, None, lower, upper, log, labels, u_grid=u_grid,
+                    sig, w, offsets, u, None, lower, upper, log, labels, inputs_grid=inputs_grid,
                     n_omitted=n_omitted)
     if extras["clusters"] is not None:
         packed.clusters = np.ascontiguousarray(extras["clusters"])

@@ -321,7 +321,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         # Fitted targets and standardised residuals at the full-data optimum, per point.
         r, _ = residuals_at(packed, packed.p0)
         sig = 1.0 if packed.sigma is None else packed.sigma
-        fit_t, fit_r = np.ascontiguousarray(packed.t + r * sig), np.ascontiguousarray(-r)
+        fit_t, fit_r = np.ascontiguousarray(packed.target + r * sig), np.ascontiguousarray(-r)
     units = _Units(solver, packed, options, int(seed), fit_t, fit_r, n_threads, chunk)
 
     samples = np.full((P, R, n), np.nan)

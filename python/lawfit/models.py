@@ -105,7 +105,7 @@ class Model:
                 _core = None
             if _core is not None:
                 return getattr(_core, self.compiled_guess)(
-                    packed.u[:, 0], packed.y, packed.offsets, SAT_COARSE, SAT_FACTORS,
+                    packed.inputs[:, 0], packed.y, packed.offsets, SAT_COARSE, SAT_FACTORS,
                     engine=engine)
         return self.guess(packed.x, packed.y, packed.offsets)
 

@@ -19,9 +19,7 @@ def _call_args(x, t, sigma, weights, offsets, p0, lower, upper, kw):
     box = dict(p0=p0, lower=lower, upper=upper,
                per_problem=kw.pop("box_per_problem", False),
                bounds_shared=kw.pop("bounds_shared", False))
-    units = {k: kw.pop(k) for k in _UNIT_KEYS if k in kw and kw[k] is not None}
-    for k in _UNIT_KEYS:
-        kw.pop(k, None)
+    units = {k: v for k in _UNIT_KEYS if (v := kw.pop(k, None)) is not None}
     call = {k: kw.pop(k) for k in ("n_threads", "return_jtj", "engine") if k in kw}
     return data, box, Options(**kw), units or None, call
 

@@ -14,6 +14,7 @@ points) and returns the same dictionary of arrays.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -193,7 +194,7 @@ def _upcast(out: dict) -> dict:
     return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}
 
 
-class Backend:
+class Backend(ABC):
     """The contract every backend keeps.
 
     ``solve(packed, options, units=None)``: Levenberg-Marquardt from every start; without
@@ -225,20 +226,16 @@ class Backend:
     def prepare(self, n_threads: Optional[int], n_units: int, points: int) -> None:
         """Called before a call is validated and packed (nothing by default)."""
 
-    def _solve(self, packed, options, units, box, n_threads, return_jtj):  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _solve(self, packed, options, units, box, n_threads, return_jtj) -> dict:
+        """solve() on a box already checked: (p0, lower, upper)."""
 
-    def _objective(self, packed, options, params, units, n_threads):  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _objective(self, packed, options, params, units, n_threads) -> np.ndarray:
+        """objective() on float64 params."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(sorted(vars(self).items()))))
 
 
 class _Compiled(Backend):
@@ -247,14 +244,28 @@ class _Compiled(Backend):
     takes the call as a few structured arguments: ``data`` (the packed points), ``box``
     (starts and bounds), the options object and ``units`` (cpp/src/bindings.h, HostCall)."""
 
-    def _module(self):  # pragma: no cover - overridden
-        raise NotImplementedError
+    # Whether the core reads a shared grid's inputs once (x_shared) and bounds given once
+    # for all as one row (bounds_shared), rather than per point and per unit.
+    reads_shared_grid = False
+    reads_shared_bounds = False
 
-    def _data(self, packed: Packed) -> dict:
-        return dict(x=packed.inputs, t=packed.target, sigma=packed.sigma, weights=packed.weights,
+    @abstractmethod
+    def _module(self):
+        """The compiled module (ValueError saying why where it is not available)."""
+
+    def _data(self, packed: Packed, shared_grid: bool = False) -> dict:
+        data = dict(t=packed.target, sigma=packed.sigma, weights=packed.weights,
                     offsets=packed.offsets, log_residuals=packed.log_residuals)
+        if shared_grid and packed.inputs_grid is not None:
+            # The grid once, not a copy per problem (packed.inputs would expand it).
+            return dict(data, x=packed.inputs_grid, x_shared=True)
+        return dict(data, x=packed.inputs)
 
     def _box(self, p0, lower, upper) -> dict:
+        if self.reads_shared_bounds:  # bounds given once for all: their one row
+            lo, up = shared_row(lower), shared_row(upper)
+            if lo is not None and up is not None:
+                return dict(p0=p0, lower=lo, upper=up, bounds_shared=True)
         return dict(p0=p0, lower=lower, upper=upper)
 
     def _solve(self, packed, options, units, box, n_threads, return_jtj):
@@ -263,7 +274,7 @@ class _Compiled(Backend):
         box = self._box(*box)
         if units is not None:
             box["per_problem"] = units.rows == "problem"
-        return fn(packed.model.name, self._data(packed), box, options,
+        return fn(packed.model.name, self._data(packed, self.reads_shared_grid), box, options,
                   None if units is None else units.compiled_args(packed),
                   n_threads=int(n_threads or 0), return_jtj=return_jtj,
                   engine=self._engine(options))
@@ -271,8 +282,9 @@ class _Compiled(Backend):
     def _objective(self, packed, options, params, units, n_threads):
         module = self._module()
         fn = module.objective32 if options.fp32 else module.objective
-        data = _Compiled._data(self, packed)  # the objective reads x per point
-        cost = fn(packed.model.name, data, params, options, units.compiled_args(packed),
+        # The objective reads the inputs per point (its units index any problem's rows).
+        cost = fn(packed.model.name, self._data(packed), params, options,
+                  units.compiled_args(packed),
                   n_threads=int(n_threads or 0), engine=self._engine(options))
         return cost.astype(np.float64, copy=False)
 
@@ -286,6 +298,7 @@ class Cpu(_Compiled):
     engine gives bitwise the same results."""
 
     name = "cpu"
+    reads_shared_grid = reads_shared_bounds = True
 
     def __init__(self, engine: str = "auto"):
         if not isinstance(engine, str):
@@ -306,21 +319,6 @@ class Cpu(_Compiled):
         wake-up (0.1 ms or more on a virtual machine) overlaps the packing rather than
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
-
-    def _data(self, packed):
-        if packed.inputs_grid is None:
-            return super()._data(packed)
-        # The shared grid, not a copy per problem (packed.inputs would expand it: never asked).
-        return dict(x=packed.inputs_grid, x_shared=True, t=packed.target, sigma=packed.sigma,
-                    weights=packed.weights, offsets=packed.offsets,
-                    log_residuals=packed.log_residuals)
-
-    def _box(self, p0, lower, upper):
-        box = super()._box(p0, lower, upper)
-        rows = shared_row(lower), shared_row(upper)  # bounds given once for all: one row
-        if rows[0] is not None and rows[1] is not None:
-            box.update(lower=rows[0], upper=rows[1], bounds_shared=True)
-        return box
 
     def _engine(self, options):
         # fp32 runs the scalar solve only (its SIMD engines are fp64); fp64's objective runs

@@ -9,7 +9,6 @@ ValueError naming the argument at fault, before any work.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -185,9 +184,6 @@ class Options:
     @property
     def at_best_rtol(self) -> float:
         return AT_BEST_RTOL[self.dtype]
-
-    def replace(self, **changes) -> "Options":
-        return dataclasses.replace(self, **changes)
 
     def solver_args(self) -> dict:
         """The keyword arguments of the NumPy reference's solve (``reference.fit_packed``);

@@ -12,7 +12,7 @@ import lawfit
 from lawfit import _core, models
 from lawfit._device import fit_device, is_device_array, pack_padded
 from lawfit._options import Options
-from lawfit._packing import pack
+from lawfit._packing import Packed, pack
 
 from batches import model_batch
 from conftest import COMPILED
@@ -64,13 +64,15 @@ def test_device_packing_equals_pack(missing, per_problem_x, residuals):
               residuals=residuals)
     d = pack_padded(np, models.get(SPL), xx, yy, **kw)
     h = pack(models.get(SPL), xx, yy, **kw)
-    for key, ref in (("inputs", h.inputs), ("target", h.target), ("sigma", h.sigma),
-                     ("weights", h.weights),
-                     ("offsets", h.offsets), ("p0", h.p0), ("lower", h.lower),
-                     ("upper", h.upper)):
-        np.testing.assert_array_equal(d[key], ref, err_msg=key)
-        assert d[key].dtype == ref.dtype
-    assert d["log_residuals"] == h.log_residuals
+    assert type(d) is type(h) is Packed
+    for key in ("inputs", "target", "y", "x", "sigma", "weights", "offsets", "p0", "lower",
+                "upper", "inputs_grid", "n_omitted"):
+        a, ref = getattr(d, key), getattr(h, key)
+        assert (a is None) == (ref is None), key
+        if ref is not None:
+            np.testing.assert_array_equal(a, ref, err_msg=key)
+            assert a.dtype == ref.dtype
+    assert d.log_residuals == h.log_residuals
 
 
 def test_device_path_results_equal_the_host_path():
@@ -85,6 +87,7 @@ def test_device_path_results_equal_the_host_path():
             for key in ("x", "cost", "status", "nfev", "active_mask"):
                 np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
             np.testing.assert_array_equal(a.n_points, b.n_points)
+            np.testing.assert_array_equal(a.n_omitted, b.n_omitted)
     # Without p0: the data-driven start (computed on the host from one copy).
     a = device_fit(x, holes)
     b = lawfit.fit(SPL, x, holes, backend="cpu")
@@ -105,11 +108,11 @@ def test_device_path_errors_name_the_argument():
         device_fit(x, y, p0=p0, sigma=-sigma)
     with pytest.raises(ValueError, match="weights: must be >= 0"):
         device_fit(x, y, p0=p0, weights=-np.ones_like(y))
-    with pytest.raises(ValueError, match="p0: outside its bounds"):
+    with pytest.raises(ValueError, match=r"p0: parameter 'E' of problem 0 is .*, outside its bounds"):
         device_fit(x, y, p0=p0, bounds=(0, 1))
-    with pytest.raises(ValueError, match="p0: must be finite"):
+    with pytest.raises(ValueError, match="p0: must be finite; parameter 'E' of problem 0 is nan"):
         device_fit(x, y, p0=np.full(3, np.nan))
-    with pytest.raises(ValueError, match=r"p0: expected shape \(3,\) or \(7, 3\)"):
+    with pytest.raises(ValueError, match=r"p0: expected a scalar, shape \(3,\) or \(7, 3\)"):
         device_fit(x, y, p0=p0[:2])
 
 

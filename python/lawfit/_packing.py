@@ -24,6 +24,11 @@ Accepted shapes for ``x`` and ``y``:
 * flat 1-D ``y`` with a ``groups`` vector of labels (one problem per distinct label, in
   sorted label order);
 * flat 1-D ``y`` without groups: a single problem.
+
+One packer for host and device arrays: the padded batch is packed by code written once
+against an array module ``xp`` (NumPy here; CuPy for arrays already on the GPU, through
+:func:`pack_padded`, where every check that needs the values brings back a scalar), into
+the same ``Packed``, its arrays in ``xp``'s memory.
 """
 from __future__ import annotations
 
@@ -42,6 +47,9 @@ NAN_POLICIES = ("omit", "raise", "propagate")
 
 @dataclass
 class Packed:
+    """One packed batch, the one every backend takes.  Its arrays are NumPy's, or (from
+    :func:`pack_padded` on device arrays) those of the array module that packed them."""
+
     model: Model
     _x: Any              # (M, n_inputs) float64, or a callable that makes it (see .x)
     y: np.ndarray        # (M,)
@@ -96,25 +104,33 @@ def check_nan_policy(nan_policy) -> str:
     return nan_policy
 
 
-def _float_array(a: Any, name: str) -> np.ndarray:
-    """``a`` as float64, or a ValueError naming ``name`` (complex numbers are refused, not
-    cast: their imaginary parts would be dropped)."""
+def _float_array(a: Any, name: str, xp=np):
+    """``a`` as a float64 array of ``xp``, or a ValueError naming ``name`` (complex numbers
+    are refused, not cast: their imaginary parts would be dropped)."""
     try:
-        arr = np.asarray(a)
+        arr = xp.asarray(a)
         if arr.dtype.kind == "c":
             raise ValueError(f"{name}: complex numbers are not supported (got dtype "
                              f"{arr.dtype}); pass real values")
-        return np.asarray(arr, dtype=np.float64)
+        return xp.asarray(arr, dtype=xp.float64)
     except (TypeError, ValueError) as exc:
         if str(exc).startswith(f"{name}: "):
             raise
         raise ValueError(f"{name}: expected numbers ({exc})") from None
 
 
-def _has_nan(a: np.ndarray) -> bool:
+def _has_nan(a, xp=np) -> bool:
     """Whether ``a`` holds a NaN, without making a mask of it (min is NaN exactly when some
-    entry is)."""
-    return a.size > 0 and bool(np.isnan(a.min()))
+    entry is; one scalar back from a device)."""
+    return a.size > 0 and bool(xp.isnan(a.min()))
+
+
+def _first_where(bad, values, xp=np):
+    """The first entry of ``values`` where ``bad`` holds, or None where it holds nowhere
+    (one boolean back from a device, and one value where there is a bad entry)."""
+    if not bool(xp.any(bad)):
+        return None
+    return values[bad][:1].tolist()[0]
 
 
 def _nan_raise(arg: str, where: str):
@@ -202,16 +218,18 @@ def _pack_lists(model, x, y, per_point, nan_policy, first: int = 0, locate=None)
     return xcat, ycat, extras, offsets, None, n_omitted
 
 
-def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0):
+def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0, xp=np):
+    """A padded (P, m) ``y`` of ``xp`` (the host's NumPy, or CuPy for device arrays: every
+    check that needs the values brings back a scalar)."""
     P, m = y.shape
-    xa = _float_array(x, "x")
+    xa = _float_array(x, "x", xp)
     k = model.n_inputs
     if k == 1 and xa.shape in ((m,), (P, m)):
         xa = xa[..., None]
     if xa.shape == (m, k):
         # A shared grid: the model's inputs (log x) are taken on the grid alone, then
         # broadcast like x itself.
-        xa = _SharedGrid(xa, P)
+        xa = _SharedGrid(xa, P, xp)
     if xa.shape != (P, m, k):
         raise ValueError(
             f"x: expected shape ({P}, {m}{', ' + str(k) if k > 1 else ''}) or a shared grid of "
@@ -222,17 +240,17 @@ def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0):
     present = None
     if nan_policy != "propagate":
         x_own = xa.grid if isinstance(xa, _SharedGrid) else xa
-        x_nan, y_nan = _has_nan(x_own), _has_nan(y)
+        x_nan, y_nan = _has_nan(x_own, xp), _has_nan(y, xp)
         if x_nan or y_nan:
-            miss = np.isnan(y) if y_nan else np.zeros(y.shape, dtype=bool)
+            miss = xp.isnan(y) if y_nan else xp.zeros(y.shape, dtype=bool)
             if x_nan:
-                miss |= np.isnan(x_own).any(axis=-1)  # (m,) of a grid broadcasts to (P, m)
+                miss |= xp.isnan(x_own).any(axis=-1)  # (m,) of a grid broadcasts to (P, m)
             if nan_policy == "raise":
-                i, j = np.argwhere(miss)[0]
-                _nan_raise("y" if np.isnan(y[i, j]) else "x", f"[{first + i}, {j}]")
+                i, j = xp.argwhere(miss)[0].tolist()
+                _nan_raise("y" if bool(xp.isnan(y[i, j])) else "x", f"[{first + i}, {j}]")
             present = ~miss
     full = present is None
-    n_omitted = None if full else (m - present.sum(axis=1)).astype(np.int64)
+    n_omitted = None if full else (m - present.sum(axis=1)).astype(xp.int64)
 
     def take(arr, width=None):
         if full:
@@ -244,26 +262,25 @@ def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0):
         if val is None:
             extras[name] = None
             continue
-        va = _float_array(val, name)
+        va = _float_array(val, name, xp)
         try:
-            va = np.broadcast_to(va, (P, m))
+            va = xp.broadcast_to(va, (P, m))
         except ValueError:
             raise ValueError(f"{name}: shape {va.shape} does not match y's {y.shape}") from None
         extras[name] = take(va)
-    offsets = np.arange(0, (P + 1) * m, m, dtype=np.int64) if full and m else \
-        np.zeros(P + 1, dtype=np.int64) if full else \
-        np.concatenate([[0], np.cumsum(present.sum(axis=1), dtype=np.int64)])
+    offsets = xp.arange(P + 1, dtype=xp.int64) * m if full else xp.concatenate(
+        [xp.zeros(1, dtype=xp.int64), xp.cumsum(present.sum(axis=1), dtype=xp.int64)])
     if isinstance(xa, _SharedGrid):
         def xs():
-            return np.ascontiguousarray(take(xa.full, k))
+            return xp.ascontiguousarray(take(xa.full, k))
         grid = xa.grid
         if model.log_inputs:
             with np.errstate(all="ignore"):
-                grid = np.log(grid)
-        grid = np.ascontiguousarray(grid, dtype=np.float64)
+                grid = xp.log(grid)
+        grid = xp.ascontiguousarray(grid, dtype=xp.float64)
         if full:  # every problem has the grid's points
-            return (xs, _GridInputs(grid)), take(y), extras, offsets, None, n_omitted
-        return ((xs, take(np.broadcast_to(grid, xa.full.shape), k)), take(y), extras, offsets,
+            return (xs, _GridInputs(grid, xp)), take(y), extras, offsets, None, n_omitted
+        return ((xs, take(xp.broadcast_to(grid, xa.shape), k)), take(y), extras, offsets,
                 None, n_omitted)
     return take(xa, k), take(y), extras, offsets, None, n_omitted
 
@@ -271,27 +288,29 @@ def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0):
 class _GridInputs:
     """The model's inputs on the grid that every problem of a padded batch shares, (m, k)."""
 
-    def __init__(self, values):
+    def __init__(self, values, xp=np):
         self.values = values
+        self.xp = xp
 
     def expand(self, P: int):
         """A callable making the per-point inputs, (P * m, k)."""
-        g = self.values
-        return lambda: np.ascontiguousarray(
-            np.broadcast_to(g, (P,) + g.shape).reshape(P * g.shape[0], g.shape[1]))
+        g, xp = self.values, self.xp
+        return lambda: xp.ascontiguousarray(
+            xp.broadcast_to(g, (P,) + g.shape).reshape(P * g.shape[0], g.shape[1]))
 
 
 class _SharedGrid:
     """x given once, ``grid`` (m, k), for the P problems of a padded batch."""
 
-    def __init__(self, grid, P: int):
+    def __init__(self, grid, P: int, xp=np):
         self.grid = grid
         self.shape = (P,) + grid.shape
+        self.xp = xp
 
     @property
     def full(self):
         """(P, m, k), a broadcast view."""
-        return np.broadcast_to(self.grid, self.shape)
+        return self.xp.broadcast_to(self.grid, self.shape)
 
 
 def _pack_groups(model, x, y, groups, per_point, nan_policy):
@@ -320,19 +339,20 @@ def _pack_groups(model, x, y, groups, per_point, nan_policy):
     return xs, ys, extras, offsets_kept, labels, n_omitted
 
 
-def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False):
+def _per_problem_params(value, P: int, n: int, name: str, shared: bool = False, xp=np):
     """value as (P, n) float64: value itself where it is such an array (C-contiguous; the
     callers only read it), else a new array; with ``shared``, where value is one scalar or
     one row for all problems, a read-only broadcast view of that row (see Packed.lower)."""
-    arr = _float_array(value, name)
+    arr = _float_array(value, name, xp)
     if arr.ndim == 0:
-        arr = np.full(n, float(arr))
+        arr = xp.full(n, float(arr))
     if arr.shape == (n,):
-        return np.broadcast_to(arr, (P, n)) if shared else np.broadcast_to(arr, (P, n)).copy()
+        return xp.broadcast_to(arr, (P, n)) if shared else xp.broadcast_to(arr, (P, n)).copy()
     if arr.shape == (P, n):
         # A C-contiguous float64 array is used as it is: nothing writes into it.
-        return np.ascontiguousarray(arr)
-    raise ValueError(f"{name}: expected a scalar, shape ({n},) or ({P}, {n}), got {arr.shape}")
+        return xp.ascontiguousarray(arr)
+    raise ValueError(f"{name}: expected a scalar, shape ({n},) or "
+                     f"({P}, {n}), got {arr.shape}")
 
 
 def shared_row(a: np.ndarray) -> Optional[np.ndarray]:
@@ -348,50 +368,108 @@ def _is_unbounded(lb, ub) -> bool:
     return np.ndim(lb) == 0 and np.ndim(ub) == 0 and lb == -np.inf and ub == np.inf
 
 
-def validate_bounds(bounds, P: int, names: Sequence[str], first: int = 0):
-    """Lower and upper bounds of shape (P, n) from scipy's ``(lb, ub)`` form (``first``: the
-    index of the first problem in the caller's batch, for messages)."""
+def validate_bounds(bounds, P: int, names: Sequence[str], first: int = 0, xp=np):
+    """Lower and upper bounds of shape (P, n), arrays of ``xp``, from scipy's ``(lb, ub)``
+    form (``first``: the index of the first problem in the caller's batch, for messages)."""
     n = len(names)
     try:
         lb, ub = bounds
     except (TypeError, ValueError):
         raise ValueError("bounds: expected a pair (lower, upper)") from None
-    lower = _per_problem_params(lb, P, n, "bounds", shared=True)
-    upper = _per_problem_params(ub, P, n, "bounds", shared=True)
+    lower = _per_problem_params(lb, P, n, "bounds", shared=True, xp=xp)
+    upper = _per_problem_params(ub, P, n, "bounds", shared=True, xp=xp)
     if _is_unbounded(lb, ub):  # the default: nothing to check
         return lower, upper
     # Bounds given once for all problems are checked once (as a single row).
     lo, hi = (a if (row := shared_row(a)) is None else row for a in (lower, upper))
-    if np.isnan(lo).any() or np.isnan(hi).any():
+    if bool(xp.isnan(lo).any()) or bool(xp.isnan(hi).any()):
         raise ValueError("bounds: must not contain NaN")
     bad = lo > hi
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        lo, hi = np.broadcast_arrays(lo, hi)
+    if bool(bad.any()):
+        i, j = xp.argwhere(bad)[0].tolist()
+        lo, hi = xp.broadcast_arrays(lo, hi)
         raise ValueError(
-            f"bounds: lower bound {lo[i, j]} exceeds upper bound {hi[i, j]} for "
+            f"bounds: lower bound {lo[i, j].item()} exceeds upper bound {hi[i, j].item()} for "
             f"parameter '{names[j]}'" + (f" of problem {first + i}" if P > 1 or first else "")
         )
     return lower, upper
 
 
-def validate_p0(p0: np.ndarray, lower, upper, names: Sequence[str], arg: str = "p0",
-                unbounded: bool = False, first: int = 0) -> None:
+def validate_p0(p0, lower, upper, names: Sequence[str], arg: str = "p0",
+                unbounded: bool = False, first: int = 0, xp=np) -> None:
     """p0 finite and within [lower, upper] (``unbounded``: the bounds are all infinite,
     which any finite p0 is within)."""
-    if not np.isfinite(p0).all():
-        i, j = np.argwhere(~np.isfinite(p0))[0]
+    if not bool(xp.isfinite(p0).all()):
+        bad = ~xp.isfinite(p0)
+        i, j = xp.argwhere(bad)[0].tolist()
         raise ValueError(f"{arg}: must be finite; parameter '{names[j]}' of problem "
-                         f"{first + i} is {p0[i, j]}")
+                         f"{first + i} is {p0[i, j].item()}")
     if unbounded:
         return
     out = (p0 < lower) | (p0 > upper)
-    if out.any():
-        i, j = np.argwhere(out)[0]
+    if bool(out.any()):
+        i, j = xp.argwhere(out)[0].tolist()
         raise ValueError(
-            f"{arg}: parameter '{names[j]}' of problem {first + i} is {p0[i, j]}, outside its "
-            f"bounds [{lower[i, j]}, {upper[i, j]}]"
+            f"{arg}: parameter '{names[j]}' of problem {first + i} is {p0[i, j].item()}, "
+            f"outside its bounds [{lower[i, j].item()}, {upper[i, j].item()}]"
         )
+
+
+def _start(p0, lower, upper, names: Sequence[str], bounds, first: int = 0, xp=np):
+    """The given starts as a validated (P, n) array of ``xp``."""
+    p0a = _per_problem_params(p0, lower.shape[0], len(names), "p0", xp=xp)
+    validate_p0(p0a, lower, upper, names, unbounded=_is_unbounded(*bounds), first=first,
+                xp=xp)
+    return p0a
+
+
+def _checked(extras: dict, bounds, P: int, names: Sequence[str], first: int = 0, xp=np):
+    """sigma (> 0 or NaN) and weights (>= 0) of the packed points, as contiguous float64,
+    and the bounds, (P, n) each."""
+    sig, w = extras["sigma"], extras["weights"]
+    if sig is not None:
+        found = _first_where(~xp.isnan(sig) & (sig <= 0), sig, xp)
+        if found is not None:
+            raise ValueError(f"sigma: must be > 0; found {found} (use weights=0 to drop a point)")
+        sig = xp.ascontiguousarray(sig, dtype=xp.float64)
+    if w is not None:
+        found = _first_where(w < 0, w, xp)
+        if found is not None:
+            raise ValueError(f"weights: must be >= 0; found {found}")
+        w = xp.ascontiguousarray(w, dtype=xp.float64)
+    return (sig, w) + validate_bounds(bounds, P, names, first, xp)
+
+
+def _assemble(model: Model, shaped, sig, w, lower, upper, residuals: str, xp=np) -> Packed:
+    """The Packed batch (p0 unset) of a packer's arrays, in ``xp``'s memory."""
+    xs, ys, extras, offsets, labels, n_omitted = shaped
+    log = residuals == "log"
+    t = ys
+    if log:
+        with np.errstate(all="ignore"):
+            t = xp.log(ys)
+    u = inputs_grid = None
+    if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
+        xs, u = xs
+        if isinstance(u, _GridInputs):
+            inputs_grid, u = u.values, u.expand(len(offsets) - 1)
+    if callable(xs) and u is None:
+        xs = xs()
+    if not callable(xs):
+        xs = xp.ascontiguousarray(xs, dtype=xp.float64)
+    if u is None:
+        with np.errstate(all="ignore"):
+            # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
+            # becomes NaN: non-finite data for that problem).
+            u = xp.log(xs) if model.log_inputs else xs
+    if not callable(u):
+        u = xp.ascontiguousarray(u, dtype=xp.float64)
+    packed = Packed(model, xs, xp.ascontiguousarray(ys), xp.ascontiguousarray(t, dtype=xp.float64),
+                    sig, w, offsets, u, None, lower, upper, log, labels, inputs_grid=inputs_grid,
+                    n_omitted=n_omitted)
+    if extras.get("clusters") is not None:
+        packed.clusters = xp.ascontiguousarray(extras["clusters"])
+    return packed
 
 
 def pack(
@@ -411,12 +489,12 @@ def pack(
     first: int = 0,
     engine: str = "auto",
 ) -> Optional[Packed]:
-    """Validate and pack one batch (see the module docstring for the accepted shapes and
-    ``nan_policy``).  With ``validate_only``, raise what packing would raise and return
-    None.  ``first``: the index of the batch's first problem in the caller's (a chunk's
-    offset), so that messages name problems as the caller numbers them.  ``engine``: the CPU
-    engine that computes a data-driven start (the backend's; every engine's is bitwise the
-    same)."""
+    """Validate and pack one batch of host arrays (see the module docstring for the accepted
+    shapes and ``nan_policy``).  With ``validate_only``, raise what packing would raise and
+    return None.  ``first``: the index of the batch's first problem in the caller's (a
+    chunk's offset), so that messages name problems as the caller numbers them.  ``engine``:
+    the CPU engine that computes a data-driven start (the backend's; every engine's is
+    bitwise the same)."""
     check_residuals(residuals)
     check_nan_policy(nan_policy)
     per_point = {"sigma": sigma, "weights": weights, "clusters": clusters}
@@ -438,57 +516,16 @@ def pack(
                                      locate=lambda i, j: f"[{j}]")
         else:
             raise ValueError(f"y: expected a 1-D or padded 2-D array or a list, got {ya.ndim}-D")
-    xs, ys, extras, offsets, labels, n_omitted = shaped
-
-    sig, w = extras["sigma"], extras["weights"]
-    if sig is not None:
-        bad = ~np.isnan(sig) & (sig <= 0)
-        if bad.any():
-            raise ValueError(f"sigma: must be > 0; found {sig[bad][0]} (use weights=0 to drop a point)")
-        sig = np.ascontiguousarray(sig, dtype=np.float64)
-    if w is not None:
-        if (w < 0).any():
-            raise ValueError(f"weights: must be >= 0; found {w[w < 0][0]}")
-        w = np.ascontiguousarray(w, dtype=np.float64)
-
-    P = len(offsets) - 1
     names = model.param_names
-    lower, upper = validate_bounds(bounds, P, names, first)
+    sig, w, lower, upper = _checked(shaped[2], bounds, len(shaped[3]) - 1, names, first)
     if validate_only:
         if p0 is None and not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
         if p0 is not None and p0 is not NO_START:
-            validate_p0(_per_problem_params(p0, P, len(names), "p0"), lower, upper, names,
-                        first=first)
+            _start(p0, lower, upper, names, bounds, first)
         return None
-    log = residuals == "log"
-    t = ys
-    if log:
-        with np.errstate(all="ignore"):
-            t = np.log(ys)
-    u = inputs_grid = None
-    if isinstance(xs, tuple):  # inputs already transformed (a shared grid)
-        xs, u = xs
-        if isinstance(u, _GridInputs):
-            inputs_grid, u = u.values, u.expand(P)
-    if callable(xs) and u is None:
-        xs = xs()
-    if not callable(xs):
-        xs = np.ascontiguousarray(xs, dtype=np.float64)
-    if u is None:
-        with np.errstate(all="ignore"):
-            # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
-            # becomes NaN: non-finite data for that problem).
-            u = np.log(xs) if model.log_inputs else xs
-    if not callable(u):
-        u = np.ascontiguousarray(u, dtype=np.float64)
-    packed = Packed(model, xs, np.ascontiguousarray(ys), np.ascontiguousarray(t, dtype=np.float64),
-                    sig, w, offsets, u, None, lower, upper, log, labels, inputs_grid=inputs_grid,
-                    n_omitted=n_omitted)
-    if extras["clusters"] is not None:
-        packed.clusters = np.ascontiguousarray(extras["clusters"])
+    packed = _assemble(model, shaped, sig, w, lower, upper, residuals)
     if p0 is NO_START:
-        packed.p0 = None
         return packed
     if p0 is None:
         if not model.has_guess:
@@ -498,7 +535,32 @@ def pack(
         p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
         p0a = np.clip(p0a, lower, upper)
     else:
-        p0a = _per_problem_params(p0, P, len(names), "p0")
-        validate_p0(p0a, lower, upper, names, unbounded=_is_unbounded(*bounds), first=first)
+        p0a = _start(p0, lower, upper, names, bounds, first)
     packed.p0 = np.ascontiguousarray(p0a)
+    return packed
+
+
+def pack_padded(xp, model: Model, x, y, *, p0=None, sigma=None, weights=None,
+                bounds=(-np.inf, np.inf), residuals: str = "linear",
+                nan_policy: str = "omit") -> Packed:
+    """``pack`` for arrays in ``xp``'s memory (CuPy for device arrays; NumPy in the tests):
+    a padded 2-D ``y`` (problems x points) or one problem's 1-D ``y``, packed by the same
+    code as ``pack``'s padded batches into the same Packed, whose arrays are ``xp``'s.  Every
+    check that needs the values brings back a scalar.  ``p0`` None leaves ``packed.p0``
+    unset (the caller computes the data-driven start)."""
+    check_residuals(residuals)
+    check_nan_policy(nan_policy)
+    ya = _float_array(y, "y", xp)
+    if ya.ndim == 1:
+        ya = ya[None, :]
+    if ya.ndim != 2:
+        raise ValueError(f"y: a device batch is a padded 2-D (problems, points) array or one "
+                         f"problem's 1-D array, got {ya.ndim}-D")
+    shaped = _pack_padded(model, x, ya, {"sigma": sigma, "weights": weights}, nan_policy,
+                          xp=xp)
+    names = model.param_names
+    sig, w, lower, upper = _checked(shaped[2], bounds, ya.shape[0], names, xp=xp)
+    packed = _assemble(model, shaped, sig, w, lower, upper, residuals, xp)
+    if p0 is not None:
+        packed.p0 = _start(p0, lower, upper, names, bounds, xp=xp)
     return packed

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "lawfit/batch.h"
 #include "lawfit/models/all.h"
 #include "lawfit/status.h"
+#include "lawfit/tape.h"
 
 namespace py = pybind11;
 
@@ -34,22 +36,23 @@ struct ModelEntry {
   std::string formula;
   bool has_log;
   bool log_inputs;  // the model takes log x (see models/common.h)
-  void (*eval)(const double* p, const double* x, long long n, bool log_value, double* f,
-               double* grad);
+  void (*eval)(const void* ctx, const double* p, const double* x, long long n, bool log_value,
+               double* f, double* grad);
 };
 
 template <class Model>
- void eval_points(const double* p, const double* x, long long n, bool log_value, double* f,
-                 double* grad) {
+void eval_points(const void* ctx, const double* p, const double* x, long long n,
+                 bool log_value, double* f, double* grad) {
   constexpr int N = Model::kParams;
   for (long long i = 0; i < n; ++i) {
     const double* pi = p + i * N;
     const double* xi = x + i * Model::kInputs;
     double* gi = grad + i * N;
     if constexpr (HasLog<Model>::value) {
-      f[i] = log_value ? Model::eval_log(pi, xi, gi) : Model::eval(pi, xi, gi);
+      f[i] = log_value ? model_eval_log<Model>(ctx, pi, xi, gi)
+                       : model_eval<Model>(ctx, pi, xi, gi);
     } else {
-      f[i] = Model::eval(pi, xi, gi);
+      f[i] = model_eval<Model>(ctx, pi, xi, gi);
     }
   }
 }
@@ -83,6 +86,11 @@ inline const ModelEntry& find_model(const std::string& name) {
   for (const auto& e : registry())
     if (e.name == name) return e;
   throw py::value_error("model: unknown model '" + name + "'");
+}
+
+// What a driver that has no instantiation of m's model does.
+[[noreturn]] inline void unknown_model(const ModelEntry& m) {
+  throw std::invalid_argument("model: this backend has no compiled form of '" + m.name + "'");
 }
 
 inline Loss parse_loss(const std::string& s) {
@@ -126,6 +134,125 @@ A vector_arg(const py::object& obj, py::ssize_t n, const std::string& what,
   require(static_cast<bool>(a) && a.ndim() == 1 && a.shape(0) == n,
           what + ": expected " + expected);
   return a;
+}
+
+// A user's law (lawfit.law) as the compiled core runs it: its two programs (tape.h), checked
+// once when made, and the entry of the TapeModel of its parameter count.  Python makes one
+// per law (lawfit._core.Law) and passes it where a model name goes.
+struct Law {
+  using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
+  I32 code[2], out[2];
+  F64 consts[2];
+  TapeContext ctx;
+  const ModelEntry* entry = nullptr;
+
+  template <class Model>
+  static ModelEntry tape_entry() {
+    ModelEntry e;
+    e.name = Model::kName;
+    for (int j = 0; j < Model::kParams; ++j) e.params.push_back("p" + std::to_string(j));
+    for (int c = 0; c < Model::kInputs; ++c) e.inputs.push_back("u" + std::to_string(c));
+    e.n_inputs = Model::kInputs;
+    e.formula = "(a user's law)";
+    e.has_log = true;
+    e.log_inputs = false;
+    e.eval = &eval_points<Model>;
+    return e;
+  }
+
+  static const std::vector<ModelEntry>& entries() {
+    static const std::vector<ModelEntry> v = [] {
+      std::vector<ModelEntry> r;
+#define LAWFIT_REGISTER(M) r.push_back(tape_entry<M>());
+      LAWFIT_FOR_EACH_TAPE_MODEL(LAWFIT_REGISTER)
+#undef LAWFIT_REGISTER
+      return r;
+    }();
+    return v;
+  }
+
+  // One program: code (n, 4) int32, consts (n,), out (1 + n_params,) int32.
+  void set(int k, const py::object& c, const py::object& v, const py::object& o,
+           int n_params, const char* what) {
+    const std::string w(what);
+    code[k] = I32::ensure(c);
+    consts[k] = F64::ensure(v);
+    out[k] = I32::ensure(o);
+    require(code[k] && code[k].ndim() == 2 && code[k].shape(1) == 4,
+            w + ": code: expected an (operations, 4) integer array");
+    const py::ssize_t n = code[k].shape(0);
+    require(n >= 1 && n <= kMaxTapeOps, [&] {
+      return w + ": " + std::to_string(n) + " operations; a law's program has 1 to " +
+             std::to_string(kMaxTapeOps);
+    });
+    require(consts[k] && consts[k].ndim() == 1 && consts[k].shape(0) == n,
+            w + ": consts: expected one constant per operation");
+    require(out[k] && out[k].ndim() == 1 && out[k].shape(0) == 1 + n_params,
+            w + ": out: expected the value's register and one per parameter");
+    const int* ops = code[k].data();
+    for (py::ssize_t i = 0; i < n; ++i) {
+      const int op = ops[4 * i], a = ops[4 * i + 1], b = ops[4 * i + 2], imm = ops[4 * i + 3];
+      const auto at = [&] { return w + ": operation " + std::to_string(i) + ": "; };
+      require(op >= 0 && op < kTapeOpCount, [&] { return at() + "unknown operation"; });
+      require(a >= 0 && b >= 0 && (i == 0 || (a < i && b < i)) && (i > 0 || op <= kTapeInput),
+              [&] { return at() + "reads a register not yet written"; });
+      if (op == kTapeParam)
+        require(imm >= 0 && imm < n_params, [&] { return at() + "no such parameter"; });
+      if (op == kTapeInput)
+        require(imm >= 0 && imm < kTapeColumns, [&] { return at() + "no such input column"; });
+    }
+    const int* r = out[k].data();
+    for (int j = 0; j <= n_params; ++j)
+      require(r[j] < n && r[j] >= (j == 0 ? 0 : -1), w + ": out: not a register");
+    TapeProgram& pr = k == 0 ? ctx.value : ctx.log;
+    pr.code = ops;
+    pr.consts = consts[k].data();
+    pr.n_ops = static_cast<int>(n);
+    pr.out = r;
+    // The leading runs of loads (tape.h): parameters, then input columns, then constants.
+    int i = 0;
+    int* counts[3] = {&pr.n_param_loads, &pr.n_input_loads, &pr.n_const_loads};
+    const int kinds[3] = {kTapeParam, kTapeInput, kTapeConst};
+    for (int run = 0; run < 3; ++run) {
+      *counts[run] = 0;
+      for (; i < n && ops[4 * i] == kinds[run]; ++i) ++*counts[run];
+    }
+  }
+
+  Law(int n_params, const py::tuple& value, const py::tuple& log) {
+    require(n_params >= 1 && n_params <= kMaxTapeParams, [n_params] {
+      return "n_params: a law's compiled form takes 1 to " + std::to_string(kMaxTapeParams) +
+             " parameters, got " + std::to_string(n_params);
+    });
+    require(value.size() == 3 && log.size() == 3,
+            "value, log: expected (code, consts, out) each");
+    set(0, value[0], value[1], value[2], n_params, "value");
+    set(1, log[0], log[1], log[2], n_params, "log");
+    ctx.n_params = n_params;
+    entry = &entries()[n_params - 1];
+  }
+};
+
+// The model of a call: a built-in's name, or a Law; `ctx` receives the model's context.
+inline const ModelEntry& resolve_model(const py::handle& model, const void** ctx) {
+  *ctx = nullptr;
+  if (py::isinstance<py::str>(model)) return find_model(model.cast<std::string>());
+  if (py::isinstance<Law>(model)) {
+    const Law& law = model.cast<const Law&>();
+    *ctx = &law.ctx;
+    return *law.entry;
+  }
+  throw py::value_error("model: expected a built-in model's name or a compiled law");
+}
+
+inline void def_law(py::module_& mod) {
+  py::class_<Law>(mod, "Law",
+                  "A user's law's compiled form (lawfit.law makes it): its programs for f and "
+                  "log f with their gradients (lawfit/tape.h), checked once.")
+      .def(py::init<int, const py::tuple&, const py::tuple&>(), py::arg("n_params"),
+           py::arg("value"), py::arg("log"))
+      .def_property_readonly("n_params", [](const Law& l) { return l.ctx.n_params; })
+      .def_property_readonly("n_columns", [](const Law&) { return kTapeColumns; });
 }
 
 // The model's inputs: x itself, or log x for models that take logarithms.  fit() receives
@@ -410,19 +537,23 @@ py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry&
 
 // fit(): a packed batch solved by solve_fn (see HostCall for data, box and units).
 template <class T>
-py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const std::string& model,
+py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::object& model,
                     const py::dict& data, const py::dict& box, const py::object& options,
                     const py::object& units, int n_threads, bool return_jtj,
                     const std::string& engine) {
-  const ModelEntry& m = find_model(model);
+  const void* ctx = nullptr;
+  const ModelEntry& m = resolve_model(model, &ctx);
   check_threads(n_threads);
   HostCall<T> call(m, data, box, units);
+  call.b.model_ctx = ctx;
   const Options o = make_options<T>(options, call.log_residuals);
   return run_call<T>(solve_fn, m, call, o, n_threads, return_jtj, engine);
 }
 
-inline py::tuple evaluate_model(const std::string& model, const F64& p, const F64& x, bool log_value) {
-  const ModelEntry& m = find_model(model);
+inline py::tuple evaluate_model(const py::object& model, const F64& p, const F64& x,
+                                bool log_value) {
+  const void* ctx = nullptr;
+  const ModelEntry& m = resolve_model(model, &ctx);
   require(p.ndim() == 2 && p.shape(1) == static_cast<py::ssize_t>(m.params.size()),
           "p: expected shape (points, n_params)");
   const py::ssize_t n = p.shape(0);
@@ -431,7 +562,7 @@ inline py::tuple evaluate_model(const std::string& model, const F64& p, const F6
   F64 f(n);
   F64 grad({n, static_cast<py::ssize_t>(m.params.size())});
   const F64 u = model_inputs(m, x);
-  m.eval(p.data(), u.data(), n, log_value, f.mutable_data(), grad.mutable_data());
+  m.eval(ctx, p.data(), u.data(), n, log_value, f.mutable_data(), grad.mutable_data());
   return py::make_tuple(f, grad);
 }
 
@@ -443,7 +574,7 @@ inline void def_fit(py::module_& mod, Fn solve_fn, const char* doc, const char* 
   const typename SolveFnOf<T>::type fn = solve_fn;
   mod.def(
       name,
-      [fn](const std::string& model, const py::dict& data, const py::dict& box,
+      [fn](const py::object& model, const py::dict& data, const py::dict& box,
            const py::object& options, const py::object& units, int n_threads,
            bool return_jtj, const std::string& engine) {
         return fit_packed<T>(fn, model, data, box, options, units, n_threads, return_jtj,
@@ -462,7 +593,7 @@ inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "obje
   const typename SolveFnOf<T>::type fn = cost_fn;
   mod.def(
       name,
-      [fn](const std::string& model, const py::dict& data, const py::object& params,
+      [fn](const py::object& model, const py::dict& data, const py::object& params,
            const py::object& options, const py::object& units, int n_threads,
            const std::string& engine) {
         py::dict box;

@@ -27,8 +27,9 @@ void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long 
   const cpu::Engine* engine = cpu::find_engine(engine_name);
   cpu::Call call(interrupt);
 #define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine, call)) return;
-  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
+  bindings::unknown_model(m);
 }
 
 // fp32 (fit32): the scalar solve of every unit, in float, on the CPU's threads: what the
@@ -50,8 +51,9 @@ void cpu_solve_fp32(const bindings::ModelEntry& m, const Batch<float>& b, long l
                     "engine: fp32 runs on the scalar engine ('auto' or 'scalar')");
   cpu::Call call(interrupt);
 #define LAWFIT_TRY(M) if (try_solve_fp32<M>(m, b, o, n_threads, call)) return;
-  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
+  bindings::unknown_model(m);
 }
 
 // Step 2's cost at each unit's parameters (b.p0), into b.cost: +inf where the cost is not
@@ -77,8 +79,9 @@ void cpu_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long,
                    bindings::Interrupt interrupt) {
   cpu::Call call(interrupt);
 #define LAWFIT_TRY(M) if (try_objective<M>(m, b, o, n_threads, engine, call)) return;
-  LAWFIT_FOR_EACH_MODEL(LAWFIT_TRY)
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
+  bindings::unknown_model(m);
 }
 
 }  // namespace
@@ -96,6 +99,7 @@ PYBIND11_MODULE(_core, mod) {
                            "backend's fp32 kernels); arrays are cast to float32.",
                            "fit32");
   bindings::def_objective<float>(mod, &cpu_objective<float>, "objective32");
+  bindings::def_law(mod);
   mod.def(
       "guess_saturating_power_law",
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,

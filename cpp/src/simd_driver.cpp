@@ -1,12 +1,14 @@
 // simd_driver.cpp: one instruction set's build of the lockstep SIMD driver (lawfit/lanes.h)
-// for every model.  Compiled once per instruction set; see simd_dispatch.h.  Nothing here
-// may instantiate a standard-library template (it would be emitted with this file's
-// instruction set under a shared symbol): only lawfit's headers, C functions and builtins.
+// for every model (the built-ins and the laws' tapes, tape.h).  Compiled once per
+// instruction set; see simd_dispatch.h.  Nothing here may instantiate a standard-library
+// template (it would be emitted with this file's instruction set under a shared symbol):
+// only lawfit's headers, C functions and builtins.
 #include <cstring>
 
 #include "lawfit/guess.h"
 #include "lawfit/lanes.h"
 #include "lawfit/models/all.h"
+#include "lawfit/tape.h"
 #include "simd_dispatch.h"
 
 #ifndef LAWFIT_SIMD_WIDTH
@@ -23,7 +25,7 @@ int LAWFIT_CAT(width_, LAWFIT_ISA)() { return LAWFIT_SIMD_WIDTH; }
 size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 #define LAWFIT_BYTES(M) \
   if (std::strcmp(model, M::kName) == 0) return 2 * Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
-  LAWFIT_FOR_EACH_MODEL(LAWFIT_BYTES)
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_BYTES)
 #undef LAWFIT_BYTES
   return 0;
 }
@@ -44,23 +46,32 @@ void run_pair(const LaneJob& job, void* buffer, ProblemSource& src) {
   L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half, job.cap);
   L::run_pair(a, b, src);
 }
+
+// Model M's share of a job: the objective, or a solve (a law's tape always in the bounded
+// lanes, which give the same bits for infinite bounds: one instantiation fewer per law size).
+template <class M>
+void run_model(const LaneJob& job, void* buffer, ProblemSource& src) {
+  if (job.objective) {
+    Lanes<M, LAWFIT_SIMD_WIDTH> a(*job.batch, *job.options, buffer, job.cap);
+    a.run_objective(src);
+  } else if constexpr (UsesContext<M>::value) {
+    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);
+  } else if (job.bounded) {
+    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);
+  } else {
+    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, false>>(job, buffer, src);
+  }
+}
 }  // namespace
 
 bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
   ProblemSource src = source(job);
-#define LAWFIT_RUN(M)                                                                   \
-  if (std::strcmp(model, M::kName) == 0) {                                              \
-    if (job.objective) {                                                                \
-      Lanes<M, LAWFIT_SIMD_WIDTH> a(*job.batch, *job.options, buffer, job.cap);          \
-      a.run_objective(src);                                                             \
-    } else if (job.bounded) {                                                           \
-      run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);                    \
-    } else {                                                                            \
-      run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, false>>(job, buffer, src);                   \
-    }                                                                                   \
-    return true;                                                                        \
+#define LAWFIT_RUN(M)                      \
+  if (std::strcmp(model, M::kName) == 0) { \
+    run_model<M>(job, buffer, src);        \
+    return true;                           \
   }
-  LAWFIT_FOR_EACH_MODEL(LAWFIT_RUN)
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_RUN)
 #undef LAWFIT_RUN
   return false;
 }

@@ -274,7 +274,8 @@ class _Compiled(Backend):
         box = self._box(*box)
         if units is not None:
             box["per_problem"] = units.rows == "problem"
-        return fn(packed.model.name, self._data(packed, self.reads_shared_grid), box, options,
+        return fn(self._model(packed.model), self._data(packed, self.reads_shared_grid), box,
+                  options,
                   None if units is None else units.compiled_args(packed),
                   n_threads=int(n_threads or 0), return_jtj=return_jtj,
                   engine=self._engine(options))
@@ -283,13 +284,17 @@ class _Compiled(Backend):
         module = self._module()
         fn = module.objective32 if options.fp32 else module.objective
         # The objective reads the inputs per point (its units index any problem's rows).
-        cost = fn(packed.model.name, self._data(packed), params, options,
+        cost = fn(self._model(packed.model), self._data(packed), params, options,
                   units.compiled_args(packed),
                   n_threads=int(n_threads or 0), engine=self._engine(options))
         return cost.astype(np.float64, copy=False)
 
     def _engine(self, options) -> str:
         return "auto"
+
+    def _model(self, model):
+        """What this backend's module takes for ``model``."""
+        return model.compiled
 
 
 class Cpu(_Compiled):
@@ -339,6 +344,12 @@ class Cuda(_Compiled):
             raise ValueError(f"backend: 'cuda' is not available: {why}")
         return module
 
+    def _model(self, model):
+        if model.is_law:
+            raise ValueError(f"backend: the law '{model.name}' runs on the CPU backends "
+                             "('cpu', 'numpy'); its GPU compilation (NVRTC) is not built yet")
+        return model.name
+
 
 class Numpy(Backend):
     """The independent NumPy reference (fp64 only): every unit a copy of its problem's
@@ -356,7 +367,7 @@ class Numpy(Backend):
             if units.rows == "problem":
                 p0, lower, upper = (a[units.data_of] for a in (p0, lower, upper))
             data = _expand_units(packed, units)
-        return fit_packed(packed.model.name, *data, p0, lower, upper,
+        return fit_packed(packed.model.reference, *data, p0, lower, upper,
                           log_residuals=packed.log_residuals, **options.solver_args(),
                           n_threads=int(n_threads or 0), return_jtj=return_jtj)
 
@@ -364,7 +375,7 @@ class Numpy(Backend):
         from .reference import objective_packed
 
         x, t, sigma, w, offsets = _expand_units(packed, units)
-        return objective_packed(packed.model.name, x, t, sigma, w, offsets, params,
+        return objective_packed(packed.model.reference, x, t, sigma, w, offsets, params,
                                 log_residuals=packed.log_residuals, loss=options.loss,
                                 f_scale=options.f_scale)
 
@@ -428,15 +439,24 @@ def _expand_units(packed: Packed, units: Units):
     return packed.x[rows], t, pick(packed.sigma), w, offsets
 
 
+def evaluate(model, p: np.ndarray, x: np.ndarray, log_value: bool = False):
+    """The compiled model's value (or native log value) and gradient at each row of
+    ``p`` (M, n) and raw inputs ``x`` (M, n_inputs): the code the solver runs."""
+    core = _load_core()[0]
+    if model.is_law:  # the law reads its columns; a built-in takes x (log x inside)
+        x = model.inputs_of(np.asarray(x, dtype=np.float64))
+    return core.evaluate_model(model.compiled, np.ascontiguousarray(p, dtype=np.float64),
+                               np.ascontiguousarray(x, dtype=np.float64), log_value)
+
+
 def residuals_at(packed: Packed, params: np.ndarray):
     """Each point's residual (before the robust loss) and its Jacobian at ``params`` (P, n),
     from the compiled model (the same code the solver ran)."""
-    core = _load_core()[0]
     rows = np.repeat(np.arange(packed.n_problems), packed.n_points)
     p = np.ascontiguousarray(params[rows])
     native_log = packed.log_residuals and packed.model.has_native_log
     with np.errstate(all="ignore"):
-        f, J = core.evaluate_model(packed.model.name, p, packed.x, native_log)
+        f, J = evaluate(packed.model, p, packed.x, native_log)
         if packed.log_residuals and not native_log:
             J = J / f[:, None]
             f = np.log(f)

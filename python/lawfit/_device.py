@@ -93,6 +93,9 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, options, backend,
         if used:
             raise ValueError(f"{name}: not available for device arrays (the batch is "
                              "solved in GPU memory); copy the arrays to the host to use it")
+    if model.is_law:
+        raise ValueError(f"model: the law '{model.name}' runs on the CPU backends; its GPU "
+                         "compilation (NVRTC) is not built yet: copy the arrays to the host")
     if backend not in ("auto", "cuda"):
         raise ValueError(f"backend: device arrays are solved on the GPU, not {backend!r}; "
                          "use 'cuda' or 'auto', or copy the arrays to the host")

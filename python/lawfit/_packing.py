@@ -273,15 +273,11 @@ def _pack_padded(model, x, y, per_point, nan_policy, first: int = 0, xp=np):
     if isinstance(xa, _SharedGrid):
         def xs():
             return xp.ascontiguousarray(take(xa.full, k))
-        grid = xa.grid
-        if model.log_inputs:
-            with np.errstate(all="ignore"):
-                grid = xp.log(grid)
-        grid = xp.ascontiguousarray(grid, dtype=xp.float64)
+        grid = xp.ascontiguousarray(model.inputs_of(xa.grid, xp), dtype=xp.float64)
         if full:  # every problem has the grid's points
             return (xs, _GridInputs(grid, xp)), take(y), extras, offsets, None, n_omitted
-        return ((xs, take(xp.broadcast_to(grid, xa.shape), k)), take(y), extras, offsets,
-                None, n_omitted)
+        return ((xs, take(xp.broadcast_to(grid, (P,) + grid.shape), grid.shape[1])), take(y),
+                extras, offsets, None, n_omitted)
     return take(xa, k), take(y), extras, offsets, None, n_omitted
 
 
@@ -458,10 +454,9 @@ def _assemble(model: Model, shaped, sig, w, lower, upper, residuals: str, xp=np)
     if not callable(xs):
         xs = xp.ascontiguousarray(xs, dtype=xp.float64)
     if u is None:
-        with np.errstate(all="ignore"):
-            # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
-            # becomes NaN: non-finite data for that problem).
-            u = xp.log(xs) if model.log_inputs else xs
+        # Step 0 of lm.h: models on positive inputs take log x, computed once here (x <= 0
+        # becomes NaN: non-finite data for that problem); a law reads its columns.
+        u = model.inputs_of(xs, xp)
     if not callable(u):
         u = xp.ascontiguousarray(u, dtype=xp.float64)
     packed = Packed(model, xs, xp.ascontiguousarray(ys), xp.ascontiguousarray(t, dtype=xp.float64),

@@ -171,9 +171,6 @@ class BootstrapResult:
     def predict(self, x, level: float = 0.95, method: str = "percentile"):
         """The fitted law at new inputs ``x`` ((M,) or (M, n_inputs), shared by all problems)
         with its bootstrap band: (estimate, low, high), each (P, M)."""
-        from . import _core
-
-        name = self.fit.model.name
         k = self.fit.model.n_inputs
         xs = np.asarray(x, dtype=np.float64)
         xs = xs.reshape(-1, 1) if (k == 1 and xs.ndim <= 1) else xs
@@ -187,7 +184,7 @@ class BootstrapResult:
             rows = np.ascontiguousarray(np.repeat(flat, M, axis=0))
             xx = np.ascontiguousarray(np.tile(xs, (len(flat), 1)))
             with np.errstate(all="ignore"):
-                f, _ = _core.evaluate_model(name, rows, xx, False)
+                f, _ = _backends.evaluate(self.fit.model, rows, xx, False)
             return f.reshape(*p.shape[:-1], M)
 
         return self.derive(values, level, method)

@@ -19,7 +19,7 @@ A model is also a plain function ``model(x, *params)``, so it can be handed to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -67,6 +67,53 @@ class Model:
     compiled_guess: Optional[str] = field(default=None, repr=False, compare=False)
     profile: Optional[Profile] = field(default=None, repr=False, compare=False)
     natural: Optional[Callable] = field(default=None, repr=False, compare=False)
+    # A user's law (lawfit.law): ``core``, the compiled form the C++ core runs in place of a
+    # built-in's name (a ``_core.Law``; None where the law has no compiled form); ``ref``,
+    # its NumPy reference twin; ``columns``, the inputs the compiled form reads per point,
+    # each ("x" | "logx", input index).
+    core: Any = field(default=None, repr=False, compare=False)
+    ref: Any = field(default=None, repr=False, compare=False)
+    columns: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_law(self) -> bool:
+        """Whether this is a user's law (lawfit.law) rather than a built-in."""
+        return self.columns is not None
+
+    @property
+    def compiled(self):
+        """What the compiled cores take for this model: a built-in's name, or a law's
+        compiled form (ValueError where it has none)."""
+        if not self.is_law:
+            return self.name
+        if self.core is None:
+            raise ValueError(f"model: the law '{self.name}' has no compiled form (it has "
+                             f"{self.n_params} parameters; the compiled CPU path takes at "
+                             "most 10); use backend='numpy'")
+        return self.core
+
+    @property
+    def reference(self):
+        """The model's NumPy reference twin (lawfit.reference)."""
+        if self.ref is not None:
+            return self.ref
+        from .reference.models import MODELS
+
+        return MODELS[self.name]
+
+    def inputs_of(self, x, xp=np):
+        """What the compiled model reads per point from raw inputs x (..., n_inputs): x, or
+        log x for a model with ``log_inputs``; a law's columns (tape.h).  Where a logarithm
+        is taken, x <= 0 becomes NaN: non-finite data for its problem."""
+        with np.errstate(all="ignore"):
+            if not self.is_law:
+                return xp.log(x) if self.log_inputs else x
+            from ._expr import MAX_COLUMNS
+
+            out = xp.zeros(x.shape[:-1] + (MAX_COLUMNS,))
+            for c, (kind, i) in enumerate(self.columns):
+                out[..., c] = x[..., i] if kind == "x" else xp.log(x[..., i])
+            return out
 
     @property
     def n_params(self) -> int:
@@ -82,8 +129,6 @@ class Model:
 
     def __call__(self, x, *params):
         """Evaluate the model (NumPy), ``x`` of shape (m,) or (m, n_inputs)."""
-        from .reference.models import MODELS
-
         if len(params) != self.n_params:
             raise TypeError(
                 f"{self.name}() takes {self.n_params} parameters "
@@ -92,7 +137,7 @@ class Model:
         x = np.asarray(x, dtype=float)
         xs = x.reshape(-1, self.n_inputs) if self.n_inputs > 1 or x.ndim > 1 else x[:, None]
         p = np.broadcast_to(np.asarray(params, dtype=float), (xs.shape[0], self.n_params))
-        f, _ = MODELS[self.name].value_and_jac(p, xs)
+        f, _ = self.reference.value_and_jac(p, xs)
         return f
 
     def guess_packed(self, packed, engine: str = "auto") -> np.ndarray:

@@ -59,6 +59,9 @@ struct Batch {
   // x holds one problem's inputs, shared by every problem (all have as many points): a
   // padded batch on one grid.
   bool x_shared = false;
+  // The model's context, which every evaluation receives (ProblemData::ctx): a user's law's
+  // program (tape.h's TapeContext); nullptr for the built-ins.
+  const void* model_ctx = nullptr;
   // outputs
   T* p;                        // (problems, kParams)
   T* cost;                     // (problems,)
@@ -146,6 +149,7 @@ LAWFIT_HD LAWFIT_INLINE ProblemData<T> problem_data(const Batch<T>& b, long long
   d.sigma = b.sigma ? b.sigma + begin : nullptr;
   d.w = b.w ? b.w + begin : nullptr;
   d.n = static_cast<int>(end - begin);
+  d.ctx = b.model_ctx;
   return d;
 }
 

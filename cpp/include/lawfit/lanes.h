@@ -224,6 +224,7 @@ class Lanes {
     d_.t = t_;
     d_.sigma = b_.sigma ? sigma_ : nullptr;
     d_.w_binary = b_.w == nullptr && b_.resample_of == nullptr;
+    d_.ctx = b_.model_ctx;
   }
 
   // Copies problem i's points and box into lane k, its trial point q the start.

@@ -127,6 +127,9 @@ struct ProblemData {
   // The weights are all 0 or 1 (the SIMD driver's padding of a batch without weights), so
   // sqrt(w) is w: the linear loss then costs no square root per point.
   bool w_binary = false;
+  // The model's context (Batch::model_ctx): a user's law's program (tape.h); nullptr for
+  // the built-ins.
+  const void* ctx = nullptr;
 };
 
 // One problem's bounds and start.
@@ -214,22 +217,10 @@ LAWFIT_HD LAWFIT_INLINE T predicted_reduction(const T* A, const T* g, const T* s
   return predicted;
 }
 
-// Residual and gradient of one point, before the loss.
-template <class Model, bool kLogResiduals, class T>
-LAWFIT_HD LAWFIT_FORCE_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
-  constexpr int N = Model::kParams;
-  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
-  T model;
-  if constexpr (kLogResiduals && HasLog<Model>::value) {
-    model = Model::eval_log(p, xi, row);
-  } else if constexpr (kLogResiduals) {
-    model = Model::eval(p, xi, row);
-    T inv = T(1) / model;
-    for (int j = 0; j < N; ++j) row[j] *= inv;
-    model = log(model);
-  } else {
-    model = Model::eval(p, xi, row);
-  }
+// Point i's residual from the model's value (or log value, for log residuals) and its
+// gradient `row`, which it scales by sigma in place.
+template <class T, int N>
+LAWFIT_HD LAWFIT_FORCE_INLINE T residual_of(const ProblemData<T>& d, int i, T model, T* row) {
   if (d.sigma) {
     T inv_s = T(1) / d.sigma[i];
     for (int j = 0; j < N; ++j) row[j] *= inv_s;
@@ -237,6 +228,36 @@ LAWFIT_HD LAWFIT_FORCE_INLINE T point_residual(const ProblemData<T>& d, int i, c
   }
   return model - d.t[i];
 }
+
+// Residual and gradient of one point, before the loss.
+template <class Model, bool kLogResiduals, class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T point_residual(const ProblemData<T>& d, int i, const T* p, T* row) {
+  constexpr int N = Model::kParams;
+  const T* xi = d.x + static_cast<long long>(i) * Model::kInputs;
+  T model;
+  if constexpr (kLogResiduals && HasLog<Model>::value) {
+    model = model_eval_log<Model>(d.ctx, p, xi, row);
+  } else if constexpr (kLogResiduals) {
+    model = model_eval<Model>(d.ctx, p, xi, row);
+    T inv = T(1) / model;
+    for (int j = 0; j < N; ++j) row[j] *= inv;
+    model = log(model);
+  } else {
+    model = model_eval<Model>(d.ctx, p, xi, row);
+  }
+  return residual_of<T, N>(d, i, model, row);
+}
+
+// Points per block of evaluate_points(): a model that evaluates a block of points at once
+// (a law's tape, which dispatches once per operation for the whole block) says how many.
+template <class Model, class T, bool = UsesContext<Model>::value>
+struct PointBlock {
+  static constexpr int value = sizeof(T) > sizeof(double) ? 1 : 8;
+};
+template <class Model, class T>
+struct PointBlock<Model, T, true> {
+  static constexpr int value = Model::template kBlock<T>;
+};
 
 template <class T>
 LAWFIT_HD LAWFIT_FORCE_INLINE T point_weight(const ProblemData<T>& d, int i) {
@@ -252,7 +273,7 @@ LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale
   constexpr int N = Model::kParams;
   // A local copy whose pointers the compiler sees are null in the plain case.
   const ProblemData<T> d{data.x, data.t, kPlain ? nullptr : data.sigma,
-                         kPlain ? nullptr : data.w, data.n, data.w_binary};
+                         kPlain ? nullptr : data.w, data.n, data.w_binary, data.ctx};
   T cost = T(0);
   T g[N], A[N * N];
   for (int j = 0; j < N; ++j) g[j] = T(0);
@@ -261,22 +282,36 @@ LAWFIT_HD void evaluate_points(const ProblemData<T>& data, const T* p, T f_scale
   // floating-point register on x86-64) for the whole block, then the accumulation, so the
   // accumulators are spilled once per block rather than once per point.
   // (A SIMD pack's exp is inline code, so packs go one point at a time.)
+  // A law's tape (UsesContext) evaluates the block's points at once, in one pass over its
+  // program, the same arithmetic per point as one at a time.
 #if defined(__CUDA_ARCH__)
   constexpr int kBlock = 1;
+  constexpr bool kBlockEval = false;
 #else
-  constexpr int kBlock = sizeof(T) > sizeof(double) ? 1 : 8;
+  constexpr int kBlock = PointBlock<Model, T>::value;
+  constexpr bool kBlockEval = UsesContext<Model>::value;
 #endif
   for (int i0 = 0; i0 < d.n; i0 += kBlock) {
     const int nb = d.n - i0 < kBlock ? d.n - i0 : kBlock;
     // A point's cost is cost_a * cost_m, added with one rounding: (w r / 2) * r for the
     // linear loss, the loss's cost * 1 for the others.
     T fs_b[kBlock], cost_a[kBlock], cost_m[kBlock], jr_b[kBlock][N];
+    T model_b[kBlockEval ? kBlock : 1], row_b[kBlockEval ? kBlock : 1][N];
+    if constexpr (kBlockEval)
+      Model::template eval_block<kLogResiduals>(
+          d.ctx, p, d.x + static_cast<long long>(i0) * Model::kInputs, nb, model_b, row_b);
     for (int b = 0; b < nb; ++b) {
       const int i = i0 + b;
       T w = point_weight(d, i);
       auto used = w > T(0);
       T row[N];
-      T r = point_residual<Model, kLogResiduals>(d, i, p, row);
+      T r;
+      if constexpr (kBlockEval) {
+        for (int j = 0; j < N; ++j) row[j] = row_b[b][j];
+        r = residual_of<T, N>(d, i, model_b[b], row);
+      } else {
+        r = point_residual<Model, kLogResiduals>(d, i, p, row);
+      }
       Scaled<T> sc;
       // Unused points contribute exact zeros, even where the model is NaN there.
       if constexpr (kLoss == Loss::kLinear) {

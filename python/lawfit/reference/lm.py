@@ -24,7 +24,16 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from .._status import Status
-from .models import MODELS
+from .models import MODELS, RefModel
+
+
+def _model(model) -> RefModel:
+    """A built-in's reference twin by name, or a model's own (a user's law's)."""
+    if isinstance(model, RefModel):
+        return model
+    if model not in MODELS:
+        raise ValueError(f"model: unknown model '{model}'")
+    return MODELS[model]
 
 __all__ = ["solve", "fit_packed", "STATUS"]
 
@@ -593,11 +602,9 @@ def fit_packed(
     Problems stopped by step 1 report x = p0, NaN cost and optimality (and jtj), zero counts
     and a zero active mask.
     """
-    if model not in MODELS:
-        raise ValueError(f"model: unknown model '{model}'")
+    mdl = _model(model)
     if loss not in LOSSES:
         raise ValueError(f"loss: unknown loss '{loss}'")
-    mdl = MODELS[model]
     n, n_in = mdl.n_params, mdl.n_inputs
 
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -639,7 +646,7 @@ def fit_packed(
     # ---- steps 0 and 1, per problem, in the spec's order ----
     with np.errstate(invalid="ignore", divide="ignore"):
         # step 0: a model for x > 0 sees log x, so x <= 0 is non-finite data
-        inputs = np.log(x) if mdl.log_inputs else x
+        inputs = mdl.domain(x)
         counted = ~(w <= 0)  # a NaN weight counts (as bad data)
         good = np.isfinite(w) & np.isfinite(t) & np.isfinite(inputs).all(axis=1)
         if sigma is not None:
@@ -722,7 +729,7 @@ def objective_packed(model: str, x, t, sigma, weights, offsets, params, *,
     """The cost 0.5 sum w C^2 rho((r / C)^2) of each problem of a packed batch at ``params``
     (P, n), as ``lawfit._core.objective``: +inf where it is not finite.  ``x`` is the raw
     input (M, n_inputs), ``t`` the targets."""
-    mdl = MODELS[model]
+    mdl = _model(model)
     offsets = np.asarray(offsets, dtype=np.int64)
     P = len(offsets) - 1
     n_pts = np.diff(offsets)

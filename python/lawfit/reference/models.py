@@ -19,7 +19,7 @@ warnings are silenced here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -227,10 +227,19 @@ class RefModel:
     log_inputs: bool = False
     _value: EvalFn = field(default=None, repr=False, compare=False)
     _log_value: EvalFn = field(default=None, repr=False, compare=False)
+    # x -> what step 0 checks for finiteness (a user's law: x with a logarithm taken of the
+    # inputs it takes logarithms or powers of); None: log x where log_inputs, else x.
+    _domain: Optional[Callable] = field(default=None, repr=False, compare=False)
 
     @property
     def n_params(self) -> int:
         return len(self.param_names)
+
+    def domain(self, x: Array) -> Array:
+        """The inputs as step 0 checks them: a non-finite entry is non-finite data."""
+        if self._domain is not None:
+            return self._domain(x)
+        return np.log(x) if self.log_inputs else x
 
     def _run(self, fn, p, x):
         cols_p, cols_x = _unpack(p, x, self.n_params, self.n_inputs)

@@ -56,6 +56,39 @@ LAWFIT_HD LAWFIT_INLINE T value_from_log(const T* p, const T* x, T* grad) {
   return f;
 }
 
+// Models whose eval takes a context first (static constexpr bool kUsesContext = true):
+//   template <class T> static T eval(const void* ctx, const T* p, const T* x, T* grad);
+// (and eval_log alike), the context being ProblemData::ctx (a user's law's program, tape.h).
+template <class Model, class = void>
+struct UsesContext {
+  static constexpr bool value = false;
+};
+template <class Model>
+struct UsesContext<Model, decltype(void(Model::kUsesContext))> {
+  static constexpr bool value = Model::kUsesContext;
+};
+
+// f and its gradient, from a model with or without a context.
+template <class Model, class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T model_eval(const void* ctx, const T* p, const T* x, T* grad) {
+  if constexpr (UsesContext<Model>::value) {
+    return Model::eval(ctx, p, x, grad);
+  } else {
+    (void)ctx;
+    return Model::eval(p, x, grad);
+  }
+}
+template <class Model, class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T model_eval_log(const void* ctx, const T* p, const T* x,
+                                               T* grad) {
+  if constexpr (UsesContext<Model>::value) {
+    return Model::eval_log(ctx, p, x, grad);
+  } else {
+    (void)ctx;
+    return Model::eval_log(p, x, grad);
+  }
+}
+
 template <class Model, class = void>
 struct LogInputs {
   static constexpr bool value = false;

@@ -1,0 +1,136 @@
+"""``lawfit.law``: a scaling law of one's own, defined in one line, fitted like a built-in.
+
+    >>> chin = lawfit.law("E + A * N**-alpha + B * D**-beta", inputs=["N", "D"])
+    >>> chin.param_names
+    ('E', 'A', 'alpha', 'B', 'beta')
+    >>> lawfit.fit(chin, x, y, p0=[1.7, 400, 0.34, 410, 0.28])
+
+The expression is parsed (or, for a function, traced once with symbolic arguments), then
+differentiated symbolically with shared subexpressions, and compiled to the instruction tape
+that the C++ core's scalar solve and SIMD lanes run (``cpp/include/lawfit/tape.h``): no
+Python runs per point or per iteration, and no C++ compiler is needed.  The NumPy reference
+evaluates the same law by its own walk of the expression.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Optional, Sequence, Union
+
+from . import _expr
+from .models import Model
+
+__all__ = ["law"]
+
+
+def _names(arg, what: str) -> list:
+    if isinstance(arg, str):
+        arg = [arg]
+    try:
+        names = list(arg)
+    except TypeError:
+        raise ValueError(f"{what}: expected a list of names, got {arg!r}") from None
+    for n in names:
+        if not (isinstance(n, str) and n.isidentifier()):
+            raise ValueError(f"{what}: {n!r} is not a name")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what}: {', '.join(map(repr, dup))} named twice")
+    return names
+
+
+def law(expression: Union[str, Callable], inputs: Sequence[str],
+        params: Optional[Sequence[str]] = None, name: Optional[str] = None) -> Model:
+    """A model from one line: ``expression`` in Python/NumPy syntax over the data columns
+    ``inputs`` and free parameters, or a function of them written with NumPy operations.
+
+    Parameters are the names that are not inputs, in order of first appearance (for a
+    function: its arguments that are not inputs, in order), unless ``params`` orders them.
+    A name used twice is one parameter (tied).  Supported: ``+ - * / **`` (powers with
+    parameter or input exponents; inputs under a logarithm or a non-integer power must be
+    > 0, else that problem's data is non-finite), ``exp log log1p expm1 sqrt logaddexp
+    logsumexp sigmoid softplus tanh sin cos arctan abs minimum maximum``, numbers and
+    ``pi`` (``np.``, ``numpy.`` or ``math.`` prefixes allowed).
+
+    Returns a :class:`lawfit.Model`, usable wherever a built-in's name is (``fit``,
+    ``bootstrap``, ``grid``, ``curve_fit``); its gradients are exact (symbolic).  Errors
+    (an unknown function, a free name that is neither input nor parameter, an unused
+    parameter or input, a wrong arity) raise ValueError naming the name and its position.
+    """
+    input_names = _names(inputs, "inputs")
+    if not input_names:
+        raise ValueError("inputs: a law needs at least one input")
+    if callable(expression) and not isinstance(expression, str):
+        try:
+            sig = inspect.signature(expression)
+        except (TypeError, ValueError):
+            raise ValueError("expression: cannot read the function's arguments") from None
+        args = [p.name for p in sig.parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        missing = [n for n in input_names if n not in args]
+        if missing:
+            raise ValueError(f"inputs: {', '.join(map(repr, missing))} is not an argument of "
+                             f"the function {getattr(expression, '__name__', '')}")
+        tree = _expr.trace(expression, args)
+        text = getattr(expression, "__name__", "law")
+        appearing = [n for n, _ in _expr.names_in(tree)]
+        free = [(n, None) for n in args if n not in input_names]
+        where = {n: "in the function's arguments" for n in args}
+        unused_args = [n for n in args if n not in appearing]
+    else:
+        text = expression.strip() if isinstance(expression, str) else expression
+        tree = _expr.parse(expression)
+        free = [(n, at) for n, at in _expr.names_in(tree) if n not in input_names]
+        where = {n: f"at column {at + 1} of {text!r}" for n, at in _expr.names_in(tree)}
+        appearing = [n for n, _ in _expr.names_in(tree)]
+        unused_args = []
+    for n in input_names:
+        if n not in appearing:
+            raise ValueError(f"inputs: {n!r} does not appear in the law")
+    free_names = [n for n, _ in free]
+    if unused_args:
+        raise ValueError(f"params: {', '.join(map(repr, unused_args))} does not appear in "
+                         "the law")
+    if params is None:
+        param_names = free_names
+    else:
+        param_names = _names(params, "params")
+        for n in param_names:
+            if n in input_names:
+                raise ValueError(f"params: {n!r} is also an input")
+            if n not in free_names:
+                raise ValueError(f"params: {n!r} does not appear in the law")
+        for n in free_names:
+            if n not in param_names:
+                raise ValueError(f"expression: {n!r} {where[n]} is neither an input nor a "
+                                 "parameter")
+    if not param_names:
+        raise ValueError("expression: the law has no parameters to fit")
+
+    g = _expr.Graph()
+    symbols = {n: g.input(i) for i, n in enumerate(input_names)}
+    symbols.update({n: g.param(j) for j, n in enumerate(param_names)})
+    f = _expr.build(g, tree, symbols)
+    memo: dict = {}
+    grads = [g.derivative(f, j, memo) for j in range(len(param_names))]
+    lf = g.log_of(f)
+    log_grads = [g.derivative(lf, j, memo) for j in range(len(param_names))]
+    columns: dict = {}
+    value_prog = _expr.tape([f] + grads, columns)
+    log_prog = _expr.tape([lf] + log_grads, columns)
+    ordered = tuple(sorted(columns, key=columns.get))
+
+    core = None
+    if len(param_names) <= 10:
+        try:
+            from . import _core
+        except ImportError:  # pragma: no cover - only on a broken install
+            _core = None
+        if _core is not None:
+            core = _core.Law(len(param_names), value_prog, log_prog)
+    from .reference.laws import law_reference
+
+    label = name if name is not None else text
+    log_inputs = [i for kind, i in ordered if kind == "logx"]
+    ref = law_reference(label, tree, param_names, input_names, text, log_inputs)
+    return Model(label, tuple(param_names), tuple(input_names), text, log_inputs=False,
+                 has_native_log=True, core=core, ref=ref, columns=ordered)

@@ -238,3 +238,43 @@ def test_the_gpu_refuses_a_law_clearly():
     law = as_law("power_law")
     with pytest.raises(ValueError, match="runs on the CPU backends"):
         _backends.Cuda()._model(law)
+
+
+def test_a_law_finds_its_linear_coefficients_for_profile_grids():
+    law = as_law("chinchilla")
+    assert law.profile.coefficients == ("E", "A", "B")
+    assert law.profile.exponents == ("alpha", "beta")
+    assert lawfit.law("a * exp(-k * (x - x0))", inputs=["x"]).profile.coefficients == ("a",)
+    # neither linear: a product of two candidate coefficients keeps one
+    assert lawfit.law("A * B * x**-c", inputs=["x"]).profile.coefficients == ("B",)
+    # no split where a term carries no coefficient
+    assert lawfit.law("A * x**-c + log(x)", inputs=["x"]).profile is None
+    x, y, truth, p0 = model_batch("chinchilla", n_problems=4, n_points=30)
+    g = lawfit.grid(alpha=np.linspace(0.2, 0.5, 4), beta=np.linspace(0.2, 0.5, 4), profile=True)
+    a = lawfit.fit("chinchilla", x, y, p0=g, bounds=(0, np.inf))
+    b = lawfit.fit(law, x, y, p0=g, bounds=(0, np.inf))
+    np.testing.assert_array_equal(a.status > 0, b.status > 0)
+    np.testing.assert_allclose(b.x, a.x, rtol=1e-7)
+
+
+def test_curve_fit_traces_a_numpy_callable_into_a_compiled_law():
+    from lawfit import scipy_compat
+
+    def sat(x, E, A, alpha):
+        return E + A * x ** -alpha
+
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=1, n_points=30)
+    popt, pcov = lawfit.curve_fit(sat, x[:, 0], y[0], p0=p0[0])
+    assert sat in scipy_compat._TRACED  # it ran compiled
+    bopt, bcov = lawfit.curve_fit("saturating_power_law", x[:, 0], y[0], p0=p0[0])
+    np.testing.assert_allclose(popt, bopt, rtol=1e-10)
+    np.testing.assert_allclose(pcov, bcov, rtol=1e-6)
+
+    # a callable that cannot be traced runs on the reference solver, as before
+    def branchy(x, a, b):
+        return a * np.exp(-b * x) if np.all(x > 0) else a
+
+    xx = np.linspace(0.1, 3, 20)
+    popt, _ = lawfit.curve_fit(branchy, xx, 2 * np.exp(-0.7 * xx), p0=[1.0, 1.0])
+    assert branchy not in scipy_compat._TRACED
+    np.testing.assert_allclose(popt, [2.0, 0.7], rtol=1e-6)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
+
 from . import _expr
-from .models import Model
+from .models import Model, Profile
 
 __all__ = ["law"]
 
@@ -127,10 +129,61 @@ def law(expression: Union[str, Callable], inputs: Sequence[str],
             _core = None
         if _core is not None:
             core = _core.Law(len(param_names), value_prog, log_prog)
+    profile = _profile(g, f, grads, param_names, len(input_names))
     from .reference.laws import law_reference
 
     label = name if name is not None else text
     log_inputs = [i for kind, i in ordered if kind == "logx"]
     ref = law_reference(label, tree, param_names, input_names, text, log_inputs)
     return Model(label, tuple(param_names), tuple(input_names), text, log_inputs=False,
-                 has_native_log=True, core=core, ref=ref, columns=ordered)
+                 has_native_log=True, profile=profile, core=core, ref=ref, columns=ordered)
+
+
+class _Params:
+    """Parameter columns for evaluating a law's basis: the exponents from ``e``, zero for
+    the coefficients (which the basis does not read)."""
+
+    def __init__(self, e, where: dict):
+        self.e, self.where = e, where
+
+    def __getitem__(self, key):
+        j = key[-1]
+        return self.e[..., self.where[j]] if j in self.where else np.float64(0.0)
+
+
+def _profile(g, f, grads, names, n_inputs) -> Optional[Profile]:
+    """The law's split for variable projection (lawfit.grid(profile=True)), where it has
+    one: f = sum_k c_k B_k(x; e), each coefficient c_k's basis B_k = df/dc_k reading none of
+    the coefficients.  Found from the derivatives, and checked on random values."""
+    n = len(names)
+    linear = {j for j in range(n) if grads[j] is not None
+              and not g.depends_on(grads[j], {j}, {})}
+    while True:
+        reads = [j for j in sorted(linear) if g.depends_on(grads[j], linear, {})]
+        if not reads:
+            break
+        linear.discard(reads[0])
+    if not linear or len(linear) == n:
+        return None
+    coefs = sorted(linear)
+    exps = [j for j in range(n) if j not in linear]
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.5, 1.5, (16, n))
+    x = rng.uniform(0.5, 2.0, (16, n_inputs))
+    f_val, *b = _expr.evaluate([f] + [grads[j] for j in coefs], p, x)
+    total = sum(p[:, j] * bj for j, bj in zip(coefs, b))
+    if not (np.all(np.isfinite(f_val)) and np.allclose(total, f_val, rtol=1e-9, atol=1e-12)):
+        return None
+    where = {j: k for k, j in enumerate(exps)}
+    basis_nodes = [grads[j] for j in coefs]
+
+    def basis(xx, e):
+        return _expr.evaluate(basis_nodes, _Params(e, where), xx)
+
+    def assemble(c, e):
+        out = {names[j]: c[..., k] for k, j in enumerate(coefs)}
+        out.update({names[j]: e[..., k] for k, j in enumerate(exps)})
+        return out
+
+    return Profile(tuple(names[j] for j in coefs), tuple(names[j] for j in exps), basis,
+                   assemble)

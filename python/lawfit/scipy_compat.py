@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+import weakref
 from typing import Callable, Optional
 
 import numpy as np
@@ -488,6 +489,56 @@ def _n_params(f) -> int:
     return len(positional) - 1
 
 
+def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
+    """A Python callable f(x, p1, ..., pn) of one input that can be traced with symbolic
+    arguments (lawfit.law), as a compiled law; None where it cannot be, or where the call
+    uses what only the callable path offers (jac, a covariance sigma, solver options such as
+    x_scale), so that the callable path runs it as before.  The traced law must give f's
+    values on the data at the start."""
+    if jac is not None or not set(kwargs) <= _BUILTIN_KW or xdata is None \
+            or np.iscomplexobj(xdata) or np.iscomplexobj(ydata):
+        return None
+    try:
+        x = np.asarray(xdata, dtype=np.float64)
+        y = np.asarray(ydata, dtype=np.float64)
+        names = [p.name for p in inspect.signature(f).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(f).parameters.values()):
+            return None
+    except (TypeError, ValueError):
+        return None
+    if x.ndim != 1 or y.shape != x.shape or np.ndim(sigma) > 1 or len(names) < 2:
+        return None
+    if p0 is not None and (isinstance(p0, Grid) or np.size(p0) != len(names) - 1):
+        return None
+    from .law import law
+
+    try:
+        traced = _TRACED.get(f)
+        if traced is None:
+            traced = law(f, inputs=[names[0]], name=getattr(f, "__name__", None))
+            traced.compiled  # a compiled form exists (at most 10 parameters)
+        start = np.ones(traced.n_params) if p0 is None else np.asarray(p0, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            want = np.asarray(f(x, *start), dtype=np.float64)
+            got = traced(x, *start)
+    except Exception:  # anything the tracer or f raises: the callable path runs f as it is
+        return None
+    if want.shape != got.shape or not np.allclose(got, want, rtol=1e-10, atol=0, equal_nan=True):
+        _TRACED.pop(f, None)
+        return None
+    try:
+        _TRACED[f] = traced
+    except TypeError:  # not weakly referenceable
+        pass
+    return traced
+
+
+# Callables already traced (checked again against f's values at every call, so a function
+# whose closure changed is traced anew).
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _initialize_feasible(lower, upper) -> np.ndarray:
     """scipy's default start: ones, or a feasible point where there are bounds."""
     p0 = np.ones(lower.size)
@@ -598,8 +649,10 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     """Mirror of ``scipy.optimize.curve_fit``: returns ``popt, pcov`` (and, with
     ``full_output``, ``infodict, mesg, ier``).
 
-    ``f`` may be a Python callable ``f(xdata, *params)`` (run on the NumPy reference solver,
-    as :func:`least_squares`) or a built-in model (its name or ``lawfit.models.<name>``, run
+    ``f`` may be a Python callable ``f(xdata, *params)`` (traced once into a compiled law,
+    lawfit.law, where it is a NumPy expression of one input and the call uses only what the
+    compiled path offers; else run on the NumPy reference solver, as :func:`least_squares`),
+    a law (lawfit.law) or a built-in model (its name or ``lawfit.models.<name>``, run
     on the compiled backend; ``xdata`` of shape (m,), (m, k) or scipy's (k, m)).  Everything
     scipy documents works: ``sigma`` as a scalar, per-point errors or (callables) a 2-D
     covariance matrix, ``xdata=None`` (callables), a ``ydata`` that broadcasts against f's
@@ -622,6 +675,12 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     model = get(f) if builtin else None
     if not builtin and not callable(f):
         raise ValueError("f: expected a callable f(xdata, *params) or a built-in model name")
+    if not builtin:  # a callable that can be traced runs compiled, as a law
+        model = _traced(f, xdata, ydata, p0, sigma, jac, kwargs)
+        if model is not None:
+            f, builtin = model, True
+            if p0 is None:
+                p0 = _initialize_feasible(*_bounds(bounds, model.n_params, None))
     if "args" in kwargs:
         raise ValueError("args: 'args' is not a supported keyword argument of curve_fit "
                          "(f is called as f(xdata, *params))")

@@ -192,6 +192,11 @@ def test_an_input_under_a_log_must_be_positive():
     # the same batch on the reference says the same
     rr = lawfit.fit(law, x, y, p0=[1.0, 0.3], backend="numpy")
     np.testing.assert_array_equal(rr.status, r.status)
+    # a non-integer power of an input, too; an integer power takes any x
+    for expr, bad in (("A * sqrt(x) + B", True), ("A * x**1.5 + B", True),
+                      ("A * x**2 + B", False)):
+        r = lawfit.fit(lawfit.law(expr, inputs=["x"]), x, y, p0=[1.0, 0.3])
+        assert (r.status[1] == lawfit.Status.NONFINITE_DATA) == bad, expr
 
 
 def test_a_law_in_bootstrap_and_grid():

@@ -23,7 +23,7 @@ from .grid import Grid, grid
 from .bootstrap import BootstrapResult, BootstrapWarning, bootstrap
 from .models import Model
 from .law import law
-from . import models
+from . import library, models
 from .scipy_compat import OptimizeWarning, curve_fit, least_squares
 
 __version__ = "0.1.0"
@@ -43,6 +43,7 @@ __all__ = [
     "Model",
     "law",
     "models",
+    "library",
     "backends",
     "OptimizeWarning",
     "__version__",

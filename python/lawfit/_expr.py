@@ -24,8 +24,9 @@ OPS = ("const", "param", "input", "add", "sub", "mul", "div", "neg", "exp", "log
        "expm1", "sqrt", "powi", "tanh", "sin", "cos", "atan", "abs", "sign", "min", "max",
        "step", "sigmoid", "softplus")
 OPCODE = {name: k for k, name in enumerate(OPS)}
-MAX_OPS = 512
-MAX_COLUMNS = 6
+MAX_OPS = 256        # tape.h's kMaxTapeOps
+MAX_COLUMNS = 6      # tape.h's kTapeColumns
+MAX_PARAMS = 10      # tape.h's kMaxTapeParams: the compiled CPU path's largest law
 # Integer exponents up to this size are written as products (exact, and defined for x < 0).
 MAX_POWI = 64
 
@@ -165,17 +166,20 @@ class Graph:
             return self.neg(self.div(a.args[0], b))
         return self.node("div", a, b)
 
+    @staticmethod
+    def _is_raw_input(a: Node) -> bool:
+        return a.op == "input" and a.value[0] == "x"
+
     def unary(self, op, a):
         if a.is_const:
             return self._fold(op, a)
+        if op == "sqrt" and self._is_raw_input(a):  # an input under a non-integer power
+            return self.pow(a, self.const(0.5))
         if op == "log":
             if a.op == "exp":
                 return a.args[0]
-            if a.op == "input" and a.value[0] == "x":
+            if self._is_raw_input(a):
                 return self.log_input(a.value[1])
-        if op == "exp" and a.op == "log":
-            # exp(log u) is u only where u > 0; elsewhere it is NaN, and so stays.
-            pass
         return self.node(op, a)
 
     def binary(self, op, a, b):
@@ -193,13 +197,14 @@ class Graph:
         return self.node("powi", a, value=int(n))
 
     def pow(self, a, b):
-        """a ** b: an integer constant exponent as a product, 1/2 as a square root, else
-        exp(b log a) (a > 0)."""
+        """a ** b: an integer constant exponent as a product, 1/2 as a square root (of an
+        expression; of an input, its log column, so that x <= 0 is non-finite data as under
+        any non-integer power), else exp(b log a) (a > 0)."""
         if b.is_const:
             v = b.value
             if float(v).is_integer() and abs(v) <= MAX_POWI:
                 return self.powi(a, int(v))
-            if v == 0.5:
+            if v == 0.5 and not self._is_raw_input(a):
                 return self.unary("sqrt", a)
         if a.is_const and b.is_const:
             with np.errstate(all="ignore"):
@@ -674,3 +679,81 @@ def trace(fn: Callable, names: Sequence[str]) -> Tree:
         raise ValueError("expression: the function returned "
                          f"{type(out).__name__}, not an expression of its arguments")
     return out.tree
+
+
+# ------------------------------------------------------------------------------------------
+# The law as a C++/CUDA model struct (the GPU's form, compiled at run time)
+# ------------------------------------------------------------------------------------------
+
+def _cxx_const(v: float) -> str:
+    if np.isnan(v):
+        return "T(NAN)"
+    if np.isinf(v):
+        return "T(INFINITY)" if v > 0 else "T(-INFINITY)"
+    return f"T({float(v)!r})"
+
+
+_CXX_UNARY = {"neg": "-{a}", "exp": "exp({a})", "log": "log({a})", "log1p": "log1p({a})",
+              "expm1": "law_expm1({a})", "sqrt": "sqrt({a})", "tanh": "law_tanh({a})",
+              "sin": "law_sin({a})", "cos": "law_cos({a})", "atan": "law_atan({a})",
+              "abs": "abs({a})",
+              "sign": "select({a} > T(0), T(1), select({a} < T(0), T(-1), {a} * T(0)))",
+              "step": "select({a} > T(0), T(1), T(0))", "sigmoid": "sigmoid({a})",
+              "softplus": "softplus({a})"}
+_CXX_BINARY = {"add": "{a} + {b}", "sub": "{a} - {b}", "mul": "{a} * {b}", "div": "{a} / {b}",
+               "min": "select({b} < {a}, {b}, {a})", "max": "select({b} > {a}, {b}, {a})"}
+
+
+def cxx_function(outputs: Sequence[Optional[Node]], columns: Dict[tuple, int],
+                 name: str) -> str:
+    """A host-device function ``T name(const T* p, const T* x, T* grad)`` computing the
+    value outputs[0] and writing outputs[1:] into grad: the same operations, in the same
+    order and with the same roundings, as the tape of these outputs (tape.h): on the CPU
+    the same bits."""
+    code, consts, out = tape(outputs, columns)
+    lines = []
+    for k, (op_code, a, b, c) in enumerate(code):
+        op = OPS[op_code]
+        va, vb = f"r{a}", f"r{b}"
+        if op == "const":
+            e = _cxx_const(consts[k])
+        elif op == "param":
+            e = f"p[{c}]"
+        elif op == "input":
+            e = f"x[{c}]"
+        elif op == "powi":
+            e = f"pow_int({va}, {int(c)})"
+        elif op in _CXX_BINARY:
+            e = _CXX_BINARY[op].format(a=va, b=vb)
+        else:
+            e = _CXX_UNARY[op].format(a=va)
+        lines.append(f"    const T r{k} = {e};")
+    n = len(out) - 1
+    for j in range(n):
+        lines.append(f"    grad[{j}] = {'T(0)' if out[1 + j] < 0 else f'r{out[1 + j]}'};")
+    lines.append(f"    return r{out[0]};")
+    body = "\n".join(lines)
+    return (f"  template <class T>\n  LAWFIT_HD static T {name}(const T* p, const T* x, T* grad) {{\n"
+            f"{body}\n  }}\n")
+
+
+CXX_HELPERS = """\
+// The C library's functions (device overloads under nvcc), as the tape calls them.
+template <class T> LAWFIT_HD inline T law_expm1(T a) { return ::expm1(a); }
+template <class T> LAWFIT_HD inline T law_tanh(T a) { return ::tanh(a); }
+template <class T> LAWFIT_HD inline T law_sin(T a) { return ::sin(a); }
+template <class T> LAWFIT_HD inline T law_cos(T a) { return ::cos(a); }
+template <class T> LAWFIT_HD inline T law_atan(T a) { return ::atan(a); }
+"""
+
+
+def cxx_struct(struct: str, n_params: int, value_outputs, log_outputs,
+               columns: Dict[tuple, int]) -> str:
+    """A model struct (models/common.h's shape) for a law: value and log form."""
+    value = cxx_function(value_outputs, columns, "eval")
+    log = cxx_function(log_outputs, columns, "eval_log")
+    return (f"struct {struct} {{\n"
+            f"  static constexpr int kParams = {n_params}, kInputs = {MAX_COLUMNS};\n"
+            f"  static constexpr bool kHasLog = true;\n"
+            f"  static constexpr const char* kName = \"{struct}\";\n"
+            f"{value}{log}}};\n")

@@ -120,9 +120,10 @@ def law(expression: Union[str, Callable], inputs: Sequence[str],
     value_prog = _expr.tape([f] + grads, columns)
     log_prog = _expr.tape([lf] + log_grads, columns)
     ordered = tuple(sorted(columns, key=columns.get))
+    source = _Source(len(param_names), [f] + grads, [lf] + log_grads, dict(columns))
 
     core = None
-    if len(param_names) <= 10:
+    if len(param_names) <= _expr.MAX_PARAMS:
         try:
             from . import _core
         except ImportError:  # pragma: no cover - only on a broken install
@@ -136,7 +137,24 @@ def law(expression: Union[str, Callable], inputs: Sequence[str],
     log_inputs = [i for kind, i in ordered if kind == "logx"]
     ref = law_reference(label, tree, param_names, input_names, text, log_inputs)
     return Model(label, tuple(param_names), tuple(input_names), text, log_inputs=False,
-                 has_native_log=True, profile=profile, core=core, ref=ref, columns=ordered)
+                 has_native_log=True, profile=profile, core=core, ref=ref, columns=ordered,
+                 source=source)
+
+
+class _Source:
+    """A law's C++/CUDA model struct (``models/common.h``'s shape), written on demand: the
+    form the GPU compiles at run time, with the same operations and roundings as the tape."""
+
+    def __init__(self, n_params, value, log, columns):
+        self.n_params, self.value, self.log, self.columns = n_params, value, log, columns
+
+    def struct(self, name: str = "UserLaw") -> str:
+        return _expr.cxx_struct(name, self.n_params, self.value, self.log, dict(self.columns))
+
+    def translation_unit(self, name: str = "UserLaw") -> str:
+        """The struct with the headers and helpers it needs."""
+        return ('#include "lawfit/models/common.h"\n\nLAWFIT_NAMESPACE_BEGIN\n'
+                f"{_expr.CXX_HELPERS}\n{self.struct(name)}LAWFIT_NAMESPACE_END\n")
 
 
 class _Params:

@@ -74,6 +74,8 @@ class Model:
     core: Any = field(default=None, repr=False, compare=False)
     ref: Any = field(default=None, repr=False, compare=False)
     columns: Optional[tuple] = field(default=None, repr=False, compare=False)
+    # A law's C++/CUDA model struct, written on demand (lawfit.law's _Source).
+    source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def is_law(self) -> bool:
@@ -87,9 +89,11 @@ class Model:
         if not self.is_law:
             return self.name
         if self.core is None:
+            from ._expr import MAX_PARAMS
+
             raise ValueError(f"model: the law '{self.name}' has no compiled form (it has "
                              f"{self.n_params} parameters; the compiled CPU path takes at "
-                             "most 10); use backend='numpy'")
+                             f"most {MAX_PARAMS}); use backend='numpy'")
         return self.core
 
     @property

@@ -43,7 +43,7 @@ enum TapeOp : int {
   kTapeLog1p,     // log(1 + a)
   kTapeExpm1,     // exp(a) - 1
   kTapeSqrt,      // sqrt a
-  kTapePowInt,    // a^c, c an integer (repeated squaring; 1 / a^-c for c < 0)
+  kTapePowInt,    // a^c, c an integer (pow_int, models/common.h)
   kTapeTanh,      // tanh a
   kTapeSin,       // sin a
   kTapeCos,       // cos a
@@ -101,19 +101,6 @@ inline T lane_by_lane(T a, F f) {
   }
 }
 
-template <class T>
-inline T tape_pow_int(T a, int n) {
-  const bool inverse = n < 0;
-  unsigned m = static_cast<unsigned>(inverse ? -n : n);
-  T r = T(1), base = a;
-  while (m) {
-    if (m & 1u) r = r * base;
-    m >>= 1;
-    if (m) base = base * base;
-  }
-  return inverse ? T(1) / r : r;
-}
-
 // Runs program `pr` on parameters p and one point's columns x; writes the gradient into
 // grad[0 .. n_params) and returns the value.
 template <class T>
@@ -141,7 +128,7 @@ inline T run_tape(const TapeProgram& pr, int n_params, const T* p, const T* x, T
       case kTapeLog1p: r = log1p(reg[a]); break;
       case kTapeExpm1: r = lane_by_lane(reg[a], [](double v) { return std::expm1(v); }); break;
       case kTapeSqrt: r = sqrt(reg[a]); break;
-      case kTapePowInt: r = tape_pow_int(reg[a], c); break;
+      case kTapePowInt: r = pow_int(reg[a], c); break;
       case kTapeTanh: r = lane_by_lane(reg[a], [](double v) { return std::tanh(v); }); break;
       case kTapeSin: r = lane_by_lane(reg[a], [](double v) { return std::sin(v); }); break;
       case kTapeCos: r = lane_by_lane(reg[a], [](double v) { return std::cos(v); }); break;
@@ -207,7 +194,7 @@ inline void run_tape_block(const TapeProgram& pr, const T* p, const T* x, int nb
       case kTapeExpm1:
         LAWFIT_TAPE_EACH(lane_by_lane(a[q], [](double v) { return std::expm1(v); }))
       case kTapeSqrt: LAWFIT_TAPE_EACH(sqrt(a[q]))
-      case kTapePowInt: LAWFIT_TAPE_EACH(tape_pow_int(a[q], c))
+      case kTapePowInt: LAWFIT_TAPE_EACH(pow_int(a[q], c))
       case kTapeTanh:
         LAWFIT_TAPE_EACH(lane_by_lane(a[q], [](double v) { return std::tanh(v); }))
       case kTapeSin: LAWFIT_TAPE_EACH(lane_by_lane(a[q], [](double v) { return std::sin(v); }))

@@ -36,6 +36,21 @@ LAWFIT_HD LAWFIT_INLINE T sigmoid(T t) {
   return select(t >= T(0), inv, e * inv);
 }
 
+// a^n for an integer n by repeated squaring (1 / a^-n for n < 0): the integer powers of a
+// user's law, in its tape (tape.h) and in its generated struct alike.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T pow_int(T a, int n) {
+  const bool inverse = n < 0;
+  unsigned m = static_cast<unsigned>(inverse ? -n : n);
+  T r = T(1), base = a;
+  while (m) {
+    if (m & 1u) r = r * base;
+    m >>= 1;
+    if (m) base = base * base;
+  }
+  return inverse ? T(1) / r : r;
+}
+
 // exp(d) for d <= 0, a term of a sum whose largest term is 1 (a logsumexp): exactly 0 where
 // d < -300.  Such a term (below 1e-130) cannot change the sum in double precision, and
 // dropping it keeps every product the solver forms with it, its square included, a normal

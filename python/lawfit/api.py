@@ -193,7 +193,7 @@ def fit(
     Parameters
     ----------
     model : str or lawfit.models.Model
-        A built-in model (``lawfit.models.available()``).
+        A built-in model (``lawfit.models.available()``) or a user's law (``lawfit.law``).
     x, y : arrays or lists of arrays
         The batch: lists of per-problem arrays; a padded 2-D ``y`` (problems x points) with
         ``x`` of the same shape or one shared grid; or flat arrays with a ``groups`` label per

@@ -18,6 +18,7 @@ A model is also a plain function ``model(x, *params)``, so it can be handed to
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
@@ -116,7 +117,17 @@ class Model:
 
             out = xp.zeros(x.shape[:-1] + (MAX_COLUMNS,))
             for c, (kind, i) in enumerate(self.columns):
-                out[..., c] = x[..., i] if kind == "x" else xp.log(x[..., i])
+                if kind == "x":
+                    out[..., c] = x[..., i]
+                    continue
+                out[..., c] = xp.log(x[..., i])
+                bad = int((x[..., i] <= 0).sum())
+                if bad:
+                    warnings.warn(
+                        f"x: input '{self.input_names[i]}' is <= 0 at {bad} point(s); the law "
+                        f"'{self.name}' takes its logarithm or a non-integer power of it, so "
+                        "their problems get status NONFINITE_DATA", RuntimeWarning,
+                        stacklevel=2)
             return out
 
     @property

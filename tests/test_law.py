@@ -204,14 +204,24 @@ def test_an_input_under_a_log_must_be_positive():
         assert (r.status[1] == lawfit.Status.NONFINITE_DATA) == bad, expr
 
 
-def test_a_law_in_bootstrap_and_grid():
+@pytest.mark.parametrize("method", ["pairs", "grouped", "residual"])
+def test_a_law_in_every_bootstrap(method):
     law = as_law("saturating_power_law")
     x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=20)
-    a = lawfit.bootstrap("saturating_power_law", x, y, p0=p0, n_resamples=30, seed=1)
-    b = lawfit.bootstrap(law, x, y, p0=p0, n_resamples=30, seed=1)
+    kw = dict(p0=p0, n_resamples=30, seed=1, method=method, **TIGHT)
+    if method == "grouped":
+        kw["clusters"] = np.broadcast_to(np.arange(20) // 4, y.shape)
+    a = lawfit.bootstrap("saturating_power_law", x, y, **kw)
+    b = lawfit.bootstrap(law, x, y, **kw)
     ok = (a.status > 0) & (b.status > 0)
     assert ok.mean() > 0.9
-    np.testing.assert_allclose(b.samples[ok], a.samples[ok], rtol=1e-6)
+    np.testing.assert_array_equal(a.status > 0, b.status > 0)
+    np.testing.assert_allclose(b.samples[ok], a.samples[ok], rtol=1e-7)
+
+
+def test_a_law_in_grids():
+    law = as_law("saturating_power_law")
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=20)
     g = lawfit.grid(E=[1.0, 2.0], A=[100.0, 1000.0], alpha=[0.2, 0.4])
     ga = lawfit.fit("saturating_power_law", x, y, p0=g)
     gb = lawfit.fit(law, x, y, p0=g)

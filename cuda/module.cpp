@@ -104,7 +104,7 @@ PYBIND11_MODULE(_cuda, mod) {
       "for fit().");
   mod.def(
       "time_fit",
-      [](int repeats, const std::string& model, const py::dict& data, const py::dict& box,
+      [](int repeats, const py::object& model, const py::dict& data, const py::dict& box,
          const py::object& options) {
         require_device();
         if (repeats < 1) throw py::value_error("repeats: must be >= 1");

@@ -489,7 +489,9 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
       solve_unit<Model>(b, o, i, stop);
     }
   };
-  if (!engine) {
+  // An engine built without this model (buffer_bytes 0: x86-64's baseline build has no
+  // laws' tapes) leaves it to the scalar solve, which gives the same bits.
+  if (!engine || engine->buffer_bytes(Model::kName, 1) == 0) {
     parallel_for(n_units, n_threads, call, scalar);
     return;
   }

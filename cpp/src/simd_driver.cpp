@@ -15,6 +15,14 @@
 #define LAWFIT_SIMD_WIDTH 4
 #endif
 
+// The models of this build: every model, or (x86-64's baseline build, which "auto" never
+// picks) the built-ins only, whose laws' tapes then run the scalar solve.
+#if defined(LAWFIT_SIMD_BUILTINS_ONLY)
+#define LAWFIT_SIMD_MODELS(X) LAWFIT_FOR_EACH_MODEL(X)
+#else
+#define LAWFIT_SIMD_MODELS(X) LAWFIT_FOR_EACH_CPU_MODEL(X)
+#endif
+
 #define LAWFIT_CAT2(a, b) a##b
 #define LAWFIT_CAT(a, b) LAWFIT_CAT2(a, b)
 
@@ -25,7 +33,7 @@ int LAWFIT_CAT(width_, LAWFIT_ISA)() { return LAWFIT_SIMD_WIDTH; }
 size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 #define LAWFIT_BYTES(M) \
   if (std::strcmp(model, M::kName) == 0) return 2 * Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
-  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_BYTES)
+  LAWFIT_SIMD_MODELS(LAWFIT_BYTES)
 #undef LAWFIT_BYTES
   return 0;
 }
@@ -71,7 +79,7 @@ bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* b
     run_model<M>(job, buffer, src);        \
     return true;                           \
   }
-  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_RUN)
+  LAWFIT_SIMD_MODELS(LAWFIT_RUN)
 #undef LAWFIT_RUN
   return false;
 }

@@ -7,10 +7,11 @@
 // log A - a log x).  A program is a list of operations in SSA form: operation k writes
 // register k, reading earlier registers only.  Running it needs no compiler at run time:
 // a wheel works anywhere.  TapeModel<N> is a model struct (models/common.h) for laws of N
-// parameters whose eval() runs the program of the call's context (ProblemData::ctx, which
-// the drivers set from Batch::model_ctx), so that every driver instantiates it as it does a
-// built-in; its inputs are kTapeColumns columns per point, the law's inputs or their
-// logarithms as the law reads them (unused columns are zero).
+// parameters whose eval_block() runs the program of the call's context (ProblemData::ctx,
+// which the drivers set from Batch::model_ctx) on a block of points (lm.h's
+// evaluate_points), so that every driver instantiates it as it does a built-in; its inputs
+// are kTapeColumns columns per point, the law's inputs or their logarithms as the law reads
+// them (unused columns are zero).
 //
 // Host code only: the GPU runs a user's law as a generated model struct compiled at run
 // time, not through this interpreter.  The scalar and SIMD evaluations apply the same
@@ -101,60 +102,14 @@ inline T lane_by_lane(T a, F f) {
   }
 }
 
-// Runs program `pr` on parameters p and one point's columns x; writes the gradient into
-// grad[0 .. n_params) and returns the value.
-template <class T>
-inline T run_tape(const TapeProgram& pr, int n_params, const T* p, const T* x, T* grad) {
-  T reg[kMaxTapeOps];
-  int k = 0;
-  for (const int end = pr.n_param_loads; k < end; ++k) reg[k] = p[pr.code[4 * k + 3]];
-  for (const int end = k + pr.n_input_loads; k < end; ++k) reg[k] = x[pr.code[4 * k + 3]];
-  for (const int end = k + pr.n_const_loads; k < end; ++k) reg[k] = T(pr.consts[k]);
-  const int* code = pr.code + 4 * k;
-  for (; k < pr.n_ops; ++k, code += 4) {
-    const int a = code[1], b = code[2], c = code[3];
-    T r;
-    switch (code[0]) {
-      case kTapeConst: r = T(pr.consts[k]); break;
-      case kTapeParam: r = p[c]; break;
-      case kTapeInput: r = x[c]; break;
-      case kTapeAdd: r = reg[a] + reg[b]; break;
-      case kTapeSub: r = reg[a] - reg[b]; break;
-      case kTapeMul: r = reg[a] * reg[b]; break;
-      case kTapeDiv: r = reg[a] / reg[b]; break;
-      case kTapeNeg: r = -reg[a]; break;
-      case kTapeExp: r = exp(reg[a]); break;
-      case kTapeLog: r = log(reg[a]); break;
-      case kTapeLog1p: r = log1p(reg[a]); break;
-      case kTapeExpm1: r = lane_by_lane(reg[a], [](double v) { return std::expm1(v); }); break;
-      case kTapeSqrt: r = sqrt(reg[a]); break;
-      case kTapePowInt: r = pow_int(reg[a], c); break;
-      case kTapeTanh: r = lane_by_lane(reg[a], [](double v) { return std::tanh(v); }); break;
-      case kTapeSin: r = lane_by_lane(reg[a], [](double v) { return std::sin(v); }); break;
-      case kTapeCos: r = lane_by_lane(reg[a], [](double v) { return std::cos(v); }); break;
-      case kTapeAtan: r = lane_by_lane(reg[a], [](double v) { return std::atan(v); }); break;
-      case kTapeAbs: r = abs(reg[a]); break;
-      case kTapeSign:
-        r = select(reg[a] > T(0), T(1), select(reg[a] < T(0), T(-1), reg[a] * T(0)));
-        break;
-      case kTapeMin: r = select(reg[b] < reg[a], reg[b], reg[a]); break;
-      case kTapeMax: r = select(reg[b] > reg[a], reg[b], reg[a]); break;
-      case kTapeStep: r = select(reg[a] > T(0), T(1), T(0)); break;
-      case kTapeSigmoid: r = sigmoid(reg[a]); break;
-      case kTapeSoftplus: r = softplus(reg[a]); break;
-      default: r = T(NAN); break;
-    }
-    reg[k] = r;
-  }
-  for (int j = 0; j < n_params; ++j) grad[j] = pr.out[1 + j] < 0 ? T(0) : reg[pr.out[1 + j]];
-  return reg[pr.out[0]];
-}
-
 // Runs program `pr` on parameters p and the columns x of nb <= B consecutive points (the
-// last one's repeated to fill the block): each operation once for the whole block, the
-// same arithmetic per point as run_tape().  Writes f[b] and grad[b][j] for b < nb.
+// last one's repeated to fill the block): each operation once for the whole block (one
+// dispatch for B points), the same arithmetic for every point whatever the block.  Writes
+// f[b] and grad[b][j] for b < nb.
+// Not inlined: one copy per (T, B, N) rather than one per loss and residual space that
+// calls it (the call costs nothing beside a block's work; the copies cost build minutes).
 template <class T, int B, int N>
-inline void run_tape_block(const TapeProgram& pr, const T* p, const T* x, int nb, T (&f)[B],
+__attribute__((noinline)) void run_tape_block(const TapeProgram& pr, const T* p, const T* x, int nb, T (&f)[B],
                            T (&grad)[B][N]) {
   T reg[kMaxTapeOps][B];
   int k = 0;
@@ -232,13 +187,14 @@ struct TapeModel {
       "law:10"};
   static constexpr const char* kName = kNames[N - 1];
 
+  // One point: f (or log f) and the gradient, as a block of one.
   template <class T>
   static T eval(const void* ctx, const T* p, const T* x, T* grad) {
-    return run_tape(static_cast<const TapeContext*>(ctx)->value, N, p, x, grad);
+    return one<false>(ctx, p, x, grad);
   }
   template <class T>
   static T eval_log(const void* ctx, const T* p, const T* x, T* grad) {
-    return run_tape(static_cast<const TapeContext*>(ctx)->log, N, p, x, grad);
+    return one<true>(ctx, p, x, grad);
   }
 
   // Points per block (lm.h's evaluate_points): 8 doubles or floats, 4 SIMD packs.
@@ -251,6 +207,15 @@ struct TapeModel {
                          T (&grad)[B][N]) {
     const TapeContext* c = static_cast<const TapeContext*>(ctx);
     run_tape_block<T, B, N>(kLog ? c->log : c->value, p, x, nb, f, grad);
+  }
+
+ private:
+  template <bool kLog, class T>
+  static T one(const void* ctx, const T* p, const T* x, T* grad) {
+    T f[1], g[1][N];
+    eval_block<kLog>(ctx, p, x, 1, f, g);
+    for (int j = 0; j < N; ++j) grad[j] = g[0][j];
+    return f[0];
   }
 };
 

@@ -102,15 +102,35 @@ def main(argv=None) -> int:
     lines = [f"## Laws: a user's law (the compiled tape) beside its built-in twin",
              "", f"CPU: {cpu} ({ncpu} logical CPUs; load {load}); {versions()}",
              f"Command: `python bench/bench_laws.py {' '.join(argv or sys.argv[1:])}`", "",
-             "| case | built-in fits/s | law fits/s | law / built-in | both converged, "
-             "agree to 1e-8 | largest rel. diff |", "|---|---:|---:|---:|---:|---:|"]
+             "| case | built-in fits/s | law (tape) fits/s | tape / built-in | law (native) "
+             "fits/s | native / built-in | both converged, agree to 1e-8 | largest rel. diff |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     P = args.problems
+    from lawfit import _native
+
+    native_builds = []
     for title, name, law, x, y, p0, bounds in cases(P):
-        tb, tl = [], []
+        native = lawfit.law(law.formula, inputs=list(law.input_names),
+                            params=list(law.param_names))
+        try:
+            native_builds.append(_native.attach(native))
+        except ValueError:
+            native = None
+        tb, tl, tn = [], [], []
         for _ in range(args.repeats):  # interleaved
             tb.append(timed(lambda: lawfit.fit(name, x, y, p0=p0, bounds=bounds), 1)[0])
             tl.append(timed(lambda: lawfit.fit(law, x, y, p0=p0, bounds=bounds), 1)[0])
-        tb, tl = np.array(tb), np.array(tl)
+            if native is not None:
+                tn.append(timed(lambda: lawfit.fit(native, x, y, p0=p0, bounds=bounds), 1)[0])
+        tb, tl, tn = np.array(tb), np.array(tl), np.array(tn)
+        if native is not None:
+            same = np.array_equal(lawfit.fit(native, x, y, p0=p0, bounds=bounds).x,
+                                  lawfit.fit(law, x, y, p0=p0, bounds=bounds).x)
+            nat = (f"{P / np.median(tn):,.0f} [{P / tn.max():,.0f}-{P / tn.min():,.0f}]"
+                   f"{'' if same else ' (differs from the tape!)'} "
+                   f"| {np.median(tb) / np.median(tn):.2f}")
+        else:
+            nat = "no compiler | -"
         a = lawfit.fit(name, x, y, p0=p0, bounds=bounds, **TIGHT)
         b = lawfit.fit(law, x, y, p0=p0, bounds=bounds, **TIGHT)
         both = (a.status > 0) & (b.status > 0)
@@ -119,7 +139,7 @@ def main(argv=None) -> int:
         lines.append(
             f"| {title} | {P / np.median(tb):,.0f} [{P / tb.max():,.0f}-{P / tb.min():,.0f}] "
             f"| {P / np.median(tl):,.0f} [{P / tl.max():,.0f}-{P / tl.min():,.0f}] "
-            f"| {np.median(tb) / np.median(tl):.2f} | {agree.sum()} of {P} "
+            f"| {np.median(tb) / np.median(tl):.2f} | {nat} | {agree.sum()} of {P} "
             f"(status classes equal: {((a.status > 0) == (b.status > 0)).mean():.4f}) "
             f"| {np.nanmax(rel[both]):.1e} |")
     # The paths a user had before: a scipy loop, lawfit.curve_fit with a callable.
@@ -144,15 +164,29 @@ def main(argv=None) -> int:
               f"{S / np.median(t_traced):,.0f} | {np.median(t_scipy) / np.median(t_traced):.2f} |",
               f"| `lawfit.fit(law)`, one call for all {S} | {S / np.median(t_batch):,.0f} | "
               f"{np.median(t_scipy) / np.median(t_batch):.1f} |"]
-    # Defining a law and its first fit (nothing cached).
+    # Defining a law and its first fit (nothing cached), on well-posed data.
     t0 = time.perf_counter()
     fresh = lawfit.law("E + A * N**-alpha + B * D**-beta + C", inputs=["N", "D"])
     t1 = time.perf_counter()
-    lawfit.fit(fresh, np.column_stack([np.geomspace(1e7, 1e10, 30)] * 2), np.linspace(3, 2, 30),
-               p0=[1.5, 400, 400, 0.3, 0.3, 0.1])
+    X = np.column_stack([np.geomspace(1e7, 1e10, 30), np.geomspace(1e9, 1e12, 30)])
+    Y = 1.7 + 400 * X[:, 0] ** -0.34 + 410 * X[:, 1] ** -0.28
+    r = lawfit.fit(fresh, X, Y, p0=[1.5, 400, 0.3, 400, 0.3, 0.1])
     t2 = time.perf_counter()
-    lines += ["", f"Defining a law (5 parameters): {1e3 * (t1 - t0):.1f} ms; its first fit: "
-                  f"{1e3 * (t2 - t1):.1f} ms (no compiler involved)."]
+    lines += ["", f"Defining a law (6 parameters): {1e3 * (t1 - t0):.1f} ms; its first fit "
+                  f"(30 points, {int(r.nfev[0])} evaluations): {1e3 * (t2 - t1):.1f} ms; no "
+                  "compiler involved."]
+    for b in native_builds:
+        lines += ["", f"Native build of a case's law: {b['seconds']:.1f} s "
+                      f"({'a cache hit' if b['cached'] else 'compiled'})."]
+    try:
+        built = _native.attach(fresh)
+        hit = _native.attach(lawfit.law(fresh.formula, inputs=list(fresh.input_names)))
+        lines += [f"Native build of the new law: {built['seconds']:.1f} s "
+                  f"({'a cache hit' if built['cached'] else 'compiled'}); the same law "
+                  f"defined again: {1e3 * hit['seconds']:.0f} ms "
+                  f"({'a cache hit' if hit['cached'] else 'compiled'})."]
+    except ValueError as exc:
+        lines += [f"Native build: {exc}"]
     comp = compile_seconds(fresh)
     if comp:
         lines += ["", "Compiling the law's generated struct (what a run-time compiled path "

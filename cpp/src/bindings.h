@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -251,6 +252,17 @@ inline void def_law(py::module_& mod) {
                   "log f with their gradients (lawfit/tape.h), checked once.")
       .def(py::init<int, const py::tuple&, const py::tuple&>(), py::arg("n_params"),
            py::arg("value"), py::arg("log"))
+      .def(
+          "set_native",
+          [](Law& l, std::uintptr_t bytes, std::uintptr_t run) {
+            require((bytes == 0) == (run == 0), "bytes, run: both entry points, or neither");
+            l.ctx.native_bytes = reinterpret_cast<const void*>(bytes);
+            l.ctx.native_run = reinterpret_cast<const void*>(run);
+          },
+          py::arg("bytes"), py::arg("run"),
+          "Use the law's native build (its entry points' addresses; 0, 0: none) where a fit "
+          "runs on the 'auto' engine.  The caller keeps the library loaded.")
+      .def_property_readonly("native", [](const Law& l) { return l.ctx.native_run != nullptr; })
       .def_property_readonly("n_params", [](const Law& l) { return l.ctx.n_params; })
       .def_property_readonly("n_columns", [](const Law&) { return kTapeColumns; });
 }

@@ -368,6 +368,19 @@ inline const std::vector<Engine>& engines() {
 
 // The engine a name asks for: "auto" (the best this CPU runs), "scalar" (nullptr: the
 // scalar solve), or a build by name.
+// A law's native build as an engine (tape.h's TapeContext::native_*): its own lanes, of
+// the width the build chose, for that law alone.
+inline Engine native_engine(const void* bytes, const void* run) {
+  Engine e{};
+  e.name = "native";
+  e.buffer_bytes = reinterpret_cast<size_t (*)(const char*, int)>(const_cast<void*>(bytes));
+  e.run = reinterpret_cast<bool (*)(const char*, const simd::LaneJob&, void*)>(
+      const_cast<void*>(run));
+  e.supported = &always;
+  e.for_auto = true;
+  return e;
+}
+
 inline const Engine* find_engine(const std::string& name) {
   if (name == "scalar") return nullptr;
   if (name == "auto") {

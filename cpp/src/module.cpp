@@ -13,20 +13,35 @@ namespace {
 
 static_assert(cpu::kMaxThreads == bindings::kMaxThreads, "one thread cap");
 
+// The engine of a call: `engine_name`'s, or for a law with a native build and the "auto"
+// engine, that build (`native` holds it).
+template <class Model>
+const cpu::Engine* engine_for(const Batch<double>& b, const std::string& engine_name,
+                              cpu::Engine& native) {
+  if constexpr (UsesContext<Model>::value) {
+    const auto* c = static_cast<const TapeContext*>(b.model_ctx);
+    if (engine_name == "auto" && c->native_run) {
+      native = cpu::native_engine(c->native_bytes, c->native_run);
+      return &native;
+    }
+  }
+  return cpu::find_engine(engine_name);
+}
+
 template <class Model>
 bool try_solve(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
-               int n_threads, const cpu::Engine* engine, cpu::Call& call) {
+               int n_threads, const std::string& engine_name, cpu::Call& call) {
   if (m.name != Model::kName) return false;
-  cpu::solve_batch<Model>(b, o, n_threads, engine, call);
+  cpu::Engine native;
+  cpu::solve_batch<Model>(b, o, n_threads, engine_for<Model>(b, engine_name, native), call);
   return true;
 }
 
 void cpu_solve(const bindings::ModelEntry& m, const Batch<double>& b, long long /*n_points*/,
                const Options& o, int n_threads, const std::string& engine_name,
                bindings::Interrupt interrupt) {
-  const cpu::Engine* engine = cpu::find_engine(engine_name);
   cpu::Call call(interrupt);
-#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine, call)) return;
+#define LAWFIT_TRY(M) if (try_solve<M>(m, b, o, n_threads, engine_name, call)) return;
   LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_TRY)
 #undef LAWFIT_TRY
   bindings::unknown_model(m);
@@ -64,7 +79,8 @@ bool try_objective(const bindings::ModelEntry& m, const Batch<T>& b, const Optio
                    int n_threads, const std::string& engine, cpu::Call& call) {
   if (m.name != Model::kName) return false;
   if constexpr (std::is_same_v<T, double>) {
-    cpu::solve_batch<Model>(b, o, n_threads, cpu::find_engine(engine), call, true);
+    cpu::Engine native;
+    cpu::solve_batch<Model>(b, o, n_threads, engine_for<Model>(b, engine, native), call, true);
   } else {
     cpu::parallel_for(b.n_units, n_threads, call, [&](long long i, StopCheck&) {
       cpu::objective_unit<Model>(b, o, i);

@@ -10,6 +10,7 @@
 #include "lawfit/models/all.h"
 #include "lawfit/tape.h"
 #include "simd_dispatch.h"
+#include "simd_run.h"
 
 #ifndef LAWFIT_SIMD_WIDTH
 #define LAWFIT_SIMD_WIDTH 4
@@ -32,52 +33,18 @@ int LAWFIT_CAT(width_, LAWFIT_ISA)() { return LAWFIT_SIMD_WIDTH; }
 
 size_t LAWFIT_CAT(buffer_bytes_, LAWFIT_ISA)(const char* model, int cap) {
 #define LAWFIT_BYTES(M) \
-  if (std::strcmp(model, M::kName) == 0) return 2 * Lanes<M, LAWFIT_SIMD_WIDTH>::buffer_bytes(cap);
+  if (std::strcmp(model, M::kName) == 0) return model_bytes<M, LAWFIT_SIMD_WIDTH>(cap);
   LAWFIT_SIMD_MODELS(LAWFIT_BYTES)
 #undef LAWFIT_BYTES
   return 0;
 }
 
-namespace {
-// The problems of a job, with its thread's stop check.
-template <class Job>
-ProblemSource source(const Job& job) {
-  ProblemSource src{job.order, job.n, job.counter, job.chunk};
-  if (job.stop.flag) src.stop = StopCheck{job.stop.flag, job.stop.poll, job.stop.poll_ctx};
-  return src;
-}
-
-// Two groups of lanes (Lanes::run_pair), each in its half of the buffer.
-template <class L>
-void run_pair(const LaneJob& job, void* buffer, ProblemSource& src) {
-  char* half = static_cast<char*>(buffer) + L::buffer_bytes(job.cap);
-  L a(*job.batch, *job.options, buffer, job.cap), b(*job.batch, *job.options, half, job.cap);
-  L::run_pair(a, b, src);
-}
-
-// Model M's share of a job: the objective, or a solve (a law's tape always in the bounded
-// lanes, which give the same bits for infinite bounds: one instantiation fewer per law size).
-template <class M>
-void run_model(const LaneJob& job, void* buffer, ProblemSource& src) {
-  if (job.objective) {
-    Lanes<M, LAWFIT_SIMD_WIDTH> a(*job.batch, *job.options, buffer, job.cap);
-    a.run_objective(src);
-  } else if constexpr (UsesContext<M>::value) {
-    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);
-  } else if (job.bounded) {
-    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, true>>(job, buffer, src);
-  } else {
-    run_pair<Lanes<M, LAWFIT_SIMD_WIDTH, false>>(job, buffer, src);
-  }
-}
-}  // namespace
-
 bool LAWFIT_CAT(run_, LAWFIT_ISA)(const char* model, const LaneJob& job, void* buffer) {
   ProblemSource src = source(job);
-#define LAWFIT_RUN(M)                      \
-  if (std::strcmp(model, M::kName) == 0) { \
-    run_model<M>(job, buffer, src);        \
-    return true;                           \
+#define LAWFIT_RUN(M)                                  \
+  if (std::strcmp(model, M::kName) == 0) {             \
+    run_model<M, LAWFIT_SIMD_WIDTH>(job, buffer, src); \
+    return true;                                       \
   }
   LAWFIT_SIMD_MODELS(LAWFIT_RUN)
 #undef LAWFIT_RUN

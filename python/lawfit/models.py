@@ -177,6 +177,9 @@ class Model:
             return self.guess_fn(x, y, offsets)
 
     def __repr__(self) -> str:
+        if self.is_law:
+            return (f"<lawfit law {self.name!r}: {self.formula}; parameters "
+                    f"{', '.join(self.param_names)}; inputs {', '.join(self.input_names)}>")
         return f"<lawfit model {self.name}: {self.formula}>"
 
 

@@ -52,6 +52,7 @@ from . import reference
 from ._packing import _as_x
 from ._status import Status
 from ._options import positive_int
+from ._backends import evaluate
 from .api import fit
 from .grid import Grid, grid
 from .models import Model, get
@@ -501,9 +502,9 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
     try:
         x = np.asarray(xdata, dtype=np.float64)
         y = np.asarray(ydata, dtype=np.float64)
-        names = [p.name for p in inspect.signature(f).parameters.values()
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(f).parameters.values()):
+        params = list(inspect.signature(f).parameters.values())
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if any(p.kind == p.VAR_POSITIONAL for p in params):
             return None
     except (TypeError, ValueError):
         return None
@@ -521,7 +522,7 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
         start = np.ones(traced.n_params) if p0 is None else np.asarray(p0, dtype=np.float64)
         with np.errstate(all="ignore"):
             want = np.asarray(f(x, *start), dtype=np.float64)
-            got = traced(x, *start)
+            got = evaluate(traced, np.broadcast_to(start, (x.size, start.size)), x[:, None])[0]
     except Exception:  # anything the tracer or f raises: the callable path runs f as it is
         return None
     if want.shape != got.shape or not np.allclose(got, want, rtol=1e-10, atol=0, equal_nan=True):

@@ -84,6 +84,12 @@ struct TapeContext {
   TapeProgram value;
   TapeProgram log;
   int n_params = 0;
+  // The law's native build, where one was made (lawfit.law(..., native=True): its generated
+  // struct compiled by the host compiler, cpp/src/simd_run.h): entry points with the
+  // signatures of a CPU engine's buffer_bytes and run (cpp/src/cpu_driver.h), which the
+  // driver uses in place of the tape's lanes; the same bits.  nullptr: none.
+  const void* native_bytes = nullptr;
+  const void* native_run = nullptr;
 };
 
 }  // namespace lawfit

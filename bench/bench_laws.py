@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     cpu, ncpu, load = machine_info()
-    lines = [f"## Laws: a user's law (the compiled tape) beside its built-in twin",
+    lines = ["## Laws: a user's law (the compiled tape) beside its built-in twin",
              "", f"CPU: {cpu} ({ncpu} logical CPUs; load {load}); {versions()}",
              f"Command: `python bench/bench_laws.py {' '.join(argv or sys.argv[1:])}`", "",
              "| case | built-in fits/s | law (tape) fits/s | tape / built-in | law (native) "

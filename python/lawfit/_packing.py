@@ -39,6 +39,7 @@ import numpy as np
 
 from ._options import check_residuals
 from .models import Model
+from ._named import PartialStart
 
 # pack(p0=NO_START): the starts come later (a grid); packed.p0 is left unset.
 NO_START = object()
@@ -513,22 +514,29 @@ def pack(
             raise ValueError(f"y: expected a 1-D or padded 2-D array or a list, got {ya.ndim}-D")
     names = model.param_names
     sig, w, lower, upper = _checked(shaped[2], bounds, len(shaped[3]) - 1, names, first)
+    partial = p0 if isinstance(p0, PartialStart) else None
+    if partial is not None:  # some parameters by name, the rest from the guess
+        _per_problem_params(np.where(partial.given, partial.values, 0.0), len(lower),
+                            len(names), "p0")  # its shape, checked before any work
     if validate_only:
-        if p0 is None and not model.has_guess:
+        if (p0 is None or partial is not None) and not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        if p0 is not None and p0 is not NO_START:
+        if p0 is not None and p0 is not NO_START and partial is None:
             _start(p0, lower, upper, names, bounds, first)
         return None
     packed = _assemble(model, shaped, sig, w, lower, upper, residuals)
     if p0 is NO_START:
         return packed
-    if p0 is None:
+    if p0 is None or partial is not None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
         p0a = model.guess_packed(packed, engine)
         # A guess may not land inside the bounds, or be finite for a degenerate problem.
         p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
         p0a = np.clip(p0a, lower, upper)
+        if partial is not None:
+            p0a = _start(np.where(partial.given, partial.values, p0a), lower, upper, names,
+                         bounds, first)
     else:
         p0a = _start(p0, lower, upper, names, bounds, first)
     packed.p0 = np.ascontiguousarray(p0a)

@@ -12,14 +12,16 @@ Every step goes through one backend object (``lawfit._backends``) with one
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
 
 from ._backends import Backend, Resampling, Units, residuals_at
 from ._options import Options
+from ._named import PartialStart
 from ._packing import NO_START, pack
+from ._progress import Progress
 from ._result import covariance
 from .grid import Grid
 
@@ -126,6 +128,7 @@ def _finish(packed, out: dict, finish: Finish):
     fun = jac = None
     if finish.return_residuals:
         fun, jac = residuals_at(packed, out["x"])
+    out["n_free"] = (packed.lower != packed.upper).sum(axis=1).astype(np.int64)
     out["n_omitted"] = np.zeros(packed.n_problems, dtype=np.int64) \
         if packed.n_omitted is None else packed.n_omitted
     return out, packed.offsets, cov, fun, jac
@@ -206,7 +209,9 @@ def _rows(x, y, kw, a: int, b: int, total: int):
     for name in ("sigma", "weights"):
         if kw[name] is not None:
             ckw[name] = _per_problem(kw[name], a, b, total, per)
-    if kw["p0"] is not None and kw["p0"] is not NO_START:
+    if isinstance(kw["p0"], PartialStart):
+        ckw["p0"] = kw["p0"].rows(a, b, total)
+    elif kw["p0"] is not None and kw["p0"] is not NO_START:
         ckw["p0"] = _per_problem(np.asarray(kw["p0"], dtype=float), a, b, total, 2)
     lb, ub = kw["bounds"]
     ckw["bounds"] = tuple(_per_problem(np.asarray(v, dtype=float), a, b, total, 2)
@@ -227,39 +232,67 @@ def _concatenate(parts):
     return (out, *cat)
 
 
+def take_problems(packed, a: int, b: int):
+    """Problems a:b of a packed batch (with its own points: no shared grid) as a packed batch
+    of their own; each problem's rows are the same values, so its fit is the same bits."""
+    if packed.inputs_grid is not None or callable(packed._x) or callable(packed._inputs):
+        raise ValueError("take_problems: a batch on a shared grid is sliced before packing")
+    p, q = int(packed.offsets[a]), int(packed.offsets[b])
+
+    def rows(v, lo, hi):
+        return None if v is None else v[lo:hi]
+
+    out = replace(packed, _x=packed.x[p:q], y=packed.y[p:q], target=packed.target[p:q],
+                  sigma=rows(packed.sigma, p, q), weights=rows(packed.weights, p, q),
+                  offsets=packed.offsets[a:b + 1] - p, _inputs=packed.inputs[p:q],
+                  p0=rows(packed.p0, a, b), lower=packed.lower[a:b], upper=packed.upper[a:b],
+                  labels=rows(packed.labels, a, b), clusters=rows(packed.clusters, p, q),
+                  n_omitted=rows(packed.n_omitted, a, b))
+    return out
+
+
 def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
                 chunk_size: int, pack_args: dict, options: Options, finish: Finish,
                 n_threads: Optional[int] = None, grid: Optional[Grid] = None, k=None,
-                progress=None):
+                progress: Optional[Progress] = None):
     """A whole batch through the plan, ``chunk_size`` problems packed and solved at a time
     (a batch given by ``groups`` is packed whole); every chunk is validated before the first
-    is solved.  Returns (out, offsets, cov, fun, jac, labels)."""
+    is solved.  With ``progress`` (a :class:`lawfit._progress.Progress` counting problems),
+    the chunks are smaller, sized to report every quarter second or so (the same results:
+    each problem's fit depends on its own data alone).  Returns (out, offsets, cov, fun,
+    jac, labels)."""
     kw = dict(pack_args, residuals=options.residuals, engine=backend.engine)
     if grid is not None:
         kw["p0"] = NO_START
+    cost = 1 if grid is None else grid.n_starts
 
     def solve_one(packed, a, b):
         return solve_packed(backend, packed, options, finish, n_threads,
                             None if grid is None else grid.rows(a, b), k)
 
-    if groups is not None or total <= chunk_size:
+    if groups is not None or (total <= chunk_size and progress is None):
         packed = pack(model, x, y, groups=groups, **kw)
         if labels is not None:
             packed.labels = labels[packed.labels.astype(int)]
-        parts = [solve_one(packed, 0, total)]
-        if progress is not None:
-            progress(total, total)
+        if progress is None:
+            parts = [solve_one(packed, 0, total)]
+        else:
+            parts = [solve_one(packed if (a, b) == (0, total) else
+                               take_problems(packed, a, b), a, b)
+                     for a, b in progress.chunks(0, total, chunk_size, cost)]
         out_labels = packed.labels
     else:
         ranges = [(a, min(a + chunk_size, total)) for a in range(0, total, chunk_size)]
         for a, b in ranges:  # every chunk is validated before any is solved
             cx, cy, ckw = _rows(x, y, kw, a, b, total)
             pack(model, cx, cy, validate_only=True, first=a, **ckw)
+        if progress is not None:
+            ranges = progress.chunks(0, total, chunk_size, cost)
         parts = []
         for a, b in ranges:
             cx, cy, ckw = _rows(x, y, kw, a, b, total)
             parts.append(solve_one(pack(model, cx, cy, first=a, **ckw), a, b))
-            if progress is not None:
-                progress(b, total)
         out_labels = None
+    if not parts:  # a batch of no problems
+        parts = [solve_one(pack(model, x, y, groups=groups, **kw), 0, 0)]
     return (*_concatenate(parts), out_labels)

@@ -12,7 +12,9 @@ from ._backends import residuals_at  # noqa: F401  (lawfit.api.residuals_at, as 
 from ._options import (AT_BEST_RTOL, DEFAULT_TOL, FRAGILE_SHARE, MAX_THREADS,  # noqa: F401
                        Options, check_chunk, check_k, check_threads)
 from ._packing import check_nan_policy
+from ._named import PartialStart, named_bounds, named_p0
 from ._plan import Finish, n_problems, solve_batch
+from ._progress import Progress, check_progress, make_progress
 from ._result import FitResult
 from .grid import Grid
 from .models import Model, get
@@ -184,7 +186,7 @@ def fit(
     singular_cov: str = "inf",
     return_residuals: bool = False,
     chunk_size: Optional[int] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Union[bool, Callable[[int, int], None], None] = None,
     k: Union[int, str, None] = None,
     nan_policy: str = "omit",
 ) -> FitResult:
@@ -201,9 +203,11 @@ def fit(
         (``N``, ``D``) takes ``x`` with a trailing axis of that size.  In every shape a NaN
         in ``y`` or in ``x`` marks a missing point (see ``nan_policy``).  A batch of no
         problems gives an empty result.
-    p0 : array or lawfit.Grid, optional
-        Start, shape (n_params,) for all problems or (problems, n_params).  Defaults to the
-        model's data-driven guess where it has one.  A :func:`lawfit.grid` makes the fit
+    p0 : array, dict or lawfit.Grid, optional
+        Start, shape (n_params,) for all problems or (problems, n_params), or a dict by
+        parameter name (each value a scalar or one per problem; the parameters left out
+        start from the data-driven guess; a name that is not a parameter is a ValueError).
+        Defaults to the model's data-driven guess where it has one.  A :func:`lawfit.grid` makes the fit
         multi-start: the objective is evaluated at every start of every problem, the best
         ``k`` starts of each problem are refined, and the lowest final cost is kept.
     sigma : optional
@@ -216,8 +220,11 @@ def fit(
     data : pandas.DataFrame, optional
         When given, ``x`` (one name or a list), ``y``, ``sigma``, ``weights`` and ``groups``
         may be column names.
-    bounds : (lower, upper)
+    bounds : (lower, upper) or dict
         Scalars, (n_params,) or (problems, n_params); ``lower == upper`` fixes a parameter.
+        By name: a dict of per-parameter ``(lower, upper)`` pairs (``{"alpha": (0, 2)}``),
+        or a pair of dicts (``({"alpha": 0}, {"alpha": 2})``); a parameter left out (or
+        ``None``) is unbounded on that side.
     loss, f_scale
         Robust loss as in ``scipy.optimize.least_squares``: ``linear``, ``soft_l1``,
         ``huber``, ``cauchy``, ``arctan``.
@@ -264,8 +271,12 @@ def fit(
         inputs and outputs stays bounded for any batch (lists and padded arrays; a batch
         given by ``groups`` is packed whole).  All chunks are validated before the first is
         solved, and the results equal an unchunked call's, bit for bit.
-    progress : callable, optional
-        ``progress(done, total)``, called after each solved chunk with problem counts.
+    progress : bool or callable, optional
+        ``True`` shows a progress bar on stderr (needs tqdm: the ``progress`` extra,
+        ``pip install 'lawfit[progress]'``); a callable ``progress(done, total)`` is called
+        with problem counts.  Either way the batch is solved in chunks sized to report
+        about every quarter second (no larger than ``chunk_size``), with the same results
+        bit for bit, and Ctrl-C stops the call between two chunks.
     k : int or "all", optional
         With a grid ``p0``: how many starts per problem to refine, the ones with the lowest
         objective (ties: the earlier start), or ``"all"``; default 100 (all, for smaller
@@ -296,6 +307,8 @@ def fit(
     m = get(model)
     labels = label_names = None
     check_nan_policy(nan_policy)
+    p0 = named_p0(p0, m.param_names, m.has_guess)
+    bounds = named_bounds(bounds, m.param_names)
     if data is not None:
         x, y, sigma, weights, groups, labels, label_names = _from_frame(
             data, x, y, sigma, weights, groups, nan_policy)
@@ -307,10 +320,14 @@ def fit(
     from ._device import fit_device, is_device_array
 
     if any(is_device_array(a) for a in (x, y, sigma, weights, p0)):
+        if isinstance(p0, PartialStart):
+            raise ValueError("p0: a fit of device arrays needs every parameter's start (a "
+                             "dict of them all, or an array)")
         unsupported = dict(groups=groups is not None, data=data is not None,
                            k=k is not None or isinstance(p0, Grid), return_cov=return_cov,
                            return_residuals=return_residuals,
-                           chunk_size=chunk_size is not None, progress=progress is not None)
+                           chunk_size=chunk_size is not None,
+                           progress=progress is not None and progress is not False)
         return fit_device(m, x, y, p0=p0, sigma=sigma, weights=weights, bounds=bounds,
                           options=options, backend=_backends.name_of(backend),
                           unsupported=unsupported, nan_policy=nan_policy)
@@ -326,8 +343,7 @@ def fit(
         chunk_size = max(1, chunk_size // grid_spec.n_starts)
     elif k is not None:
         raise ValueError("k: only used with a grid p0 (lawfit.grid)")
-    if progress is not None and not callable(progress):
-        raise ValueError("progress: expected a callable progress(done, total)")
+    check_progress(progress)
     total = n_problems(x, y, groups)
     # Refused before any pass over the data where the results alone cannot fit: the points
     # of a padded or flat y are known from its shape (a padded one is packed a chunk at a
@@ -349,13 +365,19 @@ def fit(
     # A padded y says how many points the solve has, before anything is packed.
     solver.prepare(n_threads, total * (grid_spec.n_starts if grid_spec else 1),
                    np.size(y) if isinstance(y, np.ndarray) else 0)
-    out, offsets, cov, fun, jac, out_labels = solve_batch(
-        solver, m, x, y, groups=groups, labels=labels, total=total, chunk_size=chunk_size,
-        pack_args=dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds,
-                       nan_policy=nan_policy),
-        options=options, finish=Finish(return_cov, absolute_sigma, singular_cov,
-                                       return_residuals),
-        n_threads=n_threads, grid=grid_spec, k=k, progress=progress)
+    bar = progress if isinstance(progress, Progress) else make_progress(progress, total,
+                                                                          "fit", "problem")
+    try:
+        out, offsets, cov, fun, jac, out_labels = solve_batch(
+            solver, m, x, y, groups=groups, labels=labels, total=total, chunk_size=chunk_size,
+            pack_args=dict(p0=p0, sigma=sigma, weights=weights, bounds=bounds,
+                           nan_policy=nan_policy),
+            options=options, finish=Finish(return_cov, absolute_sigma, singular_cov,
+                                           return_residuals),
+            n_threads=n_threads, grid=grid_spec, k=k, progress=bar)
+    finally:
+        if bar is not None and bar is not progress:
+            bar.close()
     if grid_spec is not None:
         fragile = out["share_at_best"] < FRAGILE_SHARE
         if fragile.any():

@@ -20,7 +20,8 @@ from ._result import FitResult
 from ._status import Status
 from .api import FragileFitWarning, fit
 from .grid import Grid, grid
-from .bootstrap import BootstrapResult, BootstrapWarning, bootstrap
+from .bootstrap import BootstrapResult, BootstrapWarning, ComputeOptimal, Estimate, bootstrap
+from ._io import load
 from .models import Model
 from .law import law
 from . import library, models
@@ -33,6 +34,9 @@ __all__ = [
     "bootstrap",
     "BootstrapResult",
     "BootstrapWarning",
+    "Estimate",
+    "ComputeOptimal",
+    "load",
     "grid",
     "Grid",
     "FragileFitWarning",

@@ -70,6 +70,26 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     return cov
 
 
+def _more(n: int, idx, problems) -> str:
+    """The closing line of a report that shows some of n problems."""
+    rest = n - len(idx)
+    if rest <= 0 or problems is not None:
+        return ""
+    return (f"... and {rest} more problem{'s' if rest != 1 else ''} (summary(problems=[...]) "
+            f"shows others; to_frame() has them all)")
+
+
+def label_columns(labels, label_names, P: int) -> dict:
+    """Columns naming each of P problems: its group labels (one column per group column,
+    named by ``label_names``; ``label`` where unnamed), or ``problem``, its index."""
+    if labels is None:
+        return {"problem": np.arange(P)}
+    labels = _host(labels)
+    if label_names and len(label_names) > 1:
+        return {name: [lab[k] for lab in labels] for k, name in enumerate(label_names)}
+    return {label_names[0] if label_names else "label": list(labels)}
+
+
 def _host(a):
     """A NumPy view or copy of ``a`` (a CuPy array's ``.get()``; anything else as is)."""
     return a.get() if a is not None and hasattr(a, "get") and not isinstance(a, dict) else a
@@ -119,6 +139,15 @@ class FitResult:
             omitted
         for key in GRID_FIELDS:  # None unless the fit had a grid of starts
             setattr(self, key, arrays.get(key))
+        # Free parameters of each problem (those not fixed by lower == upper); None where
+        # the fit did not say (a device fit), and then every parameter counts as free.
+        self.n_free = arrays.get("n_free")
+
+    @property
+    def dof(self) -> np.ndarray:
+        """Degrees of freedom of each fit, (P,): its points less its free parameters."""
+        free = self.n_free if self.n_free is not None else len(self.param_names)
+        return self.n_points - free
 
     @property
     def n_points(self) -> np.ndarray:
@@ -211,12 +240,8 @@ class FitResult:
         if hasattr(self.x, "get"):  # CuPy arrays: a frame of their host copies
             return self.get().to_frame()
         cols = {}
-        names = self.label_names
-        if self.labels is not None and names and len(names) > 1:
-            for k, name in enumerate(names):  # one column per group column
-                cols[name] = [lab[k] for lab in self.labels]
-        elif self.labels is not None:
-            cols[names[0] if names else "label"] = self.labels
+        if self.labels is not None:
+            cols.update(label_columns(self.labels, self.label_names, len(self)))
         for j, name in enumerate(self.param_names):
             cols[name] = self.x[:, j]
         if self.cov is not None:
@@ -230,6 +255,128 @@ class FitResult:
             cols.update({key: getattr(self, key) for key in GRID_FIELDS})
             cols["fragile"] = self.fragile
         return pd.DataFrame(cols)
+
+    def save(self, path, *, compressed: bool = True) -> None:
+        """Write the result to ``path`` as an ``.npz`` archive, read back by
+        :func:`lawfit.load` without pickle (the format: ``lawfit._io``).  The model is kept
+        by name, or a law by its expression; group labels must be numbers, strings,
+        booleans or datetimes.  ``pickle`` carries a result whole as well."""
+        from ._io import save
+
+        save(self, path, compressed=compressed)
+
+    def summary(self, problems=None, *, max_problems: int = 3,
+                min_correl: float = 0.1) -> str:
+        """A report of the fits, as lmfit's ``fit_report``: the model and its formula, the
+        batch's status counts, then for each problem shown its labels, status and message,
+        cost, points and degrees of freedom, evaluations, the multi-start diagnostics of a
+        grid fit, its parameters (estimate; with ``return_cov``, the standard error and its
+        share of the estimate) and the correlations between parameters above
+        ``min_correl`` in magnitude.
+
+        Parameters
+        ----------
+        problems : int or sequence of int, optional
+            The problems to show; by default the first ``max_problems`` (and a count of the
+            rest).
+        max_problems : int
+        min_correl : float
+            Correlations of at most this magnitude are left out.
+
+        Returns
+        -------
+        str
+            ``print(result)`` prints the same; ``_repr_html_`` renders it for notebooks.
+        """
+        return self._report(problems, max_problems, min_correl).text()
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return self._report(None, 3, 0.1).html()
+
+    def _report(self, problems, max_problems, min_correl):
+        from ._report import (Report, Section, check_correl, correlations, fmt,
+                              problem_rows)
+
+        r = self.get()
+        min_correl = check_correl(min_correl)
+        idx = problem_rows(len(r), problems, max_problems)
+        header = Section(f"FitResult: {len(r)} problem{'s' if len(r) != 1 else ''}",
+                         r._header_lines())
+        if r.cov is None:
+            header.notes.append("standard errors: not computed (fit with return_cov=True)")
+        else:
+            header.notes.append("stderr: the square root of the covariance's diagonal "
+                                "(as curve_fit: J^T J at the solution, scaled by the residual "
+                                "variance unless absolute_sigma)")
+        sections = []
+        err = r.stderr if r.cov is not None else None
+        for i in idx:
+            sec = Section(r._problem_title(i), r._problem_lines(i))
+            head = ["parameter", "estimate"]
+            if err is not None:
+                head += ["stderr", "rel. stderr"]
+            rows = [head]
+            for j, name in enumerate(r.param_names):
+                row = [name, fmt(r.x[i, j])]
+                if err is not None:
+                    rel = abs(err[i, j] / r.x[i, j]) if r.x[i, j] != 0 else np.inf
+                    row += [fmt(err[i, j], 4), f"{100 * rel:.2f}%" if np.isfinite(rel)
+                            else "-"]
+                rows.append(row)
+            sec.table = rows
+            if r.cov is not None:
+                sec.correl = correlations(r.cov[i], r.param_names, min_correl)
+                sec.correl_title = f"correlations (|r| > {min_correl:g})"
+            sections.append(sec)
+        return Report(header, sections, _more(len(r), idx, problems))
+
+    def _header_lines(self) -> list:
+        m = self.model
+        lines = [("model", f"{m.name}" + (f": {m.formula}" if m.formula != m.name else "")),
+                 ("parameters", ", ".join(self.param_names)),
+                 ("problems", f"{len(self)} ({int(self.success.sum())} succeeded)"),
+                 ("status", ", ".join(f"{k}: {v}" for k, v in self.status_counts().items())
+                  or "-")]
+        if self.backend:
+            lines.append(("backend", self.backend))
+        if self.fragile is not None and self.fragile.any():
+            lines.append(("fragile", f"{int(self.fragile.sum())} multi-start fits (under "
+                                     f"{FRAGILE_SHARE:.0%} of the refined starts at the best)"))
+        return lines
+
+    def _problem_title(self, i: int) -> str:
+        from ._report import label_text
+
+        lab = label_text(self.labels, self.label_names, i)
+        return f"Problem {i}" + (f": {lab}" if lab else "")
+
+    def _problem_lines(self, i: int) -> list:
+        from ._report import fmt, status_text
+
+        omitted = int(self.n_omitted[i])
+        lines = [("status", status_text(self.status[i])),
+                 ("cost", f"{fmt(self.cost[i])}  (0.5 * sum of w * rho(r**2))"),
+                 ("points", f"{int(self.n_points[i])}" +
+                  (f" ({omitted} missing left out)" if omitted else "")),
+                 ("dof", f"{int(self.dof[i])}  (points less free parameters)"),
+                 ("evaluations", f"nfev {int(self.nfev[i])}, njev {int(self.njev[i])}, "
+                                 f"nit {int(self.nit[i])}; optimality "
+                                 f"{fmt(self.optimality[i], 3)}")]
+        if self.share_at_best is not None:
+            lines.append(("starts", f"{int(self.n_starts[i])} in the grid, "
+                                    f"{int(self.n_refined[i])} refined, {int(self.n_at_best[i])}"
+                                    f" reached the best ({self.share_at_best[i]:.0%}; best "
+                                    f"start {int(self.best_start[i])})"
+                                    + ("  FRAGILE" if self.fragile[i] else "")))
+        at = np.flatnonzero(np.asarray(self.active_mask[i]))
+        if at.size:
+            lines.append(("at bounds", ", ".join(
+                f"{self.param_names[j]} ({'lower' if self.active_mask[i][j] < 0 else 'upper'})"
+                for j in at)))
+        return lines
 
     def __repr__(self) -> str:
         return (f"FitResult(model={self.model.name!r}, problems={len(self)}, "

@@ -22,17 +22,21 @@ the same as the problem's alone.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections import Counter
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from . import _backends
 from ._backends import Resampling, Units, residuals_at
 from ._options import Options, check_chunk, check_k, check_threads, is_real, positive_int
+from ._named import named_bounds, named_p0
 from ._packing import NO_START, check_nan_policy, pack
 from ._plan import n_problems, solve_grid
+from ._progress import check_progress, make_progress
+from ._result import label_columns
 from ._status import Status
 from .api import _frame_column, _from_frame, fit, require_memory
 from .grid import Grid
@@ -58,6 +62,147 @@ class BootstrapWarning(UserWarning):
     and its standard errors and intervals are NaN."""
 
 
+def _caller(fn, by: str, names) -> "Callable[[np.ndarray], object]":
+    """``fn`` as a function of one parameter array (..., n), however it takes them (see
+    BootstrapResult.derive's ``by``)."""
+    if by not in ("auto", "array", "name", "mapping"):
+        raise ValueError(f"by: expected 'auto', 'array', 'name' or 'mapping', got {by!r}")
+    if not callable(fn):
+        raise ValueError(f"fn: expected a function of the parameters, got {fn!r}")
+    names = tuple(names)
+    takes = None  # the names fn takes by keyword (None: all, through **kwargs)
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None:
+        ps = list(sig.parameters.values())
+        var_kw = any(q.kind is q.VAR_KEYWORD for q in ps)
+        named = [q for q in ps if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+        required = [q.name for q in ps if q.default is q.empty and
+                    q.kind not in (q.VAR_KEYWORD, q.VAR_POSITIONAL)]
+        positional_only = any(q.kind is q.POSITIONAL_ONLY for q in ps)
+        if not var_kw:
+            takes = [q.name for q in named if q.name in names]
+        if by == "auto":
+            by_name = not positional_only and (
+                (required and all(r in names for r in required)) or
+                (var_kw and not required and not named))
+            by = "name" if by_name else "array"
+        if by == "name" and not var_kw:
+            unknown = [r for r in required if r not in names]
+            if unknown:
+                raise ValueError(f"fn: argument(s) {', '.join(map(repr, unknown))} name no "
+                                 f"parameter (the parameters: {', '.join(names)})")
+    elif by == "auto":
+        by = "array"
+    if by == "array":
+        return fn
+
+    def by_names(p):
+        cols = {n: p[..., j] for j, n in enumerate(names)}
+        if by == "mapping":
+            return fn(cols)
+        return fn(**(cols if takes is None else {n: cols[n] for n in takes}))
+    return by_names
+
+
+class Estimate(tuple):
+    """A derived quantity with its bootstrap interval: the tuple (estimate, low, high), each
+    (P,) or (P, q), with attributes of those names, and ``level`` and ``method`` (the
+    interval's).  ``to_frame()``: one row per problem (and column q), labelled by the
+    batch's group labels where it has them."""
+
+    def __new__(cls, estimate, low, high, level, method, labels=(None, None)):
+        self = super().__new__(cls, (estimate, low, high))
+        self.level, self.method, self._labels = level, method, labels
+        return self
+
+    def __getnewargs__(self):
+        return (*self, self.level, self.method, self._labels)
+
+    estimate = property(lambda self: self[0], doc="(P,) or (P, q): from the full-data fit")
+    low = property(lambda self: self[1], doc="The interval's lower ends")
+    high = property(lambda self: self[2], doc="The interval's upper ends")
+
+    def __repr__(self) -> str:
+        return (f"Estimate(shape={np.shape(self[0])}, level={self.level}, "
+                f"method={self.method!r})")
+
+    def to_frame(self, name: str = "value", columns=None):
+        """A pandas DataFrame: the problem's labels (or ``problem``), ``column`` (for a
+        (P, q) quantity: ``columns[k]`` or k), ``{name}``, ``low``, ``high``."""
+        pd = _pandas("Estimate.to_frame()")
+        est, lo, hi = (np.asarray(a) for a in self)
+        P = est.shape[0]
+        lab = label_columns(*self._labels, P)
+        if est.ndim == 1:
+            return pd.DataFrame({**lab, name: est, "low": lo, "high": hi})
+        q = est.shape[1]
+        cols = {k: _repeat(v, q) for k, v in lab.items()}
+        cols["column"] = np.tile(np.arange(q) if columns is None else np.asarray(columns), P)
+        cols.update({name: est.ravel(), "low": lo.ravel(), "high": hi.ravel()})
+        return pd.DataFrame(cols)
+
+
+class ComputeOptimal(dict):
+    """Chinchilla's compute-optimal allocation (``BootstrapResult.compute_optimal``): a dict
+    of :class:`Estimate` (``"N_opt"``, ``"D_opt"``: (P, len(C)); ``"exponent"``: (P,)),
+    each also an attribute, with the budgets ``C``, ``level`` and ``method``."""
+
+    def __init__(self, values: dict, C, level, method, labels=(None, None)):
+        super().__init__(values)
+        self.C, self.level, self.method, self._labels = C, level, method, labels
+
+    def __reduce__(self):
+        return (ComputeOptimal, (dict(self), self.C, self.level, self.method, self._labels))
+
+    N_opt = property(lambda self: self["N_opt"])
+    D_opt = property(lambda self: self["D_opt"])
+    exponent = property(lambda self: self["exponent"])
+
+    def __repr__(self) -> str:
+        return (f"ComputeOptimal(problems={len(self['exponent'][0])}, C={self.C.tolist()}, "
+                f"level={self.level}, method={self.method!r})")
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per problem and budget C: the problem's labels (or
+        ``problem``), ``C``, then ``N_opt``, ``D_opt`` and ``exponent`` each with its
+        ``_low`` and ``_high``."""
+        pd = _pandas("ComputeOptimal.to_frame()")
+        P, q = np.shape(self["N_opt"][0])
+        cols = {k: _repeat(v, q) for k, v in label_columns(*self._labels, P).items()}
+        cols["C"] = np.tile(self.C, P)
+        for key in ("N_opt", "D_opt", "exponent"):
+            est, lo, hi = (np.asarray(a) for a in self[key])
+            if est.ndim == 1:
+                est, lo, hi = (np.repeat(a, q) for a in (est, lo, hi))
+            cols.update({key: est.ravel(), f"{key}_low": lo.ravel(),
+                         f"{key}_high": hi.ravel()})
+        return pd.DataFrame(cols)
+
+
+def _pct_digits(level: float) -> int:
+    """Decimals that show ``level`` as a percentage exactly enough (0.95: 0, 0.975: 1)."""
+    for d in range(4):
+        if abs(round(level * 100, d) - level * 100) < 1e-9:
+            return d
+    return 4
+
+
+def _repeat(values, q: int) -> list:
+    """Each of ``values`` ``q`` times in a row (a list: pandas infers its type)."""
+    return [v for v in values for _ in range(q)]
+
+
+def _pandas(what: str):
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in the test extra
+        raise ImportError(f"{what} needs pandas: pip install pandas") from None
+    return pd
+
+
 class BootstrapResult:
     """Bootstrap results of a batch, batch dimension first.
 
@@ -75,8 +220,9 @@ class BootstrapResult:
 
     def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int,
                  jackknife=None, n_continued: Optional[np.ndarray] = None,
-                 n_refit: Optional[np.ndarray] = None):
+                 n_refit: Optional[np.ndarray] = None, method: str = "pairs"):
         P = len(samples)
+        self.method = method
         self.fit = full
         self.param_names = full.param_names
         self.samples = samples
@@ -92,6 +238,10 @@ class BootstrapResult:
         bootstrap, left out; J the most any problem has; NaN beyond a problem's own count and
         where a fit failed), fitted on first use; BCa's acceleration comes from them."""
         if self._jackknife is None:
+            if self._jackknife_fn is None:
+                raise ValueError("jackknife: this result was loaded from a file saved before "
+                                 "its jackknife was computed; call jackknife() (or a BCa "
+                                 "interval) before save(), or bootstrap again")
             self._jackknife = self._jackknife_fn()
         return self._jackknife
 
@@ -145,16 +295,40 @@ class BootstrapResult:
         from the share of samples below the full-data estimate, the acceleration from the
         jackknife estimates), computed as ``scipy.stats.bootstrap`` computes them.  NaN for
         a problem whose full-data fit failed."""
-        return self.derive(lambda p: p, level, method)[1:]
+        return tuple(self.derive(lambda p: p, level, method, by="array")[1:])
 
-    def derive(self, fn, level: float = 0.95, method: str = "percentile"):
-        """A derived quantity with its intervals: ``fn`` maps parameters (..., n) to values
-        (...) or (..., q), vectorised.  Returns (estimate, low, high), each (P,) or (P, q):
-        the estimate from the full-data fit, the interval from the resamples; all three NaN
-        for a problem whose full-data fit failed."""
+    def derive(self, fn, level: float = 0.95, method: str = "percentile", *,
+               by: str = "auto") -> "Estimate":
+        """A derived quantity with its intervals, from a vectorised function of the
+        parameters.
+
+        Parameters
+        ----------
+        fn : callable
+            Takes the parameters and returns values (...) or (..., q).  How it takes them
+            (``by``): ``"array"``, one array (..., n) in ``param_names`` order (``lambda p:
+            p[..., 3] / p[..., 4]``); ``"name"``, keyword arguments named as the parameters,
+            each (...) (``lambda alpha, beta: alpha / beta``; only those ``fn`` names are
+            passed, unless it takes ``**kwargs``); ``"mapping"``, one dict of them by name.
+            ``"auto"`` (default): by name where every argument of ``fn`` without a default
+            is a parameter's name (or ``fn`` takes ``**kwargs`` only), else as one array.
+        level, method
+            As in :meth:`interval`.
+        by : {"auto", "array", "name", "mapping"}
+
+        Returns
+        -------
+        Estimate
+            A tuple (estimate, low, high), each (P,) or (P, q): the estimate from the
+            full-data fit, the interval from the resamples; all three NaN for a problem
+            whose full-data fit failed.  Its ``level`` and ``method`` say what the interval
+            is; ``to_frame()`` labels it by problem.
+        """
+        call = _caller(fn, by, self.param_names)
+
         def apply(p):
             with np.errstate(all="ignore"):
-                v = np.asarray(fn(p), dtype=np.float64)
+                v = np.asarray(call(p), dtype=np.float64)
             return v[..., None] if v.ndim == p.ndim - 1 else v
 
         failed = _warn_failed_fits(self.fit)
@@ -164,9 +338,10 @@ class BootstrapResult:
         lo, hi = _intervals(est, samples, self.converged, jk, level, method)
         for a in (est, lo, hi):
             a[failed] = np.nan
-        if np.ndim(fn(self.fit.x[:1])) == 1:  # a scalar per parameter set
-            return est[:, 0], lo[:, 0], hi[:, 0]
-        return est, lo, hi
+        labels = (self.fit.labels, self.fit.label_names)
+        if np.ndim(call(self.fit.x[:1])) == 1:  # a scalar per parameter set
+            return Estimate(est[:, 0], lo[:, 0], hi[:, 0], level, method, labels)
+        return Estimate(est, lo, hi, level, method, labels)
 
     def predict(self, x, level: float = 0.95, method: str = "percentile"):
         """The fitted law at new inputs ``x`` ((M,) or (M, n_inputs), shared by all problems)
@@ -187,13 +362,21 @@ class BootstrapResult:
                 f, _ = _backends.evaluate(self.fit.model, rows, xx, False)
             return f.reshape(*p.shape[:-1], M)
 
-        return self.derive(values, level, method)
+        return self.derive(values, level, method, by="array")
 
     def compute_optimal(self, C, level: float = 0.95, method: str = "percentile"):
         """Chinchilla's compute-optimal allocation under C = 6 N D, with intervals:
         N_opt(C) = G (C/6)^(beta/(alpha+beta)), D_opt(C) = (C/6) / N_opt(C),
-        G = (alpha A / (beta B))^(1/(alpha+beta)).  Returns a dict of (estimate, low, high):
-        ``N_opt`` and ``D_opt`` (P, len(C)) and ``exponent`` beta / (alpha + beta) (P,)."""
+        G = (alpha A / (beta B))^(1/(alpha+beta)).
+
+        Returns
+        -------
+        ComputeOptimal
+            A dict of :class:`Estimate` (estimate, low, high) by name, also attributes:
+            ``N_opt`` and ``D_opt`` (P, len(C)) and ``exponent`` beta / (alpha + beta) (P,);
+            ``C``, ``level`` and ``method``; ``to_frame()`` gives one row per problem and
+            budget.
+        """
         natural = self.fit.model.natural  # p -> (A, B, alpha, beta)
         if natural is None:
             with_it = [n for n in available() if get(n).natural is not None]
@@ -206,12 +389,169 @@ class BootstrapResult:
             G = (al * A / (be * B)) ** (1 / (al + be))
             return G[..., None] * (C / 6) ** (be / (al + be))[..., None]
 
-        out = {"N_opt": self.derive(n_opt, level, method),
-               "D_opt": self.derive(lambda p: (C / 6) / n_opt(p), level, method),
-               "exponent": self.derive(lambda p: natural(p)[3] / (natural(p)[2] +
-                                                                  natural(p)[3]),
-                                       level, method)}
-        return out
+        kw = dict(level=level, method=method, by="array")
+        return ComputeOptimal(
+            {"N_opt": self.derive(n_opt, **kw),
+             "D_opt": self.derive(lambda p: (C / 6) / n_opt(p), **kw),
+             "exponent": self.derive(lambda p: natural(p)[3] / (natural(p)[2] +
+                                                                natural(p)[3]), **kw)},
+            C, level, method, (self.fit.labels, self.fit.label_names))
+
+    def _stats(self, idx, level: float, method: str):
+        """(se, low, high) of the problems ``idx``, each (len(idx), n): what ``se`` and
+        ``interval`` give for those rows, computed for them alone and without warnings
+        (NaN for a problem whose full-data fit failed)."""
+        conv = self.converged[idx]
+        samples = self.samples[idx]
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            se = np.nanstd(samples, axis=1, ddof=1)
+        jk = (lambda: self.jackknife()[idx]) if method == "bca" else None
+        lo, hi = _intervals(np.array(self.fit.x[idx]), samples, conv, jk, level, method)
+        failed = self.fit_failed[idx]
+        for a in (se, lo, hi):
+            a[failed] = np.nan
+        return se, lo, hi
+
+    def to_frame(self, level: float = 0.95, method: str = "percentile", *,
+                 samples: bool = False):
+        """A tidy pandas DataFrame.
+
+        Parameters
+        ----------
+        level, method
+            The intervals' (as in :meth:`interval`); the frame's ``attrs`` record them.
+        samples : bool
+            False: one row per problem and parameter, with the problem's labels (or
+            ``problem``), ``parameter``, ``estimate`` (the full-data fit), ``se`` (bootstrap
+            standard error), ``low``, ``high``, ``n_converged``, ``n_failed``, and the
+            full-data fit's ``status`` and ``success``.  True: the resamples in long form,
+            one row per problem, resample and parameter: labels (or ``problem``),
+            ``resample``, ``parameter``, ``value`` (NaN where its fit failed), ``status``.
+        """
+        pd = _pandas("to_frame()")
+        P, R, n = self.samples.shape
+        lab = label_columns(self.fit.labels, self.fit.label_names, P)
+        if samples:
+            cols = {k: _repeat(v, R * n) for k, v in lab.items()}
+            cols["resample"] = np.tile(np.repeat(np.arange(R), n), P)
+            cols["parameter"] = np.tile(np.asarray(self.param_names, dtype=object), P * R)
+            cols["value"] = self.samples.reshape(-1)
+            cols["status"] = np.repeat(self.status.reshape(-1), n)
+            df = pd.DataFrame(cols)
+        else:
+            se, lo, hi = self._stats(np.arange(P), level, method)
+            cols = {k: _repeat(v, n) for k, v in lab.items()}
+            cols["parameter"] = np.tile(np.asarray(self.param_names, dtype=object), P)
+            cols.update(estimate=np.asarray(self.fit.x).reshape(-1), se=se.reshape(-1),
+                        low=lo.reshape(-1), high=hi.reshape(-1),
+                        n_converged=np.repeat(self.n_converged, n),
+                        n_failed=np.repeat(self.n_failed, n),
+                        status=np.repeat(np.asarray(self.fit.status), n),
+                        success=np.repeat(np.asarray(self.fit.success), n))
+            df = pd.DataFrame(cols)
+            df.attrs.update(level=level, method=method)
+        df.attrs.update(model=self.fit.model.name, n_resamples=R, seed=self.seed,
+                        resampling=self.method)
+        return df
+
+    def save(self, path, *, compressed: bool = True) -> None:
+        """Write the result to ``path`` as an ``.npz`` archive, read back by
+        :func:`lawfit.load` (the format: ``lawfit._io``): the full-data fit, the samples
+        and statuses, and the jackknife where it was computed (a loaded result's BCa
+        intervals need it: call ``jackknife()`` first).  ``pickle`` carries the result
+        whole, the jackknife's inputs included."""
+        from ._io import save
+
+        save(self, path, compressed=compressed)
+
+    def summary(self, problems=None, *, level: float = 0.95, method: str = "percentile",
+                max_problems: int = 3, min_correl: float = 0.1) -> str:
+        """A report, as lmfit's ``fit_report``: the model, the resampling (method, count,
+        seed) and how many resamples converged, then for each problem shown the full-data
+        fit (labels, status, cost, points, degrees of freedom), its resamples (converged,
+        failed by status) and its parameters: the estimate, the bootstrap standard error
+        and the interval at ``level`` by ``method`` (labelled so), and the correlations of
+        the resampled parameters above ``min_correl`` in magnitude.
+
+        Parameters
+        ----------
+        problems : int or sequence of int, optional
+            The problems to show; by default the first ``max_problems`` (and a count of the
+            rest).
+        level, method
+            The intervals' (as in :meth:`interval`).
+        max_problems : int
+        min_correl : float
+
+        Returns
+        -------
+        str
+            ``print(result)`` prints the same (at the defaults); ``_repr_html_`` renders it
+            for notebooks.
+        """
+        return self._report(problems, level, method, max_problems, min_correl).text()
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return self._report(None, 0.95, "percentile", 3, 0.1).html()
+
+    def _report(self, problems, level, method, max_problems, min_correl):
+        from ._report import (Report, Section, check_correl, correlations, counts_text,
+                              fmt, problem_rows)
+        from ._result import _more
+
+        if not (is_real(level) and 0 < level < 1):
+            raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+        if method not in INTERVALS:
+            raise ValueError(f"method: expected one of {INTERVALS}, got {method!r}")
+        min_correl = check_correl(min_correl)
+        fit = self.fit.get()
+        P, R = self.status.shape
+        idx = problem_rows(P, problems, max_problems)
+        header = Section(f"BootstrapResult: {P} problem{'s' if P != 1 else ''} x {R} "
+                         f"resamples", fit._header_lines())
+        at = [k for k, _ in header.lines].index("status")
+        header.lines[at] = ("full-data fits", header.lines[at][1])  # their status counts
+        header.lines[at + 1:at + 1] = [
+            ("resampling", f"{self.method}, {R} resamples, seed {self.seed}"),
+            ("resamples", f"{int(self.n_converged.sum())} of {P * R} converged")]
+        if self.fit_failed.any():
+            header.lines.append(("fit failed", f"{int(self.fit_failed.sum())} problems "
+                                               f"(their statistics are NaN)"))
+        label = f"{level:.{_pct_digits(level)}%} {method} interval"
+        header.notes.append(f"SE: the standard deviation of the converged resamples' "
+                            f"estimates; the {label} from them")
+        se, lo, hi = self._stats(idx, level, method)
+        sections = []
+        for row, i in enumerate(idx):
+            sec = Section(fit._problem_title(i), fit._problem_lines(i))
+            failed = {Status(int(c)).name: int(v)
+                      for c, v in zip(*np.unique(self.status[i][~self.converged[i]],
+                                                 return_counts=True))}
+            text = f"{int(self.n_converged[i])} of {R} converged"
+            if failed:
+                text += f"; failed: {counts_text(failed)}"
+            if self.n_continued[i]:
+                text += f"; {int(self.n_continued[i])} continued past max_nfev"
+            if self.n_refit[i]:
+                text += f"; {int(self.n_refit[i])} refitted from the refit_failed grid"
+            sec.lines.append(("resamples", text))
+            rows = [["parameter", "estimate", "SE", label]]
+            for j, name in enumerate(self.param_names):
+                rows.append([name, fmt(fit.x[i, j]), fmt(se[row, j], 4),
+                             f"[{fmt(lo[row, j])}, {fmt(hi[row, j])}]"])
+            sec.table = rows
+            conv = self.converged[i]
+            if conv.sum() > 2:
+                with np.errstate(all="ignore"):
+                    cov = np.cov(self.samples[i][conv], rowvar=False)
+                sec.correl = correlations(np.atleast_2d(cov), self.param_names, min_correl)
+                sec.correl_title = f"correlations of the resamples (|r| > {min_correl:g})"
+            sections.append(sec)
+        return Report(header, sections, _more(P, idx, problems))
 
     def __repr__(self) -> str:
         return (f"BootstrapResult(model={self.fit.model.name!r}, problems={len(self.fit)}, "
@@ -227,7 +567,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               max_nfev: Optional[int] = None, backend: str = "auto", dtype="float64",
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
               clusters=None, start="fit", refit_failed=None,
-              nan_policy: str = "omit") -> BootstrapResult:
+              nan_policy: str = "omit", progress=None) -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective, the solver
@@ -254,8 +594,19 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     ``status_counts()``); a :class:`BootstrapWarning` names the problems that lose more
     than 1% of theirs.  A problem whose full-data fit failed is not resampled: its
     statistics are NaN, with a warning.
+
+    ``progress``: True shows a progress bar on stderr (needs tqdm: ``pip install
+    'lawfit[progress]'``), a callable is called as ``progress(done, total)`` in fits (the
+    full-data fits, then the resamples: problems x (1 + n_resamples) in all); the resamples
+    are then solved in chunks sized to report about every quarter second (the same
+    results), and Ctrl-C stops the call between two chunks.  With ``data`` and ``groups``,
+    the fits keep the groups' labels (``result.fit.labels``, ``label_names``), as ``fit``
+    does.
     """
     m = get(model)
+    check_progress(progress)
+    p0 = named_p0(p0, m.param_names, m.has_guess)
+    bounds = named_bounds(bounds, m.param_names)
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     R = positive_int(n_resamples, "n_resamples")
@@ -275,13 +626,14 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     n_threads = check_threads(n_threads)
     common = dict(sigma=sigma, weights=weights, groups=groups, bounds=bounds,
                   residuals=residuals, nan_policy=nan_policy)
+    labels = label_names = None
     if data is not None:
         if isinstance(clusters, str):
             if clusters not in data.columns:
                 raise ValueError(f"clusters: data has no column {clusters!r}")
             clusters = _frame_column(data, clusters, "clusters")
-        x, y, sigma, weights, groups, _, _ = _from_frame(data, x, y, sigma, weights, groups,
-                                                         nan_policy)
+        x, y, sigma, weights, groups, labels, label_names = _from_frame(
+            data, x, y, sigma, weights, groups, nan_policy)
         common.update(sigma=sigma, weights=weights, groups=groups)
     if x is None or y is None:
         raise ValueError("x, y: both are required")
@@ -304,10 +656,34 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         if isinstance(g, Grid) and id(g) not in grids:
             grids[id(g)] = g.starts(m.param_names, P, packed.lower, packed.upper,
                                     packed=packed, model=m, arg=arg)
+    bar = make_progress(progress, P * (1 + R), "bootstrap", "fit")
+    try:
+        result = _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
+                           solver, dtype, n_threads, chunk_size, chunk, common, packed,
+                           options, grids, start, refit_grid, method, seed, R, labels,
+                           label_names, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    _warn_failed_fits(result.fit)
+    _warn_lost(result.status, ~result.fit_failed, R)
+    return result
+
+
+def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev, solver,
+              dtype, n_threads, chunk_size, chunk, common, packed, options, grids, start,
+              refit_grid, method, seed, R, labels, label_names, bar) -> BootstrapResult:
+    """bootstrap's work once its arguments are checked and its batch packed: the full-data
+    fits, then every resample (chunks of ``chunk`` units; sized by ``bar`` where given)."""
+    P, n = packed.lower.shape
     full = fit(m, x, y, p0=p0, k=k if isinstance(p0, Grid) else None, loss=loss,
                f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                backend=solver, dtype=dtype, n_threads=n_threads, chunk_size=chunk_size,
-               **common)
+               progress=bar, **common)
+    if labels is not None:  # the group labels of a DataFrame's columns, as fit keeps them
+        full.labels = labels[np.asarray(full.labels).astype(int)]
+    if label_names is not None:
+        full.label_names = label_names
     ok = np.asarray(full.success)
     # Resamples start from the full-data optimum, clipped into the bounds (an fp32 solution
     # of a fixed parameter is the bound rounded to fp32, a hair outside it in fp64).  A
@@ -332,19 +708,23 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     U = len(problems) * R  # the units: problem-major, resample-minor
     start_starts = grids[id(start)] if isinstance(start, Grid) else None
     refit_starts = None if refit_grid is None else grids[id(refit_grid)]
-    for u0 in range(0, U, chunk):
-        u = np.arange(u0, min(U, u0 + chunk))
+    if bar is None:
+        ranges = ((u0, min(U, u0 + chunk)) for u0 in range(0, U, chunk))
+    else:  # the problems not resampled count as done
+        bar.set(P + (P - len(problems)) * R)
+        ranges = bar.chunks(0, U, chunk, 1 if start_starts is None else
+                            start_starts.shape[1])
+    for u0, u1 in ranges:
+        u = np.arange(u0, u1)
         data_of, res = problems[u // R], (u % R).astype(np.uint32)
         rows = data_of * R + res
         xs, st, flat[2][rows], flat[3][rows] = units.resamples(
             data_of, res, method, start_starts, refit_starts, kk_arg)
         flat[0][rows] = np.where((st > 0)[:, None], xs, np.nan)
         flat[1][rows] = st
-    _warn_failed_fits(full)
-    _warn_lost(status, ok, R)
     return BootstrapResult(full, samples, status, int(seed),
-                           _jackknife_fn(units, ok, n, method, packed),
-                           continued.sum(axis=1), refit.sum(axis=1))
+                           _Jackknife(units, ok, n, method),
+                           continued.sum(axis=1), refit.sum(axis=1), method=method)
 
 
 def _refit_grid(refit_failed, start, p0) -> Optional[Grid]:
@@ -374,6 +754,11 @@ class _Units:
         self.solver, self.packed, self.options, self.seed = solver, packed, options, seed
         self.fit_t, self.fit_r = fit_t, fit_r
         self.n_threads, self.chunk = n_threads, chunk
+
+    def __getstate__(self) -> dict:
+        # A shared grid's inputs are made on demand by a closure: made now, to pickle.
+        self.packed.x, self.packed.inputs  # noqa: B018 (each property caches its array)
+        return dict(self.__dict__)
 
     def resampling(self, mode: str) -> Resampling:
         return Resampling(self.seed, mode, self.fit_t, self.fit_r)
@@ -548,12 +933,18 @@ def _intervals(est, samples, converged, jackknife, level, method):
     return quantile(lo_q), quantile(hi_q)
 
 
-def _jackknife_fn(units: _Units, ok: np.ndarray, n: int, method: str, packed):
+class _Jackknife:
     """The leave-one-out fits (one point, or one cluster) of the problems whose full-data fit
-    succeeded, from that fit, as a callable run on first use: (P, J, n), J the most points
-    (clusters) any problem has, NaN beyond a problem's own count and where a fit failed."""
-    def jackknife():
-        if method == "grouped":
+    succeeded, from that fit, run when called: (P, J, n), J the most points (clusters) any
+    problem has, NaN beyond a problem's own count and where a fit failed.  It keeps what
+    they need (the packed batch, the solver, the options), so a result pickles with it."""
+
+    def __init__(self, units: _Units, ok: np.ndarray, n: int, method: str):
+        self.units, self.ok, self.n, self.method = units, ok, n, method
+
+    def __call__(self) -> np.ndarray:
+        units, ok, n, packed = self.units, self.ok, self.n, self.units.packed
+        if self.method == "grouped":
             counts = _backends.local_groups(packed)[1].astype(np.int64)
             mode = "grouped_jackknife"
         else:
@@ -571,4 +962,3 @@ def _jackknife_fn(units: _Units, ok: np.ndarray, n: int, method: str, packed):
             good = status > 0
             jk[d[good], lv[good]] = x[good]
         return jk
-    return jackknife

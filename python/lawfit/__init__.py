@@ -52,3 +52,13 @@ __all__ = [
     "OptimizeWarning",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    """``lawfit.plot`` on first use: it needs matplotlib (the ``plot`` extra), which
+    ``import lawfit`` does not import."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'lawfit' has no attribute {name!r}")

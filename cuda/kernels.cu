@@ -1,12 +1,12 @@
-// kernels.cu: the CUDA backend's kernels.  Each kernel is a thin wrapper: it computes its
-// problem index and calls lawfit::solve_in_batch (or objective_in_batch, for ranking a grid's
-// starts), the same host-device functions the CPU driver calls, so the math the GPU runs is
-// the math the CPU tests check: the solve, the objective, and the bootstrap's Philox
-// resampling (rng.h, drawn inside the kernel into a per-thread slice of `Work::scratch`).
-#include <cooperative_groups.h>
+// kernels.cu: the CUDA backend's kernels for the built-in models, and the host code that
+// launches them and those of a user's law (compiled at run time by NVRTC, lawfit/_nvrtc.py,
+// and loaded here).  Each kernel is a thin wrapper around the bodies in lawfit/kernels.cuh,
+// which call the same host-device functions the CPU driver calls.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <limits>
@@ -14,14 +14,11 @@
 
 #include "kernels.h"
 #include "lawfit/batch.h"
+#include "lawfit/kernels.cuh"
 #include "lawfit/models/all.h"
 
 namespace lawfit::cuda {
 namespace {
-
-namespace cg = cooperative_groups;
-
-constexpr int kBlock = 128;
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
@@ -31,73 +28,15 @@ void check(cudaError_t err, const char* what) {
 
 // One kernel per (model, loss, residual space): each carries the registers of its own
 // objective only, and the switch over losses happens once, on the host.
-// Blocks per multiprocessor the register allocator must allow: small models then fit in 128
-// registers (4 blocks of 128 threads); larger ones would spill, so they get room.
-template <class Model>
-constexpr int min_blocks() {
-#if defined(LAWFIT_NO_LAUNCH_BOUNDS)
-  return 1;
-#else
-  return Model::kParams <= 3 ? 4 : 2;
-#endif
-}
-
-// What a launch needs beside the batch: the persistent grid's problem counter, room for the
-// resamples of a bootstrap (`stride` values per thread of the grid; null without one), and
-// the order in which the threads take the units (null: 0, 1, ...).
-template <class T>
-struct Work {
-  unsigned long long* next;
-  T* scratch;
-  long long stride;
-  const long long* order = nullptr;
-};
-
-template <class T>
-__device__ long long unit_at(const Work<T>& w, long long k) {
-  return w.order ? w.order[k] : k;
-}
-
-template <class T>
-__device__ T* thread_scratch(const Work<T>& w) {
-  if (!w.scratch) return nullptr;
-  const long long slot = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  return w.scratch + slot * w.stride;
-}
-
-// A persistent grid: each thread takes the next unsolved problem from a counter whenever it
-// finishes one, so a warp's time follows the mean solve rather than its slowest lane.  The
-// threads that ask together take consecutive problems with one atomic (coalesced group).
-// Which thread solves a problem does not change its result.
 template <class Model, class Objective, class T>
 __global__ void __launch_bounds__(kBlock, min_blocks<Model>()) solve_kernel(
     Batch<T> b, Options o, Work<T> w) {
-  T* buffer = thread_scratch<T>(w);
-#if defined(LAWFIT_CUDA_STATIC_GRID)
-  const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < b.n_units) solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
-#else
-  for (;;) {
-    cg::coalesced_group g = cg::coalesced_threads();
-    unsigned long long base = 0;
-    if (g.thread_rank() == 0)
-      base = atomicAdd(w.next, static_cast<unsigned long long>(g.size()));
-    base = g.shfl(base, 0);
-    const long long i = static_cast<long long>(base + g.thread_rank());
-    if (i >= b.n_units) return;
-    solve_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
-  }
-#endif
+  solve_units<Model, Objective>(b, o, w);
 }
 
-// The cost at every unit's parameters (b.p0): a grid-stride loop, one evaluation per unit.
 template <class Model, class Objective, class T>
 __global__ void __launch_bounds__(kBlock) objective_kernel(Batch<T> b, Options o, Work<T> w) {
-  T* buffer = thread_scratch<T>(w);
-  const long long step = static_cast<long long>(gridDim.x) * blockDim.x;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < b.n_units; i += step)
-    objective_in_batch<Model, Objective>(b, o, unit_at(w, i), buffer);
+  objective_units<Model, Objective>(b, o, w);
 }
 
 // Blocks to launch: one per kBlock problems, at most as many as are resident at once (so
@@ -186,6 +125,58 @@ void launch_by_name(Kind kind, const std::string& model, const Batch<T>& d, cons
   throw std::invalid_argument("model: unknown model '" + model + "'");
 }
 
+// A law's two kernels, loaded from its cubin.
+struct LawKernels {
+  cudaKernel_t solve, objective;
+};
+
+// Loads a law's cubin once per process (a cache: libraries are never unloaded, as the
+// built-ins' kernels are not) and finds its kernels.
+const LawKernels& load_law(const std::string& image) {
+  static std::mutex mutex;
+  static std::map<std::string, LawKernels> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = loaded.find(image);
+  if (it != loaded.end()) return it->second;
+  cudaLibrary_t library;
+  check(cudaLibraryLoadData(&library, image.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
+        "cudaLibraryLoadData (a law's kernels)");
+  LawKernels k;
+  check(cudaLibraryGetKernel(&k.solve, library, "lawfit_law_solve"), "cudaLibraryGetKernel");
+  check(cudaLibraryGetKernel(&k.objective, library, "lawfit_law_objective"),
+        "cudaLibraryGetKernel");
+  return loaded.emplace(image, k).first->second;
+}
+
+// A law's kernel of `kind`, launched as launch_kernel() launches a built-in's: the same
+// arguments (by value), block and grid.
+template <class T>
+void launch_law(Kind kind, const LawKernels& law, const Batch<T>& d, const Options& o,
+                cudaStream_t stream, const Work<T>& w) {
+  if (d.n_units == 0) return;
+  const void* kernel = reinterpret_cast<const void*>(kind == Kind::kSolve ? law.solve
+                                                                           : law.objective);
+  if (kind == Kind::kSolve)
+    check(cudaMemsetAsync(w.next, 0, sizeof(*w.next), stream), "cudaMemsetAsync");
+  Batch<T> b = d;
+  Options options = o;
+  Work<T> work = w;
+  void* args[] = {&b, &options, &work};
+  check(cudaLaunchKernel(kernel, dim3(grid_size(kernel, d.n_units)), dim3(kBlock), args, 0,
+                         stream),
+        "kernel launch (a law's)");
+}
+
+template <class T>
+void launch_kernels(Kind kind, const Kernels& k, const Batch<T>& d, const Options& o,
+                    cudaStream_t stream, const Work<T>& w) {
+  if (k.law_image.empty()) {
+    launch_by_name(kind, k.model, d, o, stream, w);
+  } else {
+    launch_law(kind, load_law(k.law_image), d, o, stream, w);
+  }
+}
+
 // A device allocation that frees itself.
 template <class T>
 struct DeviceArray {
@@ -212,6 +203,14 @@ int device_count() {
     return 0;
   }
   return n;
+}
+
+int device_arch() {
+  int device = 0, major = 0, minor = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "attribute");
+  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "attribute");
+  return 10 * major + minor;
 }
 
 std::string device_name() {
@@ -287,6 +286,7 @@ struct DeviceBatch {
         order(static_cast<long long>(host_order.size()),
               host_order.empty() ? nullptr : host_order.data()) {
     d = h;
+    d.model_ctx = nullptr;  // host memory (a law's tape): the device's kernels never read it
     d.x = x.ptr;
     d.t = t.ptr;
     d.sigma = h.sigma ? sigma.ptr : nullptr;
@@ -337,10 +337,10 @@ namespace {
 
 // One copy in, one launch of `kind`'s kernel, one copy out.
 template <class T>
-void run_host_batch(Kind kind, const std::string& model, const Batch<T>& h, long long n_points,
+void run_host_batch(Kind kind, const Kernels& kernels, const Batch<T>& h, long long n_points,
                     int n_inputs, int n_params, const Options& o) {
   DeviceBatch<T> db(h, n_points, n_inputs, n_params);
-  launch_by_name(kind, model, db.d, o, nullptr, db.work());
+  launch_kernels(kind, kernels, db.d, o, nullptr, db.work());
   check(cudaDeviceSynchronize(), kind == Kind::kSolve ? "solve_kernel" : "objective_kernel");
   db.to_host(h, kind);
 }
@@ -348,18 +348,18 @@ void run_host_batch(Kind kind, const std::string& model, const Batch<T>& h, long
 }  // namespace
 
 template <class T>
-void solve_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
+void solve_host_batch(const Kernels& kernels, const Batch<T>& h, long long n_points,
                       int n_inputs, int n_params, const Options& o) {
-  run_host_batch(Kind::kSolve, model, h, n_points, n_inputs, n_params, o);
+  run_host_batch(Kind::kSolve, kernels, h, n_points, n_inputs, n_params, o);
 }
 
 template <class T>
-void objective_host_batch(const std::string& model, const Batch<T>& h, long long n_points,
+void objective_host_batch(const Kernels& kernels, const Batch<T>& h, long long n_points,
                           int n_inputs, int n_params, const Options& o) {
-  run_host_batch(Kind::kObjective, model, h, n_points, n_inputs, n_params, o);
+  run_host_batch(Kind::kObjective, kernels, h, n_points, n_inputs, n_params, o);
 }
 
-std::vector<double> time_host_batch(const std::string& model, const Batch<double>& h,
+std::vector<double> time_host_batch(const Kernels& kernels, const Batch<double>& h,
                                     long long n_points, int n_inputs, int n_params,
                                     const Options& o, int repeats) {
   DeviceBatch<double> db(h, n_points, n_inputs, n_params);
@@ -369,7 +369,7 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
   std::vector<double> ms;
   for (int r = 0; r < repeats; ++r) {
     check(cudaEventRecord(start), "cudaEventRecord");
-    launch_by_name(Kind::kSolve, model, db.d, o, nullptr, db.work());
+    launch_kernels(Kind::kSolve, kernels, db.d, o, nullptr, db.work());
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "solve_kernel");
     float t = 0;
@@ -383,21 +383,21 @@ std::vector<double> time_host_batch(const std::string& model, const Batch<double
 }
 
 template <class T>
-void solve_device_batch(const std::string& model, const Batch<T>& d, const Options& o) {
+void solve_device_batch(const Kernels& kernels, const Batch<T>& d, const Options& o) {
   DeviceArray<unsigned long long> next(1, nullptr);
   // The arrays may have been written on another stream (CuPy's): let that work finish.
   check(cudaDeviceSynchronize(), "before solve_kernel");
-  launch_by_name(Kind::kSolve, model, d, o, nullptr, Work<T>{next.ptr, nullptr, 0});
+  launch_kernels(Kind::kSolve, kernels, d, o, nullptr, Work<T>{next.ptr, nullptr, 0, nullptr});
   check(cudaDeviceSynchronize(), "solve_kernel");
 }
 
 // fp64 (the default) and fp32 (on request).
 #define LAWFIT_INSTANTIATE(T)                                                               \
-  template void solve_host_batch<T>(const std::string&, const Batch<T>&, long long, int, int, \
+  template void solve_host_batch<T>(const Kernels&, const Batch<T>&, long long, int, int, \
                                     const Options&);                                         \
-  template void objective_host_batch<T>(const std::string&, const Batch<T>&, long long, int,  \
+  template void objective_host_batch<T>(const Kernels&, const Batch<T>&, long long, int,  \
                                         int, const Options&);                                 \
-  template void solve_device_batch<T>(const std::string&, const Batch<T>&, const Options&);
+  template void solve_device_batch<T>(const Kernels&, const Batch<T>&, const Options&);
 LAWFIT_INSTANTIATE(double)
 LAWFIT_INSTANTIATE(float)
 #undef LAWFIT_INSTANTIATE

@@ -13,32 +13,99 @@ void require_device() {
   if (cuda::device_count() == 0) throw std::runtime_error("no CUDA device is available");
 }
 
+// A call's kernels: the built-in model m's, or (where `law_image` is not empty) a user's
+// law's, compiled for the call by lawfit/_nvrtc.py.
+cuda::Kernels kernels_of(const bindings::ModelEntry& m, const std::string& law_image) {
+  return cuda::Kernels{m.name, law_image};
+}
+
 template <class T>
-void cuda_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
-                const Options& o, int /*n_threads*/, const std::string& engine,
-                bindings::Interrupt /*interrupt*/) {
+void cuda_solve(const cuda::Kernels& k, const bindings::ModelEntry& m, const Batch<T>& b,
+                long long n_points, const Options& o, const std::string& engine) {
   if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
   // solve_host_batch copies x for every point.
   if (b.x_shared) throw std::invalid_argument("x_shared: the CUDA backend takes x per point");
   if (b.bounds_shared)
     throw std::invalid_argument("bounds_shared: the CUDA backend takes bounds per unit");
   require_device();
-  cuda::solve_host_batch(m.name, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
+  cuda::solve_host_batch(k, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
 }
 
 template <class T>
-void cuda_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
-                    const Options& o, int /*n_threads*/, const std::string&,
-                    bindings::Interrupt /*interrupt*/) {
+void cuda_objective(const cuda::Kernels& k, const bindings::ModelEntry& m, const Batch<T>& b,
+                    long long n_points, const Options& o) {
   require_device();
-  cuda::objective_host_batch(m.name, b, n_points, m.n_inputs,
-                             static_cast<int>(m.params.size()), o);
+  cuda::objective_host_batch(k, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
+}
+
+// The solve and objective of a backend call (the signature of bindings::SolveFnOf<T>).
+template <class T>
+void builtin_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
+                   const Options& o, int, const std::string& engine, bindings::Interrupt) {
+  cuda_solve<T>(kernels_of(m, {}), m, b, n_points, o, engine);
+}
+
+template <class T>
+void builtin_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
+                       const Options& o, int, const std::string&, bindings::Interrupt) {
+  cuda_objective<T>(kernels_of(m, {}), m, b, n_points, o);
+}
+
+// fit_law / objective_law (and their fp32 twins): fit() and objective() for a user's law,
+// whose kernels come as the first argument, a cubin (lawfit/_nvrtc.py compiles it for the
+// call's precision, loss and residual space); the model argument is the law's compiled form
+// (lawfit._core.Law), which sizes its arrays.
+template <class T>
+void def_law_calls(py::module_& mod, const char* fit_name, const char* objective_name) {
+  mod.def(
+      fit_name,
+      [](const py::bytes& image, const py::object& model, const py::dict& data,
+         const py::dict& box, const py::object& options, const py::object& units,
+         int n_threads, bool return_jtj, const std::string& engine) {
+        const std::string law_image = image;
+        bindings::require(!law_image.empty(), "image: a law's cubin is required");
+        auto solve = [&law_image](const bindings::ModelEntry& m, const Batch<T>& b,
+                                  long long n_points, const Options& o, int,
+                                  const std::string& engine, bindings::Interrupt) {
+          cuda_solve<T>(kernels_of(m, law_image), m, b, n_points, o, engine);
+        };
+        return bindings::fit_packed<T>(solve, model, data, box, options, units, n_threads,
+                                       return_jtj, engine);
+      },
+      py::arg("image"), py::arg("model"), py::arg("data"), py::arg("box"), py::arg("options"),
+      py::arg("units") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      py::arg("return_jtj") = false, py::arg("engine") = "auto",
+      "fit() for a user's law: `image` is its kernels' cubin (lawfit/_nvrtc.py).");
+  mod.def(
+      objective_name,
+      [](const py::bytes& image, const py::object& model, const py::dict& data,
+         const py::object& params, const py::object& options, const py::object& units,
+         int n_threads, const std::string& engine) {
+        const std::string law_image = image;
+        bindings::require(!law_image.empty(), "image: a law's cubin is required");
+        auto cost = [&law_image](const bindings::ModelEntry& m, const Batch<T>& b,
+                                 long long n_points, const Options& o, int,
+                                 const std::string&, bindings::Interrupt) {
+          cuda_objective<T>(kernels_of(m, law_image), m, b, n_points, o);
+        };
+        py::dict box;
+        box["p0"] = params;  // one row per unit, as objective()
+        box["lower"] = params;
+        box["upper"] = params;
+        py::dict out = bindings::fit_packed<T>(cost, model, data, box, options, units,
+                                               n_threads, false, engine);
+        return py::object(out["cost"]);
+      },
+      py::arg("image"), py::arg("model"), py::arg("data"), py::arg("params"),
+      py::arg("options"), py::arg("units") = py::none(), py::kw_only(),
+      py::arg("n_threads") = 0, py::arg("engine") = "auto",
+      "objective() for a user's law: `image` is its kernels' cubin (lawfit/_nvrtc.py).");
 }
 
 // fit_device: a batch in device memory, given by pointers (lawfit/_device.py packs it and
 // owns every array).  Null pointers: no sigma, no weights.
 template <class T>
-void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py::dict& out,
+void solve_pointers(const cuda::Kernels& kernels, const py::dict& in, const py::dict& out,
                     long long n_problems, bool log_residuals, const py::object& options) {
   const Options o = bindings::make_options<T>(options, log_residuals);
   auto ptr = [](const py::dict& d, const char* key, bool required) {
@@ -69,7 +136,7 @@ void solve_pointers(const bindings::ModelEntry& m, const py::dict& in, const py:
   b.nit = reinterpret_cast<int*>(ptr(out, "nit", true));
   require_device();
   py::gil_scoped_release release;
-  cuda::solve_device_batch(m.name, b, o);
+  cuda::solve_device_batch(kernels, b, o);
 }
 
 }  // namespace
@@ -82,26 +149,39 @@ PYBIND11_MODULE(_cuda, mod) {
   mod.doc() = "lawfit's CUDA backend (private; use lawfit.fit(..., backend='cuda')).";
   mod.def("device_count", &cuda::device_count);
   mod.def("device_name", &cuda::device_name);
-  bindings::def_fit(mod, &cuda_solve<double>,
+  mod.def("device_arch", [] {
+    require_device();
+    return cuda::device_arch();
+  }, "Device 0's architecture as NVRTC names it: 10 * major + minor (90 for sm_90).");
+  bindings::def_fit(mod, &builtin_solve<double>,
                     "Solve a packed batch on CUDA device 0 (same contract as lawfit._core.fit; "
                     "a bootstrap's resamples are drawn on the device).");
-  bindings::def_objective(mod, &cuda_objective<double>);
-  bindings::def_fit<float>(mod, &cuda_solve<float>, "fit, in fp32 on the device.", "fit32");
-  bindings::def_objective<float>(mod, &cuda_objective<float>, "objective32");
+  bindings::def_objective(mod, &builtin_objective<double>);
+  bindings::def_fit<float>(mod, &builtin_solve<float>, "fit, in fp32 on the device.", "fit32");
+  bindings::def_objective<float>(mod, &builtin_objective<float>, "objective32");
+  def_law_calls<double>(mod, "fit_law", "objective_law");
+  def_law_calls<float>(mod, "fit_law32", "objective_law32");
   mod.def(
       "fit_device",
-      [](const std::string& model, const py::dict& in, const py::dict& out,
-         const py::object& options, long long n_problems, bool fp32, bool log_residuals) {
-        const bindings::ModelEntry& m = bindings::find_model(model);
+      [](const py::object& model, const py::dict& in, const py::dict& out,
+         const py::object& options, long long n_problems, bool fp32, bool log_residuals,
+         const py::bytes& image) {
+        const void* ctx = nullptr;
+        const bindings::ModelEntry& m = bindings::resolve_model(model, &ctx);
+        const cuda::Kernels kernels = kernels_of(m, image);
+        bindings::require(ctx == nullptr || !kernels.law_image.empty(),
+                          "image: a law's cubin is required");
         bindings::require(n_problems >= 0, "n_problems: must be >= 0");
         auto solve = fp32 ? &solve_pointers<float> : &solve_pointers<double>;
-        solve(m, in, out, n_problems, log_residuals, options);
+        solve(kernels, in, out, n_problems, log_residuals, options);
       },
       py::arg("model"), py::arg("inputs"), py::arg("outputs"), py::arg("options"),
       py::kw_only(), py::arg("n_problems"), py::arg("fp32"), py::arg("log_residuals"),
+      py::arg("image") = py::bytes(),
       "Solve a packed batch already in device memory, in place: `inputs` and `outputs` map "
       "the names of fit()'s arrays to device pointers (see lawfit/_device.py); `options` as "
-      "for fit().");
+      "for fit(); `model` a built-in's name or a law's compiled form, whose kernels' cubin "
+      "is `image` (lawfit/_nvrtc.py).");
   mod.def(
       "time_fit",
       [](int repeats, const py::object& model, const py::dict& data, const py::dict& box,
@@ -112,7 +192,7 @@ PYBIND11_MODULE(_cuda, mod) {
         auto timed = [&](const bindings::ModelEntry& m, const Batch<double>& b,
                          long long n_points, const Options& o, int, const std::string&,
                          bindings::Interrupt) {
-          ms = cuda::time_host_batch(m.name, b, n_points, m.n_inputs,
+          ms = cuda::time_host_batch(kernels_of(m, {}), b, n_points, m.n_inputs,
                                      static_cast<int>(m.params.size()), o, repeats);
         };
         py::dict out = bindings::fit_packed<double>(timed, model, data, box, options,

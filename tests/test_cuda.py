@@ -170,3 +170,60 @@ def test_cuda_bootstrap_and_grid_match_cpu():
     assert np.mean(a.status == b.status) >= 0.95
     ok = a.converged & b.converged
     np.testing.assert_allclose(b.samples[ok], a.samples[ok], rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["saturating_power_law", "chinchilla", "broken_power_law"])
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+@pytest.mark.parametrize("loss", ["linear", "huber"])
+def test_a_law_on_cuda_matches_the_cpu(name, residuals, loss):
+    """A user's law, its kernels compiled by NVRTC at run time (lawfit/_nvrtc.py), against
+    the same law on the CPU, as compare_backends holds a built-in."""
+    from test_law import as_law
+
+    from lawfit import _nvrtc
+
+    if _nvrtc.library()[0] is None:
+        pytest.skip(_nvrtc.library()[1])
+    law = as_law(name)
+    x, y, truth, p0 = model_batch(name, n_problems=64, seed=11)
+    if residuals == "log" and not (y > 0).all():
+        pytest.skip("log residuals need y > 0")
+    kw = dict(p0=p0, residuals=residuals, loss=loss, f_scale=2.0, ftol=1e-14, xtol=1e-14,
+              gtol=1e-14, max_nfev=2000)
+    a = lawfit.fit(law, x, y, backend="cpu", **kw)
+    b = lawfit.fit(law, x, y, backend="cuda", **kw)
+    assert np.array_equal(a.success, b.success)
+    assert a.success.mean() > 0.9
+    ok = a.success
+    same = np.abs(b.cost[ok] - a.cost[ok]) <= 1e-10 * a.cost[ok]
+    assert same.mean() >= 31 / 32, (name, residuals, loss, np.flatnonzero(~same))
+    # fp32, and a bootstrap with a grid per resample (the objective kernel too).
+    c = [lawfit.fit(law, x, y, backend=be, dtype="float32", p0=p0, residuals=residuals)
+         for be in ("cpu", "cuda")]
+    assert np.mean(c[0].success == c[1].success) >= 0.9
+    g = lawfit.grid(starts=p0[:6])
+    boot = dict(p0=g, start=g, k=2, n_resamples=10, seed=1, residuals=residuals, loss=loss)
+    sa = lawfit.bootstrap(law, x, y[:3], backend="cpu", **boot)
+    sb = lawfit.bootstrap(law, x, y[:3], backend="cuda", **boot)
+    assert np.mean(sa.status == sb.status) >= 0.95
+    both = sa.converged & sb.converged
+    np.testing.assert_allclose(sb.samples[both], sa.samples[both], rtol=1e-4, atol=1e-6)
+
+
+@gpu
+@pytest.mark.gpu
+def test_a_law_on_cupy_arrays_matches_the_host():
+    cp = pytest.importorskip("cupy")
+    from test_law import as_law
+
+    from lawfit import _nvrtc
+
+    if _nvrtc.library()[0] is None:
+        pytest.skip(_nvrtc.library()[1])
+    law = as_law("chinchilla")
+    x, y, truth, p0 = model_batch("chinchilla", n_problems=32, seed=4)
+    a = lawfit.fit(law, cp.asarray(x), cp.asarray(y), p0=cp.asarray(p0))
+    b = lawfit.fit(law, x, y, p0=p0, backend="cuda")
+    np.testing.assert_array_equal(cp.asnumpy(a.x), b.x)

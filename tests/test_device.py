@@ -20,12 +20,12 @@ from conftest import COMPILED
 SPL = "saturating_power_law"
 
 
-def cpu_kernel(model_name, ins, out, options, *, n_problems, fp32, log_residuals):
+def cpu_kernel(model, ins, out, options, *, n_problems, fp32, log_residuals):
     """The CPU core in the kernel's place: fills ``out`` from ``ins`` (NumPy arrays)."""
     fn = _core.fit32 if fp32 else _core.fit
     data = dict(x=ins["x"], t=ins["t"], sigma=ins["sigma"], weights=ins["weights"],
                 offsets=ins["offsets"], log_residuals=log_residuals)
-    r = fn(model_name, data, dict(p0=ins["p0"], lower=ins["lower"], upper=ins["upper"]),
+    r = fn(model.compiled, data, dict(p0=ins["p0"], lower=ins["lower"], upper=ins["upper"]),
            options)
     for key, arr in out.items():
         arr[...] = r[key]
@@ -92,6 +92,20 @@ def test_device_path_results_equal_the_host_path():
     a = device_fit(x, holes)
     b = lawfit.fit(SPL, x, holes, backend="cpu")
     np.testing.assert_array_equal(a.x, b.x)
+
+
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+def test_a_laws_device_path_packs_and_solves_as_the_host(residuals):
+    """A user's law through the device path (the CPU core in the kernel's place, NumPy in
+    CuPy's): its input columns packed as on the host, the same answers."""
+    law = lawfit.law("E + A * x**-alpha", inputs=["x"])
+    x, y, holes, sigma, p0 = layouts()
+    for yy in (y, holes):
+        a = device_fit(x, yy, model=law, p0=p0, sigma=sigma, residuals=residuals)
+        b = lawfit.fit(law, x, yy, p0=p0, sigma=sigma, residuals=residuals, backend="cpu")
+        for key in ("x", "cost", "status", "nfev"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+        assert a.model is law
 
 
 def test_device_path_errors_name_the_argument():

@@ -254,10 +254,60 @@ def test_an_untraceable_function_is_refused():
         lawfit.law(branchy, inputs=["x"])
 
 
-def test_the_gpu_refuses_a_law_clearly():
-    law = as_law("power_law")
-    with pytest.raises(ValueError, match="runs on the CPU backends"):
-        _backends.Cuda()._model(law)
+class _CoreAsCuda:
+    """lawfit._cuda's law entry points, run by the CPU core: what the CUDA backend passes
+    them (the cubin of the call's settings first, then fit()'s arguments)."""
+
+    def __init__(self):
+        self.images = []
+
+    def device_arch(self):
+        return 90
+
+    def __getattr__(self, name):  # fit_law, fit_law32, objective_law, objective_law32
+        from lawfit import _core
+
+        def call(image, *args, **kw):
+            self.images.append(image)
+            return getattr(_core, name.replace("_law", ""))(*args, **kw)
+
+        return call
+
+
+def test_the_gpu_backend_runs_a_law_from_its_nvrtc_cubin(monkeypatch):
+    """The CUDA backend's path for a law, without a GPU: its kernels compiled for the call's
+    precision, loss and residual space, passed with fit()'s own arguments; a grid's
+    objective too.  (The kernels themselves: tests/test_law_source.py compiles them.)"""
+    from lawfit import _nvrtc
+
+    monkeypatch.setattr(_nvrtc, "_LIBRARY", [object(), ""])
+    monkeypatch.setattr(_nvrtc, "cubin", lambda law, arch, fp32, loss, log:
+                        (law.name, arch, fp32, loss, log))
+    module = _CoreAsCuda()
+
+    class Cuda(_backends.Cuda):
+        def _module(self):
+            return module
+
+    law = as_law("saturating_power_law")
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=6, n_points=15, seed=3)
+    kw = dict(residuals="log", loss="huber", f_scale=0.1)
+    got = lawfit.fit(law, x, y, p0=lawfit.grid(E=[0.5, 1.0], A=[1.0, 3.0], alpha=[0.2, 0.5]),
+                     backend=Cuda(), **kw)
+    want = lawfit.fit(law, x, y, p0=lawfit.grid(E=[0.5, 1.0], A=[1.0, 3.0], alpha=[0.2, 0.5]),
+                      backend="cpu", **kw)
+    np.testing.assert_array_equal(got.x, want.x)
+    np.testing.assert_array_equal(got.status, want.status)
+    assert set(module.images) == {(law.name, 90, False, "huber", True)}
+    lawfit.fit(law, x, y, p0=p0, backend=Cuda(), dtype="float32")
+    assert module.images[-1] == (law.name, 90, True, "linear", False)
+    # No NVRTC: a clear refusal, and "auto" keeps a law on the CPU.
+    monkeypatch.setattr(_nvrtc, "_LIBRARY", [None, "NVRTC was not found (tried ...)"])
+    with pytest.raises(ValueError, match="backend: 'cuda' compiles the law .* NVRTC was not"):
+        lawfit.fit(law, x, y, p0=p0, backend=Cuda())
+    monkeypatch.setattr(_backends, "_load_cuda", lambda: (module, None))
+    assert _backends.resolve("auto", 10**7, law) == "cpu"
+    assert _backends.resolve("auto", 10**7, lawfit.models.get("power_law")) == "cuda"
 
 
 def test_a_law_finds_its_linear_coefficients_for_profile_grids():

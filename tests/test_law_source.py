@@ -1,6 +1,7 @@
 """A law's generated C++/CUDA model struct (the form the GPU compiles at run time): compiled
-here with the host compiler it gives the tape's bits, and it compiles for the GPU against
-the headers the CUDA kernels use.  Each test skips where its compiler is absent."""
+here with the host compiler it gives the tape's bits, and its kernels (lawfit/_nvrtc.py)
+compile for the GPU, with nvcc and with NVRTC.  Each test skips where its compiler is
+absent."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import lawfit
-from lawfit import _backends
+from lawfit import _backends, _nvrtc
 
 INCLUDE = Path(__file__).resolve().parents[1] / "cpp" / "include"
 LAWS = [
@@ -74,15 +75,48 @@ int main() {{
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None or not INCLUDE.is_dir(), reason="no nvcc")
-def test_the_generated_struct_compiles_for_the_gpu(tmp_path):
-    law = lawfit.law(*LAWS[0])
+def test_the_laws_kernels_compile_with_nvcc(tmp_path):
+    """The source NVRTC compiles on a GPU machine (the law's struct and the kernel bodies the
+    built-ins' kernels share), compiled here by nvcc, which CI has."""
     unit = tmp_path / "law.cu"
-    unit.write_text('#include "lawfit/batch.h"\n' + law.source.translation_unit() + """
-// One thread per solve unit, as the CUDA backend's kernels run a built-in model.
-__global__ void fit_law(lawfit::Batch<double> b, lawfit::Options o) {
-  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  if (i < b.n_units) lawfit::solve_in_batch<lawfit::UserLaw>(b, o, i, static_cast<double*>(nullptr));
-}
-""")
-    subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-c", f"-I{INCLUDE}", str(unit),
-                    "-o", str(tmp_path / "law.o")], check=True)
+    unit.write_text(_nvrtc.translation_unit(lawfit.law(*LAWS[0]), False, "huber", True))
+    out = tmp_path / "law.cubin"
+    subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", f"-I{INCLUDE}", str(unit),
+                    "-o", str(out)], check=True)
+    image = out.read_bytes()  # with the kernels the CUDA module looks up, unmangled
+    assert image[:4] == b"\x7fELF"
+    assert _nvrtc.SOLVE.encode() in image and _nvrtc.OBJECTIVE.encode() in image
+
+
+NVRTC = _nvrtc.library()[0] is not None
+
+
+@pytest.mark.skipif(not NVRTC, reason="NVRTC not found (the 'cuda' extra, or a CUDA toolkit)")
+@pytest.mark.parametrize("fp32, loss, log", [(False, "huber", True), (True, "linear", False)])
+def test_nvrtc_compiles_a_laws_kernels(tmp_path, monkeypatch, fp32, loss, log):
+    """NVRTC, as lawfit._cuda runs a law: a cubin for sm_90 (no GPU needed to compile), with
+    both kernels, cached on disk by what went into it."""
+    monkeypatch.setenv("LAWFIT_CACHE_DIR", str(tmp_path))
+    law = lawfit.law(*LAWS[1])
+    image = _nvrtc.cubin(law, 90, fp32, loss, log)
+    assert image[:4] == b"\x7fELF"
+    assert _nvrtc.SOLVE.encode() in image and _nvrtc.OBJECTIVE.encode() in image
+
+    def build():
+        (info,) = [b for b in _nvrtc.BUILDS.values() if b["path"].startswith(str(tmp_path))]
+        return info
+
+    assert not build()["cached"]
+    assert _nvrtc.cubin(law, 90, fp32, loss, log) is image  # this process's copy
+    monkeypatch.setattr(_nvrtc, "_IMAGES", {})  # a new process: the disk's
+    assert _nvrtc.cubin(law, 90, fp32, loss, log) == image
+    assert build()["cached"]
+
+
+def test_nvrtc_errors_carry_its_log(monkeypatch):
+    if not NVRTC:
+        pytest.skip("NVRTC not found")
+    with pytest.raises(RuntimeError, match="(?s)NVRTC: compiling the law.s kernels failed.*"
+                                           "undefined"):
+        _nvrtc.compile_source("__global__ void k() { undefined_name(); }", 90,
+                              _nvrtc.include_dir())

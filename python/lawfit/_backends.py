@@ -14,6 +14,7 @@ points) and returns the same dictionary of arrays.
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -68,10 +69,11 @@ def backends() -> dict:
     }
 
 
-def resolve(backend: str, n_units: Optional[int] = None) -> str:
+def resolve(backend: str, n_units: Optional[int] = None, model=None) -> str:
     """The concrete backend's name for ``backend``.  ``auto``: ``cuda`` where it is available
-    and the call solves at least AUTO_CUDA_MIN_UNITS units (``n_units``), else ``cpu`` (else,
-    on a broken install, ``numpy``)."""
+    and the call solves at least AUTO_CUDA_MIN_UNITS units (``n_units``), and, for a user's
+    law (``model``), NVRTC is found to compile it; else ``cpu`` (else, on a broken install,
+    ``numpy``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
                          f"{backend!r}")
@@ -79,7 +81,8 @@ def resolve(backend: str, n_units: Optional[int] = None) -> str:
         return backend
     if backend == "auto":
         if n_units is not None and n_units >= AUTO_CUDA_MIN_UNITS and \
-                _load_cuda()[0] is not None:
+                _load_cuda()[0] is not None and (model is None or not model.is_law
+                                                 or _nvrtc_found()):
             return "cuda"
         return "cpu" if _load_core()[0] is not None else "numpy"
     module, why = _load_core() if backend == "cpu" else _load_cuda()
@@ -88,15 +91,22 @@ def resolve(backend: str, n_units: Optional[int] = None) -> str:
     return backend
 
 
-def get(backend: Union[str, "Backend"], n_units: Optional[int] = None) -> "Backend":
+def _nvrtc_found() -> bool:
+    from . import _nvrtc
+
+    return _nvrtc.library()[0] is not None
+
+
+def get(backend: Union[str, "Backend"], n_units: Optional[int] = None,
+        model=None) -> "Backend":
     """The Backend a ``backend=`` argument names: a Backend object as it is, a name resolved
-    (``auto`` on the call's ``n_units``)."""
+    (``auto`` on the call's ``n_units`` and ``model``)."""
     if isinstance(backend, Backend):
         return backend
     if not isinstance(backend, str):
         raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
                          f"{backend!r}")
-    return {"cpu": Cpu, "cuda": Cuda, "numpy": Numpy}[resolve(backend, n_units)]()
+    return {"cpu": Cpu, "cuda": Cuda, "numpy": Numpy}[resolve(backend, n_units, model)]()
 
 
 def name_of(backend) -> str:
@@ -268,9 +278,14 @@ class _Compiled(Backend):
                 return dict(p0=p0, lower=lo, upper=up, bounds_shared=True)
         return dict(p0=p0, lower=lower, upper=upper)
 
+    def _function(self, module, name: str, packed: Packed, options):
+        """The module's function `name` ("fit" or "objective") for this call's model and
+        precision: called with the model's argument (``_model``) first."""
+        return getattr(module, name + ("32" if options.fp32 else ""))
+
     def _solve(self, packed, options, units, box, n_threads, return_jtj):
         module = self._module()
-        fn = module.fit32 if options.fp32 else module.fit
+        fn = self._function(module, "fit", packed, options)
         box = self._box(*box)
         if units is not None:
             box["per_problem"] = units.rows == "problem"
@@ -282,7 +297,7 @@ class _Compiled(Backend):
 
     def _objective(self, packed, options, params, units, n_threads):
         module = self._module()
-        fn = module.objective32 if options.fp32 else module.objective
+        fn = self._function(module, "objective", packed, options)
         # The objective reads the inputs per point (its units index any problem's rows).
         cost = fn(self._model(packed.model), self._data(packed), params, options,
                   units.compiled_args(packed),
@@ -345,10 +360,22 @@ class Cuda(_Compiled):
         return module
 
     def _model(self, model):
-        if model.is_law:
-            raise ValueError(f"backend: the law '{model.name}' runs on the CPU backends "
-                             "('cpu', 'numpy'); its GPU compilation (NVRTC) is not built yet")
-        return model.name
+        return model.compiled if model.is_law else model.name
+
+    def _function(self, module, name, packed, options):
+        if not packed.model.is_law:
+            return super()._function(module, name, packed, options)
+        # A user's law: its kernels, compiled by NVRTC for this device and for the call's
+        # precision, loss and residual space (cached on disk), are the first argument.
+        from . import _nvrtc
+
+        if _nvrtc.library()[0] is None:
+            raise ValueError(f"backend: 'cuda' compiles the law '{packed.model.name}' with "
+                             f"NVRTC: {_nvrtc.library()[1]}")
+        image = _nvrtc.cubin(packed.model, module.device_arch(), options.fp32, options.loss,
+                             packed.log_residuals)
+        return functools.partial(
+            getattr(module, f"{name}_law" + ("32" if options.fp32 else "")), image)
 
 
 class Numpy(Backend):

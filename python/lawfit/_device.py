@@ -38,25 +38,36 @@ def cupy_module():
         import cupy
     except ImportError:
         raise ValueError("y: device arrays (__cuda_array_interface__) need CuPy: "
-                         "pip install cupy-cuda12x") from None
+                         "pip install 'lawfit[cuda]' (cupy-cuda13x)") from None
     return cupy
 
 
-def _cuda_solve(model_name: str, ins: dict, out: dict, options, **kw) -> None:
-    """lawfit._cuda.fit_device on CuPy arrays: the kernel reads and writes them in place."""
+def _cuda_solve(model, ins: dict, out: dict, options, **kw) -> None:
+    """lawfit._cuda.fit_device on CuPy arrays: the kernel reads and writes them in place.  A
+    user's law's kernels are compiled by NVRTC for the call (lawfit/_nvrtc.py)."""
     from . import _cuda
 
     def ptr(a):
         return 0 if a is None else int(a.__cuda_array_interface__["data"][0])
 
-    _cuda.fit_device(model_name, {k: ptr(v) for k, v in ins.items()},
-                     {k: ptr(v) for k, v in out.items()}, options, **kw)
+    image = b""
+    if model.is_law:
+        from . import _backends, _nvrtc
+
+        _backends.resolve("cuda", model=model)
+        if _nvrtc.library()[0] is None:
+            raise ValueError(f"model: the law '{model.name}' is compiled for the GPU with "
+                             f"NVRTC: {_nvrtc.library()[1]}")
+        image = _nvrtc.cubin(model, _cuda.device_arch(), kw["fp32"], options.loss,
+                             kw["log_residuals"])
+    _cuda.fit_device(model.compiled, {k: ptr(v) for k, v in ins.items()},
+                     {k: ptr(v) for k, v in out.items()}, options, image=image, **kw)
 
 
 def solve_packed(xp, packed: Packed, options, solve=_cuda_solve) -> dict:
     """Solves a batch packed by pack_padded (its arrays ``xp``'s) into new arrays of ``xp``
     (``fit``'s result arrays), with ``options`` (lawfit._options.Options).
-    ``solve(model_name, inputs, outputs, options, n_problems=, fp32=, log_residuals=)``
+    ``solve(model, inputs, outputs, options, n_problems=, fp32=, log_residuals=)``
     fills the outputs: the CUDA kernel (on CuPy arrays); the tests pass the CPU core (on
     NumPy arrays)."""
     dtype = options.dtype
@@ -74,7 +85,7 @@ def solve_packed(xp, packed: Packed, options, solve=_cuda_solve) -> dict:
     ins = dict(x=cast(packed.inputs), t=cast(packed.target), sigma=cast(packed.sigma),
                weights=cast(packed.weights), offsets=packed.offsets, p0=cast(packed.p0),
                lower=cast(packed.lower), upper=cast(packed.upper))
-    solve(packed.model.name, ins, out, options, n_problems=P, fp32=dtype == "float32",
+    solve(packed.model, ins, out, options, n_problems=P, fp32=dtype == "float32",
           log_residuals=packed.log_residuals)
     if dtype == "float32":
         for key in ("x", "cost", "optimality"):
@@ -93,9 +104,6 @@ def fit_device(model, x, y, *, p0, sigma, weights, bounds, options, backend,
         if used:
             raise ValueError(f"{name}: not available for device arrays (the batch is "
                              "solved in GPU memory); copy the arrays to the host to use it")
-    if model.is_law:
-        raise ValueError(f"model: the law '{model.name}' runs on the CPU backends; its GPU "
-                         "compilation (NVRTC) is not built yet: copy the arrays to the host")
     if backend not in ("auto", "cuda"):
         raise ValueError(f"backend: device arrays are solved on the GPU, not {backend!r}; "
                          "use 'cuda' or 'auto', or copy the arrays to the host")

@@ -49,16 +49,19 @@ def include_dirs() -> Optional[Tuple[Path, Path]]:
     return None
 
 
-def cache_dir() -> Path:
+def cache_dir(kind: str = "native") -> Path:
+    """Where compiled laws are kept: ``$LAWFIT_CACHE_DIR`` or ``~/.cache/lawfit``, then
+    ``native`` (host builds) or ``cuda`` (cubins)."""
     root = os.environ.get("LAWFIT_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lawfit")
-    return Path(root) / "native"
+    return Path(root) / kind
 
 
-def _digest(paths: List[Path]) -> str:
+def header_digest(paths: List[Path]) -> str:
+    """A hash of every header under `paths` (a build depends on all of them)."""
     h = hashlib.sha256()
     for root in paths:
-        for f in sorted(root.rglob("*.h")):
+        for f in sorted([*root.rglob("*.h"), *root.rglob("*.cuh")]):
             h.update(str(f.relative_to(root)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()
@@ -97,7 +100,7 @@ def attach(model) -> dict:
            f"-I{dirs[1]}"]
     tu = translation_unit(model, width)
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([tu, " ".join(cmd), version, _digest(list(dirs))])
+    key = hashlib.sha256("\0".join([tu, " ".join(cmd), version, header_digest(list(dirs))])
                          .encode()).hexdigest()[:32]
     path = cache_dir() / f"law-{key}.so"
     t0 = time.perf_counter()

@@ -9,8 +9,10 @@
 // so a bad problem cannot touch its neighbours.
 #pragma once
 
+#if !defined(__CUDACC_RTC__)  // host code only (order_by_size)
 #include <algorithm>
 #include <vector>
+#endif
 
 #include "hd.h"
 #include "lm.h"
@@ -123,6 +125,7 @@ LAWFIT_HD LAWFIT_INLINE long long unit_points(const Batch<T>& b, long long i) {
 // receives the units of at most max_points points in order of size (stable, so neighbouring
 // SIMD lanes or warp threads pad little and none idles while a neighbour finishes a longer
 // problem) and `larger` the others, in index order; returns true.
+#if !defined(__CUDACC_RTC__)
 template <class T>
 bool order_by_size(const Batch<T>& b, long long max_points, std::vector<long long>& order,
                    std::vector<long long>& larger) {
@@ -138,6 +141,7 @@ bool order_by_size(const Batch<T>& b, long long max_points, std::vector<long lon
   });
   return true;
 }
+#endif
 
 template <class Model, class T>
 LAWFIT_HD LAWFIT_INLINE ProblemData<T> problem_data(const Batch<T>& b, long long i) {

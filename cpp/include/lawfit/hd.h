@@ -4,8 +4,20 @@
 // find.
 #pragma once
 
+#if defined(__CUDACC_RTC__)
+// NVRTC (a user's law's kernels, compiled at run time: lawfit/_nvrtc.py) has no C++ library;
+// the device's math functions and memcpy are built in, and these two macros are all that
+// the headers take from <cmath>.
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+#ifndef NAN
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#else
 #include <cmath>
 #include <cstring>
+#endif
 
 #if defined(__CUDACC__)
 #define LAWFIT_HD __host__ __device__

@@ -294,6 +294,9 @@ def test_bootstrap_keeps_the_group_labels_of_a_frame():
         pd.testing.assert_frame_equal(labels.reset_index(drop=True),
                                       f.to_frame()[list(f.label_names)])
     assert list(b.fit.labels) == [("a",), ("b",), ("c",), ("d",), ("e",)]
+    # one group column given as a list: its values in the frame and the report, not 1-tuples
+    assert list(b.to_frame()["family"][::3]) == list("abcde")
+    assert "[[Problem 1: family='b']]" in b.summary()
 
 
 # ------------------------------------------------------------------------------------------

@@ -141,11 +141,13 @@ def label_text(labels, label_names, i: int) -> str:
     """Problem i's group labels, as ``name=value`` pairs ('' without labels)."""
     if labels is None:
         return ""
+    def py(v):  # a NumPy scalar as Python's (its repr without 'np.')
+        return v.item() if isinstance(v, np.generic) else v
+
     lab = labels[i]
-    if label_names and len(label_names) > 1:
-        return ", ".join(f"{n}={v!r}" for n, v in zip(label_names, lab))
-    v = lab.item() if hasattr(lab, "item") else lab
-    return f"{label_names[0] if label_names else 'label'}={v!r}"
+    if label_names and isinstance(lab, tuple):
+        return ", ".join(f"{n}={py(v)!r}" for n, v in zip(label_names, lab))
+    return f"{label_names[0] if label_names else 'label'}={py(lab)!r}"
 
 
 def status_text(code: int) -> str:

@@ -85,7 +85,7 @@ def label_columns(labels, label_names, P: int) -> dict:
     if labels is None:
         return {"problem": np.arange(P)}
     labels = _host(labels)
-    if label_names and len(label_names) > 1:
+    if label_names and len(labels) and isinstance(labels[0], tuple):  # a column each
         return {name: [lab[k] for lab in labels] for k, name in enumerate(label_names)}
     return {label_names[0] if label_names else "label": list(labels)}
 

@@ -414,11 +414,13 @@ def test_progress_reports_often_and_changes_no_bits(tiny_chunks):
              dict(x=np.tile(x, 9), y=y.ravel(), groups=groups, p0=p0[::-1],
                   return_residuals=True, sigma=np.full(108, 0.01), bounds={"E": (0, None)}),
              dict(x=np.tile(x, 9), y=y.ravel(), groups=groups, p0=grid)]
+    cases.append(dict(x=x, y=y[0], p0=p0[0], return_residuals=True))  # one flat problem
     for kw in cases:
         calls = []
         a = lawfit.fit(NAME, progress=lambda d, t: calls.append((d, t)), **kw)
         assert_same_fit(a, lawfit.fit(NAME, **kw))
-        assert calls == [(d, 9) for d in range(1, 10)]
+        n = len(a)
+        assert calls == [(d, n) for d in range(1, n + 1)]
     # bootstrap: the full-data fits, then the resamples, one at a time here
     calls = []
     kw = dict(p0=p0, n_resamples=6, seed=2)

@@ -270,7 +270,12 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
         return solve_packed(backend, packed, options, finish, n_threads,
                             None if grid is None else grid.rows(a, b), k)
 
-    if groups is not None or (total <= chunk_size and progress is None):
+    # Lists and padded arrays are chunked before packing (a flat y is one problem, or a
+    # batch given by groups: packed whole, then sliced for progress).
+    by_rows = groups is None and (total > chunk_size or progress is not None) and (
+        np.ndim(y) == 2 if not isinstance(y, (list, tuple)) else
+        (len(y) == 0 or np.ndim(y[0]) >= 1))
+    if not by_rows:
         packed = pack(model, x, y, groups=groups, **kw)
         if labels is not None:
             packed.labels = labels[packed.labels.astype(int)]

@@ -2,6 +2,7 @@
 texts, and bad input ending in one line and exit status 2."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import subprocess
@@ -67,13 +68,31 @@ def test_fit_writes_one_row_per_group_equal_to_lawfit_fit(table, tmp_path):
     assert f"wrote {out}" in stdout
 
 
-def test_bootstrap_intervals_are_lawfits(table, tmp_path):
+def test_bootstrap_intervals_are_lawfits(table, tmp_path, monkeypatch):
     path, x, y, _ = table
-    out = tmp_path / "r.json"
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    figures = []
+    has_mpl = importlib.util.find_spec("matplotlib") is not None
+    if has_mpl:
+        from lawfit import plot
+
+        real = plot.fits
+        monkeypatch.setattr(plot, "fits", lambda *a, **k: figures.append(real(*a, **k))
+                            or figures[-1])
     rc, stdout, stderr = run(["fit", str(path), "--law", "saturating_power_law", "--x", "size",
                               "--y", "loss", "--by", "family", "--bootstrap", "300",
-                              "--seed", "7", "--level", "0.8", "--out", str(out)])
+                              "--seed", "7", "--level", "0.8", "--out", str(out)]
+                             + (["--plot", str(png)] if has_mpl else []))
     assert rc == 0, stderr
+    if has_mpl:  # the figure written: one axes per group, each with its 80% band
+        from matplotlib.collections import PolyCollection
+
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        axes = [a for a in figures[0].axes if a.get_visible()]
+        assert [a.get_title() for a in axes] == ["family=a", "family=b", "family=c"]
+        for a in axes:
+            assert sum(isinstance(c, PolyCollection) for c in a.collections) == 1
+        assert "80% band (percentile)" in [t.get_text() for t in axes[0].get_legend().get_texts()]
     rows = json.loads(out.read_text())
     assert [r_["family"] for r_ in rows] == ["a", "b", "c"]
     b = lawfit.bootstrap("saturating_power_law", [x, x, x], [y[1], y[2], y[0]],

@@ -85,7 +85,7 @@ def test_fits_of_a_fit_has_no_band(batch):
     x, y, b = batch
     fig = plot.fits(b.fit, x, y, problems=0)
     (ax,) = [a for a in fig.axes if a.get_visible()]
-    assert _bands(ax) == []
+    assert _bands(ax) == [] and ax.get_title() == "problem 0"
     (line,) = _fit_lines(ax)
     np.testing.assert_allclose(line.get_ydata(),
                                lawfit.models.saturating_power_law(line.get_xdata(),
@@ -115,8 +115,9 @@ def test_fits_of_two_inputs_draws_one_curve_per_held_value():
     L = lawfit.models.chinchilla(np.column_stack([N, D]), *p) * np.exp(rng.normal(0, 0.01, 60))
     X = np.column_stack([N, D])
     b = lawfit.bootstrap("chinchilla", X, L, p0=p, n_resamples=100)
-    fig = plot.fits(b, X, L, at={"D": [1e10, 1e11]}, n_grid=40)
+    fig = plot.fits(b, X, L, at={"D": [1e10, 1e11]}, n_grid=40, titles=["mine"])
     ax = fig.axes[0]
+    assert ax.get_title() == "mine"
     lines = _fit_lines(ax)
     assert len(lines) == 2 and len(_bands(ax)) == 2
     grid = np.geomspace(N.min(), N.max(), 40)

@@ -499,7 +499,7 @@ def run_fit(args, out=None) -> int:
               file=out)
     if args.plot:
         progress(f"drawing {args.plot}")
-        draw(args, r, boot, df, x_names, by)
+        draw(args, model, r, boot, df, x_names, by)
         progress.done()
         print(f"wrote {args.plot}", file=out)
     print(f"({time.perf_counter() - t_start:.2f} s)", file=out)
@@ -678,7 +678,8 @@ def write_table(table, path: str) -> None:
         raise CliError(f"--out: cannot write {path!r}: {_one_line(e)}") from None
 
 
-def draw(args, r, boot, df, x_names, by) -> None:
+def draw(args, model, r, boot, df, x_names, by) -> None:
+    """The --plot figure: lawfit.plot.fits of the problems shown, saved to args.plot."""
     try:
         import matplotlib
     except ImportError:
@@ -688,7 +689,8 @@ def draw(args, r, boot, df, x_names, by) -> None:
 
     fig = plot.fits(boot if boot is not None else r, data=df, x=x_names, y=args.y,
                     groups=by or None, level=args.level, method=args.interval,
-                    max_problems=args.show)
+                    max_problems=args.show,
+                    titles=None if by else [f"{model.name}, {os.path.basename(args.data)}"])
     try:
         fig.savefig(args.plot, dpi=110)
     except OSError as e:

@@ -186,7 +186,8 @@ def _problems(P: int, problems, max_problems: int) -> List[int]:
 def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
          level: float = 0.9, method: str = "percentile", along=None, at=None,
          n_curves: int = 4, max_problems: int = 16, ncols: Optional[int] = None,
-         n_grid: int = 120, y_label: Optional[str] = None):
+         n_grid: int = 120, y_label: Optional[str] = None,
+         titles: Optional[Sequence[str]] = None):
     """The data and the fitted law of each problem on log-log axes, with the bootstrap
     band, one axes per problem.
 
@@ -221,6 +222,9 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
         Points along each curve (120).
     y_label : str, optional
         The vertical axis' label (default: ``y`` when it is a column name, else "y").
+    titles : sequence of str, optional
+        The axes' titles, one per problem drawn (default: each problem's group label,
+        "problem i" without labels, the model's name for a single problem).
 
     Returns
     -------
@@ -243,6 +247,8 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
     if not 0 <= a < k:
         raise ValueError(f"along: expected one of the inputs {names}, got {along!r}")
     held = [j for j in range(k) if j != a]
+    if titles is not None and len(titles) != len(idx):
+        raise ValueError(f"titles: {len(titles)} given for {len(idx)} problems drawn")
     fig, axes = _axes_grid(len(idx), ncols)
     sub = _subset(boot, idx, method) if boot is not None else None
     cmap = plt.get_cmap("viridis")
@@ -305,8 +311,13 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
                 ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.set_xlabel(names[a])
         ax.set_ylabel(y_label or (y if isinstance(y, str) else "y"))
-        ax.set_title(_title(labels, label_names, i) if P > 1 or labels is not None
-                     else fit.model.name, fontsize="medium")
+        if titles is not None:
+            title = str(titles[n])
+        elif P > 1 or labels is not None:
+            title = _title(labels, label_names, i)
+        else:
+            title = fit.model.name
+        ax.set_title(title, fontsize="medium")
         if n == 0:
             ax.legend(fontsize="small", framealpha=0.6)
     return fig

@@ -446,8 +446,7 @@ def run_fit(args, out=None) -> int:
         if not isinstance(p0, lawfit.Grid):
             raise CliError("--k: only used with a grid of starts (--grid, --sobol)")
         k = "all" if args.k == "all" else int(args.k)
-    # Without --by, every row is one group: the whole table one problem.
-    groups = (by if len(by) > 1 else by[0]) if by else np.zeros(len(df), dtype=np.int64)
+    groups = (by if len(by) > 1 else by[0]) if by else None  # None: the table is one problem
     common = dict(data=df, x=x_names, y=args.y, groups=groups, sigma=args.sigma, weights=args.weights,
                   bounds=(lower, upper), loss=args.loss, f_scale=args.f_scale,
                   residuals="log" if args.log_residuals else "linear", p0=p0, k=k,

@@ -152,6 +152,20 @@ def test_sobol_p0_bounds_and_log_residuals(table, tmp_path):
     np.testing.assert_array_equal(pd.read_csv(out)[["E", "A", "alpha"]].to_numpy(), r.x)
 
 
+def test_x_names_a_column_as_the_laws_input(table, tmp_path):
+    path = table[0]
+    out = tmp_path / "r.csv"
+    rc, stdout, stderr = run(["fit", str(path), "--law", "E + A * N**-alpha", "--x", "N=size",
+                              "--y", "loss", "--by", "family", "--p0", "E=2,A=500,alpha=0.3",
+                              "--out", str(out)])
+    assert rc == 0, stderr
+    assert stdout.startswith("law: loss = E + A * N**-alpha\n")
+    df = pd.read_csv(path)
+    r = lawfit.fit(lawfit.law("E + A * N**-alpha", inputs=["N"]), data=df, x="size", y="loss",
+                   groups="family", p0=[2, 500, 0.3])
+    np.testing.assert_array_equal(pd.read_csv(out)[["E", "A", "alpha"]].to_numpy(), r.x)
+
+
 @pytest.mark.parametrize("argv, arg", [
     (["--y", "nope"], "--y: no column 'nope'"),
     (["--y", "loss", "--law", "not_a_law"], "--law: unknown law 'not_a_law'"),
@@ -170,6 +184,8 @@ def test_sobol_p0_bounds_and_log_residuals(table, tmp_path):
     (["--y", "loss", "--compute-optimal", "1e23"], "--compute-optimal: needs --bootstrap"),
     (["--y", "family"], "--y: column 'family' is not numeric"),
     (["--y", "loss", "--x", "size,loss"], "--x: the law 'saturating_power_law' takes 1"),
+    (["--y", "loss", "--x", "x=nope"], "--x: no column 'nope'"),
+    (["--y", "loss", "--x", "x="], "--x: expected COLUMN or NAME=COLUMN"),
 ])
 def test_bad_input_ends_in_one_line(table, argv, arg):
     path = table[0]

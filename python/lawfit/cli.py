@@ -57,9 +57,10 @@ examples:
       --bootstrap 4000 --seed 0 --level 0.9 --compute-optimal 5.76e23 \\
       --out chinchilla.csv --plot chinchilla.png
 
-  # 24 laws at once, one per (dataset, validation set), a law of one's own
+  # 24 laws at once, one per (dataset, validation set), a law of one's own whose
+  # inputs N and D read the columns params and tokens
   lawfit fit overtraining_losses.csv --law "E + A * N**-alpha + B * D**-beta" \\
-      --x params,tokens --y loss --by dataset,val_data --log-residuals \\
+      --x N=params,D=tokens --y loss --by dataset,val_data --log-residuals \\
       --p0 E=1.5,A=400,alpha=0.3,B=400,beta=0.3 --bounds E=0: A=0: B=0: --out laws.parquet
 
   # the replication's Cartesian grid of 4,500 starts, every start refined
@@ -414,7 +415,17 @@ def run_fit(args, out=None) -> int:
     df = read_table(args.data)
     n_rows = len(df)
     df = prepare(df, args.assign or (), args.where)
-    x_names = _names(args.x, "--x") if args.x else None
+    x_names = None
+    if args.x:  # NAME=COLUMN: the law's input NAME reads COLUMN
+        x_names = []
+        for item in _names(args.x, "--x"):
+            name, sep, col = (s.strip() for s in item.partition("="))
+            if sep:
+                if not name or not col:
+                    raise CliError(f"--x: expected COLUMN or NAME=COLUMN, got {item!r}")
+                _require_columns(df, [col], "--x")
+                df = df.assign(**{name: df[col]})
+            x_names.append(name)
     model = resolve_law(args.law, x_names)
     if x_names is None:
         x_names = list(model.input_names)
@@ -565,7 +576,8 @@ def report(out, args, model, r, boot, table, how, n_rows, n_used, by, labels) ->
     """The printed summary: the setting once, then each problem's fitted law and
     parameters (the first --show problems, and a count of the rest)."""
     P = len(r)
-    setting = [f"law {model.name}: {args.y} = {model.formula}"]
+    setting = [f"law: {args.y} = {model.formula}" if model.name == model.formula else
+               f"law {model.name}: {args.y} = {model.formula}"]
     rows = f"{n_used:,} rows" + (f" of {n_rows:,}" if n_used != n_rows else "")
     objective = ("log residuals" if args.log_residuals else "linear residuals") + \
         (f", {args.loss} loss (f_scale {args.f_scale:g})" if args.loss != "linear" else "")
@@ -790,7 +802,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "expression over the --x names, e.g. 'E + A * N**-alpha'")
     g.add_argument("--x", metavar="COLS",
                    help="the input column(s), comma-separated, in the law's input order "
-                        "(default: the law's input names)")
+                        "(default: the law's input names); NAME=COLUMN names a column as "
+                        "the law's input NAME, e.g. N=params,D=tokens")
     g.add_argument("--y", required=True, metavar="COL", help="the column to fit, e.g. loss")
     g.add_argument("--by", metavar="COLS",
                    help="group column(s), comma-separated: one problem per group")

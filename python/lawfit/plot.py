@@ -149,14 +149,25 @@ def _axes_grid(n: int, ncols: Optional[int], size=(4.2, 3.3)):
 
 
 def _title(labels, label_names, i) -> str:
+    """Problem i's title: its label (name=value, ...), wrapped to fit over one axes."""
     if labels is None:
         return f"problem {i}"
     lab = labels[i]
     if isinstance(lab, tuple):
         if label_names:
-            return ", ".join(f"{n}={v}" for n, v in zip(label_names, lab))
-        return ", ".join(map(str, lab))
-    return f"{label_names[0]}={lab}" if label_names else str(lab)
+            text = ", ".join(f"{n}={v}" for n, v in zip(label_names, lab))
+        else:
+            text = ", ".join(map(str, lab))
+    else:
+        text = f"{label_names[0]}={lab}" if label_names else str(lab)
+    return _wrap(text)
+
+
+def _wrap(text: str, width: int = 48) -> str:
+    """Lines of at most ``width`` characters, long words (paths) broken too."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True)) or text
 
 
 def _span(v: np.ndarray, n: int) -> np.ndarray:
@@ -312,7 +323,7 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
         ax.set_xlabel(names[a])
         ax.set_ylabel(y_label or (y if isinstance(y, str) else "y"))
         if titles is not None:
-            title = str(titles[n])
+            title = _wrap(str(titles[n]))
         elif P > 1 or labels is not None:
             title = _title(labels, label_names, i)
         else:

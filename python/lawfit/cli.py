@@ -23,15 +23,8 @@ import numpy as np
 from .plot import group_labels
 
 DESCRIPTION = """\
-lawfit: fit thousands of scaling laws at once.
-
-commands:
-  fit     fit a law to every group of rows of a CSV or Parquet table, with a grid of
-          starts, a bootstrap, a results table and a figure
-  models  list the built-in models and the library's laws with their formulas
-  demo    fit a seeded synthetic batch and compare with a scipy loop
-
-Run 'lawfit COMMAND --help' for a command's options.
+lawfit: fit thousands of scaling laws at once.  Run 'lawfit COMMAND --help' for a
+command's options and examples.
 """
 
 FIT_DESCRIPTION = """\
@@ -791,9 +784,11 @@ def demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="lawfit", description=DESCRIPTION, formatter_class=raw)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
 
-    f = sub.add_parser("fit", help="fit a law to a CSV or Parquet table",
+    f = sub.add_parser("fit", help="fit a law to every group of rows of a CSV or Parquet "
+                                   "table: grids of starts, bootstrap, results table, figure",
                        description=FIT_DESCRIPTION, epilog=FIT_EPILOG, formatter_class=raw)
     f.add_argument("data", metavar="DATA", help="the table: .csv, .tsv, .parquet or .json")
     g = f.add_argument_group("the law and the data")
@@ -909,6 +904,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"lawfit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (lawfit models | head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return 2  # pragma: no cover
 
 

@@ -22,6 +22,7 @@ from .api import FragileFitWarning, fit
 from .grid import Grid, grid
 from .bootstrap import BootstrapResult, BootstrapWarning, ComputeOptimal, Estimate, bootstrap
 from ._io import load
+from . import _definition  # noqa: F401  (Model pickles by its definition: copyreg)
 from .models import Model
 from .law import law
 from . import library, models

@@ -36,40 +36,21 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._result import GRID_FIELDS, FitResult
+from ._definition import from_definition
+from ._result import FIT_ARRAYS, FIT_OPTIONAL, FitResult
+from ._save import FORMAT_VERSION
+from .bootstrap import BOOT_ARRAYS, BootstrapResult
+from .models import get
 
-__all__ = ["save", "load"]
-
-FORMAT_VERSION = 1
-_FIT_ARRAYS = ("x", "cost", "status", "nfev", "njev", "nit", "optimality", "active_mask",
-               "n_omitted")
-_FIT_OPTIONAL = ("n_free", "offsets", "cov", "fun", "jac") + GRID_FIELDS
-_BOOT_ARRAYS = ("samples", "status", "n_continued", "n_refit")
-
-
-def _model_meta(model) -> dict:
-    from .models import law_definition
-
-    if not model.is_law:
-        return {"builtin": model.name}
-    try:
-        expression, inputs, params, name, native = law_definition(model)
-    except TypeError:
-        return {"law_function": {"name": model.name, "params": list(model.param_names),
-                                 "inputs": list(model.input_names)}}
-    return {"law": {"expression": expression, "inputs": list(inputs), "params": list(params),
-                    "name": name, "native": native}}
+__all__ = ["load"]
 
 
 def _model_from(meta: dict, model):
-    from .models import _law_from_definition, get
-
     if model is not None:
         m = get(model)
-        names = meta.get("builtin") or meta.get("law", meta.get("law_function", {}))
         want = None
         if "law" in meta or "law_function" in meta:
-            want = tuple(names["params"])
+            want = tuple(meta.get("law", meta.get("law_function"))["params"])
         elif "builtin" in meta:
             want = get(meta["builtin"]).param_names
         if want is not None and tuple(m.param_names) != want:
@@ -80,32 +61,11 @@ def _model_from(meta: dict, model):
         return get(meta["builtin"])
     if "law" in meta:
         d = meta["law"]
-        return _law_from_definition(d["expression"], d["inputs"], d["params"], d["name"],
-                                    d["native"])
+        return from_definition(d["expression"], d["inputs"], d["params"], d["name"],
+                               d["native"])
     d = meta["law_function"]
     raise ValueError(f"model: the result's law {d['name']!r} was defined by a function, "
                      f"which a file cannot hold; pass it again: lawfit.load(path, model=...)")
-
-
-def _label_arrays(labels, label_names, out: dict) -> tuple:
-    """The labels as plain arrays in ``out``: (kind, number of columns)."""
-    if labels is None:
-        return None, 0
-    labels = np.asarray(labels) if not isinstance(labels, np.ndarray) else labels
-    tuples = labels.dtype == object and len(labels) and isinstance(labels[0], tuple)
-    columns = list(zip(*labels)) if tuples else [list(labels)]
-    for k, col in enumerate(columns):
-        arr = np.asarray(col)
-        if arr.dtype == object or arr.ndim != 1:
-            name = label_names[k] if label_names and k < len(label_names) else k
-            kinds = sorted({type(v).__name__ for v in col})
-            raise ValueError(f"labels: group column {name!r} holds {', '.join(kinds)} "
-                             f"values, which an npz file holds only by pickling; convert "
-                             f"them to numbers or strings, or pickle the result")
-        out[f"fit.labels.{k}" if tuples else "fit.labels"] = arr
-    if tuples:
-        return "tuples", len(columns)
-    return ("object" if labels.dtype == object else "array"), 1
 
 
 def _labels_from(data, kind: Optional[str], k: int):
@@ -118,41 +78,6 @@ def _labels_from(data, kind: Optional[str], k: int):
         return out
     arr = data["fit.labels"]
     return arr.astype(object) if kind == "object" else arr
-
-
-def save(result, path: Union[str, os.PathLike], *, compressed: bool = True) -> None:
-    """Write a FitResult or BootstrapResult to ``path`` (an ``.npz`` archive; see this
-    module's docstring for its entries).  ``compressed``: ``numpy.savez_compressed`` (the
-    default) or ``numpy.savez``."""
-    from .bootstrap import BootstrapResult
-
-    boot = result if isinstance(result, BootstrapResult) else None
-    fit = (boot.fit if boot is not None else result).get()
-    if not isinstance(fit, FitResult):
-        raise TypeError(f"save: expected a FitResult or BootstrapResult, got "
-                        f"{type(result).__name__}")
-    arrays = {f"fit.{k}": np.asarray(getattr(fit, k)) for k in _FIT_ARRAYS}
-    arrays["fit.n_points"] = np.asarray(fit.n_points)
-    for k in _FIT_OPTIONAL:
-        v = getattr(fit, k, None)
-        if v is not None:
-            arrays[f"fit.{k}"] = np.asarray(v)
-    kind, n_cols = _label_arrays(fit.labels, fit.label_names, arrays)
-    meta = {"format": "lawfit", "version": FORMAT_VERSION,
-            "kind": "BootstrapResult" if boot is not None else "FitResult",
-            "model": _model_meta(fit.model), "param_names": list(fit.param_names),
-            "label_names": None if fit.label_names is None else list(fit.label_names),
-            "labels": kind, "n_label_columns": n_cols, "backend": fit.backend}
-    if boot is not None:
-        for k in _BOOT_ARRAYS:
-            arrays[f"boot.{k}"] = np.asarray(getattr(boot, k))
-        if boot._jackknife is not None:
-            arrays["boot.jackknife"] = boot._jackknife
-        meta.update(seed=str(boot.seed), method=boot.method)
-    arrays["lawfit"] = np.array(json.dumps(meta))
-    writer = np.savez_compressed if compressed else np.savez
-    with open(os.fspath(path), "wb") as f:  # the name as given (savez would add .npz)
-        writer(f, **arrays)
 
 
 def load(path: Union[str, os.PathLike], *, model=None):
@@ -170,8 +95,6 @@ def load(path: Union[str, os.PathLike], *, model=None):
     FitResult or BootstrapResult
         With the saved arrays (bit for bit), labels and model.
     """
-    from .bootstrap import BootstrapResult
-
     with np.load(os.fspath(path), allow_pickle=False) as data:
         if "lawfit" not in data.files:
             raise ValueError(f"path: {os.fspath(path)!r} is not a file written by lawfit's "
@@ -182,8 +105,8 @@ def load(path: Union[str, os.PathLike], *, model=None):
                              f"{meta.get('version')!r}; this lawfit reads version "
                              f"{FORMAT_VERSION} or earlier")
         m = _model_from(meta["model"], model)
-        arrays = {k: data[f"fit.{k}"] for k in _FIT_ARRAYS}
-        for k in _FIT_OPTIONAL:
+        arrays = {k: data[f"fit.{k}"] for k in FIT_ARRAYS}
+        for k in FIT_OPTIONAL:
             if f"fit.{k}" in data.files:
                 arrays[k] = data[f"fit.{k}"]
         label_names = meta["label_names"]
@@ -195,7 +118,7 @@ def load(path: Union[str, os.PathLike], *, model=None):
                         jac=arrays.get("jac"))
         if meta["kind"] == "FitResult":
             return fit
-        b = {k: data[f"boot.{k}"] for k in _BOOT_ARRAYS}
+        b = {k: data[f"boot.{k}"] for k in BOOT_ARRAYS}
         out = BootstrapResult(fit, b["samples"], b["status"], int(meta["seed"]), None,
                               b["n_continued"], b["n_refit"], method=meta["method"])
         if "boot.jackknife" in data.files:

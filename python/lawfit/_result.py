@@ -16,6 +16,12 @@ GRID_FIELDS = ("n_starts", "n_refined", "best_start", "start_cost", "n_at_best",
                "share_at_best", "cost_median")
 
 
+# The arrays of a saved fit (lawfit._io): always, and where the fit has them.
+FIT_ARRAYS = ("x", "cost", "status", "nfev", "njev", "nit", "optimality", "active_mask",
+              "n_omitted")
+FIT_OPTIONAL = ("n_free", "offsets", "cov", "fun", "jac") + GRID_FIELDS
+
+
 def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
                fixed: np.ndarray, absolute_sigma: bool = False,
                singular: str = "inf") -> np.ndarray:
@@ -261,9 +267,18 @@ class FitResult:
         :func:`lawfit.load` without pickle (the format: ``lawfit._io``).  The model is kept
         by name, or a law by its expression; group labels must be numbers, strings,
         booleans or datetimes.  ``pickle`` carries a result whole as well."""
-        from ._io import save
+        from ._save import write
 
-        save(self, path, compressed=compressed)
+        fit = self.get()
+        write(path, "FitResult", fit, fit._saved_arrays(), {}, compressed)
+
+    def _saved_arrays(self) -> dict:
+        """The arrays a saved file holds, by entry name (``fit.<field>``)."""
+        out = {f"fit.{k}": np.asarray(getattr(self, k)) for k in FIT_ARRAYS}
+        out["fit.n_points"] = np.asarray(self.n_points)
+        out.update({f"fit.{k}": np.asarray(getattr(self, k)) for k in FIT_OPTIONAL
+                    if getattr(self, k, None) is not None})
+        return out
 
     def summary(self, problems=None, *, max_problems: int = 3,
                 min_correl: float = 0.1) -> str:

@@ -45,6 +45,8 @@ from .models import available, get
 __all__ = ["bootstrap", "BootstrapResult", "BootstrapWarning"]
 
 METHODS = ("pairs", "grouped", "residual")
+# The arrays of a saved bootstrap beside its fit's (lawfit._io).
+BOOT_ARRAYS = ("samples", "status", "n_continued", "n_refit")
 INTERVALS = ("percentile", "bca")
 # A unit that stops at its evaluation budget (MAX_NFEV) is solved again from where it
 # stopped, with a fresh budget of max_nfev, at most this many times: a slow fit gets up to
@@ -461,9 +463,15 @@ class BootstrapResult:
         and statuses, and the jackknife where it was computed (a loaded result's BCa
         intervals need it: call ``jackknife()`` first).  ``pickle`` carries the result
         whole, the jackknife's inputs included."""
-        from ._io import save
+        from ._save import write
 
-        save(self, path, compressed=compressed)
+        fit = self.fit.get()
+        arrays = fit._saved_arrays()
+        arrays.update({f"boot.{k}": np.asarray(getattr(self, k)) for k in BOOT_ARRAYS})
+        if self._jackknife is not None:
+            arrays["boot.jackknife"] = self._jackknife
+        write(path, "BootstrapResult", fit, arrays,
+              dict(seed=str(self.seed), method=self.method), compressed)
 
     def summary(self, problems=None, *, level: float = 0.95, method: str = "percentile",
                 max_problems: int = 3, min_correl: float = 0.1) -> str:

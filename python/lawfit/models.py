@@ -176,15 +176,6 @@ class Model:
         with np.errstate(all="ignore"):
             return self.guess_fn(x, y, offsets)
 
-    def __reduce__(self):
-        """Pickled by definition: a built-in by its name (``get(name)`` on load), a law by
-        its expression, inputs, parameters and name (``lawfit.law`` again on load, with
-        ``native`` where it had a native build).  A law defined by a function keeps no
-        expression to rebuild it from, and is refused (define it by its expression)."""
-        if not self.is_law:
-            return (get, (self.name,))
-        return (_law_from_definition, law_definition(self))
-
     def __repr__(self) -> str:
         if self.is_law:
             return (f"<lawfit law {self.name!r}: {self.formula}; parameters "
@@ -343,35 +334,6 @@ _BY_NAME = {d["name"]: Model(d["name"], tuple(d["params"]), tuple(d["inputs"]), 
             for d in _definitions()}
 globals().update(_BY_NAME)  # lawfit.models.chinchilla, ...
 __all__ += list(_BY_NAME)
-
-
-def law_definition(model: Model) -> tuple:
-    """(expression, inputs, params, name, native): what rebuilds the law ``model`` by
-    ``lawfit.law``.  TypeError where the law was defined by a function (its ``formula`` is
-    then the function's name, and the expression is not kept)."""
-    name = None if model.name == model.formula else model.name
-    native = bool(getattr(model.core, "native", False))
-    definition = (model.formula, model.input_names, model.param_names, name, native)
-    try:
-        again = _law_from_definition(model.formula, model.input_names, model.param_names,
-                                     name, False)
-        same = again.source.struct() == model.source.struct()
-    except ValueError:
-        same = False
-    if not same:
-        raise TypeError(f"the law {model.name!r} was defined by a function, whose expression "
-                        f"is not kept: it cannot be pickled or saved; define it by its "
-                        f"expression string (lawfit.law(\"...\", inputs=...)), or pass it "
-                        f"again as lawfit.load(path, model=...)")
-    return definition
-
-
-def _law_from_definition(expression, inputs, params, name, native):
-    """A law rebuilt from its definition (the inverse of :func:`law_definition`)."""
-    from .law import law
-
-    return law(expression, inputs=list(inputs), params=list(params), name=name,
-               native=bool(native))
 
 
 def available() -> list:

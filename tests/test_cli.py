@@ -185,6 +185,9 @@ def test_x_names_a_column_as_the_laws_input(table, tmp_path):
     (["--y", "family"], "--y: column 'family' is not numeric"),
     (["--y", "loss", "--x", "size,loss"], "--x: the law 'saturating_power_law' takes 1"),
     (["--y", "loss", "--x", "x=nope"], "--x: no column 'nope'"),
+    (["--y", "loss", "--grid", "E=1,2", "A=1,2", "alpha=1,2", "--k", "two"],
+     "--k: expected a positive integer or 'all'"),
+    (["--y", "loss", "--p0", "2,500,0.3", "--k", "2"], "--k: only used with a grid"),
     (["--y", "loss", "--x", "x="], "--x: expected COLUMN or NAME=COLUMN"),
 ])
 def test_bad_input_ends_in_one_line(table, argv, arg):

@@ -8,7 +8,6 @@ the synthetic demo.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -375,13 +374,6 @@ def _bounds(args, model):
     return lo, hi
 
 
-def _accepts(fn, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-
-
 def run_fit(args, out=None) -> int:
     """``lawfit fit``: see FIT_DESCRIPTION."""
     import lawfit
@@ -449,10 +441,12 @@ def run_fit(args, out=None) -> int:
     if args.k is not None:
         if not isinstance(p0, lawfit.Grid):
             raise CliError("--k: only used with a grid of starts (--grid, --sobol)")
+        if args.k != "all" and not (args.k.isdigit() and int(args.k) >= 1):
+            raise CliError(f"--k: expected a positive integer or 'all', got {args.k!r}")
         k = "all" if args.k == "all" else int(args.k)
     groups = (by if len(by) > 1 else by[0]) if by else None  # None: the table is one problem
-    common = dict(data=df, x=x_names, y=args.y, groups=groups, sigma=args.sigma, weights=args.weights,
-                  bounds=(lower, upper), loss=args.loss, f_scale=args.f_scale,
+    common = dict(data=df, x=x_names, y=args.y, groups=groups, sigma=args.sigma,
+                  weights=args.weights, bounds=(lower, upper), loss=args.loss, f_scale=args.f_scale,
                   residuals="log" if args.log_residuals else "linear", p0=p0, k=k,
                   backend=args.backend, n_threads=args.threads)
     n_groups = int(df.groupby(by, sort=False).ngroups) if by else 1
@@ -464,9 +458,7 @@ def run_fit(args, out=None) -> int:
             if args.bootstrap is not None:
                 progress(f"fitting {n_groups:,} problem(s) x {S:,} start(s), then "
                          f"{args.bootstrap:,} resamples each")
-                extra = {}
-                if progress.enabled and _accepts(lawfit.bootstrap, "progress"):
-                    extra["progress"] = progress.count
+                extra = {"progress": progress.count} if progress.enabled else {}
                 method = "grouped" if args.clusters else args.resample
                 boot = lawfit.bootstrap(model, n_resamples=args.bootstrap, seed=args.seed,
                                         method=method, clusters=args.clusters, **extra,
@@ -580,8 +572,8 @@ def report(out, args, model, r, boot, table, how, n_rows, n_used, by, labels) ->
         setting.append(f"starts: a grid of {int(r.n_starts[0]):,} per problem, "
                        f"{int(r.n_refined[0]):,} refined")
     if boot is not None:
-        setting.append(f"bootstrap: {boot.n_resamples:,} {args.resample if not args.clusters else 'grouped'} "
-                       f"resamples, seed {args.seed}")
+        kind = "grouped" if args.clusters else args.resample
+        setting.append(f"bootstrap: {boot.n_resamples:,} {kind} resamples, seed {args.seed}")
     setting.append(f"standard errors and {args.level:.0%} intervals: {how}")
     print("\n".join(setting), file=out)
     pct = f"{args.level:.0%} interval"
@@ -609,7 +601,7 @@ def report(out, args, model, r, boot, table, how, n_rows, n_used, by, labels) ->
               f"them all)", file=out)
     counts = r.status_counts()
     if P > 1 or not bool(r.success.all()):
-        print(f"\nstatus: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), file=out)
+        print("\nstatus: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), file=out)
 
 
 def compute_optimal_table(boot, C, level, method):
@@ -899,6 +891,8 @@ def main(argv=None) -> int:
         if args.command == "demo":
             return demo(args)
     except CliError as e:
+        if sys.stderr.isatty():  # clear the status line first
+            sys.stderr.write("\r\x1b[K")
         print(f"lawfit {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -277,7 +277,8 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
                 values = np.quantile(X[:, h], np.linspace(0.1, 0.9, n_curves)) \
                     if not np.all(X[:, h] > 0) else np.exp(np.quantile(
                         np.log(X[:, h]), np.linspace(0.1, 0.9, n_curves)))
-            lo_v, hi_v = float(np.min(np.r_[values, X[:, h]])), float(np.max(np.r_[values, X[:, h]]))
+            both = np.r_[values, X[:, h]]
+            lo_v, hi_v = float(np.min(both)), float(np.max(both))
             if lo_v > 0:
                 from matplotlib.colors import LogNorm
 

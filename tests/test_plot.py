@@ -127,6 +127,10 @@ def test_fits_of_two_inputs_draws_one_curve_per_held_value():
     assert ax.get_xlabel() == "N"
     assert any(a.get_ylabel() == "D" for a in fig.axes[1:])  # the colour bar of D
     assert len(_scatters(ax)[0].get_offsets()) == 60
+    with pytest.raises(ValueError, match="held input 'D'"):
+        plot.fits(b, X, L, at={"N": [1e8]})
+    two = plot.fits(b, X, L, along="D", at=[1e8, 1e9, 1e10], n_grid=20)
+    assert two.axes[0].get_xlabel() == "D" and len(_fit_lines(two.axes[0])) == 3
 
 
 def test_residuals(batch):

@@ -271,8 +271,11 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
         if held:
             h = held[0]
             if at is not None:
-                key = names[h] if isinstance(at, dict) and names[h] in at else None
-                values = np.atleast_1d(np.asarray(at[key] if key else at, dtype=np.float64))
+                if isinstance(at, dict) and names[h] not in at:
+                    raise ValueError(f"at: expected values for the held input {names[h]!r}, "
+                                     f"got {sorted(at)}")
+                values = np.atleast_1d(np.asarray(at[names[h]] if isinstance(at, dict)
+                                                  else at, dtype=np.float64))
             else:
                 values = np.quantile(X[:, h], np.linspace(0.1, 0.9, n_curves)) \
                     if not np.all(X[:, h] > 0) else np.exp(np.quantile(

@@ -527,8 +527,9 @@ class BootstrapResult:
             ("resampling", f"{self.method}, {R} resamples, seed {self.seed}"),
             ("resamples", f"{int(self.n_converged.sum())} of {P * R} converged")]
         if self.fit_failed.any():
-            header.lines.append(("fit failed", f"{int(self.fit_failed.sum())} problems "
-                                               f"(their statistics are NaN)"))
+            nf = int(self.fit_failed.sum())
+            header.lines.append(("fit failed", f"{nf} problem{'s' if nf != 1 else ''} "
+                                               f"(statistics NaN; resamples not fitted)"))
         label = f"{level:.{_pct_digits(level)}%} {method} interval"
         header.notes.append(f"SE: the standard deviation of the converged resamples' "
                             f"estimates; the {label} from them")

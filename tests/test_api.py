@@ -143,8 +143,8 @@ def test_auto_backend_sends_large_calls_to_the_gpu(monkeypatch):
     seen = []
     real = _backends.resolve
     monkeypatch.setattr(_backends, "resolve",
-                        lambda backend, n_units=None: seen.append(n_units) or
-                        real(backend, None))
+                        lambda backend, n_units=None, model=None: seen.append(n_units) or
+                        real(backend, None, model))
     x = np.geomspace(1e6, 1e10, 8)
     y = np.tile(2.0 + 500 * x ** -0.3, (3, 1))
     lawfit.fit(NAME, x, y, p0=lawfit.grid(E=[1.0, 2.0], A=[100.0, 500.0], alpha=[0.3]))

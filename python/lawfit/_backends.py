@@ -36,12 +36,18 @@ RESAMPLE_MODES = {"pairs": 0, "grouped": 1, "jackknife": 2, "grouped_jackknife":
                   "residual": 4}
 
 
+_CORE: list = []  # (module or None, why not), once loaded
+
+
 def _load_core():
-    try:
-        from . import _core
-    except ImportError as exc:  # pragma: no cover - only on a broken install
-        return None, str(exc)
-    return _core, None
+    if not _CORE:
+        try:
+            from . import _core
+        except ImportError as exc:  # pragma: no cover - only on a broken install
+            _CORE[:] = [None, str(exc)]
+        else:
+            _CORE[:] = [_core, None]
+    return _CORE[0], _CORE[1]
 
 
 def _load_cuda():

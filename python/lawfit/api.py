@@ -53,10 +53,18 @@ def available_memory() -> Optional[int]:
     return avail
 
 
+# Allocations below this size skip require_memory's check.
+SMALL_REQUEST = 64 * 2**20
+
+
 def require_memory(nbytes: float, what: str) -> None:
     """MemoryError naming the size where ``nbytes`` (what a request allocates at least,
     estimated from shapes alone) is more than the memory available: refused before any
-    work, rather than failing (or swapping) after minutes of it."""
+    work, rather than failing (or swapping) after minutes of it.  Requests below
+    SMALL_REQUEST bytes are not checked (no machine lawfit runs on lacks that much; reading
+    the OS's figures would cost a small call more than its solve)."""
+    if nbytes < SMALL_REQUEST:
+        return
     avail = available_memory()
     if avail is not None and nbytes > avail:
         raise MemoryError(f"{what}: needs at least {nbytes / 2**30:,.1f} GiB of memory, more "
@@ -357,7 +365,7 @@ def fit(
                    + (8 * (m.n_params + 1) * np.size(y) if return_residuals and
                       isinstance(y, np.ndarray) else 0),
                    f"fit: {total:,} problems")
-    solver = _backends.get(backend, total * (grid_spec.n_starts if grid_spec else 1))
+    solver = _backends.get(backend, total * (grid_spec.n_starts if grid_spec else 1), m)
     if grid_spec is not None and grid_spec.per_problem() and \
             np.shape(grid_spec.explicit)[0] != total:
         raise ValueError(f"p0: the grid has starts for {np.shape(grid_spec.explicit)[0]} "

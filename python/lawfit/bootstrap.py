@@ -651,7 +651,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     # with problems x resamples: refused up front where they cannot fit.
     require_memory(P_given * R * (8 * m.n_params + 6),
                    f"bootstrap: {P_given:,} problems x {R:,} resamples")
-    solver = _backends.get(backend, R * P_given)
+    solver = _backends.get(backend, R * P_given, m)
     options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
                             ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, dtype=dtype,
                             backend=solver.name)

@@ -606,6 +606,72 @@ def test_helper_threads_get_cpus_of_their_own():
         assert len({_core_of(c) for c in got[:k]}) == k, (t, got)
 
 
+@needs_affinity
+def test_a_thread_budget_below_the_mask_leaves_helpers_unpinned(monkeypatch):
+    """A process on a budget (n_threads or LAWFIT_NUM_THREADS below its CPUs, as each of
+    several workers on one host) leaves its helpers to the scheduler rather than stacking
+    them on the CPUs every process would pick; the whole mask pins them; LAWFIT_PIN forces
+    either; the results are the same bits whichever."""
+    from lawfit import _core
+
+    cpus = sorted(os.sched_getaffinity(0))
+    n = len(cpus)
+    monkeypatch.delenv("LAWFIT_PIN", raising=False)
+    monkeypatch.delenv("LAWFIT_NUM_THREADS", raising=False)
+    assert _core.call_cpus(1, 0) == []
+    assert _core.call_cpus(n + 1, 0) == [-1] * n  # more threads than CPUs: none pinned
+    if n >= 2:
+        assert _core.call_cpus(n, 0) == _core.helper_cpus(n)  # the whole mask: pinned
+        assert _core.call_cpus(n, n) == _core.helper_cpus(n)
+        assert _core.call_cpus(2, 1) == [-1]  # a budget of 1 (its extra helper unpinned)
+        monkeypatch.setenv("LAWFIT_NUM_THREADS", "1")
+        assert _core.hardware_threads() == 1
+        assert _core.call_cpus(n, 0) == [-1] * (n - 1)
+        monkeypatch.setenv("LAWFIT_PIN", "1")
+        assert _core.call_cpus(n, 0) == _core.helper_cpus(n)
+        monkeypatch.setenv("LAWFIT_PIN", "0")
+        monkeypatch.delenv("LAWFIT_NUM_THREADS")
+        assert _core.call_cpus(n, 0) == [-1] * (n - 1)
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=3000, n_points=20, seed=4)
+    ref = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+    for pin in ("0", "1"):
+        monkeypatch.setenv("LAWFIT_PIN", pin)
+        for t in (2, max(n, 2)):
+            assert not differing_fields(
+                lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=t), ref), (pin, t)
+
+
+def test_the_default_thread_budget_follows_the_environment_and_dask(monkeypatch):
+    import sys
+    import types
+
+    from lawfit._options import default_threads
+
+    monkeypatch.delenv("LAWFIT_NUM_THREADS", raising=False)
+    monkeypatch.delitem(sys.modules, "distributed", raising=False)
+    assert default_threads() is None
+    monkeypatch.setenv("LAWFIT_NUM_THREADS", "3")
+    assert default_threads() == 3
+    for bad in ("0", "-2", "two", "1.5", "99999"):
+        monkeypatch.setenv("LAWFIT_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="LAWFIT_NUM_THREADS: expected an integer"):
+            lawfit.fit("saturating_power_law", [1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.8, 1.7],
+                       p0=[1.0, 2.0, 1.0])
+    monkeypatch.delenv("LAWFIT_NUM_THREADS")
+    # Inside a Dask worker's task: the worker's own thread budget.
+    worker = types.SimpleNamespace(state=types.SimpleNamespace(nthreads=5))
+    fake = types.ModuleType("distributed")
+    fake.get_worker = lambda: worker
+    monkeypatch.setitem(sys.modules, "distributed", fake)
+    assert default_threads() == 5
+
+    def outside():
+        raise ValueError("No worker found")
+
+    fake.get_worker = outside
+    assert default_threads() is None
+
+
 # --------------------------------------------------------------------------------------
 # NaN neighbours
 # --------------------------------------------------------------------------------------

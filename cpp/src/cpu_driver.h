@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -55,10 +56,22 @@ inline std::vector<int> usable_cpus() {
 // The most threads one call may use (the bindings refuse more).
 inline constexpr int kMaxThreads = 4096;
 
-// n_threads (at most kMaxThreads), or where it is 0 the CPUs this process may use (not all
-// the machine's cores when a container or `taskset` allows fewer).
+// LAWFIT_NUM_THREADS, where it holds a positive integer: the default thread count, a
+// process's budget (one of several workers on a host); 0 where it is unset or not one (the
+// Python layer refuses such a value with a message before any call).
+inline int env_threads() {
+  const char* s = std::getenv("LAWFIT_NUM_THREADS");
+  if (s == nullptr || *s == '\0') return 0;
+  char* end = nullptr;
+  const long v = std::strtol(s, &end, 10);
+  return (*end == '\0' && v > 0) ? static_cast<int>(std::min<long>(v, kMaxThreads)) : 0;
+}
+
+// n_threads (at most kMaxThreads), or where it is 0 LAWFIT_NUM_THREADS, else the CPUs this
+// process may use (not all the machine's cores when a container or `taskset` allows fewer).
 inline int resolve_threads(int n_threads) {
   if (n_threads > 0) return std::min(n_threads, kMaxThreads);
+  if (const int budget = env_threads()) return budget;
   const auto cpus = usable_cpus();
   if (!cpus.empty()) return static_cast<int>(cpus.size());
   unsigned hw = std::thread::hardware_concurrency();
@@ -126,6 +139,33 @@ inline std::vector<int> helper_cpus(int threads) {
   (void)threads;
 #endif
   return out;
+}
+
+// Whether a call on n_threads threads (0: the default) pins its helpers to CPUs of their own
+// (helper_cpus).  LAWFIT_PIN=0 never, LAWFIT_PIN=1 always (where there are CPUs enough);
+// otherwise only a call that may take the process's whole CPU mask.  A process on a smaller
+// budget (n_threads or LAWFIT_NUM_THREADS below its mask's size, as each of several workers
+// on one host is) shares the mask with others, and each pinning its helpers to the same free
+// CPUs would stack them there: its helpers are left to the scheduler.
+inline bool pins_helpers(int n_threads) {
+  if (const char* s = std::getenv("LAWFIT_PIN")) {
+    if (std::strcmp(s, "0") == 0) return false;
+    if (std::strcmp(s, "1") == 0) return true;
+  }
+  const int budget = n_threads > 0 ? n_threads : env_threads();
+  if (budget <= 0) return true;
+  const auto cpus = usable_cpus();
+  return cpus.empty() || budget >= static_cast<int>(cpus.size());
+}
+
+// The CPU each helper of a `threads`-thread call on n_threads (0: the default) runs on:
+// helper_cpus(threads) where the call pins them, else -1 each (the process's own CPUs).
+inline std::vector<int> call_cpus(int threads, int n_threads) {
+  std::vector<int> cpus;
+  if (threads < 2) return cpus;
+  if (pins_helpers(n_threads)) cpus = helper_cpus(threads);
+  if (cpus.empty()) cpus.assign(threads - 1, -1);
+  return cpus;
 }
 
 // What the threads of one call share besides their work: a stop flag, which each thread
@@ -218,7 +258,7 @@ class Call {
 // ended the others' work).  Every body takes its work from a shared counter, so where the
 // system refuses a thread the others do its share.
 template <class Body>
-void on_threads(int threads, Call& call, const Body& body) {
+void on_threads(int threads, int n_threads, Call& call, const Body& body) {
   const auto guarded = [&call, &body](int k) {
     try {
       body(k);
@@ -232,9 +272,9 @@ void on_threads(int threads, Call& call, const Body& body) {
     call.rethrow();
     return;
   }
-  const std::vector<int> cpus = helper_cpus(threads);
-  // The pool's helpers where they can have a CPU each (thread_pool.h).
-  HelperPool* shared = cpus.empty() ? nullptr : helper_pool();
+  const std::vector<int> cpus = call_cpus(threads, n_threads);
+  // The pool's helpers (thread_pool.h), pinned or not as call_cpus says.
+  HelperPool* shared = helper_pool();
   const auto run_body = [](const void* ctx, int k) { (*static_cast<const Guarded*>(ctx))(k); };
   if (shared && shared->run(threads - 1, cpus, run_body, &guarded,
                             call.polls() ? &Call::wait_poll : nullptr, &call)) {
@@ -274,7 +314,7 @@ void on_threads(int threads, Call& call, const Body& body) {
       running.fetch_sub(1, std::memory_order_relaxed);
       break;
     }
-    if (!cpus.empty()) pin_thread(pool.back(), cpus[k - 1]);
+    if (cpus[k - 1] >= 0) pin_thread(pool.back(), cpus[k - 1]);
   }
   placed.store(true, std::memory_order_release);
   guarded(0);
@@ -307,7 +347,7 @@ void parallel_for(long long n, int n_threads, Call& call, const Work& work) {
   const long long n_chunks = (n + kChunk - 1) / kChunk;
   const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
-  on_threads(threads, call, [&](int k) {
+  on_threads(threads, n_threads, call, [&](int k) {
     StopCheck stop = call.stop_check(k);
     for (long long c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
       const long long end = std::min(n, (c + 1) * kChunk);
@@ -460,7 +500,7 @@ inline int lane_threads(int n_threads, long long n, long long points) {
 // threads (0: the default) that will use them (HelperPool::rouse; on_threads).
 inline void rouse_helpers(int n_threads, long long n, long long points) {
   const int threads = lane_threads(n_threads, n, points);
-  if (threads <= 1 || helper_cpus(threads).empty()) return;
+  if (threads <= 1) return;
   if (HelperPool* pool = helper_pool()) pool->rouse();
 }
 
@@ -528,7 +568,7 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
                     kLaneChunk, static_cast<int>(cap), objective,
                     objective || has_bounds<Model::kParams>(b)};
   if (n_lane > 0) {
-    on_threads(threads, call, [&](int k) {
+    on_threads(threads, n_threads, call, [&](int k) {
       simd::LaneJob mine = job;
       mine.stop = call.stop_fields(k);
       engine->run(Model::kName, mine, buffers[k].get());
@@ -575,7 +615,7 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine,
   const int threads = lane_threads(n_threads, job.n, points);
   const auto buffers = thread_buffers(threads, engine->guess_bytes(job));
   if (job.n > 0) {
-    on_threads(threads, call, [&](int k) {
+    on_threads(threads, n_threads, call, [&](int k) {
       simd::GuessJob mine = job;
       mine.stop = call.stop_fields(k);
       engine->guess(mine, buffers[k].get());

@@ -242,6 +242,16 @@ PYBIND11_MODULE(_core, mod) {
   mod.def("helper_cpus", &cpu::helper_cpus, py::arg("threads"),
           "The CPUs a threads-thread call would pin its helper threads to (empty: none).");
   mod.def(
+      "call_cpus",
+      [](int threads, int n_threads) {
+        bindings::check_threads(n_threads);
+        return cpu::call_cpus(threads, n_threads);
+      },
+      py::arg("threads"), py::arg("n_threads"),
+      "The CPU each helper of a threads-thread call on n_threads (0: the default) runs on: "
+      "pinned (helper_cpus) where the call may take the whole affinity mask, else -1 (the "
+      "scheduler's choice); LAWFIT_PIN=0/1 forces either.");
+  mod.def(
       "engines",
       [] {
         py::list out;

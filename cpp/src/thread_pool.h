@@ -40,13 +40,19 @@ inline void cpu_relax() {
 #endif
 }
 
-// Pins a running thread to one CPU (Linux; elsewhere nothing).  Only for a thread that has
-// not exited: an exited one's thread id reads 0, which would pin the caller instead.
+// Pins a running thread to one CPU, or with cpu = -1 lets it run on the calling thread's CPUs
+// (the process's mask: lawfit never pins a calling thread) (Linux; elsewhere nothing).  Only
+// for a thread that has not exited: an exited one's thread id reads 0, which would pin the
+// caller instead.
 inline void pin_thread(std::thread& th, int cpu) {
 #if defined(__linux__)
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+  } else if (sched_getaffinity(0, sizeof set, &set) != 0) {
+    return;
+  }
   pthread_setaffinity_np(th.native_handle(), sizeof set, &set);  // a hint: failure is harmless
 #else
   (void)th, (void)cpu;
@@ -74,9 +80,9 @@ class HelperPool {
   }
 
   // Runs fn(ctx, k) for k = 1 .. helpers on pooled threads, helper k pinned to CPU
-  // cpus[k - 1], and fn(ctx, 0) on the calling thread, and returns once every one has
-  // returned; while the caller waits for the helpers it runs wait(wait_ctx) every
-  // kWaitSlice (where wait is set).  Where fn threw, on any thread, the first exception is
+  // cpus[k - 1] (-1: not pinned), and fn(ctx, 0) on the calling thread, and returns once
+  // every one has returned; while the caller waits for the helpers it runs wait(wait_ctx)
+  // every kWaitSlice (where wait is set).  Where fn threw, on any thread, the first exception is
   // rethrown then.  False, having run nothing, when another call holds the pool or the
   // system refuses a new thread (or the memory for one).
   bool run(int helpers, const std::vector<int>& cpus, Fn fn, const void* ctx,

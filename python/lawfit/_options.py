@@ -9,6 +9,8 @@ ValueError naming the argument at fault, before any work.
 """
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -78,10 +80,38 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def default_threads() -> Optional[int]:
+    """The thread count of a call that leaves ``n_threads`` None: ``$LAWFIT_NUM_THREADS``
+    where set, else inside a Dask worker the worker's own thread budget, else None (the
+    compiled core then takes every CPU of the process's affinity mask).  A budget smaller
+    than the mask also leaves the helper threads unpinned (``$LAWFIT_PIN``: 0 never pins, 1
+    always does), so that several processes on one host do not stack their helpers on the
+    same CPUs (cpp/src/cpu_driver.h, pins_helpers)."""
+    env = os.environ.get("LAWFIT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"LAWFIT_NUM_THREADS: expected an integer from 1 to "
+                             f"{MAX_THREADS}, got {env!r}")
+        return n
+    if "distributed" in sys.modules:  # never imported for this: only where Dask runs
+        try:
+            from distributed import get_worker
+
+            return int(get_worker().state.nthreads)
+        except (ImportError, ValueError, AttributeError):
+            pass  # not inside a worker's task
+    return None
+
+
 def check_threads(n_threads) -> Optional[int]:
-    """``n_threads`` as None or an int in [1, MAX_THREADS], else ValueError naming it."""
+    """``n_threads`` as an int in [1, MAX_THREADS], or for None the default
+    (default_threads: None where the core decides), else ValueError naming it."""
     if n_threads is None:
-        return None
+        return default_threads()
     n = positive_int(n_threads, "n_threads")
     if n > MAX_THREADS:
         raise ValueError(f"n_threads: at most {MAX_THREADS} threads, got {n_threads!r} (leave "

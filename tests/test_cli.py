@@ -152,6 +152,38 @@ def test_sobol_p0_bounds_and_log_residuals(table, tmp_path):
     np.testing.assert_array_equal(pd.read_csv(out)[["E", "A", "alpha"]].to_numpy(), r.x)
 
 
+def test_compute_optimal_of_a_batch(tmp_path):
+    """--compute-optimal: N_opt, D_opt and the exponent per group, as the bootstrap's own;
+    the first --show groups printed."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for fam, p in (("f", [1.8, 400, 400, 0.34, 0.28]), ("g", [2.0, 300, 500, 0.3, 0.3])):
+        N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 40))
+        D = np.exp(rng.uniform(np.log(1e9), np.log(1e12), 40))
+        L = lawfit.models.chinchilla(np.column_stack([N, D]), *p) * np.exp(
+            rng.normal(0, 0.01, 40))
+        rows.append(pd.DataFrame({"N": N, "D": D, "loss": L, "fam": fam}))
+    path, out = tmp_path / "c.csv", tmp_path / "r.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    df = pd.read_csv(path)
+    rc, stdout, stderr = run(["fit", str(path), "--law", "chinchilla", "--y", "loss",
+                              "--by", "fam", "--p0", "1.9,350,450,0.3,0.3", "--bootstrap",
+                              "100", "--compute-optimal", "1e21,1e23", "--level", "0.8",
+                              "--show", "1", "--out", str(out)])
+    assert rc == 0, stderr
+    b = lawfit.bootstrap("chinchilla", data=df, x=["N", "D"], y="loss", groups="fam",
+                         p0=[1.9, 350, 450, 0.3, 0.3], n_resamples=100)
+    co = b.compute_optimal([1e21, 1e23], 0.8)
+    res = pd.read_csv(out)
+    est, lo, hi = co["N_opt"]
+    np.testing.assert_allclose(res["N_opt@1e+23"], est[:, 1], rtol=1e-12)
+    np.testing.assert_allclose(res["N_opt@1e+21_lo"], lo[:, 0], rtol=1e-12)
+    est, lo, hi = co["exponent"]
+    np.testing.assert_allclose(res["exponent_hi"], hi, rtol=1e-12)
+    assert "fam=f: exponent a = beta/(alpha+beta)" in stdout
+    assert "fam=g: exponent" not in stdout and "... and 1 more problems" in stdout
+
+
 def test_x_names_a_column_as_the_laws_input(table, tmp_path):
     path = table[0]
     out = tmp_path / "r.csv"

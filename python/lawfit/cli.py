@@ -482,7 +482,7 @@ def run_fit(args, out=None) -> int:
         print(f"warning: {_one_line(w.message)}", file=sys.stderr)
     if boot is not None and args.compute_optimal:
         co = compute_optimal_table(boot, C, args.level, args.interval)
-        print_compute_optimal(out, co, labels, by, args.level, args.interval)
+        print_compute_optimal(out, co, labels, by, args.level, args.interval, args.show)
         for col in co.columns:
             if col != "problem":
                 table[col] = co[col].to_numpy()
@@ -630,10 +630,12 @@ def compute_optimal_table(boot, C, level, method):
     return pd.DataFrame(cols)
 
 
-def print_compute_optimal(out, co, labels, by, level, method) -> None:
+def print_compute_optimal(out, co, labels, by, level, method, show: int) -> None:
+    """The compute-optimal allocation of the first ``show`` problems, and a count of the
+    rest."""
     print(f"\ncompute-optimal allocation under C = 6 N D ({level:.0%} {method} intervals):",
           file=out)
-    for i in range(len(co)):
+    for i in range(min(show, len(co))):
         head = _label_text(labels[i], by) + ": " if by else ""
         row = co.iloc[i]
         print(f"  {head}exponent a = beta/(alpha+beta) = {row['exponent']:.3f} "
@@ -645,6 +647,8 @@ def print_compute_optimal(out, co, labels, by, level, method) -> None:
                 print(f"    C = {c} FLOP: N_opt = {row[col]:.3g} [{row[col + '_lo']:.3g}, "
                       f"{row[col + '_hi']:.3g}], D_opt = {row[d]:.3g} "
                       f"[{row[d + '_lo']:.3g}, {row[d + '_hi']:.3g}]", file=out)
+    if show < len(co):
+        print(f"  ... and {len(co) - show:,} more problems (--out writes them all)", file=out)
 
 
 def _plain(v):

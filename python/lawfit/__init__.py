@@ -22,6 +22,7 @@ from .api import FragileFitWarning, fit
 from .grid import Grid, grid
 from .bootstrap import BootstrapResult, BootstrapWarning, ComputeOptimal, Estimate, bootstrap
 from ._io import load
+from ._embed import get_cmake_dir, get_include
 from . import _definition  # noqa: F401  (Model pickles by its definition: copyreg)
 from .models import Model
 from .law import law
@@ -51,6 +52,8 @@ __all__ = [
     "library",
     "backends",
     "OptimizeWarning",
+    "get_include",
+    "get_cmake_dir",
     "__version__",
 ]
 

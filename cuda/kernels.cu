@@ -259,6 +259,7 @@ struct DeviceBatch {
   DeviceArray<int> status, nfev, njev, nit;
   DeviceArray<unsigned long long> next;  // the persistent grid's problem counter
   DeviceArray<unsigned int> resample_of;
+  DeviceArray<long long> problem_key;
   DeviceArray<int> group_of, n_groups;
   DeviceArray<T> fit_t, fit_r;
   long long stride;
@@ -277,6 +278,7 @@ struct DeviceBatch {
         jtj(NN, nullptr), active(P * N, nullptr), status(P, nullptr), nfev(P, nullptr),
         njev(P, nullptr), nit(P, nullptr), next(1, nullptr),
         resample_of(h.resample_of ? P : 0, h.resample_of),
+        problem_key(h.problem_key ? (h.data_of ? h.n_problems : P) : 0, h.problem_key),
         group_of(h.group_of ? n_points : 0, h.group_of),
         n_groups(h.n_groups ? (h.data_of ? h.n_problems : P) : 0, h.n_groups),
         fit_t(h.fit_t ? n_points : 0, h.fit_t), fit_r(h.fit_r ? n_points : 0, h.fit_r),
@@ -294,6 +296,7 @@ struct DeviceBatch {
     d.offsets = offsets.ptr;
     d.data_of = h.data_of ? data_of.ptr : nullptr;
     d.resample_of = h.resample_of ? resample_of.ptr : nullptr;
+    d.problem_key = h.problem_key ? problem_key.ptr : nullptr;
     d.group_of = h.group_of ? group_of.ptr : nullptr;
     d.n_groups = h.n_groups ? n_groups.ptr : nullptr;
     d.fit_t = h.fit_t ? fit_t.ptr : nullptr;

@@ -363,11 +363,12 @@ inline py::object entry(const py::dict& d, const char* key) {
 // `box` (the starts): p0, lower, upper, per_problem (a row per problem, read by data_of[i];
 // else a row per unit), bounds_shared (lower and upper: one row for all).  `units` (None:
 // one unit per problem): data_of, and for resampling resample_of, seed, resample_mode,
-// group_of and n_groups (grouped), fit_t and fit_r (residual).
+// problem_key (None: each problem's index), group_of and n_groups (grouped), fit_t and fit_r
+// (residual).
 template <class T>
 struct HostCall {
   FArray<T> x, t, sigma, w, p0, lower, upper, fit_t, fit_r;
-  I64 offsets, data_of;
+  I64 offsets, data_of, problem_key;
   py::array_t<unsigned int, py::array::c_style | py::array::forcecast> resample_of;
   py::array_t<int, py::array::c_style | py::array::forcecast> group_of, n_groups;
   bool log_residuals = false;
@@ -471,6 +472,13 @@ struct HostCall {
     b.bounds_shared = bounds_shared;
     const py::object seed = entry(u, "seed"), mode = entry(u, "resample_mode");
     b.boot_seed = seed.is_none() ? 0 : seed.cast<unsigned long long>();
+    const py::object key = entry(u, "problem_key");
+    if (!key.is_none()) {
+      problem_key = vector_arg<I64>(key, n_problems, "problem_key",
+                                    "one stream key per problem, shape (" +
+                                        std::to_string(n_problems) + ",)");
+      b.problem_key = problem_key.data();
+    }
     b.resample_mode = mode.is_none() ? 0 : mode.cast<int>();
     require(b.resample_mode >= 0 && b.resample_mode <= 4, "resample_mode: expected 0 to 4");
     if (b.resample_mode == 4) {

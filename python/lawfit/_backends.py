@@ -142,12 +142,19 @@ def local_groups(packed: Packed):
 class Resampling:
     """How resample units draw their data: Philox weights keyed by ``seed`` (rng.h) in one of
     RESAMPLE_MODES; the residual bootstrap also takes each point's fitted target ``fit_t``
-    and standardised residual ``fit_r`` at the full-data optimum."""
+    and standardised residual ``fit_r`` at the full-data optimum.  ``keys``: each packed
+    problem's term in its streams (int64, (P,)), None for the problem's index (batch.h,
+    Batch::problem_key)."""
 
     seed: int = 0
     mode: str = "pairs"
     fit_t: Optional[np.ndarray] = None
     fit_r: Optional[np.ndarray] = None
+    keys: Optional[np.ndarray] = None
+
+    def key_of(self, problems: np.ndarray) -> np.ndarray:
+        """The stream keys of these packed problems."""
+        return problems if self.keys is None else self.keys[problems]
 
     def __post_init__(self):
         if self.mode not in RESAMPLE_MODES:
@@ -195,6 +202,8 @@ class Units:
             return args
         args.update(resample_of=np.asarray(self.resample_of, dtype=np.uint32),
                     seed=int(rs.seed), resample_mode=RESAMPLE_MODES[rs.mode])
+        if rs.keys is not None:
+            args["problem_key"] = rs.keys
         if rs.mode.startswith("grouped"):
             group_of, n_groups = local_groups(packed)
             # The core takes an empty problem as one empty group (its units then report
@@ -434,7 +443,7 @@ def _expand_units(packed: Packed, units: Units):
         sig = np.ones(len(rows)) if packed.sigma is None else packed.sigma[rows]
         for n in np.unique(counts):
             us = np.flatnonzero(counts == n)
-            idx = bootstrap_indices(rs.seed, data_of[us], resample_of[us], int(n))
+            idx = bootstrap_indices(rs.seed, rs.key_of(data_of[us]), resample_of[us], int(n))
             src = off[data_of[us]][:, None] + idx  # the drawn point, in the packed arrays
             at = (offsets[us][:, None] + np.arange(n)[None, :])
             t[at.reshape(-1)] = rs.fit_t[rows[at].reshape(-1)] + sig[at.reshape(-1)] * \
@@ -452,7 +461,7 @@ def _expand_units(packed: Packed, units: Units):
             draws = np.empty(len(rows))
             for n in np.unique(counts):  # units of one size at a time
                 us = np.flatnonzero(counts == n)
-                c = bootstrap_counts(rs.seed, data_of[us], resample_of[us], int(n))
+                c = bootstrap_counts(rs.seed, rs.key_of(data_of[us]), resample_of[us], int(n))
                 at = (offsets[us][:, None] + np.arange(n)[None, :]).reshape(-1)
                 draws[at] = c.reshape(-1)
         elif mode == 1:
@@ -460,7 +469,7 @@ def _expand_units(packed: Packed, units: Units):
             draws = np.empty(len(rows))
             for n in np.unique(G):
                 us = np.flatnonzero(G == n)
-                c = bootstrap_counts(rs.seed, data_of[us], resample_of[us], int(n))
+                c = bootstrap_counts(rs.seed, rs.key_of(data_of[us]), resample_of[us], int(n))
                 at = np.flatnonzero(np.isin(unit, us))
                 row_of_unit = np.searchsorted(us, unit[at])
                 draws[at] = c[row_of_unit, g[at]]

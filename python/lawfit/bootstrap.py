@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _backends
 from ._backends import Resampling, Units, residuals_at
+from ._dask import is_dask_collection
 from ._options import Options, check_chunk, check_k, check_threads, is_real, positive_int
 from ._named import named_bounds, named_p0
 from ._packing import NO_START, check_nan_policy, pack
@@ -38,7 +39,7 @@ from ._plan import n_problems, solve_grid
 from ._progress import check_progress, make_progress
 from ._result import label_columns
 from ._status import Status
-from .api import _frame_column, _from_frame, fit, require_memory
+from .api import _frame_column, _from_frame, fit, require_memory, warn_fragile
 from .grid import Grid
 from .models import available, get
 
@@ -576,7 +577,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
               max_nfev: Optional[int] = None, backend: str = "auto", dtype="float64",
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None,
               clusters=None, start="fit", refit_failed=None,
-              nan_policy: str = "omit", progress=None) -> BootstrapResult:
+              nan_policy: str = "omit", progress=None, problem_ids=None) -> BootstrapResult:
     """Fit every problem of a batch, then ``n_resamples`` pairs-bootstrap resamples of each.
 
     Arguments as in :func:`lawfit.fit` (the batch, the model, the objective, the solver
@@ -611,7 +612,25 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     results), and Ctrl-C stops the call between two chunks.  With ``data`` and ``groups``,
     the fits keep the groups' labels (``result.fit.labels``, ``label_names``), as ``fit``
     does.
+
+    ``problem_ids``: distinct integers in [0, 2^63), one per problem (in the batch's order:
+    with ``data`` and ``groups``, the groups' sorted order), keying each problem's resamples
+    in place of its position in the call.  A problem then gets the same resamples in
+    whatever call, chunk or partition it is fitted (a study split across calls or Dask
+    workers); by default problem i of a call is keyed by i.  A dask DataFrame in ``data``
+    (with ``groups``) is fitted partition by partition on the workers, each group keyed by
+    its place among all the groups: the same result, bit for bit, as the call on the pandas
+    frame (lawfit/_dask.py).
     """
+    if is_dask_collection(data):
+        args = {k: v for k, v in locals().items() if k != "model"}  # bootstrap's arguments
+        from . import _dask
+
+        result = _dask.run(bootstrap, model, args)
+        warn_fragile(result.fit.share_at_best)
+        _warn_failed_fits(result.fit)
+        _warn_lost(result.status, ~result.fit_failed, result.n_resamples)
+        return result
     m = get(model)
     check_progress(progress)
     p0 = named_p0(p0, m.param_names, m.has_guess)
@@ -660,6 +679,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     if clusters is not None and not np.all(np.isfinite(packed.clusters)):
         raise ValueError("clusters: every label must be a finite number")
     P, n = packed.lower.shape
+    keys = _problem_keys(problem_ids, P)
     grids = {}  # each grid's starts, (P, S, n), by the grid's id
     for g, arg in ((start, "start"), (refit_grid, "refit_failed")):
         if isinstance(g, Grid) and id(g) not in grids:
@@ -670,7 +690,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
         result = _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
                            solver, dtype, n_threads, chunk_size, chunk, common, packed,
                            options, grids, start, refit_grid, method, seed, R, labels,
-                           label_names, bar)
+                           label_names, bar, keys)
     finally:
         if bar is not None:
             bar.close()
@@ -681,7 +701,8 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
 
 def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev, solver,
               dtype, n_threads, chunk_size, chunk, common, packed, options, grids, start,
-              refit_grid, method, seed, R, labels, label_names, bar) -> BootstrapResult:
+              refit_grid, method, seed, R, labels, label_names, bar,
+              keys=None) -> BootstrapResult:
     """bootstrap's work once its arguments are checked and its batch packed: the full-data
     fits, then every resample (chunks of ``chunk`` units; sized by ``bar`` where given)."""
     P, n = packed.lower.shape
@@ -704,7 +725,7 @@ def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
         r, _ = residuals_at(packed, packed.p0)
         sig = 1.0 if packed.sigma is None else packed.sigma
         fit_t, fit_r = np.ascontiguousarray(packed.target + r * sig), np.ascontiguousarray(-r)
-    units = _Units(solver, packed, options, int(seed), fit_t, fit_r, n_threads, chunk)
+    units = _Units(solver, packed, options, int(seed), fit_t, fit_r, n_threads, chunk, keys)
 
     samples = np.full((P, R, n), np.nan)
     status = np.empty((P, R), dtype=np.int32)
@@ -736,6 +757,28 @@ def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
                            continued.sum(axis=1), refit.sum(axis=1), method=method)
 
 
+def _problem_keys(problem_ids, P: int) -> Optional[np.ndarray]:
+    """bootstrap's ``problem_ids`` as the streams' keys, int64 (P,), or None (the problems'
+    indices); ValueError naming it where they are not P distinct integers in [0, 2^63)."""
+    if problem_ids is None:
+        return None
+    ids = np.asarray(problem_ids)
+    if ids.shape != (P,) or not (ids.dtype.kind in "iu" or (ids.dtype == object and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ids))):
+        raise ValueError(f"problem_ids: expected {P} integers, one per problem, got "
+                         f"{ids.dtype} of shape {ids.shape}")
+    if P and (int(ids.min()) < 0 or int(ids.max()) >= 2**63):
+        raise ValueError("problem_ids: each must be in [0, 2^63)")
+    keys = ids.astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    if (counts > 1).any():
+        dup = int(uniq[counts > 1][0])
+        first, second = np.flatnonzero(keys == dup)[:2]
+        raise ValueError(f"problem_ids: must be distinct; problems {first} and {second} "
+                         f"share {dup}")
+    return keys
+
+
 def _refit_grid(refit_failed, start, p0) -> Optional[Grid]:
     """The grid that refit_failed names (None: no refits)."""
     if refit_failed is None or refit_failed is False:
@@ -759,9 +802,9 @@ class _Units:
     call."""
 
     def __init__(self, solver, packed, options: Options, seed: int, fit_t, fit_r,
-                 n_threads, chunk: int):
+                 n_threads, chunk: int, keys: Optional[np.ndarray] = None):
         self.solver, self.packed, self.options, self.seed = solver, packed, options, seed
-        self.fit_t, self.fit_r = fit_t, fit_r
+        self.fit_t, self.fit_r, self.keys = fit_t, fit_r, keys
         self.n_threads, self.chunk = n_threads, chunk
 
     def __getstate__(self) -> dict:
@@ -770,7 +813,7 @@ class _Units:
         return dict(self.__dict__)
 
     def resampling(self, mode: str) -> Resampling:
-        return Resampling(self.seed, mode, self.fit_t, self.fit_r)
+        return Resampling(self.seed, mode, self.fit_t, self.fit_r, self.keys)
 
     def _solve(self, units: Units) -> dict:
         return self.solver.solve(self.packed, self.options, units, n_threads=self.n_threads)

@@ -45,6 +45,11 @@ struct Batch {
   // group's count; kJackknife / kGroupJackknife: all ones but point / group resample_of[i].
   const unsigned int* resample_of = nullptr;
   unsigned long long boot_seed = 0;
+  // The problem term of problem k's streams: problem_key[k], (n_problems,); nullptr: k
+  // itself.  A key that does not depend on the call (lawfit.bootstrap's problem_ids, e.g. a
+  // group's place among all of a study's groups) gives a problem the same resamples in
+  // whatever call, chunk or partition it is fitted.
+  const long long* problem_key = nullptr;
   int resample_mode = 0;
   const int* group_of = nullptr;  // (points,)
   const int* n_groups = nullptr;  // (n_problems,)
@@ -191,13 +196,19 @@ LAWFIT_HD LAWFIT_INLINE void store_summary(const Batch<T>& b, long long i, const
 
 enum ResampleMode { kPairs = 0, kGroups = 1, kJackknife = 2, kGroupJackknife = 3, kResidual = 4 };
 
+// The problem term of the resampling streams of problem k (see Batch::problem_key).
+template <class T>
+LAWFIT_HD LAWFIT_INLINE long long stream_key(const Batch<T>& b, long long k) {
+  return b.problem_key ? b.problem_key[k] : k;
+}
+
 // Unit i's targets under the residual bootstrap (see Batch::fit_t).  t: d.n entries.
 template <class T>
 LAWFIT_HD void unit_targets(const Batch<T>& b, long long i, const ProblemData<T>& d, T* t) {
   const long long k = data_index(b, i);
   const long long begin = b.offsets[k];
   for (int pt = 0; pt < d.n; ++pt) {
-    const int j = bootstrap_index(b.boot_seed, k, b.resample_of[i], pt, d.n);
+    const int j = bootstrap_index(b.boot_seed, stream_key(b, k), b.resample_of[i], pt, d.n);
     t[pt] = b.fit_t[begin + pt] + (d.sigma ? d.sigma[pt] : T(1)) * b.fit_r[begin + j];
   }
 }
@@ -214,7 +225,7 @@ LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>
     case kGroups: {
       const int G = b.n_groups[k];
       for (int g = 0; g < G; ++g) scratch[g] = T(0);
-      bootstrap_counts(b.boot_seed, k, r, G, scratch);
+      bootstrap_counts(b.boot_seed, stream_key(b, k), r, G, scratch);
       for (int pt = 0; pt < d.n; ++pt) w[pt] = scratch[group[pt]];
       break;
     }
@@ -228,7 +239,7 @@ LAWFIT_HD void unit_weights(const Batch<T>& b, long long i, const ProblemData<T>
     case kPairs:
     default:
       for (int pt = 0; pt < d.n; ++pt) w[pt] = T(0);
-      bootstrap_counts(b.boot_seed, k, r, d.n, w);
+      bootstrap_counts(b.boot_seed, stream_key(b, k), r, d.n, w);
   }
   if (d.w) {
     for (int pt = 0; pt < d.n; ++pt) w[pt] *= d.w[pt];

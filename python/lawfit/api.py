@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _backends
 from ._backends import residuals_at  # noqa: F401  (lawfit.api.residuals_at, as before)
+from ._dask import is_dask_collection
 from ._options import (AT_BEST_RTOL, DEFAULT_TOL, FRAGILE_SHARE, MAX_THREADS,  # noqa: F401
                        Options, check_chunk, check_k, check_threads)
 from ._packing import check_nan_policy
@@ -24,6 +25,20 @@ __all__ = ["fit", "FragileFitWarning"]
 
 class FragileFitWarning(UserWarning):
     """Only a small share of a multi-start fit's refined starts reached its best objective."""
+
+
+def warn_fragile(share_at_best, stacklevel: int = 3) -> None:
+    """The FragileFitWarning of a grid fit (``share_at_best``, None without a grid) where
+    some problem's refined starts rarely reached its best objective."""
+    if share_at_best is None:
+        return
+    fragile = np.asarray(share_at_best) < FRAGILE_SHARE
+    if fragile.any():
+        warnings.warn(
+            f"{int(fragile.sum())} of {len(fragile)} problems: under "
+            f"{FRAGILE_SHARE:.0%} of the refined starts reached the best objective; such "
+            f"fits are fragile (FitResult.fragile, share_at_best)", FragileFitWarning,
+            stacklevel=stacklevel)
 
 
 def available_memory() -> Optional[int]:
@@ -312,6 +327,13 @@ def fit(
         A call whose results alone would not fit in the memory available raises
         ``MemoryError`` (with the size it needs) before any work.
     """
+    if is_dask_collection(data):  # group by group on the workers (lawfit/_dask.py)
+        args = {k: v for k, v in locals().items() if k != "model"}  # fit's arguments
+        from . import _dask
+
+        result = _dask.run(fit, model, args)
+        warn_fragile(result.share_at_best)
+        return result
     m = get(model)
     labels = label_names = None
     check_nan_policy(nan_policy)
@@ -387,12 +409,6 @@ def fit(
         if bar is not None and bar is not progress:
             bar.close()
     if grid_spec is not None:
-        fragile = out["share_at_best"] < FRAGILE_SHARE
-        if fragile.any():
-            warnings.warn(
-                f"{int(fragile.sum())} of {len(fragile)} problems: under "
-                f"{FRAGILE_SHARE:.0%} of the refined starts reached the best objective; such "
-                f"fits are fragile (FitResult.fragile, share_at_best)", FragileFitWarning,
-                stacklevel=2)
+        warn_fragile(out["share_at_best"])
     return FitResult(m, out, None, labels=out_labels, label_names=label_names, cov=cov,
                      offsets=offsets, fun=fun, jac=jac, backend=solver.name)

@@ -46,10 +46,13 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     jtj = np.asarray(jtj, dtype=float)
     P, n, _ = jtj.shape
     free = ~fixed
-    both = free[:, :, None] & free[:, None, :]
-    a = np.where(both, jtj, 0.0)
+    # The masks only where they change something (a small call pays for every array op).
+    some_fixed = bool(fixed.any())
+    both = free[:, :, None] & free[:, None, :] if some_fixed else None
+    a = np.where(both, jtj, 0.0) if some_fixed else jtj
     finite = np.isfinite(a).all(axis=(1, 2))
-    a = np.where(finite[:, None, None], a, 0.0)
+    if not finite.all():
+        a = np.where(finite[:, None, None], a, 0.0)
     # Scaled to a unit diagonal (a parameter's units then do not matter), the rounding of
     # the sums that formed J^T J is about eps * m in every entry: eigenvalues below that
     # cannot be told from zero.
@@ -72,7 +75,8 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     if singular == "inf":
         bad |= (keep.sum(axis=1) < n_free)
     cov[bad] = np.inf
-    cov[~both & ~bad[:, None, None]] = 0.0
+    if some_fixed:
+        cov[~both & ~bad[:, None, None]] = 0.0
     return cov
 
 

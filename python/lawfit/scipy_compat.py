@@ -865,12 +865,15 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
             xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"],
             backend=opts.get("backend", "auto"), return_cov=True,
             absolute_sigma=opts["absolute_sigma"],
-            singular_cov="inf" if method == "lm" else "pinv", return_residuals=True)
+            singular_cov="inf" if method == "lm" else "pinv",
+            return_residuals=opts["full_output"])  # only infodict reads them
     status = int(r.status[0])
     if status == Status.NONFINITE_INITIAL:
         raise ValueError("p0: Residuals are not finite in the initial point")
-    fvec = np.asarray(r.fun)
-    info = {"nfev": int(r.nfev[0]), "fvec": fvec}
-    if opts["full_output"] and method == "lm":
-        info.update(_minpack_info(*qr(np.asarray(r.jac), mode="economic", pivoting=True), fvec))
+    info = {"nfev": int(r.nfev[0])}
+    if opts["full_output"]:
+        info["fvec"] = fvec = np.asarray(r.fun)
+        if method == "lm":
+            info.update(_minpack_info(*qr(np.asarray(r.jac), mode="economic", pivoting=True),
+                                      fvec))
     return r.x[0], r.cov[0], info, status, Status(status).message

@@ -40,10 +40,16 @@ def fit_batch(tmp_path_factory):
     cmake, cxx = shutil.which("cmake"), _compiler()
     if cmake is None or cxx is None:
         pytest.skip("needs cmake and a C++ compiler")
+    if shutil.which("ninja"):
+        generator = ["-G", "Ninja"]
+    elif shutil.which("make"):
+        generator = ["-G", "Unix Makefiles"]
+    else:
+        pytest.skip("needs ninja or make")
     build = tmp_path_factory.mktemp("example")
     env = {**os.environ, "CXX": cxx}
-    for cmd in ([cmake, "-S", str(EXAMPLE), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                 f"-Dlawfit_DIR={lawfit.get_cmake_dir()}"],
+    for cmd in ([cmake, "-S", str(EXAMPLE), "-B", str(build), *generator,
+                 "-DCMAKE_BUILD_TYPE=Release", f"-Dlawfit_DIR={lawfit.get_cmake_dir()}"],
                 [cmake, "--build", str(build)]):
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr

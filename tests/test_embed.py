@@ -33,10 +33,9 @@ def test_paths_hold_the_headers_and_the_cmake_package():
     assert (cmake_dir / "lawfitConfig.cmake").is_file()
 
 
-@pytest.fixture(scope="module")
-def fit_batch(tmp_path_factory):
-    """The example, configured with find_package(lawfit) from lawfit.get_cmake_dir() and
-    built; its executable's path."""
+def _build(build, cxx_flags=""):
+    """Configures examples/cpp with find_package(lawfit) from lawfit.get_cmake_dir() and
+    CMAKE_CXX_FLAGS `cxx_flags` in `build`, builds it; the executable's path."""
     cmake, cxx = shutil.which("cmake"), _compiler()
     if cmake is None or cxx is None:
         pytest.skip("needs cmake and a C++ compiler")
@@ -46,16 +45,22 @@ def fit_batch(tmp_path_factory):
         generator = ["-G", "Unix Makefiles"]
     else:
         pytest.skip("needs ninja or make")
-    build = tmp_path_factory.mktemp("example")
     env = {**os.environ, "CXX": cxx}
     for cmd in ([cmake, "-S", str(EXAMPLE), "-B", str(build), *generator,
-                 "-DCMAKE_BUILD_TYPE=Release", f"-Dlawfit_DIR={lawfit.get_cmake_dir()}"],
+                 "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CXX_FLAGS={cxx_flags}",
+                 f"-Dlawfit_DIR={lawfit.get_cmake_dir()}"],
                 [cmake, "--build", str(build)]):
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
     exe = build / "fit_batch"
     assert exe.is_file()
     return exe
+
+
+@pytest.fixture(scope="module")
+def fit_batch(tmp_path_factory):
+    """The example, built; its executable's path."""
+    return _build(tmp_path_factory.mktemp("example"))
 
 
 def _run(exe, *args):
@@ -91,15 +96,18 @@ def _batch(seed=0, n_problems=40):
     return xs, ys
 
 
-def test_example_equals_lawfit_fit(fit_batch, tmp_path):
-    xs, ys = _batch()
-    csv = tmp_path / "points.csv"
-    with open(csv, "w") as f:
+def _write_csv(path, xs, ys):
+    with open(path, "w") as f:
         f.write("problem,x,y\n")
         for k, (x, y) in enumerate(zip(xs, ys)):
             for a, b in zip(x, y):
                 f.write(f"{k},{float(a)!r},{float(b)!r}\n")  # the doubles, read back exactly
-    status, nfev, cost, x = _run(fit_batch, str(csv))
+    return str(path)
+
+
+def test_example_equals_lawfit_fit(fit_batch, tmp_path):
+    xs, ys = _batch()
+    status, nfev, cost, x = _run(fit_batch, _write_csv(tmp_path / "points.csv", xs, ys))
     r = lawfit.fit("saturating_power_law", xs, ys, p0=P0, backend="cpu")
     assert len(status) == len(xs)
     assert status[5] == lawfit.Status.NONFINITE_DATA
@@ -137,3 +145,15 @@ def test_example_builtin_batch(fit_batch):
                                rtol=0.05)
     np.testing.assert_allclose(x[:3], r.x[:3], rtol=1e-12, atol=0)
     np.testing.assert_array_equal(nfev, r.nfev)
+
+
+def test_target_flags_override_a_projects_fast_math(fit_batch, tmp_path):
+    """lawfit::headers' options follow a project's CMAKE_CXX_FLAGS, so -ffast-math and
+    -ffp-contract=fast there change nothing: the same output to the last digit, the bad
+    problem's non-finite check included."""
+    fast = _build(tmp_path / "fast", "-ffast-math -ffp-contract=fast")
+    csv = _write_csv(tmp_path / "points.csv", *_batch(seed=1, n_problems=12))
+    plain = _run(fit_batch, csv)
+    assert plain[0][5] == lawfit.Status.NONFINITE_DATA
+    for a, b in zip(_run(fast, csv), plain):
+        np.testing.assert_array_equal(a, b)

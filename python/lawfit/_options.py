@@ -158,6 +158,11 @@ def check_residuals(residuals) -> str:
     return residuals
 
 
+# Options.build's results by their arguments (and the arguments' types).
+_BUILT: dict = {}
+_MAX_BUILT = 4096
+
+
 @dataclass(frozen=True)
 class Options:
     """The options of one solve, as ``options.h`` holds them: the robust loss and its
@@ -184,7 +189,26 @@ class Options:
         """The options of a call, checked (ValueError naming the argument).  Tolerances
         left None take the precision's default (DEFAULT_TOL); ``max_nfev`` None is the
         default budget, 100 * n_params at a time, extended up to NFEV_BLOCKS times while
-        the fit still improves; an explicit ``max_nfev`` is a hard limit, as scipy's."""
+        the fit still improves; an explicit ``max_nfev`` is a hard limit, as scipy's.
+        Options are immutable: the same arguments (of the same types) give the same object,
+        checked once (a small call pays for every check)."""
+        args = (n_params, loss, f_scale, residuals, ftol, xtol, gtol, max_nfev, dtype,
+                backend)
+        try:
+            key = tuple((type(a), a) for a in args)
+            return _BUILT[key]
+        except TypeError:  # an unhashable argument: checked (and refused) below
+            key = None
+        except KeyError:
+            pass
+        built = cls._build(*args)
+        if key is not None and len(_BUILT) < _MAX_BUILT:
+            _BUILT[key] = built
+        return built
+
+    @classmethod
+    def _build(cls, n_params, loss, f_scale, residuals, ftol, xtol, gtol, max_nfev, dtype,
+               backend) -> "Options":
         dtype = check_dtype(dtype, backend)
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")

@@ -301,3 +301,68 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
     if not parts:  # a batch of no problems
         parts = [solve_one(pack(model, x, y, groups=groups, **kw), 0, 0)]
     return (*_concatenate(parts), out_labels)
+
+
+# The most problems the small-call route takes (its clean case: see solve_small).
+SMALL_PROBLEMS = 4096
+
+
+def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int]):
+    """The plan's shortcut for a small, clean call, or None where the call is not one:
+    ``y`` a float64 (P, m) array of finite values (y > 0 for log residuals), ``x`` one grid
+    for every problem ((m,) or (m, k), finite, > 0 where the model takes its logarithm),
+    ``p0`` a finite float64 (P, n) or (n,) array, no bounds, weights or sigma, on the CPU
+    backend, from a start.  It packs what :func:`pack` would pack for it (the same arrays:
+    the same bits, tests/test_small.py) with a few array operations, and solves it as
+    :func:`solve_packed` would (Cpu's shared grid and bounds), so that a call of one or a
+    few problems costs little beside its solve.  Anything else (a NaN, a bad value, a
+    shape to check) goes the general way, which says what is wrong."""
+    from ._backends import _load_core
+    from ._result import FitResult
+
+    core = _load_core()[0]
+    P, mpts = y.shape
+    n = model.n_params
+    if core is None or model.is_law or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
+        return None
+    if x.ndim == 1:
+        if model.n_inputs != 1 or x.shape[0] != mpts:
+            return None
+        grid = x[:, None]
+    elif x.shape == (mpts, model.n_inputs) and (model.n_inputs > 1 or mpts != 1):
+        grid = x
+    else:
+        return None
+    if p0.shape == (n,):
+        p0 = np.broadcast_to(p0, (P, n))
+    elif p0.shape != (P, n):
+        return None
+    # Finite (a sum is, exactly when every term is and nothing overflows) and positive
+    # where a logarithm is taken, else the general path decides.
+    if not (np.isfinite(y.sum()) and np.isfinite(grid.sum()) and np.isfinite(p0.sum())):
+        return None
+    if (model.log_inputs and not grid.min() > 0) or \
+            (options.log_residuals and not y.min() > 0):
+        return None
+    grid = np.ascontiguousarray(grid)
+    # What model.inputs_of gives (no logarithm of a value <= 0 here: no errstate needed).
+    u = np.log(grid) if model.log_inputs else grid
+    target = np.ascontiguousarray(y).reshape(-1)
+    if options.log_residuals:
+        target = np.log(target)
+    offsets = np.arange(0, (P + 1) * mpts, mpts, dtype=np.int64)
+    unbounded = _UNBOUNDED.get(n)
+    if unbounded is None:
+        unbounded = _UNBOUNDED[n] = (np.full((1, n), -np.inf), np.full((1, n), np.inf))
+    data = dict(t=target, sigma=None, weights=None, offsets=offsets,
+                log_residuals=options.log_residuals, x=u, x_shared=True)
+    box = dict(p0=np.ascontiguousarray(p0, dtype=np.float64), lower=unbounded[0],
+               upper=unbounded[1], bounds_shared=True)
+    out = core.fit(model.compiled, data, box, options, None,
+                   n_threads=int(n_threads or 0), return_jtj=False, engine="auto")
+    out["n_free"] = np.full(P, n, dtype=np.int64)
+    out["n_omitted"] = np.zeros(P, dtype=np.int64)
+    return FitResult(model, out, None, offsets=offsets, backend="cpu")
+
+
+_UNBOUNDED: dict = {}  # n -> the one row of -inf and of inf (read-only: the core reads them)

@@ -14,7 +14,7 @@ from ._options import (AT_BEST_RTOL, DEFAULT_TOL, FRAGILE_SHARE, MAX_THREADS,  #
                        Options, check_chunk, check_k, check_threads)
 from ._packing import check_nan_policy
 from ._named import PartialStart, named_bounds, named_p0
-from ._plan import Finish, n_problems, solve_batch
+from ._plan import Finish, n_problems, solve_batch, solve_small
 from ._progress import Progress, check_progress, make_progress
 from ._result import FitResult
 from .grid import Grid
@@ -25,6 +25,13 @@ __all__ = ["fit", "FragileFitWarning"]
 
 class FragileFitWarning(UserWarning):
     """Only a small share of a multi-start fit's refined starts reached its best objective."""
+
+
+def _no_bounds(bounds) -> bool:
+    """Whether ``bounds`` is the default pair (-inf, inf) of Python or NumPy floats."""
+    return (type(bounds) is tuple and len(bounds) == 2
+            and isinstance(bounds[0], float) and isinstance(bounds[1], float)
+            and bounds[0] == -np.inf and bounds[1] == np.inf)
 
 
 def warn_fragile(share_at_best, stacklevel: int = 3) -> None:
@@ -334,6 +341,22 @@ def fit(
         result = _dask.run(fit, model, args)
         warn_fragile(result.share_at_best)
         return result
+    if (type(y) is np.ndarray and type(x) is np.ndarray and type(p0) is np.ndarray
+            and y.dtype == x.dtype == p0.dtype == np.float64 and 1 <= y.ndim <= 2
+            and sigma is None and weights is None and groups is None and data is None
+            and _no_bounds(bounds) and (backend == "auto" or backend == "cpu")
+            and (dtype == "float64") and not return_cov and not return_residuals
+            and chunk_size is None and progress is None and k is None
+            and nan_policy == "omit"):
+        # A small, clean call: its own short route through the plan (the same bits).
+        m = get(model)
+        options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
+                                ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                                dtype=dtype, backend=backend)
+        result = solve_small(m, x, y if y.ndim == 2 else y[None, :], p0, options,
+                             check_threads(n_threads))
+        if result is not None:
+            return result
     m = get(model)
     labels = label_names = None
     check_nan_policy(nan_policy)

@@ -1,0 +1,93 @@
+"""The small-call route (lawfit._plan.solve_small): a clean call of a few problems takes a
+short way through the plan, with the general path's result bit for bit; anything it does not
+take (a NaN, a bad value, bounds, weights...) goes the general way, with its errors and
+statuses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lawfit
+from lawfit import _plan
+
+from batches import model_batch
+
+CASES = [("saturating_power_law", 1), ("saturating_power_law", 7), ("power_law", 3),
+         ("chinchilla", 5), ("logistic", 4), ("broken_power_law", 2)]
+
+
+def same(a, b) -> None:
+    for key, va in vars(a).items():
+        vb = vars(b)[key]
+        if isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+            np.testing.assert_array_equal(np.asarray(va), np.asarray(vb), err_msg=key)
+            assert np.asarray(va).dtype == np.asarray(vb).dtype, key
+        elif key != "model":
+            assert va == vb, key
+
+
+def general(*args, **kw):
+    """The general path: an explicit chunk_size (the same solve) keeps a call off the
+    small route."""
+    return lawfit.fit(*args, chunk_size=10**6, **kw)
+
+
+@pytest.mark.parametrize("name, P", CASES)
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, monkeypatch):
+    x, y, truth, p0 = model_batch(name, n_problems=P, n_points=15, seed=P)
+    if residuals == "log" and not (y > 0).all():
+        pytest.skip("log residuals need y > 0")
+    taken = []
+    real = _plan.solve_small
+    def spy(*a):
+        out = real(*a)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(lawfit.api, "solve_small", spy)
+    for kw in (dict(), dict(loss="huber", f_scale=0.5), dict(ftol=1e-12, max_nfev=50)):
+        got = lawfit.fit(name, x, y, p0=p0, residuals=residuals, **kw)
+        assert taken and taken[-1]  # the small route took it
+        same(got, general(name, x, y, p0=p0, residuals=residuals, **kw))
+        one = lawfit.fit(name, x, y[0], p0=p0[0], residuals=residuals, **kw)  # 1-D y
+        same(one, general(name, x, y[0], p0=p0[0], residuals=residuals, **kw))
+
+
+def test_what_the_small_route_does_not_take_goes_the_general_way():
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=4, n_points=12, seed=1)
+    holes = y.copy()
+    holes[1, 3] = np.nan  # a missing point: left out (the general path counts it)
+    r = lawfit.fit("saturating_power_law", x, holes, p0=p0)
+    same(r, general("saturating_power_law", x, holes, p0=p0))
+    assert r.n_omitted.tolist() == [0, 1, 0, 0]
+    bad_x = x.copy()
+    bad_x[0] = -1.0  # x <= 0 under a power: NONFINITE_DATA, not an error
+    r = lawfit.fit("saturating_power_law", bad_x, y, p0=p0)
+    same(r, general("saturating_power_law", bad_x, y, p0=p0))
+    assert (r.status == lawfit.Status.NONFINITE_DATA).all()
+    neg = y.copy()
+    neg[2, 0] = -1.0  # log residuals of y <= 0: that problem's status
+    r = lawfit.fit("saturating_power_law", x, neg, p0=p0, residuals="log")
+    same(r, general("saturating_power_law", x, neg, p0=p0, residuals="log"))
+    start = p0.copy()
+    start[0, 0] = np.nan
+    with pytest.raises(ValueError, match="p0: must be finite; parameter 'E' of problem 0"):
+        lawfit.fit("saturating_power_law", x, y, p0=start)
+    with pytest.raises(ValueError, match=r"p0: expected a scalar, shape \(3,\)"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0[:, :2])
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, loss="l3")
+    with pytest.raises(ValueError, match="f_scale: must be a positive finite number, got True"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, f_scale=True)
+
+
+def test_options_are_built_once_per_distinct_arguments():
+    from lawfit._options import Options
+
+    a = Options.build(3, loss="huber", f_scale=0.5)
+    assert Options.build(3, loss="huber", f_scale=0.5) is a
+    assert Options.build(3, loss="huber", f_scale=1) is not a
+    with pytest.raises(ValueError, match="f_scale"):  # 1 == True, but a bool is refused
+        Options.build(3, f_scale=True)
+    assert Options.build(3, f_scale=1).f_scale == 1.0

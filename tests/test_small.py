@@ -52,6 +52,22 @@ def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, monkey
         same(got, general(name, x, y, p0=p0, residuals=residuals, **kw))
         one = lawfit.fit(name, x, y[0], p0=p0[0], residuals=residuals, **kw)  # 1-D y
         same(one, general(name, x, y[0], p0=p0[0], residuals=residuals, **kw))
+    # Bounds for every problem alike (one parameter fixed), and covariances.
+    wide = 10 * np.abs(p0).max(axis=0) + 1
+    lo, hi = p0.min(axis=0) - wide, p0.max(axis=0) + wide
+    for cov in (dict(return_cov=True), dict(return_cov=True, singular_cov="pinv",
+                                            absolute_sigma=True)):
+        got = lawfit.fit(name, x, y, p0=p0, bounds=(lo, hi), residuals=residuals, **cov)
+        assert taken[-1]
+        same(got, general(name, x, y, p0=p0, bounds=(lo, hi), residuals=residuals, **cov))
+        fixed_lo, fixed_hi = lo.copy(), hi.copy()
+        fixed_lo[-1] = fixed_hi[-1] = p0[0, -1]
+        one = lawfit.fit(name, x, y[0], p0=p0[0], bounds=(fixed_lo, fixed_hi),
+                         residuals=residuals, **cov)
+        assert taken[-1]
+        same(one, general(name, x, y[0], p0=p0[0], bounds=(fixed_lo, fixed_hi),
+                          residuals=residuals, **cov))
+        assert one.n_free[0] == len(lo) - 1
 
 
 def test_what_the_small_route_does_not_take_goes_the_general_way():
@@ -80,6 +96,13 @@ def test_what_the_small_route_does_not_take_goes_the_general_way():
         lawfit.fit("saturating_power_law", x, y, p0=p0, loss="l3")
     with pytest.raises(ValueError, match="f_scale: must be a positive finite number, got True"):
         lawfit.fit("saturating_power_law", x, y, p0=p0, f_scale=True)
+    with pytest.raises(ValueError, match="p0: parameter 'E' of problem 0 is .* outside its "
+                                         "bounds"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, bounds=(100.0, np.inf))
+    with pytest.raises(ValueError, match="bounds: lower bound 2.0 exceeds upper bound 1.0"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, bounds=([0, 0, 2.0], [9, 9, 1.0]))
+    with pytest.raises(ValueError, match="bounds: must not contain NaN"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0, bounds=(np.nan, np.inf))
 
 
 def test_options_are_built_once_per_distinct_arguments():

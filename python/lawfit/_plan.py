@@ -307,12 +307,14 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
 SMALL_PROBLEMS = 4096
 
 
-def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int]):
+def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
+                bounds=None, finish: Finish = Finish()):
     """The plan's shortcut for a small, clean call, or None where the call is not one:
     ``y`` a float64 (P, m) array of finite values (y > 0 for log residuals), ``x`` one grid
     for every problem ((m,) or (m, k), finite, > 0 where the model takes its logarithm),
-    ``p0`` a finite float64 (P, n) or (n,) array, no bounds, weights or sigma, on the CPU
-    backend, from a start.  It packs what :func:`pack` would pack for it (the same arrays:
+    ``p0`` a finite float64 (P, n) or (n,) array within ``bounds`` (None: none; else a
+    pair, each a number or an (n,) array, for every problem alike), no weights or sigma, on
+    the CPU backend, from a start; ``finish``: the covariance where asked (no residuals).  It packs what :func:`pack` would pack for it (the same arrays:
     the same bits, tests/test_small.py) with a few array operations, and solves it as
     :func:`solve_packed` would (Cpu's shared grid and bounds), so that a call of one or a
     few problems costs little beside its solve.  Anything else (a NaN, a bad value, a
@@ -350,19 +352,43 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int]):
     target = np.ascontiguousarray(y).reshape(-1)
     if options.log_residuals:
         target = np.log(target)
+    if bounds is None:
+        lower = _UNBOUNDED.get(n)
+        if lower is None:
+            lower = _UNBOUNDED[n] = (np.full((1, n), -np.inf), np.full((1, n), np.inf))
+        lower, upper = lower
+        n_free = n
+    else:
+        rows = []
+        for b in bounds:
+            b = np.asarray(b)
+            if b.dtype.kind not in "fiu":
+                return None  # the general path names what is wrong
+            b = b.astype(np.float64, copy=False)
+            if b.shape == ():
+                b = np.full(n, float(b))
+            if b.shape != (n,) or np.isnan(b).any():
+                return None
+            rows.append(np.ascontiguousarray(b).reshape(1, n))
+        lower, upper = rows
+        if (lower > upper).any() or (p0 < lower).any() or (p0 > upper).any():
+            return None  # the general path says which
+        n_free = int((lower != upper).sum())
     offsets = np.arange(0, (P + 1) * mpts, mpts, dtype=np.int64)
-    unbounded = _UNBOUNDED.get(n)
-    if unbounded is None:
-        unbounded = _UNBOUNDED[n] = (np.full((1, n), -np.inf), np.full((1, n), np.inf))
     data = dict(t=target, sigma=None, weights=None, offsets=offsets,
                 log_residuals=options.log_residuals, x=u, x_shared=True)
-    box = dict(p0=np.ascontiguousarray(p0, dtype=np.float64), lower=unbounded[0],
-               upper=unbounded[1], bounds_shared=True)
-    out = core.fit(model.compiled, data, box, options, None,
-                   n_threads=int(n_threads or 0), return_jtj=False, engine="auto")
-    out["n_free"] = np.full(P, n, dtype=np.int64)
+    box = dict(p0=np.ascontiguousarray(p0, dtype=np.float64), lower=lower, upper=upper,
+               bounds_shared=True)
+    out = core.fit(model.compiled, data, box, options, None, n_threads=int(n_threads or 0),
+                   return_jtj=finish.return_cov, engine="auto")
+    cov = None
+    if finish.return_cov:  # as _finish: every problem has mpts points, none weighted
+        cov = covariance(out["jtj"], out["cost"], np.full(P, mpts, dtype=np.int64),
+                         np.broadcast_to(lower == upper, (P, n)),
+                         absolute_sigma=finish.absolute_sigma, singular=finish.singular)
+    out["n_free"] = np.full(P, n_free, dtype=np.int64)
     out["n_omitted"] = np.zeros(P, dtype=np.int64)
-    return FitResult(model, out, None, offsets=offsets, backend="cpu")
+    return FitResult(model, out, None, cov=cov, offsets=offsets, backend="cpu")
 
 
 _UNBOUNDED: dict = {}  # n -> the one row of -inf and of inf (read-only: the core reads them)

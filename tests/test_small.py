@@ -114,3 +114,27 @@ def test_options_are_built_once_per_distinct_arguments():
     with pytest.raises(ValueError, match="f_scale"):  # 1 == True, but a bool is refused
         Options.build(3, f_scale=True)
     assert Options.build(3, f_scale=1).f_scale == 1.0
+
+
+def test_a_larger_batch_on_threads_takes_the_small_route_with_the_same_bits():
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=6000, n_points=20, seed=9)
+    for t in (1, 2):
+        same(lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=t),
+             general("saturating_power_law", x, y, p0=p0, n_threads=t))
+
+
+def test_a_law_takes_the_small_route_too():
+    law = lawfit.law("E + A * N**-alpha + B * D**-beta", inputs=["N", "D"],
+                     params=["E", "A", "B", "alpha", "beta"])
+    x, y, truth, p0 = model_batch("chinchilla", n_problems=5, n_points=15, seed=3)
+    for residuals in ("linear", "log"):
+        same(lawfit.fit(law, x, y, p0=p0, residuals=residuals, bounds=(0.0, np.inf),
+                        return_cov=True),
+             general(law, x, y, p0=p0, residuals=residuals, bounds=(0.0, np.inf),
+                     return_cov=True))
+    bad = x.copy()
+    bad[0, 1] = 0.0  # D = 0 under a non-integer power: the general path's warning, once
+    with pytest.warns(RuntimeWarning, match="input 'D' is <= 0") as told:
+        r = lawfit.fit(law, bad, y, p0=p0)
+    assert len([w for w in told if "input 'D'" in str(w.message)]) == 1
+    assert (r.status == lawfit.Status.NONFINITE_DATA).all()

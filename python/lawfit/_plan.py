@@ -12,6 +12,7 @@ Every step goes through one backend object (``lawfit._backends``) with one
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -303,8 +304,9 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
     return (*_concatenate(parts), out_labels)
 
 
-# The most problems the small-call route takes (its clean case: see solve_small).
-SMALL_PROBLEMS = 4096
+# The most problems the small-call route takes (its clean case: see solve_small); its
+# results stay far below what lawfit.api.require_memory checks.
+SMALL_PROBLEMS = 100_000
 
 
 def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
@@ -325,7 +327,7 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
     core = _load_core()[0]
     P, mpts = y.shape
     n = model.n_params
-    if core is None or model.is_law or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
+    if core is None or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
         return None
     if x.ndim == 1:
         if model.n_inputs != 1 or x.shape[0] != mpts:
@@ -335,6 +337,8 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
         grid = x
     else:
         return None
+    if P * mpts >= 8192:  # helper threads may join: woken now, as Cpu.prepare does
+        core.rouse_helpers(int(n_threads or 0), P, P * mpts)
     if p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):
@@ -347,8 +351,15 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
             (options.log_residuals and not y.min() > 0):
         return None
     grid = np.ascontiguousarray(grid)
-    # What model.inputs_of gives (no logarithm of a value <= 0 here: no errstate needed).
-    u = np.log(grid) if model.log_inputs else grid
+    if model.is_law:  # its columns; an input <= 0 under a logarithm goes the general way
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            try:
+                u = model.inputs_of(grid)
+            except RuntimeWarning:
+                return None
+    else:  # what model.inputs_of gives (no logarithm of a value <= 0 here)
+        u = np.log(grid) if model.log_inputs else grid
     target = np.ascontiguousarray(y).reshape(-1)
     if options.log_residuals:
         target = np.log(target)

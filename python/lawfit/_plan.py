@@ -21,7 +21,7 @@ import numpy as np
 from ._backends import Backend, Resampling, Units, residuals_at
 from ._options import Options
 from ._named import PartialStart
-from ._packing import NO_START, pack
+from ._packing import NO_START, Packed, pack
 from ._progress import Progress
 from ._result import covariance
 from .grid import Grid
@@ -309,25 +309,24 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
 SMALL_PROBLEMS = 100_000
 
 
-def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
-                bounds=None, finish: Finish = Finish()):
+def solve_small(backend: Backend, model, x, y, p0, options: Options,
+                n_threads: Optional[int], bounds=None, finish: Finish = Finish()):
     """The plan's shortcut for a small, clean call, or None where the call is not one:
     ``y`` a float64 (P, m) array of finite values (y > 0 for log residuals), ``x`` one grid
     for every problem ((m,) or (m, k), finite, > 0 where the model takes its logarithm),
     ``p0`` a finite float64 (P, n) or (n,) array within ``bounds`` (None: none; else a
     pair, each a number or an (n,) array, for every problem alike), no weights or sigma, on
-    the CPU backend, from a start; ``finish``: the covariance where asked (no residuals).  It packs what :func:`pack` would pack for it (the same arrays:
-    the same bits, tests/test_small.py) with a few array operations, and solves it as
-    :func:`solve_packed` would (Cpu's shared grid and bounds), so that a call of one or a
-    few problems costs little beside its solve.  Anything else (a NaN, a bad value, a
-    shape to check) goes the general way, which says what is wrong."""
-    from ._backends import _load_core
+    the CPU backend, from a start.  It packs what :func:`pack` would pack for it (the same
+    arrays: the same bits, tests/test_small.py) with a few array operations, then solves
+    and finishes it as :func:`solve_packed` does, so that a call of one or a few problems
+    costs little beside its solve.  Anything else (a NaN, a bad value, a shape to check)
+    goes the general way, which says what is wrong."""
+    from ._backends import Cpu
     from ._result import FitResult
 
-    core = _load_core()[0]
     P, mpts = y.shape
     n = model.n_params
-    if core is None or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
+    if type(backend) is not Cpu or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
         return None
     if x.ndim == 1:
         if model.n_inputs != 1 or x.shape[0] != mpts:
@@ -337,8 +336,8 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
         grid = x
     else:
         return None
-    if P * mpts >= 8192:  # helper threads may join: woken now, as Cpu.prepare does
-        core.rouse_helpers(int(n_threads or 0), P, P * mpts)
+    if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
+        backend.prepare(n_threads, P, P * mpts)
     if p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):
@@ -360,15 +359,16 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
                 return None
     else:  # what model.inputs_of gives (no logarithm of a value <= 0 here)
         u = np.log(grid) if model.log_inputs else grid
-    target = np.ascontiguousarray(y).reshape(-1)
-    if options.log_residuals:
-        target = np.log(target)
-    if bounds is None:
-        lower = _UNBOUNDED.get(n)
-        if lower is None:
-            lower = _UNBOUNDED[n] = (np.full((1, n), -np.inf), np.full((1, n), np.inf))
-        lower, upper = lower
-        n_free = n
+    ys = np.ascontiguousarray(y).reshape(-1)
+    target = np.log(ys) if options.log_residuals else ys
+    if bounds is None:  # the same read-only views each time (P and n alike)
+        views = _UNBOUNDED.get((P, n))
+        if views is None:
+            if len(_UNBOUNDED) > 64:
+                _UNBOUNDED.clear()
+            views = _UNBOUNDED[(P, n)] = tuple(
+                np.broadcast_to(np.full((1, n), v), (P, n)) for v in (-np.inf, np.inf))
+        lower, upper = views
     else:
         rows = []
         for b in bounds:
@@ -381,25 +381,23 @@ def solve_small(model, x, y, p0, options: Options, n_threads: Optional[int],
             if b.shape != (n,) or np.isnan(b).any():
                 return None
             rows.append(np.ascontiguousarray(b).reshape(1, n))
-        lower, upper = rows
-        if (lower > upper).any() or (p0 < lower).any() or (p0 > upper).any():
+        if (rows[0] > rows[1]).any() or (p0 < rows[0]).any() or (p0 > rows[1]).any():
             return None  # the general path says which
-        n_free = int((lower != upper).sum())
+        # As pack gives bounds shared by all: a read-only broadcast view of the row.
+        lower, upper = (np.broadcast_to(r, (P, n)) for r in rows)
     offsets = np.arange(0, (P + 1) * mpts, mpts, dtype=np.int64)
-    data = dict(t=target, sigma=None, weights=None, offsets=offsets,
-                log_residuals=options.log_residuals, x=u, x_shared=True)
-    box = dict(p0=np.ascontiguousarray(p0, dtype=np.float64), lower=lower, upper=upper,
-               bounds_shared=True)
-    out = core.fit(model.compiled, data, box, options, None, n_threads=int(n_threads or 0),
-                   return_jtj=finish.return_cov, engine="auto")
-    cov = None
-    if finish.return_cov:  # as _finish: every problem has mpts points, none weighted
-        cov = covariance(out["jtj"], out["cost"], np.full(P, mpts, dtype=np.int64),
-                         np.broadcast_to(lower == upper, (P, n)),
-                         absolute_sigma=finish.absolute_sigma, singular=finish.singular)
-    out["n_free"] = np.full(P, n_free, dtype=np.int64)
-    out["n_omitted"] = np.zeros(P, dtype=np.int64)
-    return FitResult(model, out, None, cov=cov, offsets=offsets, backend="cpu")
+
+    def expand(a):  # a grid's rows for every problem, made only where something asks
+        return lambda: np.ascontiguousarray(
+            np.broadcast_to(a, (P,) + a.shape).reshape(-1, a.shape[1]))
+
+    packed = Packed(model, expand(grid), ys, target, None, None, offsets, expand(u),
+                    np.ascontiguousarray(p0, dtype=np.float64), lower, upper,
+                    options.log_residuals, inputs_grid=u)
+    out = backend.solve(packed, options, n_threads=n_threads, return_jtj=finish.return_cov)
+    out, offsets, cov, fun, jac = _finish(packed, out, finish)
+    return FitResult(model, out, None, cov=cov, offsets=offsets, fun=fun, jac=jac,
+                     backend=backend.name)
 
 
-_UNBOUNDED: dict = {}  # n -> the one row of -inf and of inf (read-only: the core reads them)
+_UNBOUNDED: dict = {}  # (P, n) -> read-only views of the rows -inf and inf (no bounds)

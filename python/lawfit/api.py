@@ -346,17 +346,18 @@ def fit(
             and sigma is None and weights is None and groups is None and data is None
             and type(bounds) is tuple and len(bounds) == 2
             and (backend == "auto" or backend == "cpu") and (dtype == "float64")
-            and not return_residuals and chunk_size is None and progress is None
+            and chunk_size is None and progress is None
             and k is None and nan_policy == "omit" and singular_cov in ("inf", "pinv")):
         # A small, clean call: its own short route through the plan (the same bits).
         m = get(model)
         options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
                                 ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                 dtype=dtype, backend=backend)
-        result = solve_small(m, x, y if y.ndim == 2 else y[None, :], p0, options,
-                             check_threads(n_threads),
-                             None if _no_bounds(bounds) else bounds,
-                             Finish(return_cov, absolute_sigma, singular_cov))
+        yy = y if y.ndim == 2 else y[None, :]
+        result = solve_small(_backends.get(backend, len(yy), m), m, x, yy, p0, options,
+                             check_threads(n_threads), None if _no_bounds(bounds) else bounds,
+                             Finish(return_cov, absolute_sigma, singular_cov,
+                                    return_residuals))
         if result is not None:
             return result
     m = get(model)

@@ -246,3 +246,21 @@ def test_chunked_validates_every_chunk_before_solving():
     assert calls == []
     with pytest.raises(ValueError, match="chunk_size"):
         lawfit.fit(NAME, x[:, 0], y, p0=p0, chunk_size=0)
+
+
+def test_one_problem_given_as_lists_of_numbers():
+    """x and y as plain lists (scipy's curve_fit takes them): one problem, as the arrays."""
+    xs, ys = [1, 2, 3, 4, 5], [3, 2.5, 2.2, 2.1, 2.05]
+    a = lawfit.fit("saturating_power_law", xs, ys)
+    b = lawfit.fit("saturating_power_law", np.array(xs, float), np.array(ys))
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.x.shape == (1, 3)
+    pairs = [[1e6, 1e9], [2e6, 1e9], [4e6, 2e9], [1e7, 3e9], [2e7, 5e9], [5e7, 1e10]]
+    c = lawfit.fit("chinchilla", pairs, [3.0, 2.9, 2.7, 2.5, 2.4, 2.3],
+                   p0=[1.7, 400, 400, 0.3, 0.3])
+    d = lawfit.fit("chinchilla", np.array(pairs), np.array([3.0, 2.9, 2.7, 2.5, 2.4, 2.3]),
+                   p0=[1.7, 400, 400, 0.3, 0.3])
+    np.testing.assert_array_equal(c.x, d.x)
+    # [x0] with a 1-D y is still that problem's x, as a list of one problem's arrays.
+    e = lawfit.fit("saturating_power_law", [np.array(xs, float)], ys)
+    np.testing.assert_array_equal(e.x, a.x)

@@ -508,6 +508,8 @@ def pack(
             if groups is not None:
                 shaped = _pack_groups(model, x, ya, groups, per_point, nan_policy)
             else:
+                if isinstance(x, (list, tuple)) and not (len(x) == 1 and np.ndim(x[0]) >= 1):
+                    x = _float_array(x, "x")  # the one problem's inputs, as a sequence
                 shaped = _pack_lists(model, x, [ya], per_point, nan_policy,
                                      locate=lambda i, j: f"[{j}]")
         else:

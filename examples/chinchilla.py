@@ -75,15 +75,6 @@ def replication_grid():
                        beta=[0, 0.5, 1, 1.5, 2])
 
 
-def _triple(v):
-    """(estimate, low, high) of a compute_optimal entry (a tuple, a dict, or an object)."""
-    if isinstance(v, tuple):
-        return v
-    if isinstance(v, dict):
-        return v["estimate"], v["low"], v["high"]
-    return v.estimate, v.low, v.high
-
-
 def run(data=DEFAULT_DATA, resamples: int = 4000, seed: int = 0, level: float = 0.9,
         figures=None, out=sys.stdout) -> dict:
     """The whole replication; prints a report to ``out`` and returns its numbers:
@@ -113,9 +104,9 @@ def run(data=DEFAULT_DATA, resamples: int = 4000, seed: int = 0, level: float = 
         print(f"  {name:>5} = {est[0]:9.4g}   [{lo[0]:.4g}, {hi[0]:.4g}]   "
               f"(Hoffmann et al.: {HOFFMANN[name]:g})", file=out)
     co = b.compute_optimal([C_CHINCHILLA], level)
-    exponent = tuple(float(np.ravel(v)[0]) for v in _triple(co["exponent"]))
-    n_opt = tuple(float(np.ravel(v)[0]) for v in _triple(co["N_opt"]))
-    d_opt = tuple(float(np.ravel(v)[0]) for v in _triple(co["D_opt"]))
+    exponent = tuple(float(np.ravel(v)[0]) for v in co["exponent"])
+    n_opt = tuple(float(np.ravel(v)[0]) for v in co["N_opt"])
+    d_opt = tuple(float(np.ravel(v)[0]) for v in co["D_opt"])
     print(f"compute-optimal allocation under C = 6 N D: N_opt ~ C^a, "
           f"a = beta / (alpha + beta) = {exponent[0]:.3f} [{exponent[1]:.3f}, "
           f"{exponent[2]:.3f}]", file=out)

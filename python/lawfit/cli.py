@@ -317,10 +317,7 @@ def _starts(args, model, bounds):
     if args.sobol:
         lo, hi = bounds[0].copy(), bounds[1].copy()
         for item in args.grid or ():
-            name, spec = _name_value(item, "--grid")
-            if name not in names:
-                raise CliError(f"--grid: unknown parameter {name!r}; the law's are "
-                               f"{', '.join(names)}")
+            name, spec = _param_item(item, "--grid", names)
             j = names.index(name)
             lo[j], hi[j] = _range(spec, f"--grid {name}")
         open_ = [n for j, n in enumerate(names) if not (np.isfinite(lo[j]) and
@@ -332,10 +329,7 @@ def _starts(args, model, bounds):
     if args.grid:
         values = {}
         for item in args.grid:
-            name, spec = _name_value(item, "--grid")
-            if name not in names:
-                raise CliError(f"--grid: unknown parameter {name!r}; the law's are "
-                               f"{', '.join(names)}")
+            name, spec = _param_item(item, "--grid", names)
             values[name] = _grid_values(spec, f"--grid {name}")
         if args.profile:
             if model.profile is None:
@@ -360,15 +354,21 @@ def _starts(args, model, bounds):
     return None
 
 
+def _param_item(item: str, option: str, names: list):
+    """An option's NAME=SPEC item (name, spec), NAME one of the law's parameters."""
+    name, spec = _name_value(item, option)
+    if name not in names:
+        raise CliError(f"{option}: unknown parameter {name!r}; the law's are "
+                       f"{', '.join(names)}")
+    return name, spec
+
+
 def _bounds(args, model):
     names = list(model.param_names)
     lo = np.full(len(names), -np.inf)
     hi = np.full(len(names), np.inf)
     for item in args.bounds or ():
-        name, spec = _name_value(item, "--bounds")
-        if name not in names:
-            raise CliError(f"--bounds: unknown parameter {name!r}; the law's are "
-                           f"{', '.join(names)}")
+        name, spec = _param_item(item, "--bounds", names)
         j = names.index(name)
         lo[j], hi[j] = _range(spec, f"--bounds {name}", empty=True)
     return lo, hi

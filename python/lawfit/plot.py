@@ -127,15 +127,6 @@ def _subset(boot, idx: Sequence[int], method: str):
     return sub
 
 
-def _triple(v):
-    """(estimate, low, high) of a tuple, a dict or an object with those fields."""
-    if isinstance(v, tuple):
-        return v
-    if isinstance(v, dict):
-        return v["estimate"], v["low"], v["high"]
-    return v.estimate, v.low, v.high
-
-
 def _axes_grid(n: int, ncols: Optional[int], size=(4.2, 3.3)):
     plt = _plt()
     ncols = ncols or min(n, 4)
@@ -194,6 +185,17 @@ def _problems(P: int, problems, max_problems: int) -> List[int]:
     return idx
 
 
+def _problem_data(fit, x, y, data, groups):
+    """What fits() and residuals() draw from: each problem's points (split), its labels and
+    their column names, and the inputs' names."""
+    per, labels = split(len(fit.x), fit.model.n_inputs, x, y, data=data, groups=groups)
+    if labels is None and getattr(fit, "labels", None) is not None and groups is None:
+        labels = list(fit.labels)
+    label_names = ([groups] if isinstance(groups, str) else list(groups)) \
+        if groups is not None else getattr(fit, "label_names", None)
+    return per, labels, label_names, _names(fit, x, data)
+
+
 def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
          level: float = 0.9, method: str = "percentile", along=None, at=None,
          n_curves: int = 4, max_problems: int = 16, ncols: Optional[int] = None,
@@ -247,12 +249,7 @@ def fits(result, x=None, y=None, *, data=None, groups=None, problems=None,
     plt = _plt()
     fit, boot = _parts(result)
     P, k = len(fit.x), fit.model.n_inputs
-    per, labels = split(P, k, x, y, data=data, groups=groups)
-    if labels is None and getattr(fit, "labels", None) is not None and groups is None:
-        labels = list(fit.labels)
-    label_names = ([groups] if isinstance(groups, str) else list(groups)) \
-        if groups is not None else getattr(fit, "label_names", None)
-    names = _names(fit, x, data)
+    per, labels, label_names, names = _problem_data(fit, x, y, data, groups)
     idx = _problems(P, problems, max_problems)
     a = 0 if along is None else (names.index(along) if isinstance(along, str) else int(along))
     if not 0 <= a < k:
@@ -363,12 +360,7 @@ def residuals(result, x=None, y=None, *, data=None, groups=None, problems=None,
         raise ValueError(f"kind: expected 'linear' or 'log', got {kind!r}")
     fit, _ = _parts(result)
     P, k = len(fit.x), fit.model.n_inputs
-    per, labels = split(P, k, x, y, data=data, groups=groups)
-    if labels is None and getattr(fit, "labels", None) is not None and groups is None:
-        labels = list(fit.labels)
-    label_names = ([groups] if isinstance(groups, str) else list(groups)) \
-        if groups is not None else getattr(fit, "label_names", None)
-    names = _names(fit, x, data)
+    per, labels, label_names, names = _problem_data(fit, x, y, data, groups)
     a = 0 if along is None else (names.index(along) if isinstance(along, str) else int(along))
     idx = _problems(P, problems, max_problems)
     fig, axes = _axes_grid(len(idx), ncols)
@@ -483,7 +475,7 @@ def compute_optimal(boot, C=None, problems=None, level: float = 0.9,
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), layout="constrained")
     fit_labels = getattr(fit, "labels", None)
     for key, ax in zip(("N_opt", "D_opt"), axes):
-        est, lo, hi = (np.asarray(v) for v in _triple(co[key]))
+        est, lo, hi = (np.asarray(v) for v in co[key])
         for n, i in enumerate(idx):
             if labels is not None:
                 name = str(labels[n])
@@ -498,7 +490,7 @@ def compute_optimal(boot, C=None, problems=None, level: float = 0.9,
         ax.set_yscale("log")
         ax.set_xlabel("C (FLOP)")
         ax.set_ylabel("N_opt (parameters)" if key == "N_opt" else "D_opt (tokens)")
-    est, lo, hi = (np.asarray(v) for v in _triple(co["exponent"]))
+    est, lo, hi = (np.asarray(v) for v in co["exponent"])
     if len(idx) == 1:
         axes[0].set_title(f"N_opt ~ C^{est[0]:.3f} [{lo[0]:.3f}, {hi[0]:.3f}]",
                           fontsize="medium")

@@ -326,7 +326,7 @@ def _solve(problem: _Residuals, x0, lower, upper, *, loss, f_scale, ftol, xtol, 
     """Run the reference solver on ``problem`` (started: see _Residuals.start) and return
     scipy's OptimizeResult (``fun`` the raw residuals, ``jac`` and ``grad`` after the robust
     loss, as scipy's)."""
-    m, n = problem.m, x0.size
+    m = problem.m
     solver_loss = _scipy_loss(loss, m) if callable(loss) else loss
     options = dict(loss=solver_loss, f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol,
                    scales=None if scales is None else scales[None])
@@ -500,12 +500,20 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
             or np.iscomplexobj(xdata) or np.iscomplexobj(ydata):
         return None
     try:
+        cached = _TRACED.get(f)
+    except TypeError:  # not weakly referenceable
+        cached = None
+    try:
         x = np.asarray(xdata, dtype=np.float64)
         y = np.asarray(ydata, dtype=np.float64)
-        params = list(inspect.signature(f).parameters.values())
-        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if any(p.kind == p.VAR_POSITIONAL for p in params):
-            return None
+        if cached is None:
+            params = list(inspect.signature(f).parameters.values())
+            if any(p.kind == p.VAR_POSITIONAL for p in params):
+                return None
+            names = [p.name for p in params
+                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        else:
+            names = cached[1]
     except (TypeError, ValueError):
         return None
     if x.ndim != 1 or y.shape != x.shape or np.ndim(sigma) > 1 or len(names) < 2:
@@ -515,23 +523,30 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
     from .law import law
 
     try:
-        traced = _TRACED.get(f)
-        if traced is None:
+        if cached is None:
             traced = law(f, inputs=[names[0]], name=getattr(f, "__name__", None))
             traced.compiled  # a compiled form exists (at most 10 parameters)
+        else:
+            traced = cached[0]
         start = np.ones(traced.n_params) if p0 is None else np.asarray(p0, dtype=np.float64)
         with np.errstate(all="ignore"):
             want = np.asarray(f(x, *start), dtype=np.float64)
             got = evaluate(traced, np.broadcast_to(start, (x.size, start.size)), x[:, None])[0]
+            # np.allclose(got, want, rtol=1e-10, atol=0, equal_nan=True), in fewer passes
+            same = want.shape == got.shape and bool(np.all(
+                (np.abs(got - want) <= 1e-10 * np.abs(want)) | (got == want)
+                | (np.isnan(got) & np.isnan(want))))
     except Exception:  # anything the tracer or f raises: the callable path runs f as it is
         return None
-    if want.shape != got.shape or not np.allclose(got, want, rtol=1e-10, atol=0, equal_nan=True):
-        _TRACED.pop(f, None)
+    if not same:
+        if cached is not None:
+            _TRACED.pop(f, None)
         return None
-    try:
-        _TRACED[f] = traced
-    except TypeError:  # not weakly referenceable
-        pass
+    if cached is None:
+        try:
+            _TRACED[f] = (traced, names)
+        except TypeError:  # not weakly referenceable
+            pass
     return traced
 
 

@@ -73,6 +73,10 @@ def _check(args: dict) -> None:
                          "(distributed.progress, or the dashboard)")
     if args.get("problem_ids") is not None:
         raise ValueError("problem_ids: set from the groups' labels with a dask DataFrame")
+    grid = args.get("p0")
+    if hasattr(grid, "per_problem") and grid.per_problem():
+        raise ValueError("p0: a grid with starts per problem cannot follow the groups into "
+                         "their partitions; give starts shared by all problems")
     for arg in ("p0", "bounds"):
         value = args.get(arg)
         values = value.values() if isinstance(value, dict) else (

@@ -133,6 +133,9 @@ def test_what_a_dask_frame_cannot_take_is_refused_before_any_work():
         lawfit.fit(MODEL, data=ddf, x="N", y="loss")
     with pytest.raises(ValueError, match="p0: per-problem values cannot follow"):
         lawfit.fit(MODEL, data=ddf, x="N", y="loss", groups="family", p0=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="p0: a grid with starts per problem"):
+        lawfit.fit(MODEL, data=ddf, x="N", y="loss", groups="family",
+                   p0=lawfit.grid(starts=np.ones((3, 2, 3))))
     with pytest.raises(ValueError, match="progress: with a dask DataFrame"):
         lawfit.bootstrap(MODEL, data=ddf, x="N", y="loss", groups="family", progress=True)
     with pytest.raises(ValueError, match="y: with a dask DataFrame in data=, give column"):
@@ -151,3 +154,23 @@ def test_a_distributed_client_runs_the_partitions_on_its_workers():
         got = lawfit.bootstrap(MODEL, data=ddf, **kw)
         assert client.run(lambda: 1)  # the client was up
     same(got, want)
+
+
+def test_a_local_cluster_of_worker_processes_gives_the_single_process_bits():
+    """issue 21: fit and bootstrap over a partitioned DataFrame on a LocalCluster of two
+    worker processes, for two partitionings, bitwise equal to the single-process call."""
+    distributed = pytest.importorskip("distributed")
+    df = frame(G=8)
+    fkw = dict(x="N", y="loss", groups=["family", "size"], residuals="log")
+    bkw = dict(fkw, n_resamples=12, seed=4)
+    with dask.config.set(scheduler=None), distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1,
+            dashboard_address=None) as cluster, distributed.Client(cluster):
+        for parts in (2, 5):
+            ddf = dd.from_pandas(df, npartitions=parts)
+            pdf = ddf.compute()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                same(lawfit.fit(MODEL, data=ddf, **fkw), lawfit.fit(MODEL, data=pdf, **fkw))
+                same(lawfit.bootstrap(MODEL, data=ddf, **bkw),
+                     lawfit.bootstrap(MODEL, data=pdf, **bkw))

@@ -174,3 +174,17 @@ def test_a_local_cluster_of_worker_processes_gives_the_single_process_bits():
                 same(lawfit.fit(MODEL, data=ddf, **fkw), lawfit.fit(MODEL, data=pdf, **fkw))
                 same(lawfit.bootstrap(MODEL, data=ddf, **bkw),
                      lawfit.bootstrap(MODEL, data=pdf, **bkw))
+
+
+@pytest.mark.parametrize("npartitions", [2, 5])
+def test_groups_whole_in_partitions_and_groups_across_them(npartitions):
+    """Rows stored group by group: most groups lie whole in one partition (fitted there),
+    a few straddle two (gathered); either way the pandas call's bits."""
+    df = frame(G=12).sort_values(["family", "size"], kind="stable").reset_index(drop=True)
+    ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+    kw = dict(x="N", y="loss", groups=["family", "size"])
+    same(lawfit.fit(MODEL, data=ddf, **kw), lawfit.fit(MODEL, data=ddf.compute(), **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same(lawfit.bootstrap(MODEL, data=ddf, n_resamples=8, seed=3, **kw),
+             lawfit.bootstrap(MODEL, data=ddf.compute(), n_resamples=8, seed=3, **kw))

@@ -3,15 +3,16 @@
 FitResult / BootstrapResult that the same call on the pandas frame gives, bit for bit,
 whatever the partitioning (``pip install 'lawfit[dask]'``).
 
-How: the groups' labels are found first (one pass over the group columns) and put in the
-order the pandas call sorts them; the frame is shuffled on the group columns, so that each
-group lies whole in one partition; each partition is fitted by the ordinary call on its
-pandas frame, as a task on the active Dask client's workers (or Dask's default scheduler
-where there is no client), a bootstrap with ``problem_ids`` = the partition's groups' places
-among all the groups, so that each group is resampled as the whole call resamples it; the
-partitions' results come back (results pickle) and are joined in the global order.  Inside a
-worker, a call's default thread count is the worker's own budget (``_options.
-default_threads``).
+How: one pass finds each partition's group labels, put in the order the pandas call sorts
+them.  A group whose rows all lie in one partition is fitted there, by the ordinary call on the
+partition's pandas frame, as a task on the active Dask client's workers (or Dask's default
+scheduler where there is no client); the few groups that straddle partitions (rows cut into
+partitions without regard to groups) are gathered, their rows in the frame's order, and
+fitted by one more task.  No shuffle: each group's points keep the order the pandas frame
+gives them.  A bootstrap gets ``problem_ids`` = its groups' places among all the groups, so
+that each group is resampled as the whole call resamples it.  The tasks' results come back
+(results pickle) and are joined in the global order.  Inside a worker, a call's default
+thread count is the worker's own budget (``_options.default_threads``).
 """
 from __future__ import annotations
 
@@ -94,27 +95,63 @@ def run(call: Callable, model, args: dict):
     arguments, ``data`` a dask DataFrame) partition by partition; the joined result (whose
     warnings the caller gives: the partitions' own count their local problems)."""
     import dask
+    import pandas as pd
 
     _check(args)
     data, groups = args["data"], args["groups"]
     cols = _columns(groups, "groups")
-    labels = sorted_labels(data[cols].drop_duplicates().compute(), groups)
-    place = {_key(v): i for i, v in enumerate(labels)}
+    # One pass: each partition's distinct labels.  A group whose rows lie in one partition
+    # is fitted there; the few that straddle partitions (where rows were cut into
+    # partitions without regard to groups) are gathered, their rows in the frame's order.
+    parts = data.to_delayed()  # the same partitions for every pass below
+    found = dask.compute(*[dask.delayed(_distinct)(part[cols], k)
+                           for k, part in enumerate(parts)])
+    seen = pd.concat(found, ignore_index=True)
+    part_of = seen[_PART].to_numpy()
+    if isinstance(groups, str):  # one column: NumPy does the bookkeeping
+        values = seen[groups].to_numpy()
+        labels, inverse, count = np.unique(values, return_inverse=True, return_counts=True)
+        straddles = count[inverse] > 1  # a label row in more than one partition
+        split = [_key(v) for v in labels[count > 1]]
+
+        def ids_of(rows):  # the global places of these label rows' groups, a call's order
+            return np.searchsorted(labels, np.unique(rows[groups].to_numpy())).astype(np.int64)
+    else:
+        labels = sorted_labels(seen[cols].drop_duplicates(), groups)
+        place = {_key(v): i for i, v in enumerate(labels)}
+        keys = _row_labels(seen, groups)
+        parts_of = {}
+        for lab, part in zip(keys, part_of):
+            parts_of.setdefault(lab, set()).add(int(part))
+        split = [lab for lab, where in parts_of.items() if len(where) > 1]
+        straddles = np.array([len(parts_of[lab]) > 1 for lab in keys], dtype=bool)
+
+        def ids_of(rows):  # the global places of these label rows' groups, a call's order
+            return np.array([place[_key(v)] for v in sorted_labels(rows, groups)],
+                            dtype=np.int64)
+
     bootstrap = call.__name__ == "bootstrap"
-    # Each row's place in the frame (its partition, its position there): the shuffle moves
-    # rows, and a group's points must keep the order the pandas frame gives them (a fit's
-    # sums, a resample's draws, follow it).
-    numbered = data.map_partitions(_number, meta=_number(data._meta))
-    parts = numbered.shuffle(on=cols).to_delayed()
-    rest = dict(args, data=None)  # each task's frame is its partition
-    tasks = [dask.delayed(_fit_part)(call, model, part, rest, place, bootstrap)
-             for part in parts]
-    done = [r for r in dask.compute(*tasks) if r is not None]
-    if not done:
+    # Each task gets only its own groups' places (a map of all the groups would travel to
+    # every worker); the call's arguments go once into the graph, not walked by dask.
+    rest = dask.delayed(dict(args, data=None), traverse=False)
+    split_d = dask.delayed(split, traverse=False) if split else None
+    tasks, places = [], []
+    for k, part in enumerate(parts):
+        mine = (part_of == k) & ~straddles
+        if not mine.any():
+            continue
+        places.append(ids_of(seen[mine]))
+        tasks.append(dask.delayed(_fit_part)(call, model, part, rest, places[-1], bootstrap,
+                                             split_d))
+    if split:  # their rows, partition by partition, in the frame's order
+        rows = [dask.delayed(_split_rows)(part, groups, split_d) for part in parts]
+        places.append(ids_of(seen[straddles].drop_duplicates(subset=cols)))
+        tasks.append(dask.delayed(_fit_part)(call, model, dask.delayed(_concat)(rows), rest,
+                                             places[-1], bootstrap, None))
+    results = dask.compute(*tasks)
+    if not results:
         raise ValueError("data: the dask DataFrame has no rows")
-    ids = np.concatenate([i for i, _ in done])
-    order = np.argsort(ids, kind="stable")
-    results = [r for _, r in done]
+    order = np.argsort(np.concatenate(places), kind="stable")
     return _join_bootstraps(results, order) if bootstrap else _join_fits(results, order)
 
 
@@ -125,26 +162,51 @@ def _key(label):
     return label.item() if isinstance(label, np.generic) else label
 
 
-_PLACE = ["__lawfit_partition", "__lawfit_row"]
+_PART = "__lawfit_partition"
 # Warnings that count or name a call's problems: the caller warns once for the joined result.
 _JOINED_WARNINGS = ("FragileFitWarning", "BootstrapWarning")
 
 
-def _number(frame, partition_info=None):
-    """A partition with its rows' places (see run)."""
-    part = 0 if partition_info is None else partition_info["number"]
-    return frame.assign(**{_PLACE[0]: np.full(len(frame), part, dtype=np.int64),
-                           _PLACE[1]: np.arange(len(frame), dtype=np.int64)})
+def _distinct(frame, part: int):
+    """A partition's distinct label rows, with the partition's number."""
+    out = frame.drop_duplicates()
+    return out.assign(**{_PART: np.full(len(out), part, dtype=np.int64)})
 
 
-def _fit_part(call, model, frame, args: dict, place: dict, bootstrap: bool):
-    """One partition's call on its pandas frame, its rows in the whole frame's order: (the
-    global places of its groups, result), or None for an empty partition."""
-    if len(frame) == 0:
-        return None
-    frame = frame.sort_values(_PLACE, kind="stable").drop(columns=_PLACE)
-    ids = np.array([place[_key(v)] for v in sorted_labels(frame, args["groups"])],
-                   dtype=np.int64)
+def _split_rows(frame, groups, split):
+    """The rows of a partition that belong to the groups in ``split``."""
+    return frame[_is_split(frame, groups, split)]
+
+
+def _row_labels(frame, groups) -> list:
+    """Each row's label as a dict key: a tuple of the group columns, or the one value."""
+    if isinstance(groups, str):
+        return [_key(v) for v in frame[groups].to_numpy()]
+    return [_key(tuple(r)) for r in frame[list(groups)].itertuples(index=False, name=None)]
+
+
+def _is_split(frame, groups, split):
+    """Which rows of a partition belong to the groups in ``split`` (label keys)."""
+    import pandas as pd
+
+    if isinstance(groups, str):
+        return frame[groups].isin(split)
+    return pd.Series(pd.MultiIndex.from_frame(frame[list(groups)]).isin(split),
+                     index=frame.index)
+
+
+def _concat(frames):
+    import pandas as pd
+
+    return pd.concat(frames)
+
+
+def _fit_part(call, model, frame, args: dict, ids, bootstrap: bool, split):
+    """A call on one pandas frame (a partition without the groups in ``split``, or the
+    gathered rows of those groups), its rows in the whole frame's order, its groups being
+    those at places ``ids`` among all (in the call's order)."""
+    if split:
+        frame = frame[~_is_split(frame, args["groups"], split)]
     kw = dict(args, data=frame)
     if bootstrap:
         kw["problem_ids"] = ids
@@ -154,7 +216,11 @@ def _fit_part(call, model, frame, args: dict, place: dict, bootstrap: bool):
     for w in caught:  # the joined result's own warnings replace those naming local problems
         if w.category.__name__ not in _JOINED_WARNINGS:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return ids, result
+    fitted = len(result.fit if bootstrap else result)
+    if fitted != len(ids):  # the client's count of its groups is the call's
+        raise RuntimeError(f"lawfit: a partition's call fitted {fitted} groups, the client "
+                           f"counted {len(ids)}")
+    return result
 
 
 def _cat(arrays, order):

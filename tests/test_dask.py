@@ -188,3 +188,27 @@ def test_groups_whole_in_partitions_and_groups_across_them(npartitions):
         warnings.simplefilter("ignore")
         same(lawfit.bootstrap(MODEL, data=ddf, n_resamples=8, seed=3, **kw),
              lawfit.bootstrap(MODEL, data=ddf.compute(), n_resamples=8, seed=3, **kw))
+
+
+@pytest.mark.parametrize("rows", [37, 10, 7])
+def test_a_dask_array_batch_is_the_numpy_call(rows):
+    """y a dask array (problems x points) in blocks of rows: fit and bootstrap give the NumPy
+    call's bits (per-problem starts, bounds and sigma cut to follow the blocks; a bootstrap
+    keyed by each row's place in the whole batch)."""
+    import dask.array as da
+
+    from batches import model_batch
+
+    x, y, truth, p0 = model_batch(MODEL, n_problems=37, n_points=12, seed=5)
+    sigma = 0.01 * np.abs(y)
+    lo = np.tile([0.0, 0.0, 0.0], (37, 1))
+    hi = np.tile([10.0, np.inf, 3.0], (37, 1))
+    dy = da.from_array(y, chunks=(rows, 6))
+    kw = dict(p0=p0, sigma=sigma, bounds=(lo, hi), residuals="log", return_cov=True)
+    same(lawfit.fit(MODEL, x, dy, **kw), lawfit.fit(MODEL, x, y, **kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bkw = dict(p0=p0, n_resamples=9, seed=2)
+        same(lawfit.bootstrap(MODEL, x, dy, **bkw), lawfit.bootstrap(MODEL, x, y, **bkw))
+    with pytest.raises(ValueError, match="groups: not taken with a dask array y"):
+        lawfit.fit(MODEL, x, dy, groups=np.zeros(12))

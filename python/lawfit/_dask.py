@@ -97,6 +97,8 @@ def run(call: Callable, model, args: dict):
     import dask
     import pandas as pd
 
+    if args.get("data") is None:
+        return _run_array(call, model, args)
     _check(args)
     data, groups = args["data"], args["groups"]
     cols = _columns(groups, "groups")
@@ -153,6 +155,73 @@ def run(call: Callable, model, args: dict):
         raise ValueError("data: the dask DataFrame has no rows")
     order = np.argsort(np.concatenate(places), kind="stable")
     return _join_bootstraps(results, order) if bootstrap else _join_fits(results, order)
+
+
+def _run_array(call, model, args: dict):
+    """``call`` on a padded batch whose ``y`` is a dask array (problems x points), block of
+    rows by block of rows on the workers: each block is the ordinary call on its rows (a
+    bootstrap keyed by the rows' places in the whole batch, as the call on the NumPy array
+    keys them), the results joined in order."""
+    import dask
+
+    y = args["y"]
+    if getattr(y, "ndim", None) != 2:
+        raise ValueError("y: a dask array is fitted as a padded batch, shape (problems, "
+                         "points)")
+    P = y.shape[0]
+    for arg in ("x", "sigma", "weights", "p0", "groups", "clusters", "progress",
+                "problem_ids"):
+        value = args.get(arg)
+        if arg in ("groups", "clusters", "progress", "problem_ids") and \
+                value is not None and value is not False:
+            raise ValueError(f"{arg}: not taken with a dask array y (a padded batch)")
+        if is_dask_collection(value):
+            raise ValueError(f"{arg}: with a dask array y, give a NumPy array (rows are cut "
+                             f"to follow y's blocks)")
+    y = y.rechunk({1: -1})  # every block holds whole problems
+    bounds = args.get("bounds")
+    starts = np.concatenate([[0], np.cumsum(y.chunks[0])])
+    rest = dict(args, y=None)
+    tasks = []
+    for k, block in enumerate(y.to_delayed()[:, 0]):
+        a, b = int(starts[k]), int(starts[k + 1])
+        kw = {name: _rows(args.get(name), a, b, y.shape) for name in ("x", "sigma", "weights")}
+        kw["p0"] = _rows(args.get("p0"), a, b, (P,))
+        kw["bounds"] = tuple(_rows(v, a, b, (P,)) for v in bounds) \
+            if isinstance(bounds, (tuple, list)) else bounds
+        if call.__name__ == "bootstrap":
+            kw["problem_ids"] = np.arange(a, b, dtype=np.int64)
+        tasks.append(dask.delayed(_fit_block)(call, model, block,
+                                              dask.delayed(dict(rest, **kw), traverse=False)))
+    results = dask.compute(*tasks)
+    order = np.arange(P)
+    first = results[0]
+    return (_join_bootstraps(results, order) if hasattr(first, "samples")
+            else _join_fits(results, order))
+
+
+def _rows(value, a: int, b: int, lead: tuple):
+    """Rows a:b of a per-problem NumPy argument (an array whose shape starts with ``lead``:
+    (P, m) for x, sigma and weights, as y's; (P,) and 2-D for p0 and bounds; a grid of
+    per-problem starts); anything else (shared by all problems: one row, a grid of x, a
+    scalar, a dict) as it is."""
+    if hasattr(value, "per_problem") and value.per_problem():
+        return value.rows(a, b)
+    if isinstance(value, np.ndarray) and value.ndim >= 2 and \
+            value.shape[:len(lead)] == tuple(lead):
+        return value[a:b]
+    return value
+
+
+def _fit_block(call, model, block, args: dict):
+    """One block of rows: the ordinary call, its warnings as in _fit_part."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(model, **dict(args, y=np.asarray(block)))
+    for w in caught:
+        if w.category.__name__ not in _JOINED_WARNINGS:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
 
 
 def _key(label):

@@ -334,7 +334,7 @@ def fit(
         A call whose results alone would not fit in the memory available raises
         ``MemoryError`` (with the size it needs) before any work.
     """
-    if is_dask_collection(data):  # group by group on the workers (lawfit/_dask.py)
+    if is_dask_collection(data) or is_dask_collection(y):  # on the workers (lawfit/_dask.py)
         args = {k: v for k, v in locals().items() if k != "model"}  # fit's arguments
         from . import _dask
 

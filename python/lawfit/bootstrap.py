@@ -622,7 +622,7 @@ def bootstrap(model, x=None, y=None, *, n_resamples: int = 1000, seed: int = 0,
     its place among all the groups: the same result, bit for bit, as the call on the pandas
     frame (lawfit/_dask.py).
     """
-    if is_dask_collection(data):
+    if is_dask_collection(data) or is_dask_collection(y):
         args = {k: v for k, v in locals().items() if k != "model"}  # bootstrap's arguments
         from . import _dask
 

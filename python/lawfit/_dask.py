@@ -153,8 +153,7 @@ def run(call: Callable, model, args: dict):
     results = dask.compute(*tasks)
     if not results:
         raise ValueError("data: the dask DataFrame has no rows")
-    order = np.argsort(np.concatenate(places), kind="stable")
-    return _join_bootstraps(results, order) if bootstrap else _join_fits(results, order)
+    return _join(results, np.argsort(np.concatenate(places), kind="stable"), bootstrap)
 
 
 def _run_array(call, model, args: dict):
@@ -193,11 +192,7 @@ def _run_array(call, model, args: dict):
             kw["problem_ids"] = np.arange(a, b, dtype=np.int64)
         tasks.append(dask.delayed(_fit_block)(call, model, block,
                                               dask.delayed(dict(rest, **kw), traverse=False)))
-    results = dask.compute(*tasks)
-    order = np.arange(P)
-    first = results[0]
-    return (_join_bootstraps(results, order) if hasattr(first, "samples")
-            else _join_fits(results, order))
+    return _join(dask.compute(*tasks), np.arange(P), call.__name__ == "bootstrap")
 
 
 def _rows(value, a: int, b: int, lead: tuple):
@@ -214,10 +209,16 @@ def _rows(value, a: int, b: int, lead: tuple):
 
 
 def _fit_block(call, model, block, args: dict):
-    """One block of rows: the ordinary call, its warnings as in _fit_part."""
+    """One block of rows: the ordinary call on them."""
+    return _call(call, model, dict(args, y=np.asarray(block)))
+
+
+def _call(call, model, kw: dict):
+    """``call(model, **kw)``, less the warnings that count or name its problems (the joined
+    result's own replace them)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = call(model, **dict(args, y=np.asarray(block)))
+        result = call(model, **kw)
     for w in caught:
         if w.category.__name__ not in _JOINED_WARNINGS:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -279,12 +280,7 @@ def _fit_part(call, model, frame, args: dict, ids, bootstrap: bool, split):
     kw = dict(args, data=frame)
     if bootstrap:
         kw["problem_ids"] = ids
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = call(model, **kw)
-    for w in caught:  # the joined result's own warnings replace those naming local problems
-        if w.category.__name__ not in _JOINED_WARNINGS:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    result = _call(call, model, kw)
     fitted = len(result.fit if bootstrap else result)
     if fitted != len(ids):  # the client's count of its groups is the call's
         raise RuntimeError(f"lawfit: a partition's call fitted {fitted} groups, the client "
@@ -298,34 +294,24 @@ def _cat(arrays, order):
     return np.concatenate(arrays)[order]
 
 
-def _points(parts, order, per_point: str):
-    """A per-point array (``fun``, ``jac``) of the parts, its problems' rows put in
-    ``order``, and the offsets of the result; (None, offsets) where the parts have none."""
-    n_points = np.concatenate([np.asarray(p.n_points) for p in parts])[order]
-    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
-    np.cumsum(n_points, out=offsets[1:])
-    arrays = [getattr(p, per_point) for p in parts]
-    if any(a is None for a in arrays):
-        return None, offsets
-    old = np.zeros(len(n_points) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate([np.asarray(p.n_points) for p in parts]), out=old[1:])
-    rows = np.concatenate([np.arange(old[i], old[i + 1]) for i in order]) if len(order) \
-        else np.zeros(0, dtype=np.int64)
-    return np.concatenate(arrays)[rows], offsets
-
-
 def _join_fits(parts, order) -> FitResult:
     """The FitResults of several calls as one, problem ``order[k]`` of their concatenation
-    as problem k."""
+    as problem k (its points, for ``fun`` and ``jac``, moved with it)."""
     arrays = {k: _cat([getattr(p, k) for p in parts], order) for k in _FIT_FIELDS}
-    fun, offsets = _points(parts, order, "fun")
-    jac, _ = _points(parts, order, "jac")
+    n_points = np.concatenate([np.asarray(p.n_points) for p in parts])
+    old = np.zeros(len(n_points) + 1, dtype=np.int64)
+    np.cumsum(n_points, out=old[1:])
+    offsets = np.zeros(len(n_points) + 1, dtype=np.int64)
+    np.cumsum(n_points[order], out=offsets[1:])
+    rows = np.concatenate([np.arange(old[i], old[i + 1]) for i in order]) if len(order) \
+        else np.zeros(0, dtype=np.int64)
+    per_point = {k: None if any(getattr(p, k) is None for p in parts)
+                 else np.concatenate([getattr(p, k) for p in parts])[rows]
+                 for k in ("fun", "jac")}
     first = parts[0]
-    out = FitResult(first.model, arrays, None, labels=_cat(
-        [p.labels for p in parts], order), cov=_cat([p.cov for p in parts], order),
-        backend=first.backend, label_names=first.label_names, offsets=offsets, fun=fun,
-        jac=jac)
-    return out
+    return FitResult(first.model, arrays, None, labels=_cat([p.labels for p in parts], order),
+                     cov=_cat([p.cov for p in parts], order), backend=first.backend,
+                     label_names=first.label_names, offsets=offsets, **per_point)
 
 
 class _JoinedJackknife:
@@ -346,11 +332,13 @@ class _JoinedJackknife:
 def _join_bootstraps(parts, order):
     """The BootstrapResults of several calls as one (see _join_fits)."""
     first = parts[0]
-    out = type(first)(_join_fits([p.fit for p in parts], order),
-                          _cat([p.samples for p in parts], order),
-                          _cat([p.status for p in parts], order), first.seed,
-                          jackknife=_JoinedJackknife(parts, order),
-                          n_continued=_cat([p.n_continued for p in parts], order),
-                          n_refit=_cat([p.n_refit for p in parts], order),
-                          method=first.method)
-    return out
+    return type(first)(_join_fits([p.fit for p in parts], order),
+                       _cat([p.samples for p in parts], order),
+                       _cat([p.status for p in parts], order), first.seed,
+                       jackknife=_JoinedJackknife(parts, order),
+                       n_continued=_cat([p.n_continued for p in parts], order),
+                       n_refit=_cat([p.n_refit for p in parts], order), method=first.method)
+
+
+def _join(results, order, bootstrap: bool):
+    return _join_bootstraps(results, order) if bootstrap else _join_fits(results, order)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from ._native import cache_dir, header_digest
+from ._native import cache_dir, header_digest, include_dirs
 
 # Loss codes of lawfit/options.h, by the name Options uses.
 LOSSES = {"linear": "kLinear", "soft_l1": "kSoftL1", "huber": "kHuber", "cauchy": "kCauchy",
@@ -113,14 +113,9 @@ extern "C" __global__ void __launch_bounds__(lawfit::cuda::kBlock)
 
 def include_dir() -> Optional[Path]:
     """The headers' root (holding lawfit/kernels.cuh): installed beside _core, or in a
-    source checkout."""
-    from . import _core
-
-    for root in (Path(_core.__file__).parent / "include",
-                 Path(__file__).resolve().parents[2] / "cpp" / "include"):
-        if (root / "lawfit" / "kernels.cuh").exists():
-            return root
-    return None
+    source checkout (where the native build finds them)."""
+    dirs = include_dirs()
+    return None if dirs is None else dirs[0]
 
 
 def _check(lib, rc: int, what: str, prog=None) -> None:

@@ -632,4 +632,58 @@ inline void def_objective(py::module_& mod, Fn cost_fn, const char* name = "obje
       "fit().  For ranking a grid of starts.");
 }
 
+// grid_objective(): what a driver computes for it (cpu_driver.h, grid_objective).
+using GridFn = std::function<void(const ModelEntry& m, const Batch<double>& b, const Options& o,
+                                  const double* starts, long long n_starts, double* out,
+                                  int n_threads, const std::string& engine, Interrupt interrupt)>;
+
+// Defines `grid_objective(model, data, starts, options, units=None, *, n_threads, engine)`:
+// unit i's objective at every start of its problem, starts[data_of[i]] (starts: (problems,
+// S, n_params)), as a (units, S) array, +inf where it is not finite: bitwise objective() at
+// each (unit, start).  The units resample by weights or not at all (the residual bootstrap
+// has no shared work to reuse: use objective()).
+inline void def_grid_objective(py::module_& mod, GridFn grid_fn) {
+  mod.def(
+      "grid_objective",
+      [grid_fn](const py::object& model, const py::dict& data, const F64& starts,
+                const py::object& options, const py::object& units, int n_threads,
+                const std::string& engine) {
+        const void* ctx = nullptr;
+        const ModelEntry& m = resolve_model(model, &ctx);
+        check_threads(n_threads);
+        const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
+        require(data.contains("offsets"), "data: has no 'offsets'");
+        const py::ssize_t P = I64::ensure(data["offsets"]).size() - 1;
+        require(starts.ndim() == 3 && starts.shape(0) == P && starts.shape(2) == n_params,
+                "starts: expected shape (problems, starts, n_params)");
+        const py::ssize_t S = starts.shape(1);
+        F64 row({P, n_params});  // the box HostCall checks (unused: no solve)
+        std::fill(row.mutable_data(), row.mutable_data() + row.size(), 0.0);
+        py::dict box;
+        box["p0"] = row;
+        box["lower"] = row;
+        box["upper"] = row;
+        box["per_problem"] = true;
+        HostCall<double> call(m, data, box, units);
+        call.b.model_ctx = ctx;
+        require(call.b.resample_mode != 4,
+                "units: the residual bootstrap has no grid objective (use objective)");
+        const Options o = make_options<double>(options, call.log_residuals);
+        F64 out({static_cast<py::ssize_t>(call.b.n_units), S});
+        const Interrupt interrupt = interrupt_check();
+        {
+          py::gil_scoped_release release;
+          grid_fn(m, call.b, o, starts.data(), S, out.mutable_data(), n_threads, engine,
+                  interrupt);
+        }
+        return out;
+      },
+      py::arg("model"), py::arg("data"), py::arg("starts"), py::arg("options"),
+      py::arg("units") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      py::arg("engine") = "auto",
+      "Each unit's objective at every start of its problem (starts: (problems, S, n_params)), "
+      "(units, S), +inf where it is not finite: bitwise objective() at each (unit, start), with "
+      "each start's point values computed once for all of the problem's units.");
+}
+
 }  // namespace lawfit::bindings

@@ -34,6 +34,7 @@
 
 #include "lawfit/batch.h"
 #include "lawfit/guess.h"
+#include "grid_sum.h"
 #include "simd_dispatch.h"
 #include "thread_pool.h"
 
@@ -341,9 +342,11 @@ inline constexpr long long kItemWork = 256;
 
 // Calls work(i, stop) for every i in [0, n) on up to n_threads threads, stop being the
 // thread's StopCheck (work passes it to the solve); stops early where the call stops.
+// Threads take `chunk` consecutive items at a time.
 template <class Work>
-void parallel_for(long long n, int n_threads, Call& call, const Work& work) {
-  constexpr long long kChunk = 64;
+void parallel_for(long long n, int n_threads, Call& call, const Work& work,
+                  long long chunk = 64) {
+  const long long kChunk = chunk;
   const long long n_chunks = (n + kChunk - 1) / kChunk;
   const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
@@ -368,6 +371,7 @@ struct Engine {
   void (*vmath)(int fn, const double* x, double* out, long long n);
   size_t (*guess_bytes)(const simd::GuessJob& job);
   void (*guess)(const simd::GuessJob& job, void* buffer);
+  void (*grid_sum)(const simd::GridSumJob& job);
   bool (*supported)();
   // Whether "auto" may pick it: the baseline build on x86-64 (SSE2, two lanes per
   // instruction, no 64-bit arithmetic shifts) measured slower than the scalar solve there,
@@ -393,14 +397,17 @@ inline const std::vector<Engine>& engines() {
   static const std::vector<Engine> all = {
 #if defined(LAWFIT_X86_ISAS)
       {"avx512", &simd::width_avx512, &simd::buffer_bytes_avx512, &simd::run_avx512,
-       &simd::vmath_avx512, &simd::guess_bytes_avx512, &simd::guess_avx512, &has_avx512, true},
+       &simd::vmath_avx512, &simd::guess_bytes_avx512, &simd::guess_avx512,
+       &simd::grid_sum_avx512, &has_avx512, true},
       {"avx2", &simd::width_avx2, &simd::buffer_bytes_avx2, &simd::run_avx2, &simd::vmath_avx2,
-       &simd::guess_bytes_avx2, &simd::guess_avx2, &has_avx2, true},
+       &simd::guess_bytes_avx2, &simd::guess_avx2, &simd::grid_sum_avx2, &has_avx2, true},
       {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic,
-       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic, &always, false},
+       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic,
+       &simd::grid_sum_generic, &always, false},
 #else
       {"generic", &simd::width_generic, &simd::buffer_bytes_generic, &simd::run_generic,
-       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic, &always, true},
+       &simd::vmath_generic, &simd::guess_bytes_generic, &simd::guess_generic,
+       &simd::grid_sum_generic, &always, true},
 #endif
   };
   return all;
@@ -623,6 +630,138 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine,
   }
   parallel_for(static_cast<long long>(large.size()), n_threads, call,
                [&](long long k, StopCheck& stop) { scalar(large[k], stop); });
+}
+
+// ---- The grid objective under resampling ---------------------------------------------------
+//
+// grid_objective() gives unit i's cost at each of the S starts of its problem (starts +
+// data_of[i] * S * N) in out[i * S ...]: for each (unit, start) bitwise what
+// objective_in_batch() gives, but with the work its resamples share done once.  A point's
+// value at a start (lm.h, point_value: its residual, or its robust cost before the weight)
+// does not depend on the unit's weights, so it is computed once per problem and start; each
+// unit then draws its weights once and sums its used points' costs (add_point_cost) for
+// every start, in the points' order, in SIMD lanes across starts (grid_sum.h).  For units
+// whose resample draws weights (pairs, groups, jackknifes) or without a resample; the
+// residual bootstrap, whose targets differ per resample, is the caller's to refuse.
+
+// The starts' point values held at once, in doubles (a problem's starts are split into ranges
+// that fit, and the problems' ranges grouped up to it).
+inline constexpr long long kGridValues = 1LL << 22;
+// Starts per item of the values pass; units per item of the sums; starts per grid_sum call.
+inline constexpr long long kGridStartBlock = 32;
+inline constexpr long long kGridUnitBlock = 8;
+inline constexpr int kGridSumWidth = 512;
+
+// One range of a problem's starts, [s0, s1), and its units, order[u0 .. u1).
+struct GridRange {
+  long long k, s0, s1, u0, u1;
+  double* values;  // values[pt * (s1 - s0) + s - s0]
+};
+
+template <class Model, bool kLogResiduals>
+void grid_values(const Batch<double>& b, const Options& o, const double* starts, long long S,
+                 const GridRange& r, long long unit, long long a, long long e) {
+  constexpr int N = Model::kParams;
+  const ProblemData<double> d = problem_data<Model>(b, unit);
+  const long long stride = r.s1 - r.s0;
+  const double f_scale = o.f_scale;
+  for (long long s = a; s < e; ++s) {
+    const double* p = starts + (r.k * S + s) * N;
+    for (int pt = 0; pt < d.n; ++pt) {
+      double row[N];
+      r.values[pt * stride + s - r.s0] =
+          point_value(o.loss, point_residual<Model, kLogResiduals>(d, pt, p, row), f_scale);
+    }
+  }
+}
+
+template <class Model>
+void grid_objective(const Batch<double>& b, const Options& o, const double* starts, long long S,
+                    double* out, int n_threads, const Engine* engine, Call& call) {
+  const long long U = b.n_units, P = b.n_problems;
+  // The units of each problem, in order (a counting sort by problem).
+  std::vector<long long> first(static_cast<size_t>(P) + 1, 0), order(static_cast<size_t>(U));
+  for (long long i = 0; i < U; ++i) ++first[data_index(b, i) + 1];
+  for (long long k = 0; k < P; ++k) first[k + 1] += first[k];
+  {
+    std::vector<long long> next(first.begin(), first.end() - 1);
+    for (long long i = 0; i < U; ++i) order[next[data_index(b, i)]++] = i;
+  }
+  void (*sum)(const simd::GridSumJob&) =
+      engine && engine->grid_sum ? engine->grid_sum : &grid_sum<double>;
+  const bool linear = o.loss == Loss::kLinear;
+  std::vector<GridRange> ranges;
+  std::vector<double> values;
+  // Fills the values of the grouped ranges, then sums every unit of them.
+  auto flush = [&] {
+    if (ranges.empty()) return;
+    take_injected_failure();
+    long long total = 0;
+    for (const GridRange& r : ranges) total += (b.offsets[r.k + 1] - b.offsets[r.k]) * (r.s1 - r.s0);
+    values.resize(static_cast<size_t>(std::max(total, 1LL)));
+    total = 0;
+    std::vector<std::pair<size_t, long long>> fill, sums;  // (range, first start / unit)
+    for (size_t j = 0; j < ranges.size(); ++j) {
+      GridRange& r = ranges[j];
+      r.values = values.data() + total;
+      total += (b.offsets[r.k + 1] - b.offsets[r.k]) * (r.s1 - r.s0);
+      for (long long s = r.s0; s < r.s1; s += kGridStartBlock) fill.emplace_back(j, s);
+      for (long long u = r.u0; u < r.u1; u += kGridUnitBlock) sums.emplace_back(j, u);
+    }
+    parallel_for(static_cast<long long>(fill.size()), n_threads, call,
+                 [&](long long item, StopCheck& stop) {
+      const GridRange& r = ranges[fill[item].first];
+      const long long a = fill[item].second, e = std::min(r.s1, a + kGridStartBlock);
+      const long long unit = order[r.u0];
+      if (o.log_residuals) {
+        grid_values<Model, true>(b, o, starts, S, r, unit, a, e);
+      } else {
+        grid_values<Model, false>(b, o, starts, S, r, unit, a, e);
+      }
+      stop((e - a) * (b.offsets[r.k + 1] - b.offsets[r.k]));
+    }, 1);
+    parallel_for(static_cast<long long>(sums.size()), n_threads, call,
+                 [&](long long item, StopCheck& stop) {
+      const GridRange& r = ranges[sums[item].first];
+      const long long n = b.offsets[r.k + 1] - b.offsets[r.k];
+      thread_local std::vector<double> buffer;
+      take_injected_failure();
+      buffer.resize(static_cast<size_t>(3 * std::max(n, 1LL)));
+      for (long long u = sums[item].second, e = std::min(r.u1, u + kGridUnitBlock); u < e; ++u) {
+        const long long i = order[u];
+        ProblemData<double> d = problem_data<Model>(b, i);
+        resample_data(b, i, d, buffer.data());
+        const double* w = d.w;
+        if (!w) {  // every point at weight 1
+          for (long long pt = 0; pt < n; ++pt) buffer[2 * n + pt] = 1.0;
+          w = buffer.data() + 2 * n;
+        }
+        for (long long s = r.s0; s < r.s1; s += kGridSumWidth) {
+          const int width = static_cast<int>(std::min<long long>(kGridSumWidth, r.s1 - s));
+          sum({r.values + (s - r.s0), r.s1 - r.s0, w, static_cast<int>(n), width, linear,
+               out + i * S + s});
+        }
+        stop(n * (r.s1 - r.s0) / 8);
+      }
+    }, 1);
+    ranges.clear();
+  };
+  long long held = 0;
+  for (long long k = 0; k < P; ++k) {
+    if (first[k] == first[k + 1]) continue;
+    const long long n = std::max<long long>(b.offsets[k + 1] - b.offsets[k], 1);
+    const long long span = std::max<long long>(1, std::min(S, kGridValues / n));
+    for (long long s0 = 0; s0 < S; s0 += span) {
+      const long long s1 = std::min(S, s0 + span);
+      if (held + n * (s1 - s0) > kGridValues) {
+        flush();
+        held = 0;
+      }
+      ranges.push_back({k, s0, s1, first[k], first[k + 1], nullptr});
+      held += n * (s1 - s0);
+    }
+  }
+  flush();
 }
 
 }  // namespace lawfit::cpu

@@ -100,6 +100,22 @@ void cpu_objective(const bindings::ModelEntry& m, const Batch<T>& b, long long,
   bindings::unknown_model(m);
 }
 
+// Each unit's objective at every start of its problem (cpu_driver.h, grid_objective).
+void cpu_grid_objective(const bindings::ModelEntry& m, const Batch<double>& b, const Options& o,
+                        const double* starts, long long n_starts, double* out, int n_threads,
+                        const std::string& engine, bindings::Interrupt interrupt) {
+  cpu::Call call(interrupt);
+  const cpu::Engine* e = cpu::find_engine(engine);
+#define LAWFIT_TRY(M)                                                                \
+  if (m.name == M::kName) {                                                         \
+    cpu::grid_objective<M>(b, o, starts, n_starts, out, n_threads, e, call);        \
+    return;                                                                         \
+  }
+  LAWFIT_FOR_EACH_CPU_MODEL(LAWFIT_TRY)
+#undef LAWFIT_TRY
+  bindings::unknown_model(m);
+}
+
 }  // namespace
 }  // namespace lawfit
 
@@ -110,6 +126,7 @@ PYBIND11_MODULE(_core, mod) {
                     "Solve every problem of a packed batch (see lawfit/_packing.py).  x holds "
                     "the model's inputs: log x for models with log_inputs.");
   bindings::def_objective(mod, &cpu_objective<double>);
+  bindings::def_grid_objective(mod, &cpu_grid_objective);
   bindings::def_fit<float>(mod, &cpu_solve_fp32,
                            "fit in fp32: the scalar solve in float (the math of the CUDA "
                            "backend's fp32 kernels); arrays are cast to float32.",

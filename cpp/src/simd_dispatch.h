@@ -58,6 +58,19 @@ struct GuessJob {
   StopFields stop{};  // this thread's
 };
 
+// One unit's cost at `width` starts of its problem (grid_sum.h): values[pt * stride + s] is
+// start s's value of point pt (lm.h, point_value), w the unit's n weights; the sums, +inf
+// where not finite, go to out[0 .. width).  linear: the loss is linear (else robust).
+struct GridSumJob {
+  const double* values;
+  long long stride;
+  const double* w;
+  int n;
+  int width;
+  bool linear;
+  double* out;
+};
+
 #define LAWFIT_DECLARE_SIMD(isa)                                      \
   /* Pack width of this build. */                                     \
   int width_##isa();                                                  \
@@ -69,7 +82,9 @@ struct GuessJob {
   void vmath_##isa(int fn, const double* x, double* out, long long n); \
   /* Buffer bytes, then one thread's share of a guess job. */         \
   size_t guess_bytes_##isa(const GuessJob& job);                      \
-  void guess_##isa(const GuessJob& job, void* buffer);
+  void guess_##isa(const GuessJob& job, void* buffer);                \
+  /* One unit's grid objective sums (grid_sum.h). */                  \
+  void grid_sum_##isa(const GridSumJob& job);
 
 LAWFIT_DECLARE_SIMD(generic)
 #if defined(LAWFIT_X86_ISAS)

@@ -9,6 +9,7 @@
 #include "lawfit/lanes.h"
 #include "lawfit/models/all.h"
 #include "lawfit/tape.h"
+#include "grid_sum.h"
 #include "simd_dispatch.h"
 #include "simd_run.h"
 
@@ -106,6 +107,10 @@ void LAWFIT_CAT(guess_, LAWFIT_ISA)(const GuessJob& job, void* buffer) {
       if (prob[k] >= 0)
         for (int j = 0; j < 3; ++j) job.out[3 * prob[k] + j] = p[j][k];
   }
+}
+
+void LAWFIT_CAT(grid_sum_, LAWFIT_ISA)(const GridSumJob& job) {
+  grid_sum<Pack<LAWFIT_SIMD_WIDTH>>(job);
 }
 
 }  // namespace lawfit::simd

@@ -228,6 +228,9 @@ class Backend(ABC):
     ``return_jtj``), one row per unit, float64.
     ``objective(packed, options, params, units)``: the cost at params[i] of unit i; +inf
     where it is not finite.
+    ``grid_objective(packed, options, starts, units)``: unit i's cost at every start of its
+    problem, starts[data_of[i]] (starts: (P, S, n)), as (U, S): what ``objective`` gives at
+    each (unit, start); a backend may share the work that a problem's units have in common.
     ``engine``: the CPU engine the batch's data-driven start is computed with.
     """
 
@@ -247,6 +250,27 @@ class Backend(ABC):
                   n_threads: Optional[int] = None) -> np.ndarray:
         params = np.ascontiguousarray(params, dtype=np.float64)
         return self._objective(packed, options, params, units, n_threads)
+
+    def grid_objective(self, packed: Packed, options: Options, starts: np.ndarray,
+                       units: Units, *, n_threads: Optional[int] = None) -> np.ndarray:
+        U, (S, n) = len(units), starts.shape[1:]
+        if self._shares_grid_work(options, units):
+            return self._grid_objective(packed, options, starts, units, n_threads)
+
+        def per_start(v):
+            return None if v is None else np.repeat(v, S)
+
+        every = Units(per_start(units.data_of), resample_of=per_start(units.resample_of),
+                      resampling=units.resampling)
+        return self.objective(packed, options, starts[units.data_of].reshape(U * S, n), every,
+                              n_threads=n_threads).reshape(U, S)
+
+    def _shares_grid_work(self, options: Options, units: Units) -> bool:
+        """Whether _grid_objective takes this call (False: objective at every start)."""
+        return False
+
+    def _grid_objective(self, packed, options, starts, units, n_threads) -> np.ndarray:
+        raise NotImplementedError
 
     def prepare(self, n_threads: Optional[int], n_units: int, points: int) -> None:
         """Called before a call is validated and packed (nothing by default)."""
@@ -354,6 +378,22 @@ class Cpu(_Compiled):
         wake-up (0.1 ms or more on a virtual machine) overlaps the packing rather than
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
+
+    def _shares_grid_work(self, options, units):
+        # The core's grid objective where a problem's resamples share the starts' point
+        # values: fp64, resampled by weights (the residual bootstrap's targets differ per
+        # resample).  One unit per problem (a fit's grid) shares nothing: the objective runs
+        # in the SIMD lanes.  Both give the same bits.
+        rs = units.resampling
+        return (not options.fp32 and units.resample_of is not None and rs is not None and
+                rs.mode != "residual")
+
+    def _grid_objective(self, packed, options, starts, units, n_threads):
+        return self._module().grid_objective(
+            self._model(packed.model), self._data(packed),
+            np.ascontiguousarray(starts, dtype=np.float64), options,
+            units.compiled_args(packed), n_threads=int(n_threads or 0),
+            engine=self._engine(options))
 
     def _engine(self, options):
         # fp32 runs the scalar solve only (its SIMD engines are fp64); fp64's objective runs

@@ -33,6 +33,16 @@ def objective(
     n_threads: int = 0,
     engine: str = "auto",
 ) -> np.ndarray: ...
+def grid_objective(
+    model: str,
+    data: Dict[str, Any],
+    starts: np.ndarray,
+    options: Any,
+    units: Optional[Dict[str, Any]] = None,
+    *,
+    n_threads: int = 0,
+    engine: str = "auto",
+) -> np.ndarray: ...
 # fp32 (float32 arrays in and out; the scalar solve in float): the same arguments.
 fit32 = fit
 objective32 = objective

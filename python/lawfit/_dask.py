@@ -337,7 +337,9 @@ def _join_bootstraps(parts, order):
                        _cat([p.status for p in parts], order), first.seed,
                        jackknife=_JoinedJackknife(parts, order),
                        n_continued=_cat([p.n_continued for p in parts], order),
-                       n_refit=_cat([p.n_refit for p in parts], order), method=first.method)
+                       n_refit=_cat([p.n_refit for p in parts], order), method=first.method,
+                       other_basin=None if first.other_basin is None else
+                       _cat([p.other_basin for p in parts], order))
 
 
 def _join(results, order, bootstrap: bool):

@@ -21,9 +21,10 @@ pickle (``allow_pickle=False``), so loading a file runs no code from it.  Its en
     The group labels: one array, or one per group column (labels that are tuples).  Labels
     must be numbers, strings, booleans or datetimes (what an npz holds without pickle).
 ``boot.<field>``
-    A bootstrap's ``samples`` (P, R, n), ``status`` (P, R), ``n_continued``, ``n_refit``
-    and, where it was computed before saving, ``jackknife`` (P, J, n) (BCa intervals of a
-    loaded result need it: call ``result.jackknife()`` before ``save``).
+    A bootstrap's ``samples`` (P, R, n), ``status`` (P, R), ``n_continued``, ``n_refit``,
+    with a grid start ``other_basin`` (P, R), and, where it was computed before saving,
+    ``jackknife`` (P, J, n) (BCa intervals of a loaded result need it: call
+    ``result.jackknife()`` before ``save``).
 
 Pickle (and so ``multiprocessing``) carries a result whole instead, the jackknife's
 inputs included.
@@ -119,8 +120,10 @@ def load(path: Union[str, os.PathLike], *, model=None):
         if meta["kind"] == "FitResult":
             return fit
         b = {k: data[f"boot.{k}"] for k in BOOT_ARRAYS}
+        other = data["boot.other_basin"] if "boot.other_basin" in data.files else None
         out = BootstrapResult(fit, b["samples"], b["status"], int(meta["seed"]), None,
-                              b["n_continued"], b["n_refit"], method=meta["method"])
+                              b["n_continued"], b["n_refit"], method=meta["method"],
+                              other_basin=other)
         if "boot.jackknife" in data.files:
             out._jackknife = data["boot.jackknife"]
         return out

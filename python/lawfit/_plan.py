@@ -88,14 +88,9 @@ def solve_grid(backend: Backend, packed, options: Options, starts: np.ndarray,
     ``refine(units)``: how the refined starts are solved (default ``backend.solve``)."""
     data_of = np.asarray(data_of, dtype=np.int64)
     U, (S, n) = len(data_of), starts.shape[1:]
-
-    def per_start(v):
-        return None if v is None else np.repeat(v, S)
-
-    start_cost = backend.objective(
-        packed, options, starts[data_of].reshape(U * S, n),
-        Units(np.repeat(data_of, S), resample_of=per_start(resample_of),
-              resampling=resampling), n_threads=n_threads).reshape(U, S)
+    start_cost = backend.grid_objective(
+        packed, options, starts, Units(data_of, resample_of=resample_of, resampling=resampling),
+        n_threads=n_threads)
     kk = S if k == "all" else min(int(k), S)
     if kk == S:
         sel = np.broadcast_to(np.arange(S), (U, S))

@@ -217,13 +217,18 @@ class BootstrapResult:
     ``refit_failed`` grid (their status is the refit's where it converged);
     ``status_counts()``: the resamples of each problem by status; ``fit_failed`` (P,): the
     problems whose full-data fit failed (their resamples are not fitted: they hold NaN and
-    the full fit's status; their statistics are NaN).  ``se`` (P, n): the standard deviation
-    of the converged samples; ``interval(level)``: percentile or BCa intervals.
+    the full fit's status; their statistics are NaN).  ``other_basin`` (P, R), with
+    ``start=lawfit.grid(...)`` only (else None): the resamples whose fit from the grid
+    converged to a lower cost (beyond the at-best tolerance) than the same resample's fit
+    from the full-data optimum, which a bootstrap started there would have reported;
+    ``n_other_basin`` (P,) counts them.  ``se`` (P, n): the standard deviation of the
+    converged samples; ``interval(level)``: percentile or BCa intervals.
     """
 
     def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int,
                  jackknife=None, n_continued: Optional[np.ndarray] = None,
-                 n_refit: Optional[np.ndarray] = None, method: str = "pairs"):
+                 n_refit: Optional[np.ndarray] = None, method: str = "pairs",
+                 other_basin: Optional[np.ndarray] = None):
         P = len(samples)
         self.method = method
         self.fit = full
@@ -233,6 +238,7 @@ class BootstrapResult:
         self.seed = seed
         self.n_continued = np.zeros(P, np.int64) if n_continued is None else n_continued
         self.n_refit = np.zeros(P, np.int64) if n_refit is None else n_refit
+        self.other_basin = other_basin
         self._jackknife_fn = jackknife
         self._jackknife = None
 
@@ -247,6 +253,12 @@ class BootstrapResult:
                                  "interval) before save(), or bootstrap again")
             self._jackknife = self._jackknife_fn()
         return self._jackknife
+
+    @property
+    def n_other_basin(self) -> Optional[np.ndarray]:
+        """(P,) resamples that the grid fitted in a lower basin than the full-data optimum's
+        start reaches (see ``other_basin``); None without a grid start."""
+        return None if self.other_basin is None else self.other_basin.sum(axis=1)
 
     @property
     def n_resamples(self) -> int:
@@ -471,6 +483,8 @@ class BootstrapResult:
         arrays.update({f"boot.{k}": np.asarray(getattr(self, k)) for k in BOOT_ARRAYS})
         if self._jackknife is not None:
             arrays["boot.jackknife"] = self._jackknife
+        if self.other_basin is not None:
+            arrays["boot.other_basin"] = self.other_basin
         write(path, "BootstrapResult", fit, arrays,
               dict(seed=str(self.seed), method=self.method), compressed)
 
@@ -548,6 +562,9 @@ class BootstrapResult:
                 text += f"; {int(self.n_continued[i])} continued past max_nfev"
             if self.n_refit[i]:
                 text += f"; {int(self.n_refit[i])} refitted from the refit_failed grid"
+            if self.other_basin is not None:
+                text += (f"; {int(self.n_other_basin[i])} reached a lower optimum from the "
+                         f"grid than from the full-data optimum")
             sec.lines.append(("resamples", text))
             rows = [["parameter", "estimate", "SE", label]]
             for j, name in enumerate(self.param_names):
@@ -732,6 +749,7 @@ def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
     status[~ok] = full.status[~ok, None]  # not fitted: the full fit's status
     continued = np.zeros((P, R), dtype=bool)
     refit = np.zeros((P, R), dtype=bool)
+    other_basin = np.zeros((P, R), dtype=bool) if isinstance(start, Grid) else None
     flat = (samples.reshape(P * R, n), status.reshape(-1), continued.reshape(-1),
             refit.reshape(-1))
     problems = np.flatnonzero(ok)
@@ -748,13 +766,16 @@ def _resample(m, x, y, p0, k, kk_arg, loss, f_scale, ftol, xtol, gtol, max_nfev,
         u = np.arange(u0, u1)
         data_of, res = problems[u // R], (u % R).astype(np.uint32)
         rows = data_of * R + res
-        xs, st, flat[2][rows], flat[3][rows] = units.resamples(
+        xs, st, flat[2][rows], flat[3][rows], other = units.resamples(
             data_of, res, method, start_starts, refit_starts, kk_arg)
         flat[0][rows] = np.where((st > 0)[:, None], xs, np.nan)
         flat[1][rows] = st
+        if other is not None:
+            other_basin.reshape(-1)[rows] = other
     return BootstrapResult(full, samples, status, int(seed),
                            _Jackknife(units, ok, n, method),
-                           continued.sum(axis=1), refit.sum(axis=1), method=method)
+                           continued.sum(axis=1), refit.sum(axis=1), method=method,
+                           other_basin=other_basin)
 
 
 def _problem_keys(problem_ids, P: int) -> Optional[np.ndarray]:
@@ -840,39 +861,50 @@ class _Units:
     def resamples(self, data_of, resample_of, mode, start_starts, refit_starts, k):
         """Resample units from their problem's start, or from the grid ``start_starts`` (P,
         S, n); those that fail (but for their own data) refitted from ``refit_starts``, the
-        refit kept where it converges.  Returns (x, status, continued, refitted)."""
+        refit kept where it converges.  Returns (x, status, continued, refitted,
+        other_basin): other_basin (None without a grid) says where the grid's fit converged
+        to a lower cost than the same resample's fit from its problem's start (the full-data
+        optimum) reaches, beyond at_best_rtol: where a bootstrap started at the optimum
+        would have stayed in another basin."""
+        other_basin = None
         if start_starts is None:
-            x, status, continued = self.from_start(data_of, resample_of, mode)
+            x, status, _, continued = self.from_start(data_of, resample_of, mode)
         else:
-            x, status, continued = self.from_grid(data_of, resample_of, mode, start_starts, k)
+            x, status, cost, continued = self.from_grid(data_of, resample_of, mode,
+                                                        start_starts, k)
+            _, warm_status, warm_cost, _ = self.from_start(data_of, resample_of, mode)
+            with np.errstate(invalid="ignore"):
+                lower = cost < warm_cost - self.options.at_best_rtol * np.abs(cost)
+            other_basin = (status > 0) & ((warm_status <= 0) | lower)
         refitted = np.zeros(len(status), dtype=bool)
         if refit_starts is not None:
             lost = np.flatnonzero((status <= 0) & ~np.isin(status, DATA_FAILURES))
             if lost.size:
-                xr, sr, cr = self.from_grid(data_of[lost], resample_of[lost], mode,
-                                            refit_starts, k)
+                xr, sr, _, cr = self.from_grid(data_of[lost], resample_of[lost], mode,
+                                               refit_starts, k)
                 won = lost[sr > 0]
                 x[won], status[won] = xr[sr > 0], sr[sr > 0]
                 continued[lost] |= cr
                 refitted[lost] = True
-        return x, status, continued, refitted
+        return x, status, continued, refitted, other_basin
 
     def from_start(self, data_of, resample_of, mode):
-        """Each unit from its problem's start (packed.p0): (x, status, continued)."""
+        """Each unit from its problem's start (packed.p0): (x, status, cost, continued)."""
         pk = self.packed
         units = Units(data_of, "problem", pk.p0, pk.lower, pk.upper, resample_of,
                       self.resampling(mode))
         out = self._solve(units)
         continued = self._continue(out, units)
-        return out["x"], out["status"], continued
+        return out["x"], out["status"], out["cost"], continued
 
     def from_grid(self, data_of, resample_of, mode, starts, k):
         """Each unit from a grid of starts (P, S, n), as ``fit`` fits a grid
         (lawfit._plan.solve_grid: the unit's own objective ranks the starts, the best ``k``
         are refined, continued where they stop at the budget, and best_of chooses).
-        Returns (x, status, continued)."""
+        Returns (x, status, cost, continued)."""
         U, (S, n) = len(data_of), starts.shape[1:]
         x = np.empty((U, n))
+        cost = np.empty(U)
         status = np.empty(U, dtype=np.int32)
         continued = np.zeros(U, dtype=bool)
         cont = {}
@@ -889,8 +921,9 @@ class _Units:
                            resample_of=resample_of[a:b], resampling=self.resampling(mode),
                            n_threads=self.n_threads, refine=refine)
             x[a:b], status[a:b] = g.out["x"][g.pick], g.out["status"][g.pick]
+            cost[a:b] = g.out["cost"][g.pick]
             continued[a:b] = cont["mask"].reshape(b - a, g.kk).any(axis=1)
-        return x, status, continued
+        return x, status, cost, continued
 
 
 def _warn(message: str) -> None:
@@ -1010,7 +1043,7 @@ class _Jackknife:
         leave = np.arange(len(data_of)) - np.repeat(np.cumsum(counts) - counts, counts)
         for a in range(0, len(data_of), units.chunk):
             d, lv = data_of[a:a + units.chunk], leave[a:a + units.chunk]
-            x, status, _ = units.from_start(d, lv.astype(np.uint32), mode)
+            x, status, _, _ = units.from_start(d, lv.astype(np.uint32), mode)
             good = status > 0
             jk[d[good], lv[good]] = x[good]
         return jk

@@ -280,14 +280,14 @@ LAWFIT_HD void solve_in_batch(const Batch<T>& b, const Options& o, long long i, 
   store_summary(b, i, s);
 }
 
-// Step 2's cost at unit i's parameters (row i of b.p0) into b.cost[i], +inf where it is not
-// finite (bad data, a model that overflows): what a grid of starts is ranked by.
+// The cost at unit i's parameters (row i of b.p0) into b.cost[i] (lm.h, objective_value),
+// +inf where it is not finite (bad data, a model that overflows): what a grid of starts is
+// ranked by.
 template <class Model, class Objective = RuntimeObjective, class T>
 LAWFIT_HD void objective_in_batch(const Batch<T>& b, const Options& o, long long i, T* buffer) {
-  constexpr int N = Model::kParams;
-  Evaluation<T, N> e;
-  evaluate<Model>(unit_data<Model>(b, i, buffer), b.p0 + i * N, o, e, Objective{});
-  b.cost[i] = e.finite ? e.cost : T(INFINITY);
+  const T c = objective_value<Model>(unit_data<Model>(b, i, buffer), b.p0 + i * Model::kParams,
+                                     o, Objective{});
+  b.cost[i] = is_finite(c) ? c : T(INFINITY);
 }
 
 LAWFIT_NAMESPACE_END

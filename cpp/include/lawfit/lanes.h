@@ -132,10 +132,11 @@ class Lanes {
         load(k, i, d, problem_box<Model>(b_, i));
       }
       if (!active()) return;
-      evaluate_trial();
+      set_points();
+      const P cost = objective_value<Model>(d_, q_, o_);
       for (unsigned b = active_; b;) {
         const int k = pop(b);
-        b_.cost[prob_[k]] = trial_.finite.lane(k) ? trial_.cost[k] : double(INFINITY);
+        b_.cost[prob_[k]] = is_finite(cost[k]) ? cost[k] : double(INFINITY);
         release(k);
       }
       fresh_ = 0;
@@ -153,6 +154,12 @@ class Lanes {
 
   // Step 2 at every lane's trial point (its start, for a lane that just took a problem).
   void evaluate_trial() {
+    set_points();
+    evaluate<Model>(d_, q_, o_, trial_);
+  }
+
+  // The points the lanes evaluate, after a lane took or gave back a problem.
+  void set_points() {
     if (resized_) {  // a lane took or gave back a problem: the points to evaluate
       int n_max = -1, n_min = 1 << 30;
       for (unsigned b = active_; b;) {
@@ -166,7 +173,6 @@ class Lanes {
       d_.w = b_.w == nullptr && b_.resample_of == nullptr && n_min == n_max ? nullptr : w_;
       resized_ = false;
     }
-    evaluate<Model>(d_, q_, o_, trial_);
   }
 
   // Steps 3-4 after an evaluation: judge the trial (or start from it), write the problems

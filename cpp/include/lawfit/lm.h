@@ -404,6 +404,71 @@ LAWFIT_HD void evaluate(const ProblemData<T>& d, const T* p, const Options& o,
   evaluate_as<Model, kLoss, kLogResiduals>(d, p, T(o.f_scale), e);
 }
 
+// The objective alone, what a grid of starts is ranked by: the cost evaluate() computes, the
+// same arithmetic point by point in the same order, without the gradient and the
+// Gauss-Newton matrix.  Its two steps are shared with the grid objective under resampling
+// (cpu_driver.h, grid_objective: each start's point values computed once, then summed under
+// every resample's weights): point_value(), a point's value before its weight, and
+// add_point_cost(), the weighted point's cost added to a running sum.  As in
+// evaluate_points(), the linear loss adds (0.5 w r) * r with one rounding, the others
+// (0.5 C^2 rho) * w; a point with w = 0 adds an exact zero (given v = 0), so a driver may
+// skip it.
+template <class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T point_value(Loss loss, T r, T f_scale) {
+  if (loss == Loss::kLinear) return r;
+  const T inv_c = T(1) / f_scale;
+  return unweighted_cost(f_scale, eval_loss(loss, scaled_square(r, inv_c)).rho);
+}
+
+template <Loss kLoss, class T>
+LAWFIT_HD LAWFIT_FORCE_INLINE T add_point_cost(T cost, T v, T w) {
+  if constexpr (kLoss == Loss::kLinear) {
+    return fmadd(T(0.5) * w * v, v, cost);
+  } else {
+    return fmadd(v * w, T(1), cost);
+  }
+}
+
+template <class Model, Loss kLoss, bool kLogResiduals, class T>
+LAWFIT_HD T objective_as(const ProblemData<T>& d, const T* p, T f_scale) {
+  T cost = T(0);
+  for (int i = 0; i < d.n; ++i) {
+    const T w = point_weight(d, i);
+    const auto used = w > T(0);
+    T row[Model::kParams];
+    const T v = point_value(kLoss, point_residual<Model, kLogResiduals>(d, i, p, row), f_scale);
+    cost = add_point_cost<kLoss>(cost, select(used, v, T(0)), select(used, w, T(0)));
+  }
+  return cost;
+}
+
+template <class Model, bool kLogResiduals, class T>
+LAWFIT_HD T objective_with_loss(const ProblemData<T>& d, const T* p, const Options& o) {
+  const T c = T(o.f_scale);
+  switch (o.loss) {
+    case Loss::kSoftL1: return objective_as<Model, Loss::kSoftL1, kLogResiduals>(d, p, c);
+    case Loss::kHuber: return objective_as<Model, Loss::kHuber, kLogResiduals>(d, p, c);
+    case Loss::kCauchy: return objective_as<Model, Loss::kCauchy, kLogResiduals>(d, p, c);
+    case Loss::kArctan: return objective_as<Model, Loss::kArctan, kLogResiduals>(d, p, c);
+    case Loss::kLinear:
+    default: return objective_as<Model, Loss::kLinear, kLogResiduals>(d, p, c);
+  }
+}
+
+// The cost at p (NaN or infinite where a used point's residual is not finite).
+template <class Model, class T>
+LAWFIT_HD T objective_value(const ProblemData<T>& d, const T* p, const Options& o,
+                            RuntimeObjective = {}) {
+  return o.log_residuals ? objective_with_loss<Model, true>(d, p, o)
+                         : objective_with_loss<Model, false>(d, p, o);
+}
+
+template <class Model, class T, Loss kLoss, bool kLogResiduals>
+LAWFIT_HD T objective_value(const ProblemData<T>& d, const T* p, const Options& o,
+                            FixedObjective<kLoss, kLogResiduals>) {
+  return objective_as<Model, kLoss, kLogResiduals>(d, p, T(o.f_scale));
+}
+
 // dst = src where `which` holds.
 template <class T, int N>
 LAWFIT_HD LAWFIT_INLINE void assign(Evaluation<T, N>& dst, const Evaluation<T, N>& src,

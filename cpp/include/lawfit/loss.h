@@ -56,6 +56,19 @@ struct Scaled {
   T j_factor;  // J_s row = j_factor * J row
 };
 
+// z = (r / C)^2, given inv_c = 1 / C.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T scaled_square(T r, T inv_c) {
+  return (r * inv_c) * (r * inv_c);
+}
+
+// A point's cost under a robust loss before its weight, 0.5 C^2 rho: robust_scale()'s cost is
+// this times the weight, and the objective (lm.h, point_value) computes it alone.
+template <class T>
+LAWFIT_HD LAWFIT_INLINE T unweighted_cost(T f_scale, T rho) {
+  return T(0.5) * f_scale * f_scale * rho;
+}
+
 template <class T>
 LAWFIT_HD LAWFIT_INLINE Scaled<T> robust_scale(Loss loss, T f_scale, T r, T w) {
   if (loss == Loss::kLinear) {
@@ -63,14 +76,14 @@ LAWFIT_HD LAWFIT_INLINE Scaled<T> robust_scale(Loss loss, T f_scale, T r, T w) {
     return {T(0.5) * w * r * r, sw, sw};
   }
   T inv_c = T(1) / f_scale;
-  T z = (r * inv_c) * (r * inv_c);
+  T z = scaled_square(r, inv_c);
   LossValue<T> l = eval_loss(loss, z);
   T eps = sizeof(T) == sizeof(float) ? T(1.1920929e-07) : T(2.220446049250313e-16);
   T js = l.d1 + T(2) * (l.d2 * inv_c * inv_c) * r * r;
   js = select(js < eps, eps, js);
   js = sqrt(js);
   T sw = sqrt(w);
-  return {T(0.5) * f_scale * f_scale * l.rho * w, sw * l.d1 / js, sw * js};
+  return {unweighted_cost(f_scale, l.rho) * w, sw * l.d1 / js, sw * js};
 }
 
 LAWFIT_NAMESPACE_END

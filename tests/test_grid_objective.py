@@ -140,7 +140,7 @@ def test_each_grid_resample_is_an_ordinary_grid_fit_of_its_weights():
     assert checked >= 3
 
 
-def test_a_grid_bootstrap_is_the_same_for_every_thread_count_and_chunk_size():
+def test_a_grid_bootstrap_is_the_same_for_every_thread_count_and_chunk_size(tmp_path):
     x, y, truth, p0 = model_batch("chinchilla", n_problems=3, n_points=30, seed=9)
     g = lawfit.grid(starts=np.delete(starts_around(p0, 13, 6), 3, axis=1))
     kw = dict(p0=p0, start=g, k=3, n_resamples=10, seed=11, residuals="log", loss="huber",
@@ -151,6 +151,10 @@ def test_a_grid_bootstrap_is_the_same_for_every_thread_count_and_chunk_size():
         np.testing.assert_array_equal(a.samples, b.samples)
         np.testing.assert_array_equal(a.status, b.status)
         np.testing.assert_array_equal(a.other_basin, b.other_basin)
+    a.save(tmp_path / "grid.npz")
+    back = lawfit.load(tmp_path / "grid.npz")
+    np.testing.assert_array_equal(back.other_basin, a.other_basin)
+    assert back.other_basin.dtype == bool and a.other_basin.shape == (3, 10)
 
 
 @pytest.mark.data
@@ -180,3 +184,4 @@ def test_other_basin_counts_resamples_the_optimum_start_would_leave_behind(chinc
     assert best.fit.cost[0] < 1.1e-3 and best.n_other_basin[0] == 0
     assert lawfit.bootstrap("chinchilla_log", X, L, p0=good, **kw).other_basin is None
     assert "reached a lower optimum from the grid" in b.summary()
+    assert (b.to_frame()["n_other_basin"] == b.n_other_basin[0]).all()

@@ -439,8 +439,9 @@ class BootstrapResult:
         samples : bool
             False: one row per problem and parameter, with the problem's labels (or
             ``problem``), ``parameter``, ``estimate`` (the full-data fit), ``se`` (bootstrap
-            standard error), ``low``, ``high``, ``n_converged``, ``n_failed``, and the
-            full-data fit's ``status`` and ``success``.  True: the resamples in long form,
+            standard error), ``low``, ``high``, ``n_converged``, ``n_failed``, the
+            full-data fit's ``status`` and ``success``, and with a grid start
+            ``n_other_basin``.  True: the resamples in long form,
             one row per problem, resample and parameter: labels (or ``problem``),
             ``resample``, ``parameter``, ``value`` (NaN where its fit failed), ``status``.
         """
@@ -464,6 +465,8 @@ class BootstrapResult:
                         n_failed=np.repeat(self.n_failed, n),
                         status=np.repeat(np.asarray(self.fit.status), n),
                         success=np.repeat(np.asarray(self.fit.success), n))
+            if self.other_basin is not None:
+                cols["n_other_basin"] = np.repeat(self.n_other_basin, n)
             df = pd.DataFrame(cols)
             df.attrs.update(level=level, method=method)
         df.attrs.update(model=self.fit.model.name, n_resamples=R, seed=self.seed,

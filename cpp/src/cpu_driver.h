@@ -696,15 +696,18 @@ void grid_objective(const Batch<double>& b, const Options& o, const double* star
   auto flush = [&] {
     if (ranges.empty()) return;
     take_injected_failure();
+    auto size = [&](const GridRange& r) {
+      return (b.offsets[r.k + 1] - b.offsets[r.k]) * (r.s1 - r.s0);
+    };
     long long total = 0;
-    for (const GridRange& r : ranges) total += (b.offsets[r.k + 1] - b.offsets[r.k]) * (r.s1 - r.s0);
+    for (const GridRange& r : ranges) total += size(r);
     values.resize(static_cast<size_t>(std::max(total, 1LL)));
     total = 0;
     std::vector<std::pair<size_t, long long>> fill, sums;  // (range, first start / unit)
     for (size_t j = 0; j < ranges.size(); ++j) {
       GridRange& r = ranges[j];
       r.values = values.data() + total;
-      total += (b.offsets[r.k + 1] - b.offsets[r.k]) * (r.s1 - r.s0);
+      total += size(r);
       for (long long s = r.s0; s < r.s1; s += kGridStartBlock) fill.emplace_back(j, s);
       for (long long u = r.u0; u < r.u1; u += kGridUnitBlock) sums.emplace_back(j, u);
     }

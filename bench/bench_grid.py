@@ -138,13 +138,15 @@ def main(argv=None) -> int:
     all_costs = None
     if "all" in ks:
         from lawfit import _backends
+        from lawfit._options import Options
         from lawfit._packing import NO_START, pack
 
         pk = pack(lawfit.models.get("chinchilla_log"), X, L, p0=NO_START, residuals="log")
-        out = _backends.run("cpu", pk, loss="huber", f_scale=DELTA, ftol=1e-8, xtol=1e-8,
-                            gtol=1e-8, max_nfev=500, n_threads=args.threads,
-                            data_of=np.zeros(S, dtype=np.int64), rows="unit", p0=starts,
-                            lower=np.repeat(pk.lower, S, 0), upper=np.repeat(pk.upper, S, 0))
+        options = Options(loss="huber", f_scale=DELTA, ftol=1e-8, xtol=1e-8, gtol=1e-8,
+                          max_nfev=500)
+        units = _backends.Units(np.zeros(S, dtype=np.int64), "unit", starts,
+                                np.repeat(pk.lower, S, 0), np.repeat(pk.upper, S, 0))
+        out = _backends.Cpu().solve(pk, options, units, n_threads=args.threads)
         all_costs = out["cost"]
 
     sub = np.unique(np.linspace(0, S - 1, min(args.scipy_subset, S)).round().astype(int))

@@ -185,3 +185,30 @@ def test_other_basin_counts_resamples_the_optimum_start_would_leave_behind(chinc
     assert lawfit.bootstrap("chinchilla_log", X, L, p0=good, **kw).other_basin is None
     assert "reached a lower optimum from the grid" in b.summary()
     assert (b.to_frame()["n_other_basin"] == b.n_other_basin[0]).all()
+
+
+def test_starts_beyond_the_memory_bound_go_in_ranges():
+    """A problem whose starts' point values exceed what the core holds at once (4M doubles:
+    cpu_driver.h, kGridValues) is ranked in ranges of starts, each unit's weights drawn per
+    range: the same bits."""
+    rng = np.random.default_rng(2)
+    n, S = 2100, 2050  # 4.3M values: two ranges
+    x = np.geomspace(1, 1e4, n)
+    y = 2.0 + 30 * x ** -0.4 * np.exp(rng.normal(0, 0.01, n))
+    p0 = np.array([[2.0, 30.0, 0.4]])
+    pk = pack(lawfit.models.get("saturating_power_law"), x, y, p0=p0)
+    starts = p0[:, None, :] * rng.uniform(0.5, 1.5, (1, S, 3))
+    got, want = grid_and_objective(pk, Options(loss="cauchy", f_scale=0.1), starts,
+                                   np.zeros(2, dtype=np.int64), np.array([0, 5], np.uint32),
+                                   _backends.Resampling(4, "pairs"))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bad_starts_are_refused_naming_them():
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=2, n_points=10, seed=1)
+    pk = pack(lawfit.models.get("saturating_power_law"), x, y, p0=p0)
+    units = _backends.Units(np.array([0, 1]), resample_of=np.array([0, 0], np.uint32),
+                            resampling=_backends.Resampling(1, "pairs"))
+    for bad in (np.zeros((2, 4)), np.zeros((3, 4, 3)), np.zeros((2, 4, 2))):
+        with pytest.raises(ValueError, match="starts: expected shape"):
+            _backends.Cpu()._grid_objective(pk, Options(), bad, units, 0)

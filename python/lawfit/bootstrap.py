@@ -225,6 +225,8 @@ class BootstrapResult:
     converged samples; ``interval(level)``: percentile or BCa intervals.
     """
 
+    other_basin: Optional[np.ndarray] = None  # a result pickled before it existed has none
+
     def __init__(self, full, samples: np.ndarray, status: np.ndarray, seed: int,
                  jackknife=None, n_continued: Optional[np.ndarray] = None,
                  n_refit: Optional[np.ndarray] = None, method: str = "pairs",

@@ -346,15 +346,14 @@ inline constexpr long long kItemWork = 256;
 template <class Work>
 void parallel_for(long long n, int n_threads, Call& call, const Work& work,
                   long long chunk = 64) {
-  const long long kChunk = chunk;
-  const long long n_chunks = (n + kChunk - 1) / kChunk;
+  const long long n_chunks = (n + chunk - 1) / chunk;
   const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
   on_threads(threads, n_threads, call, [&](int k) {
     StopCheck stop = call.stop_check(k);
     for (long long c = next.fetch_add(1); c < n_chunks; c = next.fetch_add(1)) {
-      const long long end = std::min(n, (c + 1) * kChunk);
-      for (long long i = c * kChunk; i < end; ++i) {
+      const long long end = std::min(n, (c + 1) * chunk);
+      for (long long i = c * chunk; i < end; ++i) {
         if (stop(kItemWork)) return;
         work(i, stop);
       }

@@ -254,8 +254,6 @@ class Backend(ABC):
     def grid_objective(self, packed: Packed, options: Options, starts: np.ndarray,
                        units: Units, *, n_threads: Optional[int] = None) -> np.ndarray:
         U, (S, n) = len(units), starts.shape[1:]
-        if self._shares_grid_work(options, units):
-            return self._grid_objective(packed, options, starts, units, n_threads)
 
         def per_start(v):
             return None if v is None else np.repeat(v, S)
@@ -264,13 +262,6 @@ class Backend(ABC):
                       resampling=units.resampling)
         return self.objective(packed, options, starts[units.data_of].reshape(U * S, n), every,
                               n_threads=n_threads).reshape(U, S)
-
-    def _shares_grid_work(self, options: Options, units: Units) -> bool:
-        """Whether _grid_objective takes this call (False: objective at every start)."""
-        return False
-
-    def _grid_objective(self, packed, options, starts, units, n_threads) -> np.ndarray:
-        raise NotImplementedError
 
     def prepare(self, n_threads: Optional[int], n_units: int, points: int) -> None:
         """Called before a call is validated and packed (nothing by default)."""
@@ -379,7 +370,12 @@ class Cpu(_Compiled):
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
-    def _shares_grid_work(self, options, units):
+    def grid_objective(self, packed, options, starts, units, *, n_threads=None):
+        if self._shares_grid_work(options, units):
+            return self._grid_objective(packed, options, starts, units, n_threads)
+        return super().grid_objective(packed, options, starts, units, n_threads=n_threads)
+
+    def _shares_grid_work(self, options, units) -> bool:
         # The core's grid objective where a problem's resamples share the starts' point
         # values: fp64, resampled by weights (the residual bootstrap's targets differ per
         # resample).  One unit per problem (a fit's grid) shares nothing: the objective runs

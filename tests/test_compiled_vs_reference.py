@@ -85,3 +85,24 @@ def test_data_check_statuses_agree(compiled_backend):
     assert list(a.status[1:4]) == [S.NONFINITE_DATA, S.NONFINITE_DATA, S.TOO_FEW_POINTS]
     np.testing.assert_array_equal(a.status[1:4], b.status[1:4])
     assert a.success[[0, 4]].all()
+
+
+def test_jacobian_vanishing_at_a_minimum_with_residuals_left(compiled_backend):
+    """(a - 1)^2 + 5 against zeros: at the minimum a = 1 the Jacobian vanishes while every
+    residual is 5, so A = J^T J promises the whole cost to a Gauss-Newton step that the cost
+    refutes.  The secant correction of the settling check (lm.h step 4g) sees the residuals'
+    own curvature along the accepted steps: both backends converge there and say so (before
+    it, both ended NO_PROGRESS), from starts on either side, bounded or not."""
+    law = lawfit.law("(a - 1)**2 + 5 + 0 * x", inputs=["x"], params=["a"])
+    starts = np.array([-3.0, -0.5, 0.2, 2.0, 5.0, 40.0])[:, None]
+    x = np.tile(np.linspace(1.0, 2.0, 4), (len(starts), 1))
+    y = np.zeros_like(x)
+    for bounds in ((-np.inf, np.inf), (-10.0, 50.0)):
+        a = lawfit.fit(law, x, y, p0=starts, bounds=bounds, backend=compiled_backend)
+        b = lawfit.fit(law, x, y, p0=starts, bounds=bounds, backend="numpy")
+        for r in (a, b):
+            assert r.success.all(), r.status
+            np.testing.assert_allclose(r.x[:, 0], 1.0, atol=2e-4)
+            np.testing.assert_allclose(r.cost, 4 * 12.5, rtol=1e-8)
+        np.testing.assert_array_equal(a.status, b.status)
+        np.testing.assert_allclose(a.x, b.x, rtol=RTOL)

@@ -334,6 +334,8 @@ class Lanes {
     s_.radius = select(fresh, s0.radius, s_.radius);
     s_.F_mark = select(fresh, s0.F_mark, s_.F_mark);
     s_.first = select(fresh, s0.first, s_.first);
+    for (int j = 0; j < N; ++j) s_.sec_u[j] = select(fresh, s0.sec_u[j], s_.sec_u[j]);
+    s_.sec_k = select(fresh, s0.sec_k, s_.sec_k);
     assign(s_.cur, s0.cur, fresh);
     nfev_ = (fresh.m & 1) | (~fresh.m & nfev_);
     budget_ = (fresh.m & o_.max_nfev) | (~fresh.m & budget_);

@@ -42,8 +42,8 @@
 //       Then the Gauss-Newton step at p, delta_gn (step d's first step): where its solve
 //       succeeds and it predicts a reduction -(g . delta_gn + 0.5 delta_gn^T A delta_gn)
 //       <= max(min(kSettledShare ftol, floor), kRoundingGain eps) F (floor as in g, eps the
-//       precision's epsilon), and so does the settling step of g, which is well defined where
-//       A is singular  -> kFtol: the next step would change nothing ftol cares about, by no
+//       precision's epsilon), and so does the settling step of g (its model's reduction),
+//       which is well defined where A is singular  -> kFtol: the next step would change nothing ftol cares about, by no
 //       more than rounding resolves (and whether it lowered the cost at all would be
 //       rounding's choice).
 //    c. Budget: if nfev >= budget, then where budget < max_nfev_cap and the cost fell by
@@ -87,13 +87,22 @@
 //       ftol_ok = finite and |actual| <= ftol F_old and predicted <= ftol F_old and ratio <= 2;
 //       xtol_ok = ||d * step|| <= xtol ||d * p_old||.
 //       Either counts only where Gauss-Newton sees no material progress left at the current
-//       point (p, after f): its settling step delta_c, damped by floor diag(A) (floor =
-//       kRoundingFloor times the precision's epsilon; the parameters held at p, and columns
-//       with A_jj = 0, held), predicts a reduction
-//       -(g . delta_c + 0.5 delta_c^T A delta_c) <= max(ftol, floor) F, or is short,
-//       ||d delta_c|| <= max(xtol, floor) ||d p||, with the updated d.  (The step tests alone
-//       fire on a slow stretch far from any minimum, where a heavily damped step is short
-//       and changes the cost little.)
+//       point (p, after f): its settling step delta_c, the step of the model
+//       A_c = A + u u^T / kappa (A where kappa = 0; u, kappa from the last accepted step,
+//       below) damped by floor diag(A) (floor = kRoundingFloor times the precision's
+//       epsilon; the parameters held at p, and columns with A_jj = 0, held), predicts a
+//       reduction -(g . delta_c + 0.5 delta_c^T A_c delta_c) <= max(ftol, floor) F, or is
+//       short, ||d delta_c|| <= max(xtol, floor) ||d p||, with the updated d.  (The step
+//       tests alone fire on a slow stretch far from any minimum, where a heavily damped step
+//       is short and changes the cost little.)  u and kappa: at an accepted step s,
+//       u = (g(q) - g(p)) - A(q) s and kappa = u . s where kappa > s^T A(q) s and kappa >
+//       floor sum_j |s_j| (|g_j(q)| + |g_j(p)|) (curvature beyond the Gauss-Newton model's,
+//       larger than its own and than rounding of g can make), else u = 0, kappa = 0: a
+//       symmetric rank-one secant
+//       correction, so that where the residuals' own curvature dominates (a Jacobian that
+//       vanishes at a minimum with nonzero residuals) A's promise is not trusted.  Only a
+//       step that lowered the cost by more than floor F_old updates u and kappa (a smaller
+//       one keeps them: its change of g is rounding's).
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
 //       If the step was rejected and lambda > max_damping, or the radius is at most the
 //       precision's epsilon times ||d p|| (no step that rounding can tell from none)
@@ -173,6 +182,10 @@ struct State {
   MaskOf<T> first;     // no step taken yet
   MaskOf<T> fixed[N];  // lower_j == upper_j
   Evaluation<T, N> cur;  // at p
+  // The curvature the cost showed beyond A along the last accepted step (step 4f): u = y - A s
+  // and kappa = u . s > 0, else kappa = 0 (none seen).
+  T sec_u[N];
+  T sec_k;
 };
 
 // What the test after a trial step found (steps 4f and 4g).
@@ -496,6 +509,8 @@ LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
   s.radius = T(kRadiusFactor) * select(x_norm > T(0), x_norm, T(1));
   s.F_mark = e.cost;
   s.first = T(0) == T(0);
+  for (int j = 0; j < N; ++j) s.sec_u[j] = T(0);
+  s.sec_k = T(0);
 }
 
 // Step 4a: the parameters held this iteration (fixed, or at a bound the gradient pushes
@@ -701,7 +716,8 @@ LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> 
   return ok;
 }
 
-// The settling check's Gauss-Newton step at the current point (steps 4b and 4g): damped by
+// The settling check's Gauss-Newton step at the current point (steps 4b and 4g), of the
+// model A + u u^T / kappa (the secant correction of step 4g, where kappa > 0): damped by
 // floor diag(A) (floor = kRoundingFloor times the precision's epsilon; the parameters held
 // at p and the columns with A_jj = 0 held), so that it is well defined where A is singular.
 // Its predicted reduction goes into `gain`, its length ||d delta|| into `length`; false (per
@@ -716,10 +732,18 @@ LAWFIT_HD MaskOf<T> settling_step(const State<T, N>& s, const ProblemBox<T, N>& 
     ajj[j] = s.cur.A[j * N + j];
     held[j] = held[j] || !(ajj[j] > T(0));
   }
+  // The model: A + u u^T / kappa where the last accepted step showed curvature beyond A.
+  const auto seen = s.sec_k > T(0);
+  const T kappa = select(seen, s.sec_k, T(1));
+  T M[N * N];
+  for (int j = 0; j < N; ++j)
+    for (int k = 0; k < N; ++k)
+      M[j * N + k] = select(seen, s.cur.A[j * N + k] + s.sec_u[j] * (s.sec_u[k] / kappa),
+                            s.cur.A[j * N + k]);
   T delta[N];
-  const auto ok = damped_solve<N>(s.cur.A, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
+  const auto ok = damped_solve<N>(M, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
                                   held, delta);
-  gain = predicted_reduction<N>(s.cur.A, s.cur.g, delta);
+  gain = predicted_reduction<N>(M, s.cur.g, delta);
   length = scaled_norm<kBounded>(s.D, delta, s.fixed);
   return ok && depends_on_parameters(s.cur);  // as gtol: a flat model settles nothing
 }
@@ -786,6 +810,24 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
   const auto below_floor =
       s.lambda == T(kMinDamping) && predicted <= floor && actual >= -floor;
   const auto accept = trial.finite && (resolved || below_floor);
+  // The curvature the cost showed along an accepted step that lowered it by more than the
+  // rounding floor, beyond the Gauss-Newton model's: u = y - A s (y the change of g, A at q),
+  // kappa = u . s, kept where kappa exceeds the model's own s^T A s (the residuals' curvature
+  // dominates) and what the rounding of g can make (floor times sum_j |s_j| (|g_j(q)| +
+  // |g_j(p)|)).  A smaller step keeps the last one's.
+  T u[N], kappa = T(0), model = T(0), noise = T(0);
+  for (int j = 0; j < N; ++j) {
+    T as = T(0);
+    for (int k = 0; k < N; ++k) as = fmadd(trial.A[j * N + k], step[k], as);
+    u[j] = (trial.g[j] - s.cur.g[j]) - as;
+    kappa = fmadd(u[j], step[j], kappa);
+    model = fmadd(as, step[j], model);
+    noise = fmadd(abs(step[j]), abs(trial.g[j]) + abs(s.cur.g[j]), noise);
+  }
+  const auto learn = accept && actual > floor;
+  const auto seen = kappa > model && kappa > T(kRoundingFloor * epsilon_of<T>()) * noise;
+  for (int j = 0; j < N; ++j) s.sec_u[j] = select(learn, select(seen, u[j], T(0)), s.sec_u[j]);
+  s.sec_k = select(learn, select(seen, kappa, T(0)), s.sec_k);
   for (int j = 0; j < N; ++j) s.p[j] = select(accept, q[j], s.p[j]);
   assign(s.cur, trial, accept);
   for (int j = 0; j < N; ++j) s.D[j] = select(accept, max(s.D[j], s.cur.A[j * N + j]), s.D[j]);

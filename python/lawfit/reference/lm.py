@@ -206,22 +206,28 @@ def _damped_step(A, g, D, lam, held):
     return np.where(held, 0.0, delta), ok
 
 
-def _settling_step(p, g, A, D, lower, upper, fixed):
-    """Spec 4b/4g's settling step at the current point: the Gauss-Newton step damped by
-    ROUNDING_FLOOR times diag(A) (the parameters held at p and columns with A_jj = 0 held).
-    Returns (ok, the reduction it predicts, its length ||d delta||)."""
+def _settling_step(p, g, A, D, lower, upper, fixed, u, kappa):
+    """Spec 4b/4g's settling step at the current point: the Gauss-Newton step of the model
+    A + u u^T / kappa (the curvature the cost showed beyond A along the last accepted step;
+    none where kappa = 0), damped by ROUNDING_FLOOR times diag(A) (the parameters held at p
+    and columns with A_jj = 0 held).
+    Returns (ok, the reduction that model predicts, its length ||d delta||)."""
     ajj = np.diagonal(A, axis1=1, axis2=2)
     held = _held(p, g, lower, upper, fixed) | ~(ajj > 0)
-    delta, ok = _damped_step(A, g, ajj, np.full(len(p), ROUNDING_FLOOR), held)
+    has = kappa > 0
+    M = np.where(has[:, None, None],
+                 A + u[:, :, None] * (u[:, None, :] / np.where(has, kappa, 1.0)[:, None, None]),
+                 A)
+    delta, ok = _damped_step(M, g, ajj, np.full(len(p), ROUNDING_FLOOR), held)
     ok &= (ajj > 0).any(axis=1)  # as gtol: a zero Jacobian settles nothing
-    return ok, _predicted(A, g, delta), _scaled_norm(D, delta, fixed)
+    return ok, _predicted(M, g, delta), _scaled_norm(D, delta, fixed)
 
 
-def _no_progress_left(p, F, g, A, D, lower, upper, fixed, ftol, xtol):
+def _no_progress_left(p, F, g, A, D, lower, upper, fixed, u, kappa, ftol, xtol):
     """Spec 4g's convergence check at the current point: the settling step predicts a
     reduction of at most max(ftol, ROUNDING_FLOOR) F, or is at most max(xtol, ROUNDING_FLOOR)
     ||d p|| long."""
-    ok, gain, length = _settling_step(p, g, A, D, lower, upper, fixed)
+    ok, gain, length = _settling_step(p, g, A, D, lower, upper, fixed, u, kappa)
     return ok & ((gain <= max(ftol, ROUNDING_FLOOR) * F)
                  | (length <= max(xtol, ROUNDING_FLOOR) * _scaled_norm(D, p, fixed)))
 
@@ -354,6 +360,9 @@ def solve(
         first = np.ones(B, dtype=bool)
         budget = np.full(B, max_nfev, dtype=np.int64)
         F_mark = F.copy()  # the cost when the budget was last set
+        # the curvature beyond A along the last accepted step (f): u = y - A s, kappa = u . s
+        sec_u = np.zeros((B, n))
+        sec_k = np.zeros(B)
 
         # ---- step 4: one pass advances every running problem by one step ----
         while True:
@@ -385,7 +394,8 @@ def solve(
             ftol_p = max(min(SETTLED_SHARE * ftol, ROUNDING_FLOOR), ROUNDING_GAIN) * Fr
             stop_f = ~stop_g & ok & (_predicted(Ar, gr, delta) <= ftol_p)
             if stop_f.any():
-                ok_s, gain_s, _ = _settling_step(pr, gr, Ar, D[run], lo, up, fx)
+                ok_s, gain_s, _ = _settling_step(pr, gr, Ar, D[run], lo, up, fx, sec_u[run],
+                                                  sec_k[run])
                 stop_f &= ok_s & (gain_s <= ftol_p)
             status[run[stop_f]] = FTOL
 
@@ -482,6 +492,21 @@ def solve(
             fun[acc], jac[acc] = ev.fs[accept], ev.Js[accept]
             if scales is None:
                 D[acc] = np.maximum(D[acc], np.diagonal(ev.A[accept], axis1=1, axis2=2))
+            # the curvature the cost showed along a step that lowered it by more than the
+            # rounding floor, beyond the Gauss-Newton model's: u = y - A s (y the change of
+            # g), kappa = u . s, where kappa exceeds the model's own s^T A s (the residuals'
+            # curvature dominates) and what the rounding of g can make (a smaller step keeps
+            # the last one's)
+            learn = accept & (actual > floor)
+            lrn = run[learn]
+            sa, ga, gn = step[learn], gr[learn], ev.g[learn]
+            As = np.einsum("kij,kj->ki", ev.A[learn], sa)
+            ua = (gn - ga) - As
+            ka = np.einsum("kj,kj->k", ua, sa)
+            noise = ROUNDING_FLOOR * np.einsum("kj,kj->k", np.abs(sa), np.abs(gn) + np.abs(ga))
+            seen = (ka > np.einsum("kj,kj->k", As, sa)) & (ka > noise)
+            sec_u[lrn] = np.where(seen[:, None], ua, 0.0)
+            sec_k[lrn] = np.where(seen, ka, 0.0)
             nu[run] = 2.0
             # the radius, as MINPACK's: at most the first step's length; halved (and at most
             # 5 steps' length; below 0.9 of a rejected Gauss-Newton step, so that the next
@@ -509,7 +534,7 @@ def solve(
             if claims.any():
                 c = run[claims]
                 converged = _no_progress_left(p[c], F[c], g[c], A[c], D[c], lower[c], upper[c],
-                                              fixed[c], ftol, xtol)
+                                              fixed[c], sec_u[c], sec_k[c], ftol, xtol)
                 ftol_ok[claims] &= converged
                 xtol_ok[claims] &= converged
             shrunk = radius[run] <= _EPS * _scaled_norm(D[run], p[run], fx)

@@ -476,3 +476,108 @@ def test_curve_fit_builtin_nan_policy_omit_drops_the_points():
     np.testing.assert_array_equal(omit[0], ref[0])
     with pytest.raises(ValueError, match="ydata: The input contains nan"):
         lawfit.curve_fit("saturating_power_law", x, y_nan, nan_policy="raise")
+
+
+def _untraceable(x, a, b, c):
+    """a * exp(-b x) + c through a NumPy call lawfit's tracer does not know."""
+    return a * np.exp(-b * np.clip(x, -1e300, None)) + c
+
+
+def _untraceable_jac(x, a, b, c):
+    e = np.exp(-b * x)
+    return np.column_stack([e, -a * x * e, np.ones_like(x)])
+
+
+class _Spy:
+    """lawfit._core in scipy_compat's hands, counting solve_callable's calls."""
+
+    def __init__(self, core):
+        self.core, self.calls = core, 0
+
+    def __getattr__(self, name):
+        return getattr(self.core, name)
+
+    def solve_callable(self, *args):
+        self.calls += 1
+        return self.core.solve_callable(*args)
+
+
+@pytest.fixture
+def spied_core(monkeypatch):
+    from lawfit import scipy_compat
+    from lawfit._backends import _load_core
+
+    core = _load_core()[0]
+    if core is None:
+        pytest.skip("lawfit._core is not built")
+    spy = _Spy(core)
+    monkeypatch.setattr(scipy_compat, "_load_core", lambda: (spy, ""))
+    return spy
+
+
+@pytest.mark.parametrize("jac", [None, "callable"])
+@pytest.mark.parametrize("sigma", [None, "scalar", "per point"])
+def test_curve_fit_untraceable_callable_runs_compiled_as_scipy(spied_core, jac, sigma):
+    """A callable the tracer cannot compile, fitted with method 'lm' (no bounds), runs lm.h's
+    solve on the calling thread with the function called from C++ (forward differences or
+    the user's jac): scipy's answers, covariance and infodict, and the NumPy reference
+    route's (what it ran before) within the solvers' tolerances."""
+    from lawfit import scipy_compat
+
+    x, y = _exp_decay()
+    s = {None: None, "scalar": 0.3, "per point": np.linspace(0.5, 2.0, x.size)}[sigma]
+    kw = dict(p0=[1.0, 1.0, 1.0], sigma=s, jac=_untraceable_jac if jac else None)
+    assert scipy_compat._traced(_untraceable, x, y, kw["p0"], s, kw["jac"], {}) is None
+    scipy_kw = dict(kw, sigma=None if s is None else np.broadcast_to(s, x.shape))  # 1-D
+    popt_s, pcov_s = optimize.curve_fit(_untraceable, x, y, **scipy_kw)
+    popt, pcov, info, mesg, ier = lawfit.curve_fit(_untraceable, x, y, full_output=True, **kw)
+    assert spied_core.calls == 1
+    assert ier in (1, 2, 3, 4) and info["nfev"] > 0 and mesg == lawfit.Status(ier).message
+    np.testing.assert_allclose(popt, popt_s, rtol=1e-6)
+    np.testing.assert_allclose(pcov, pcov_s, rtol=1e-4)
+    np.testing.assert_allclose(info["fvec"], (_untraceable(x, *popt) - y) / (1 if s is None
+                                                                             else s))
+    # the reference route on the same call (x_scale='jac' is lm's default: the same scales)
+    popt_r, pcov_r = lawfit.curve_fit(_untraceable, x, y, x_scale="jac", **kw)
+    assert spied_core.calls == 1
+    np.testing.assert_allclose(popt, popt_r, rtol=1e-7)
+    np.testing.assert_allclose(pcov, pcov_r, rtol=1e-5)
+
+
+def test_curve_fit_untraceable_callable_log_residuals_and_routes(spied_core):
+    x, y = _exp_decay()
+    y = y - y.min() + 0.5
+    kw = dict(p0=[1.0, 1.0, 1.0], residuals="log")
+    popt, pcov = lawfit.curve_fit(_untraceable, x, y, **kw)
+    assert spied_core.calls == 1
+    popt_r, pcov_r = lawfit.curve_fit(_untraceable, x, y, x_scale="jac", **kw)
+    np.testing.assert_allclose(popt, popt_r, rtol=1e-7)
+    np.testing.assert_allclose(pcov, pcov_r, rtol=1e-5)
+    # what only the reference route serves goes there
+    for extra in (dict(bounds=(-10, 10)), dict(method="trf"), dict(jac="3-point"),
+                  dict(diff_step=1e-6), dict(sigma=np.eye(x.size))):
+        lawfit.curve_fit(_untraceable, x, y, p0=[1.0, 1.0, 1.0], **extra)
+    assert spied_core.calls == 1
+
+
+def test_curve_fit_untraceable_callable_errors(spied_core):
+    x, y = _exp_decay()
+
+    def boom(x, a, b, c):  # raises on the way to a = 2.5
+        if a > 2.2:
+            raise ZeroDivisionError("boom")
+        return _untraceable(x, a, b, c)
+
+    with pytest.raises(ZeroDivisionError, match="boom"):
+        lawfit.curve_fit(boom, x, y, p0=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="f: returned shape \\(29,\\)"):
+        lawfit.curve_fit(lambda x, a, b, c: _untraceable(x, a, b, c)[:-1], x, y, p0=[1, 1, 1])
+    with pytest.raises(ValueError, match="Residuals are not finite in the initial point"):
+        lawfit.curve_fit(lambda x, a, b, c: _untraceable(x, a, b, c) / (a - 1), x, y,
+                         p0=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="jac: returned shape"):
+        lawfit.curve_fit(_untraceable, x, y, p0=[1, 1, 1],
+                         jac=lambda x, a, b, c: _untraceable_jac(x, a, b, c)[:, :2])
+    with pytest.raises(RuntimeError, match="Optimal parameters not found"):
+        lawfit.curve_fit(_untraceable, x, y, p0=[1.0, 1.0, 1.0], max_nfev=2)
+    assert spied_core.calls == 5

@@ -1,6 +1,7 @@
 // module.cpp: the private extension lawfit._core.  It checks the packed batch's shapes
 // (the Python layer validates values first), releases the GIL and runs the CPU driver.
 #include "bindings.h"
+#include "callable.h"
 #include "cpu_driver.h"
 #include "lawfit/guess.h"
 #include "lawfit/rng.h"
@@ -133,6 +134,13 @@ PYBIND11_MODULE(_core, mod) {
                            "fit32");
   bindings::def_objective<float>(mod, &cpu_objective<float>, "objective32");
   bindings::def_law(mod);
+  mod.def("solve_callable", &callable::fit_one, py::arg("f"), py::arg("jac"),
+          py::arg("xdata"), py::arg("target"), py::arg("sigma"), py::arg("p0"),
+          py::arg("lower"), py::arg("upper"), py::arg("options"),
+          "One problem whose model is a Python function f(xdata, *p) -> (m,) model values "
+          "(jac: None for forward differences, or jac(xdata, *p) -> (m, n)), solved by lm.h's "
+          "scalar solve on the calling thread with the GIL held: a dict of x, cost, status, "
+          "nfev, nit, calls, jac_calls, optimality and the values f and derivatives J at x.");
   mod.def(
       "guess_saturating_power_law",
       [](const bindings::F64& lx, const bindings::F64& y, const bindings::I64& offsets,

@@ -51,8 +51,8 @@ from scipy.sparse.linalg import LinearOperator, lsmr
 from . import reference
 from ._packing import _as_x
 from ._status import Status
-from ._options import positive_int
-from ._backends import evaluate
+from ._options import Options, positive_int
+from ._backends import _load_core, evaluate
 from .api import fit
 from .grid import Grid, grid
 from .models import Model, get
@@ -91,6 +91,9 @@ def _real(value, name: str) -> np.ndarray:
 
 def _bounds(bounds, n: int, method: Optional[str]):
     """scipy's bounds (a ``Bounds`` or a pair of scalars or (n,) arrays) as two (n,) arrays."""
+    if type(bounds) is tuple and len(bounds) == 2 and all(type(b) is float for b in bounds) \
+            and bounds[0] == -np.inf and bounds[1] == np.inf:  # the default, at once
+        return np.full(n, -np.inf), np.full(n, np.inf)
     if isinstance(bounds, Bounds):
         pair = [b if np.size(b) != 1 else np.reshape(b, ()) for b in (bounds.lb, bounds.ub)]
     else:
@@ -131,6 +134,8 @@ def _check_start(x0: np.ndarray, lower, upper, name: str) -> None:
 def _tolerances(ftol, xtol, gtol, method: Optional[str]):
     """scipy's rules: None disables a test (0), below machine epsilon warns; 'lm' needs all
     three above it, other methods at least one."""
+    if all(type(t) is float and _EPS <= t < np.inf for t in (ftol, xtol, gtol)):
+        return [ftol, xtol, gtol]  # the usual case, at once
     tols = []
     for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
         if tol is None:
@@ -501,6 +506,8 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
         return None
     try:
         cached = _TRACED.get(f)
+        if cached is None and f in _UNTRACEABLE:
+            return None
     except TypeError:  # not weakly referenceable
         cached = None
     try:
@@ -524,8 +531,15 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
 
     try:
         if cached is None:
-            traced = law(f, inputs=[names[0]], name=getattr(f, "__name__", None))
-            traced.compiled  # a compiled form exists (at most 10 parameters)
+            try:
+                traced = law(f, inputs=[names[0]], name=getattr(f, "__name__", None))
+                traced.compiled  # a compiled form exists (at most 10 parameters)
+            except Exception:
+                try:
+                    _UNTRACEABLE[f] = True
+                except TypeError:  # not weakly referenceable
+                    pass
+                raise
         else:
             traced = cached[0]
         start = np.ones(traced.n_params) if p0 is None else np.asarray(p0, dtype=np.float64)
@@ -553,6 +567,8 @@ def _traced(f, xdata, ydata, p0, sigma, jac, kwargs) -> Optional[Model]:
 # Callables already traced (checked again against f's values at every call, so a function
 # whose closure changed is traced anew).
 _TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Callables the tracer could not compile (their code and arity do not change: not tried again).
+_UNTRACEABLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _initialize_feasible(lower, upper) -> np.ndarray:
@@ -613,14 +629,34 @@ def _minpack_info(Q, R, perm, fvec) -> dict:
     return {"fjac": fjac, "ipvt": perm.astype(np.int32) + 1, "qtf": Q.T @ fvec}
 
 
+_GEQP3, _TRTRI = get_lapack_funcs(("geqp3", "trtri"), (np.empty((1, 1)),))
+
+
+def _pivoted_r(J):
+    """R (upper trapezoidal, min(m, n) x n) and the permutation of J's column-pivoted QR,
+    J[:, perm] = Q R: LAPACK's geqp3, as scipy.linalg.qr(J, pivoting=True) runs it, without
+    forming Q."""
+    a, jpvt, _, _, info = _GEQP3(J)
+    if info != 0:
+        raise ValueError(f"illegal value in argument {-info} of internal geqp3")
+    k, n = min(J.shape), J.shape[1]
+    upper = _UPPER.get((k, n))
+    if upper is None:
+        upper = _UPPER.setdefault((k, n), np.triu(np.ones((k, n), dtype=bool)))
+    return np.where(upper, a[:k], 0.0), jpvt - 1
+
+
+_UPPER: dict = {}  # (rows, columns) -> the upper trapezoid's mask
+
+
 def _lm_covariance(R, perm):
     """(J^T J)^-1 as leastsq computes it, from J's pivoted QR: R^-1 R^-T, permuted back;
     None where R is singular."""
     n = R.shape[1]
-    r = np.triu(R[:n])
+    r = R[:n]  # upper triangular already
     if r.shape != (n, n):
         return None
-    inv_r, info = get_lapack_funcs("trtri", (r,))(r)
+    inv_r, info = _TRTRI(r)
     if info != 0:
         return None
     inv_r[perm] = inv_r.copy()
@@ -823,30 +859,95 @@ def _curve_fit_callable(f, xdata, ydata, p0, sigma, bounds, method, opts):
         v = model(p)
         return weigh(np.atleast_1d((np.log(v) if log else v) - target))
 
-    if callable(jac):
-        user_jac = jac
+    compiled = _compiled_route(method, jac, sigma, ydata, p0, opts)
+    if compiled is not None and ydata.size == 1:
+        # a single ydata broadcasts against f's values (as the reference route's residuals
+        # do): their size decides the points
+        with np.errstate(all="ignore"):
+            v0 = np.asarray(f(xdata, *p0))
+        if v0.ndim > 1 or (sigma is not None and sigma.size > 1):
+            compiled = None
+        else:
+            target = np.broadcast_to(target.reshape(-1), (v0.size,))
+            weigh = _transform(sigma, v0.size)
+    if compiled is not None:
+        res = _solve_compiled(compiled, f, xdata, jac, target, sigma, p0, bounds, log,
+                              weigh, opts)
+    else:
+        if callable(jac):
+            user_jac = jac
 
-        def jac(p):
-            J = np.atleast_2d(_real(user_jac(xdata, *p), "jac"))
-            if log:
-                J = J / np.asarray(model(p), dtype=float).reshape(-1, 1)
-            return weigh(J)
+            def jac(p):
+                J = np.atleast_2d(_real(user_jac(xdata, *p), "jac"))
+                if log:
+                    J = J / np.asarray(model(p), dtype=float).reshape(-1, 1)
+                return weigh(J)
 
-    res = _least_squares(fun, p0, jac="2-point" if jac is None else jac, bounds=bounds,
-                         method=method, names=("f", "p0"), **opts)
+        res = _least_squares(fun, p0, jac="2-point" if jac is None else jac, bounds=bounds,
+                             method=method, names=("f", "p0"), **opts)
     J, fvec = res.jac, res.fun
     free = bounds[0] < bounds[1]
     info = {"nfev": res.nfev, "fvec": fvec}
     if method == "lm":
-        Q, R, perm = qr(J, mode="economic", pivoting=True)
-        cov = _lm_covariance(R, perm)
         if full_output:
+            Q, R, perm = qr(J, mode="economic", pivoting=True)
             info.update(_minpack_info(Q, R, perm, fvec))
+        else:
+            R, perm = _pivoted_r(J)
+        cov = _lm_covariance(R, perm)
     else:
         cov = np.zeros((n, n))
         cov[np.ix_(free, free)] = _pinv_covariance(J[:, free])
     cov = _scaled_covariance(cov, 2 * res.cost, fvec.size, int(free.sum()), absolute_sigma)
     return res.x, cov, info, res.status, res.message
+
+
+# Options of curve_fit that only the NumPy reference route serves (for a callable).
+_REFERENCE_ONLY = ("diff_step", "x_scale", "tr_solver", "tr_options", "callback", "workers")
+
+
+def _compiled_route(method, jac, sigma, ydata, p0, opts):
+    """The compiled core (lawfit._core.solve_callable) where it runs what scipy's leastsq
+    would for this curve_fit of a Python callable: method 'lm' (no bounds; lm.h's scales are
+    MINPACK's, as x_scale='jac'), forward differences or a callable jac, per-point or no
+    sigma, 1-D (or single) ydata, at most 8 parameters, none of the reference route's
+    options.  Returns
+    the core module, or None for the reference route."""
+    if method != "lm" or not (jac is None or callable(jac)) or ydata.ndim > 1 \
+            or p0.size > 8 or (sigma is not None and sigma.ndim > 1) \
+            or opts.get("verbose") or opts.get("loss", "linear") != "linear" \
+            or any(opts.get(k) is not None for k in _REFERENCE_ONLY):
+        return None
+    return _load_core()[0]
+
+
+def _solve_compiled(core, f, xdata, jac, target, sigma, p0, bounds, log, weigh, opts):
+    """curve_fit of a Python callable on the compiled solve (see _compiled_route): an
+    OptimizeResult with the fields _curve_fit_callable reads."""
+    n, m = p0.size, target.size
+    ftol, xtol, gtol = _tolerances(opts.get("ftol", 1e-8), opts.get("xtol", 1e-8),
+                                   opts.get("gtol", 1e-8), "lm")
+    max_nfev = opts.get("max_nfev")
+    max_nfev = 100 * n if max_nfev is None else positive_int(max_nfev, "max_nfev")
+    options = Options(residuals="log" if log else "linear", ftol=ftol, xtol=xtol, gtol=gtol,
+                      max_nfev=max_nfev, max_nfev_cap=max_nfev)
+    s = None if sigma is None else np.ascontiguousarray(
+        np.broadcast_to(sigma.reshape(-1) if sigma.size == 1 else sigma, (m,)), dtype=float)
+    lower, upper = bounds
+    with np.errstate(all="ignore"):
+        r = core.solve_callable(f, jac, xdata, np.ascontiguousarray(target, dtype=float), s,
+                                np.ascontiguousarray(p0, dtype=float), lower, upper, options)
+    status = int(r["status"])
+    if status == Status.NONFINITE_INITIAL:
+        raise ValueError("f: Residuals are not finite in the initial point p0")
+    values, J = r["f"], r["J"]  # the model's, at x
+    with np.errstate(all="ignore"):
+        if log:
+            J, values = J / values[:, None], np.log(values)
+        fvec, J = weigh(values - target), weigh(J)
+    return OptimizeResult(x=r["x"], cost=float(r["cost"]), fun=fvec, jac=J, nfev=int(r["nfev"]),
+                          njev=None, nit=int(r["nit"]), status=status,
+                          message=Status(status).message, success=status > 0)
 
 
 def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):

@@ -6,7 +6,9 @@ return values, errors and warnings as scipy documents them (scipy's own test sui
 against these functions: ``tests/test_scipy_suites.py``).  What differs:
 
 * every ``method`` runs lawfit's bounded Levenberg-Marquardt (``cpp/include/lawfit/lm.h``;
-  for Python callables its NumPy twin, ``lawfit.reference.solve``), so ``method`` only
+  for Python callables its NumPy twin, ``lawfit.reference.solve``, except ``curve_fit``
+  with method 'lm' and none of the reference's own options, where lm.h's compiled solve
+  calls the function: ``lawfit._core.solve_callable``), so ``method`` only
   selects scipy's rules of validation ('lm': no bounds, a linear loss, at least as many
   residuals as parameters, no callback) and of covariance;
 * ``x_scale`` scales the damping: positive numbers s give fixed scales 1 / s^2 (the
@@ -703,7 +705,9 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
 
     ``f`` may be a Python callable ``f(xdata, *params)`` (traced once into a compiled law,
     lawfit.law, where it is a NumPy expression of one input and the call uses only what the
-    compiled path offers; else run on the NumPy reference solver, as :func:`least_squares`),
+    compiled path offers; else, with method 'lm', solved by lm.h's compiled solve calling f
+    (and jac, or forward differences) from C++, or otherwise on the NumPy reference solver,
+    as :func:`least_squares`),
     a law (lawfit.law) or a built-in model (its name or ``lawfit.models.<name>``, run
     on the compiled backend; ``xdata`` of shape (m,), (m, k) or scipy's (k, m)).  Everything
     scipy documents works: ``sigma`` as a scalar, per-point errors or (callables) a 2-D

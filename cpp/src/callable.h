@@ -208,8 +208,12 @@ inline py::dict fit_one(py::object fn, py::object jac, py::object xdata,
     box.lower[j] = j < n ? lower.data()[j] : 0.0;
     box.upper[j] = j < n ? upper.data()[j] : 0.0;
   }
+  bindings::require(o.loss == Loss::kLinear, "loss: a Python model takes the linear loss");
   Summary<double, K> out;
-  solve<Model>(d, box, o, out);
+  if (o.log_residuals)  // the two objectives compiled, not the runtime choice of all ten
+    solve<Model, FixedObjective<Loss::kLinear, true>>(d, box, o, out);
+  else
+    solve<Model, FixedObjective<Loss::kLinear, false>>(d, box, o, out);
 
   bindings::F64 x(static_cast<py::ssize_t>(n));
   for (int j = 0; j < n; ++j) x.mutable_data()[j] = out.p[j];

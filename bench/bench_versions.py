@@ -31,7 +31,13 @@ _CHILD = r"""
 import json, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2])
+# An editable install's import hook would answer for lawfit before sys.path: leave it out,
+# and check that the build timed is the one named.
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("_editable")]
+import os
 import lawfit
+assert os.path.realpath(lawfit.__file__).startswith(os.path.realpath(sys.argv[1])), \
+    f"lawfit imported from {lawfit.__file__}, not from {sys.argv[1]}"
 from bench_suite import make_case
 name, m, start_set, fits, threads, out = sys.argv[3], int(sys.argv[4]), sys.argv[5], \
     int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]

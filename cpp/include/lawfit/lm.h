@@ -42,10 +42,10 @@
 //       Then the Gauss-Newton step at p, delta_gn (step d's first step): where its solve
 //       succeeds and it predicts a reduction -(g . delta_gn + 0.5 delta_gn^T A delta_gn)
 //       <= max(min(kSettledShare ftol, floor), kRoundingGain eps) F (floor as in g, eps the
-//       precision's epsilon), and so does the settling step of g (its model's reduction),
-//       which is well defined where A is singular  -> kFtol: the next step would change nothing ftol cares about, by no
-//       more than rounding resolves (and whether it lowered the cost at all would be
-//       rounding's choice).
+//       precision's epsilon), and so does the settling step of g (its model's reduction, as
+//       in g), which is well defined where A is singular  -> kFtol: the next step would
+//       change nothing ftol cares about, by no more than rounding resolves (and whether it
+//       lowered the cost at all would be rounding's choice).
 //    c. Budget: if nfev >= budget, then where budget < max_nfev_cap and the cost fell by
 //       more than ftol and rounding resolve since the mark (F_mark - F > max(ftol, floor) F,
 //       floor = kRoundingFloor times the precision's epsilon): budget += max_nfev
@@ -98,11 +98,10 @@
 //       u = (g(q) - g(p)) - A(q) s and kappa = u . s where kappa > s^T A(q) s and kappa >
 //       floor sum_j |s_j| (|g_j(q)| + |g_j(p)|) (curvature beyond the Gauss-Newton model's,
 //       larger than its own and than rounding of g can make), else u = 0, kappa = 0: a
-//       symmetric rank-one secant
-//       correction, so that where the residuals' own curvature dominates (a Jacobian that
-//       vanishes at a minimum with nonzero residuals) A's promise is not trusted.  Only a
-//       step that lowered the cost by more than floor F_old updates u and kappa (a smaller
-//       one keeps them: its change of g is rounding's).
+//       symmetric rank-one secant correction, so that where the residuals' own curvature
+//       dominates (a Jacobian that vanishes at a minimum with nonzero residuals) A's promise
+//       is not trusted.  Only a step that lowered the cost by more than floor F_old updates
+//       u and kappa (a smaller one keeps them: its change of g is rounding's).
 //       Both -> kFtolXtol; ftol_ok -> kFtol; xtol_ok -> kXtol.
 //       If the step was rejected and lambda > max_damping, or the radius is at most the
 //       precision's epsilon times ||d p|| (no step that rounding can tell from none)

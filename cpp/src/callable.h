@@ -121,11 +121,20 @@ struct Context {
 };
 
 // The model lm.h solves: its one input is the point's index, its values the function's.
-struct Model : OnePointAsBlock<Model, kCallableParams> {
+struct Model {
   static constexpr int kParams = kCallableParams, kInputs = 1;
   static constexpr bool kHasLog = true;
   static constexpr bool kUsesContext = true;
   static constexpr const char* kName = "callable";
+
+  template <class T>
+  static T eval(const void* ctx, const T* p, const T* x, T* grad) {
+    return one<false>(ctx, p, x, grad);
+  }
+  template <class T>
+  static T eval_log(const void* ctx, const T* p, const T* x, T* grad) {
+    return one<true>(ctx, p, x, grad);
+  }
 
   template <class T>
   static constexpr int kBlock = 8;
@@ -148,6 +157,15 @@ struct Model : OnePointAsBlock<Model, kCallableParams> {
         f[b] = v;
       }
     }
+  }
+
+ private:
+  template <bool kLog, class T>
+  static T one(const void* ctx, const T* p, const T* x, T* grad) {
+    T f[1], g[1][kParams];
+    eval_block<kLog>(ctx, p, x, 1, f, g);
+    for (int j = 0; j < kParams; ++j) grad[j] = g[0][j];
+    return f[0];
   }
 };
 

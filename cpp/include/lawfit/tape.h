@@ -184,7 +184,7 @@ namespace models {
 
 // A user's law of N parameters: runs the law's program from the call's context.
 template <int N>
-struct TapeModel : OnePointAsBlock<TapeModel<N>, N> {
+struct TapeModel {
   static constexpr int kParams = N, kInputs = kTapeColumns;
   static constexpr bool kHasLog = true;
   static constexpr bool kUsesContext = true;
@@ -192,6 +192,16 @@ struct TapeModel : OnePointAsBlock<TapeModel<N>, N> {
       "law:1", "law:2", "law:3", "law:4", "law:5", "law:6", "law:7", "law:8", "law:9",
       "law:10"};
   static constexpr const char* kName = kNames[N - 1];
+
+  // One point: f (or log f) and the gradient, as a block of one.
+  template <class T>
+  static T eval(const void* ctx, const T* p, const T* x, T* grad) {
+    return one<false>(ctx, p, x, grad);
+  }
+  template <class T>
+  static T eval_log(const void* ctx, const T* p, const T* x, T* grad) {
+    return one<true>(ctx, p, x, grad);
+  }
 
   // Points per block (lm.h's evaluate_points): 8 doubles or floats, 4 SIMD packs.
   template <class T>
@@ -203,6 +213,15 @@ struct TapeModel : OnePointAsBlock<TapeModel<N>, N> {
                          T (&grad)[B][N]) {
     const TapeContext* c = static_cast<const TapeContext*>(ctx);
     run_tape_block<T, B, N>(kLog ? c->log : c->value, p, x, nb, f, grad);
+  }
+
+ private:
+  template <bool kLog, class T>
+  static T one(const void* ctx, const T* p, const T* x, T* grad) {
+    T f[1], g[1][N];
+    eval_block<kLog>(ctx, p, x, 1, f, g);
+    for (int j = 0; j < N; ++j) grad[j] = g[0][j];
+    return f[0];
   }
 };
 

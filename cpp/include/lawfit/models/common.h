@@ -83,30 +83,6 @@ struct UsesContext<Model, decltype(void(Model::kUsesContext))> {
   static constexpr bool value = Model::kUsesContext;
 };
 
-// The one-point entry points (eval, eval_log) of a context model that evaluates blocks of
-// points at once (Derived::eval_block<kLog>(ctx, p, x, nb, f, grad)): a block of one.
-// Derived (the model itself) and its N parameters, as a CRTP base.
-template <class Derived, int N>
-struct OnePointAsBlock {
-  template <class T>
-  static T eval(const void* ctx, const T* p, const T* x, T* grad) {
-    return one<false>(ctx, p, x, grad);
-  }
-  template <class T>
-  static T eval_log(const void* ctx, const T* p, const T* x, T* grad) {
-    return one<true>(ctx, p, x, grad);
-  }
-
- private:
-  template <bool kLog, class T>
-  static T one(const void* ctx, const T* p, const T* x, T* grad) {
-    T f[1], g[1][N];
-    Derived::template eval_block<kLog>(ctx, p, x, 1, f, g);
-    for (int j = 0; j < N; ++j) grad[j] = g[0][j];
-    return f[0];
-  }
-};
-
 // f and its gradient, from a model with or without a context.
 template <class Model, class T>
 LAWFIT_HD LAWFIT_FORCE_INLINE T model_eval(const void* ctx, const T* p, const T* x, T* grad) {

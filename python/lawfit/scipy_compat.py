@@ -915,8 +915,7 @@ def _compiled_route(method, jac, sigma, ydata, p0, opts):
     would for this curve_fit of a Python callable: method 'lm' (no bounds; lm.h's scales are
     MINPACK's, as x_scale='jac'), forward differences or a callable jac, per-point or no
     sigma, 1-D (or single) ydata, at most 8 parameters, none of the reference route's
-    options.  Returns
-    the core module, or None for the reference route."""
+    options.  Returns the core module, or None for the reference route."""
     if method != "lm" or not (jac is None or callable(jac)) or ydata.ndim > 1 \
             or p0.size > 8 or (sigma is not None and sigma.ndim > 1) \
             or opts.get("verbose") or opts.get("loss", "linear") != "linear" \

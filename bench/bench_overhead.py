@@ -9,7 +9,8 @@ best of three rounds, each as many calls as fit in ``--seconds`` (one process, o
 for lawfit's core: the fixed cost of a call, not the threads, is measured).  Accuracy: the
 share of problems at scipy's cost to 1e-6 relative (or better), the solvers side by side.
 "Outside the core" is the share of a ``lawfit.fit`` call's wall time not spent inside the
-compiled solve (``lawfit._core.fit``): validation, packing, starts and building the result.
+compiled solve (``lawfit._core.fit``, or ``fit_grid`` for the small-call route, which checks
+its clean case inside): validation, packing, starts and building the result.
 """
 from __future__ import annotations
 
@@ -41,26 +42,34 @@ def rate(fn, n_fits: int, seconds: float) -> float:
 
 
 class CoreTimer:
-    """Wraps lawfit._core.fit to add up the time spent inside it."""
+    """Wraps lawfit._core's solves (``fit``, and ``fit_grid``: the small-call route's, which
+    also checks its clean case itself) to add up the time spent inside them."""
+
+    NAMES = ("fit", "fit_grid")
 
     def __init__(self):
         from lawfit import _core
 
-        self.core, self.inner, self.spent = _core, _core.fit, 0.0
+        self.core, self.spent = _core, 0.0
+        self.inner = {name: getattr(_core, name) for name in self.NAMES}
 
     def __enter__(self):
-        def timed(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return self.inner(*a, **k)
-            finally:
-                self.spent += time.perf_counter() - t0
+        def timed(inner):
+            def call(*a, **k):
+                t0 = time.perf_counter()
+                try:
+                    return inner(*a, **k)
+                finally:
+                    self.spent += time.perf_counter() - t0
+            return call
 
-        self.core.fit = timed
+        for name, inner in self.inner.items():
+            setattr(self.core, name, timed(inner))
         return self
 
     def __exit__(self, *exc):
-        self.core.fit = self.inner
+        for name, inner in self.inner.items():
+            setattr(self.core, name, inner)
 
 
 def main(argv=None) -> int:
@@ -160,7 +169,7 @@ def main(argv=None) -> int:
     # The share outside the core, by batch size.
     lines += ["", "Share of a `lawfit.fit` call outside the compiled solve (one thread; "
                   "data as a NumPy (P, 20) array with a shared x and per-problem p0):", "",
-              "| problems | call (ms) | inside `_core.fit` (ms) | outside |",
+              "| problems | call (ms) | inside the core (`fit` / `fit_grid`, ms) | outside |",
               "|---:|---:|---:|---:|"]
     sizes = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
     big_x, big_y, big_truth = saturating_power_laws(max(s for s in sizes if s <= args.largest),

@@ -138,3 +138,50 @@ def test_a_law_takes_the_small_route_too():
         r = lawfit.fit(law, bad, y, p0=p0)
     assert len([w for w in told if "input 'D'" in str(w.message)]) == 1
     assert (r.status == lawfit.Status.NONFINITE_DATA).all()
+
+
+def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(monkeypatch):
+    """fit_grid (the core validates and solves a clean call in one step) answers the clean
+    calls without covariances or residuals; what it does not take (a layout it would have to
+    copy, a value that is not finite) returns None there and still gets the general bits."""
+    from lawfit import _backends
+
+    answered = []
+    real = _backends.Cpu.fit_grid
+
+    def spy(self, *a):
+        out = real(self, *a)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_backends.Cpu, "fit_grid", spy)
+    law = lawfit.law("E + A * N**-alpha + B * D**-beta", inputs=["N", "D"],
+                     params=["E", "A", "B", "alpha", "beta"])
+    for name, P in CASES + [(law, 4)]:
+        model = "chinchilla" if name is law else name
+        x, y, truth, p0 = model_batch(model, n_problems=P, n_points=15, seed=P)
+        wide = 10 * np.abs(p0).max(axis=0) + 1
+        lo, hi = p0.min(axis=0) - wide, p0.max(axis=0) + wide
+        fixed_lo, fixed_hi = lo.copy(), hi.copy()
+        fixed_lo[0] = fixed_hi[0] = p0[0, 0]
+        calls = [dict(p0=p0), dict(p0=p0, loss="huber", f_scale=0.5),
+                 dict(p0=p0, bounds=(lo, hi)), dict(p0=p0[0], bounds=(fixed_lo, fixed_hi)),
+                 dict(p0=p0[0]), dict(p0=p0, bounds=(float(lo.min()), np.inf))]
+        if (y > 0).all():
+            calls.append(dict(p0=p0, residuals="log"))
+        for kw in calls:
+            answered.clear()
+            got = lawfit.fit(name, x, y, **kw)
+            assert answered == [True], (name, kw)
+            same(got, general(name, x, y, **kw))
+        one = lawfit.fit(name, x, y[0], p0=p0[0])
+        assert answered[-1]
+        same(one, general(name, x, y[0], p0=p0[0]))
+    assert lawfit.fit(law, x, y, p0=p0[0], bounds=(fixed_lo, fixed_hi)).n_free.tolist() == [4] * 4
+    # Not taken whole: a Fortran-ordered y (the core would need a copy), an infinite point.
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=5, n_points=12, seed=2)
+    for yy in (np.asfortranarray(y), np.where(np.arange(12) == 3, np.inf, y)):
+        answered.clear()
+        got = lawfit.fit("saturating_power_law", x, yy, p0=p0)
+        assert answered == [False]
+        same(got, general("saturating_power_law", x, yy, p0=p0))

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -375,6 +376,7 @@ struct HostCall {
   long long n_points = 0;
   Batch<T> b{};
 
+  HostCall() = default;  // fit_grid fills b itself
   HostCall(const ModelEntry& m, const py::dict& data, const py::dict& box,
            const py::object& units) {
     using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
@@ -568,6 +570,103 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
   call.b.model_ctx = ctx;
   const Options o = make_options<T>(options, call.log_residuals);
   return run_call<T>(solve_fn, m, call, o, n_threads, return_jtj, engine);
+}
+
+// fit_grid(): the small-call route's solve (lawfit/_plan.py, solve_small).  P problems on
+// one grid of inputs u (m, n_inputs; log x where the model takes it), targets t (P, m), starts
+// p0 (P, n) or (n,) for all, bounds lower and upper each None (unbounded) or (n,) for all:
+// float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict, with n_free,
+// n_omitted and the batch's offsets; or None where the call is not that clean case (another
+// dtype or layout, a value not finite, a start outside its box), which the general route
+// then checks and reports.
+// The Batch is what the general route packs for the same call (a shared grid, shared bounds),
+// so the results are the same bits (tests/test_small.py).
+template <class Fn>
+py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handle& u_obj,
+                    const py::handle& t_obj, const py::handle& p0_obj,
+                    const py::handle& lower_obj, const py::handle& upper_obj,
+                    const py::object& options, bool log_residuals, int n_threads,
+                    const std::string& engine) {
+  using Arr = py::array_t<double, py::array::c_style>;
+  const void* ctx = nullptr;
+  const ModelEntry& m = resolve_model(model, &ctx);
+  check_threads(n_threads);
+  const py::ssize_t n = static_cast<py::ssize_t>(m.params.size());
+  if (!py::isinstance<Arr>(u_obj) || !py::isinstance<Arr>(t_obj) ||
+      !py::isinstance<Arr>(p0_obj))
+    return py::none();
+  const auto u = py::reinterpret_borrow<Arr>(u_obj);
+  const auto t = py::reinterpret_borrow<Arr>(t_obj);
+  const auto p0 = py::reinterpret_borrow<Arr>(p0_obj);
+  if (u.ndim() != 2 || u.shape(1) != m.n_inputs || t.ndim() != 2 || t.shape(1) != u.shape(0) ||
+      t.shape(0) < 1 || t.shape(1) < 1)
+    return py::none();
+  const py::ssize_t P = t.shape(0), mpts = t.shape(1);
+  const bool p0_shared = p0.ndim() == 1;
+  if (!(p0_shared ? p0.shape(0) == n : p0.ndim() == 2 && p0.shape(0) == P && p0.shape(1) == n))
+    return py::none();
+  // Bounds: one row for all, or none (that side infinite).
+  std::vector<double> unbounded(2 * static_cast<size_t>(n));
+  std::fill(unbounded.begin(), unbounded.begin() + n, -INFINITY);
+  std::fill(unbounded.begin() + n, unbounded.end(), INFINITY);
+  const double* lo = unbounded.data();
+  const double* up = unbounded.data() + n;
+  Arr lower, upper;  // hold the arrays given
+  for (int side = 0; side < 2; ++side) {
+    const py::handle obj = side == 0 ? lower_obj : upper_obj;
+    if (obj.is_none()) continue;
+    if (!py::isinstance<Arr>(obj)) return py::none();
+    Arr a = py::reinterpret_borrow<Arr>(obj);
+    if (a.ndim() != 1 || a.shape(0) != n) return py::none();
+    (side == 0 ? lo : up) = a.data();
+    (side == 0 ? lower : upper) = std::move(a);
+  }
+  // Finite data and starts within their box: else the general route says what is wrong.
+  if (!all_finite(u.data(), static_cast<long long>(u.size())) ||
+      !all_finite(t.data(), static_cast<long long>(t.size())))
+    return py::none();
+  const double* start = p0.data();
+  for (py::ssize_t i = 0; i < (p0_shared ? 1 : P); ++i)
+    for (py::ssize_t j = 0; j < n; ++j) {
+      const double v = start[i * n + j];
+      if (!(is_finite(v) && v >= lo[j] && v <= up[j])) return py::none();
+    }
+  long long n_free = 0;
+  for (py::ssize_t j = 0; j < n; ++j) n_free += lo[j] < up[j] ? 1 : 0;
+  // The batch: problem i's points are t's row i, its inputs the grid.
+  py::array_t<long long> offsets(P + 1);
+  long long* off = offsets.mutable_data();
+  for (py::ssize_t i = 0; i <= P; ++i) off[i] = static_cast<long long>(i) * mpts;
+  std::vector<double> starts;
+  if (p0_shared && P > 1) {
+    starts.resize(static_cast<size_t>(P * n));
+    for (py::ssize_t i = 0; i < P; ++i)
+      std::copy(start, start + n, starts.begin() + i * n);
+    start = starts.data();
+  }
+  HostCall<double> call;
+  call.n_points = static_cast<long long>(P * mpts);
+  Batch<double>& b = call.b;
+  b.x = u.data();
+  b.t = t.data();
+  b.sigma = b.w = nullptr;
+  b.offsets = off;
+  b.p0 = start;
+  b.lower = lo;
+  b.upper = up;
+  b.n_units = b.n_problems = P;
+  b.bounds_shared = true;
+  b.x_shared = true;
+  b.model_ctx = ctx;
+  const Options o = make_options<double>(options, log_residuals);
+  py::dict out = run_call<double>(solve_fn, m, call, o, n_threads, false, engine);
+  py::array_t<long long> free_of(P), omitted(P);
+  std::fill(free_of.mutable_data(), free_of.mutable_data() + P, n_free);
+  std::fill(omitted.mutable_data(), omitted.mutable_data() + P, 0LL);
+  out["n_free"] = free_of;
+  out["n_omitted"] = omitted;
+  out["offsets"] = offsets;
+  return out;
 }
 
 inline py::tuple evaluate_model(const py::object& model, const F64& p, const F64& x,

@@ -23,6 +23,18 @@ def fit(
     return_jtj: bool = False,
     engine: str = "auto",
 ) -> Dict[str, np.ndarray]: ...
+def fit_grid(
+    model: Any,
+    u: np.ndarray,
+    t: np.ndarray,
+    p0: np.ndarray,
+    lower: Optional[np.ndarray],
+    upper: Optional[np.ndarray],
+    options: Any,
+    log_residuals: bool,
+    n_threads: int,
+    engine: str,
+) -> Optional[Dict[str, np.ndarray]]: ...
 def objective(
     model: str,
     data: Dict[str, Any],

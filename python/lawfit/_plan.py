@@ -314,8 +314,10 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     the CPU backend, from a start.  It packs what :func:`pack` would pack for it (the same
     arrays: the same bits, tests/test_small.py) with a few array operations, then solves
     and finishes it as :func:`solve_packed` does, so that a call of one or a few problems
-    costs little beside its solve.  Anything else (a NaN, a bad value, a shape to check)
-    goes the general way, which says what is wrong."""
+    costs little beside its solve; without covariances or residuals to finish, the core's
+    ``fit_grid`` first tries to check and solve it in one call (:func:`_fit_grid`).
+    Anything else (a NaN, a bad value, a shape to check) goes the general way, which says
+    what is wrong."""
     from ._backends import Cpu
     from ._result import FitResult
 
@@ -333,6 +335,11 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         return None
     if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
         backend.prepare(n_threads, P, P * mpts)
+    if not (finish.return_cov or finish.return_residuals):
+        out = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds)
+        if out is not None:
+            offsets = out.pop("offsets")
+            return FitResult(model, out, None, offsets=offsets, backend=backend.name)
     if p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):
@@ -341,19 +348,10 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     # where a logarithm is taken, else the general path decides.
     if not (np.isfinite(y.sum()) and np.isfinite(grid.sum()) and np.isfinite(p0.sum())):
         return None
-    if (model.log_inputs and not grid.min() > 0) or \
-            (options.log_residuals and not y.min() > 0):
-        return None
     grid = np.ascontiguousarray(grid)
-    if model.is_law:  # its columns; an input <= 0 under a logarithm goes the general way
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            try:
-                u = model.inputs_of(grid)
-            except RuntimeWarning:
-                return None
-    else:  # what model.inputs_of gives (no logarithm of a value <= 0 here)
-        u = np.log(grid) if model.log_inputs else grid
+    u = _inputs(model, grid, y, options)
+    if u is None:
+        return None
     ys = np.ascontiguousarray(y).reshape(-1)
     target = np.log(ys) if options.log_residuals else ys
     if bounds is None:  # the same read-only views each time (P and n alike)
@@ -365,21 +363,12 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
                 np.broadcast_to(np.full((1, n), v), (P, n)) for v in (-np.inf, np.inf))
         lower, upper = views
     else:
-        rows = []
-        for b in bounds:
-            b = np.asarray(b)
-            if b.dtype.kind not in "fiu":
-                return None  # the general path names what is wrong
-            b = b.astype(np.float64, copy=False)
-            if b.shape == ():
-                b = np.full(n, float(b))
-            if b.shape != (n,) or np.isnan(b).any():
-                return None
-            rows.append(np.ascontiguousarray(b).reshape(1, n))
-        if (rows[0] > rows[1]).any() or (p0 < rows[0]).any() or (p0 > rows[1]).any():
+        rows = _bound_rows(bounds, n)
+        if rows is None or (rows[0] > rows[1]).any() or (p0 < rows[0]).any() or \
+                (p0 > rows[1]).any():
             return None  # the general path says which
         # As pack gives bounds shared by all: a read-only broadcast view of the row.
-        lower, upper = (np.broadcast_to(r, (P, n)) for r in rows)
+        lower, upper = (np.broadcast_to(r.reshape(1, n), (P, n)) for r in rows)
     offsets = np.arange(0, (P + 1) * mpts, mpts, dtype=np.int64)
 
     def expand(a):  # a grid's rows for every problem, made only where something asks
@@ -396,3 +385,50 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
 
 
 _UNBOUNDED: dict = {}  # (P, n) -> read-only views of the rows -inf and inf (no bounds)
+
+
+def _bound_rows(bounds, n: int):
+    """``bounds`` (lower, upper), each a number or an (n,) array, as two float64 (n,) rows;
+    None where they are not that (or hold a NaN): the general path names what is wrong."""
+    rows = []
+    for b in bounds:
+        b = np.asarray(b)
+        if b.dtype.kind not in "fiu":
+            return None
+        b = b.astype(np.float64, copy=False)
+        if b.shape == ():
+            b = np.full(n, float(b))
+        if b.shape != (n,) or np.isnan(b).any():
+            return None
+        rows.append(np.ascontiguousarray(b))
+    return rows
+
+
+def _inputs(model, grid, y, options: Options):
+    """The model's inputs on the grid (what model.inputs_of gives: log x where it takes
+    it), or None where a logarithm would meet a value <= 0 or a NaN, in the grid or (log
+    residuals) in y: the general path decides those."""
+    if (model.log_inputs and not grid.min() > 0) or \
+            (options.log_residuals and not y.min() > 0):
+        return None
+    if model.is_law:  # its columns; an input <= 0 under a logarithm goes the general way
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            try:
+                return model.inputs_of(grid)
+            except RuntimeWarning:
+                return None
+    return np.log(grid) if model.log_inputs else grid
+
+
+def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds):
+    """solve_small's first try: the core's fit_grid, which checks the clean case itself
+    (finite values, starts within the bounds, shapes and layouts it reads as they are) and
+    solves it in one call, without a Packed or a copy; None where it is not that case, for
+    solve_small's own steps."""
+    u = _inputs(model, grid, y, options)
+    rows = (None, None) if bounds is None else _bound_rows(bounds, model.n_params)
+    if u is None or rows is None:
+        return None
+    return backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
+                            options, n_threads)

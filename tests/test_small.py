@@ -142,7 +142,7 @@ def test_a_law_takes_the_small_route_too():
 
 def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(monkeypatch):
     """fit_grid (the core validates and solves a clean call in one step) answers the clean
-    calls without covariances or residuals; what it does not take (a layout it would have to
+    calls without residuals to return; what it does not take (a layout it would have to
     copy, a value that is not finite) returns None there and still gets the general bits."""
     from lawfit import _backends
 
@@ -166,7 +166,10 @@ def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(
         fixed_lo[0] = fixed_hi[0] = p0[0, 0]
         calls = [dict(p0=p0), dict(p0=p0, loss="huber", f_scale=0.5),
                  dict(p0=p0, bounds=(lo, hi)), dict(p0=p0[0], bounds=(fixed_lo, fixed_hi)),
-                 dict(p0=p0[0]), dict(p0=p0, bounds=(float(lo.min()), np.inf))]
+                 dict(p0=p0[0]), dict(p0=p0, bounds=(float(lo.min()), np.inf)),
+                 dict(p0=p0, return_cov=True),
+                 dict(p0=p0[0], bounds=(fixed_lo, fixed_hi), return_cov=True,
+                      singular_cov="pinv", absolute_sigma=True)]
         if (y > 0).all():
             calls.append(dict(p0=p0, residuals="log"))
         for kw in calls:

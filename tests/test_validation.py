@@ -40,6 +40,8 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(lawfit._backends.Backend, "solve", boom)
     monkeypatch.setattr(lawfit._backends.Backend, "objective", boom)
+    # The small-call route's solve, which checks a clean call and solves it in one step.
+    monkeypatch.setattr(lawfit._backends.Cpu, "fit_grid", boom)
     monkeypatch.setattr(lawfit.reference, "solve", boom)
     monkeypatch.setattr(lawfit.reference, "fit_packed", boom)
 

@@ -575,8 +575,8 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
 // fit_grid(): the small-call route's solve (lawfit/_plan.py, solve_small).  P problems on
 // one grid of inputs u (m, n_inputs; log x where the model takes it), targets t (P, m), starts
 // p0 (P, n) or (n,) for all, bounds lower and upper each None (unbounded) or (n,) for all:
-// float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict, with n_free,
-// n_omitted and the batch's offsets; or None where the call is not that clean case (another
+// float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict (with jtj where
+// return_jtj), with n_free, n_omitted and the batch's offsets; or None where the call is not that clean case (another
 // dtype or layout, a value not finite, a start outside its box), which the general route
 // then checks and reports.
 // The Batch is what the general route packs for the same call (a shared grid, shared bounds),
@@ -586,7 +586,7 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
                     const py::handle& t_obj, const py::handle& p0_obj,
                     const py::handle& lower_obj, const py::handle& upper_obj,
                     const py::object& options, bool log_residuals, int n_threads,
-                    const std::string& engine) {
+                    const std::string& engine, bool return_jtj) {
   using Arr = py::array_t<double, py::array::c_style>;
   const void* ctx = nullptr;
   const ModelEntry& m = resolve_model(model, &ctx);
@@ -659,7 +659,7 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   b.x_shared = true;
   b.model_ctx = ctx;
   const Options o = make_options<double>(options, log_residuals);
-  py::dict out = run_call<double>(solve_fn, m, call, o, n_threads, false, engine);
+  py::dict out = run_call<double>(solve_fn, m, call, o, n_threads, return_jtj, engine);
   py::array_t<long long> free_of(P), omitted(P);
   std::fill(free_of.mutable_data(), free_of.mutable_data() + P, n_free);
   std::fill(omitted.mutable_data(), omitted.mutable_data() + P, 0LL);

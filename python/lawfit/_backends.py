@@ -370,14 +370,15 @@ class Cpu(_Compiled):
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
-    def fit_grid(self, model, u, target, p0, lower, upper, options, n_threads):
+    def fit_grid(self, model, u, target, p0, lower, upper, options, n_threads,
+                 return_jtj=False):
         """The small-call route's solve (``_plan.solve_small``): problems on one grid of
         inputs ``u``, targets ``target`` (P, m), starts ``p0`` (P, n) or (n,), bounds
         None or (n,): the core validates and solves them in one call, or returns None where
         the call is not that clean case (then packed and checked the general way)."""
         return self._module().fit_grid(self._model(model), u, target, p0, lower, upper,
                                        options, options.log_residuals, int(n_threads or 0),
-                                       self._engine(options))
+                                       self._engine(options), return_jtj)
 
     def grid_objective(self, packed, options, starts, units, *, n_threads=None):
         if self._shares_grid_work(options, units):

@@ -34,6 +34,7 @@ def fit_grid(
     log_residuals: bool,
     n_threads: int,
     engine: str,
+    return_jtj: bool,
 ) -> Optional[Dict[str, np.ndarray]]: ...
 def objective(
     model: str,

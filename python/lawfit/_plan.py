@@ -314,8 +314,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     the CPU backend, from a start.  It packs what :func:`pack` would pack for it (the same
     arrays: the same bits, tests/test_small.py) with a few array operations, then solves
     and finishes it as :func:`solve_packed` does, so that a call of one or a few problems
-    costs little beside its solve; without covariances or residuals to finish, the core's
-    ``fit_grid`` first tries to check and solve it in one call (:func:`_fit_grid`).
+    costs little beside its solve; without residuals to finish, the core's ``fit_grid``
+    first tries to check and solve it in one call (:func:`_fit_grid`).
     Anything else (a NaN, a bad value, a shape to check) goes the general way, which says
     what is wrong."""
     from ._backends import Cpu
@@ -335,11 +335,16 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         return None
     if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
         backend.prepare(n_threads, P, P * mpts)
-    if not (finish.return_cov or finish.return_residuals):
-        out = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds)
-        if out is not None:
+    if not finish.return_residuals:
+        solved = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
+                           finish.return_cov)
+        if solved is not None:
+            (out, fixed), cov = solved, None
             offsets = out.pop("offsets")
-            return FitResult(model, out, None, offsets=offsets, backend=backend.name)
+            if finish.return_cov:  # as _finish: every point counts (no weights)
+                cov = covariance(out["jtj"], out["cost"], np.diff(offsets), fixed,
+                                 absolute_sigma=finish.absolute_sigma, singular=finish.singular)
+            return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
     if p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):
@@ -421,14 +426,21 @@ def _inputs(model, grid, y, options: Options):
     return np.log(grid) if model.log_inputs else grid
 
 
-def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds):
+def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds,
+              return_jtj: bool):
     """solve_small's first try: the core's fit_grid, which checks the clean case itself
     (finite values, starts within the bounds, shapes and layouts it reads as they are) and
     solves it in one call, without a Packed or a copy; None where it is not that case, for
-    solve_small's own steps."""
+    solve_small's own steps.  Returns (the core's dict, fixed): fixed (P, n) is
+    lower == upper."""
     u = _inputs(model, grid, y, options)
     rows = (None, None) if bounds is None else _bound_rows(bounds, model.n_params)
     if u is None or rows is None:
         return None
-    return backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
-                            options, n_threads)
+    out = backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
+                           options, n_threads, return_jtj)
+    if out is None:
+        return None
+    P, n = len(y), model.n_params
+    return out, (np.zeros((P, n), dtype=bool) if bounds is None else
+                 np.broadcast_to(rows[0] == rows[1], (P, n)))

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -283,10 +285,37 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
 // The solver options of a call in precision T, from any object with the attributes of
 // lawfit._options.Options (loss, f_scale, ftol, xtol, gtol, max_nfev, max_nfev_cap,
 // initial_damping); `log_residuals` is the data's (its targets are y or log y).
+// (One lookup per attribute, by a name made once: a small call reads all eight.)
 inline py::object option_attr(const py::handle& options, const char* name) {
-  if (!py::hasattr(options, name))
+  // The names read (string literals), interned once each and kept for the process; read
+  // and written with the GIL held, as every call here is.
+  static const char* names[16] = {};
+  static PyObject* keys[16] = {};
+  PyObject* key = nullptr;
+  size_t k = 0;
+  for (; k < std::size(names) && names[k]; ++k)
+    if (std::strcmp(names[k], name) == 0) {
+      key = keys[k];
+      break;
+    }
+  py::object owned;  // a name beyond the table's: made for this call
+  if (!key) {
+    key = PyUnicode_InternFromString(name);
+    if (!key) throw py::error_already_set();
+    if (k < std::size(names)) {
+      names[k] = name;
+      keys[k] = key;
+    } else {
+      owned = py::reinterpret_steal<py::object>(key);
+    }
+  }
+  PyObject* v = PyObject_GetAttr(options.ptr(), key);
+  if (!v) {
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+    PyErr_Clear();
     throw py::value_error(std::string("options: has no attribute '") + name + "'");
-  return options.attr(name);
+  }
+  return py::reinterpret_steal<py::object>(v);
 }
 
 template <class T>
@@ -334,7 +363,12 @@ inline void check_signals() {
 // handlers on its main thread only, so elsewhere there is nothing to check (nullptr).
 inline Interrupt interrupt_check() {
   try {
-    const auto main = py::module_::import("threading").attr("main_thread")().attr("ident");
+    // threading.main_thread, looked up once (an import per call cost a small call 2 us); it
+    // is called each time, since a fork from another thread makes that one the main thread.
+    static PyObject* main_thread = nullptr;  // kept for the process
+    if (!main_thread)
+      main_thread = py::object(py::module_::import("threading").attr("main_thread")).release().ptr();
+    const auto main = py::reinterpret_borrow<py::object>(main_thread)().attr("ident");
     return main.cast<unsigned long>() == PyThread_get_thread_ident() ? &check_signals : nullptr;
   } catch (const py::error_already_set&) {  // no threading module (interpreter shutdown)
     return nullptr;
@@ -376,7 +410,6 @@ struct HostCall {
   long long n_points = 0;
   Batch<T> b{};
 
-  HostCall() = default;  // fit_grid fills b itself
   HostCall(const ModelEntry& m, const py::dict& data, const py::dict& box,
            const py::object& units) {
     using I32 = py::array_t<int, py::array::c_style | py::array::forcecast>;
@@ -515,13 +548,14 @@ struct HostCall {
   }
 };
 
-// Solves a call on the host arrays of `call` with `solve_fn`; returns fit()'s dict.
+// Solves the batch `b` (its inputs set; n_points points) with `solve_fn`; returns fit()'s
+// dict.
 template <class T>
 py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry& m,
-                  HostCall<T>& call, const Options& o, int n_threads, bool return_jtj,
-                  const std::string& engine) {
+                  Batch<T>& b, long long n_points, const Options& o, int n_threads,
+                  bool return_jtj, const std::string& engine) {
   check_threads(n_threads);
-  const py::ssize_t n_units = call.b.n_units;
+  const py::ssize_t n_units = b.n_units;
   const py::ssize_t n_params = static_cast<py::ssize_t>(m.params.size());
   FArray<T> p({n_units, n_params});
   FArray<T> cost(n_units), optimality(n_units);
@@ -529,7 +563,6 @@ py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry&
   py::array_t<int> status(n_units), nfev(n_units), njev(n_units), nit(n_units);
   FArray<T> jtj;
   if (return_jtj) jtj = FArray<T>({n_units, n_params, n_params});
-  Batch<T>& b = call.b;
   b.p = p.mutable_data();
   b.cost = cost.mutable_data();
   b.optimality = optimality.mutable_data();
@@ -542,7 +575,7 @@ py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry&
   const Interrupt interrupt = interrupt_check();
   {
     py::gil_scoped_release release;
-    solve_fn(m, b, call.n_points, o, n_threads, engine, interrupt);
+    solve_fn(m, b, n_points, o, n_threads, engine, interrupt);
   }
   py::dict out;
   out["x"] = p;
@@ -569,7 +602,7 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
   HostCall<T> call(m, data, box, units);
   call.b.model_ctx = ctx;
   const Options o = make_options<T>(options, call.log_residuals);
-  return run_call<T>(solve_fn, m, call, o, n_threads, return_jtj, engine);
+  return run_call<T>(solve_fn, m, call.b, call.n_points, o, n_threads, return_jtj, engine);
 }
 
 // fit_grid(): the small-call route's solve (lawfit/_plan.py, solve_small).  P problems on
@@ -644,9 +677,7 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
       std::copy(start, start + n, starts.begin() + i * n);
     start = starts.data();
   }
-  HostCall<double> call;
-  call.n_points = static_cast<long long>(P * mpts);
-  Batch<double>& b = call.b;
+  Batch<double> b{};
   b.x = u.data();
   b.t = t.data();
   b.sigma = b.w = nullptr;
@@ -659,7 +690,8 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   b.x_shared = true;
   b.model_ctx = ctx;
   const Options o = make_options<double>(options, log_residuals);
-  py::dict out = run_call<double>(solve_fn, m, call, o, n_threads, return_jtj, engine);
+  py::dict out = run_call<double>(solve_fn, m, b, static_cast<long long>(P * mpts), o,
+                                  n_threads, return_jtj, engine);
   py::array_t<long long> free_of(P), omitted(P);
   std::fill(free_of.mutable_data(), free_of.mutable_data() + P, n_free);
   std::fill(omitted.mutable_data(), omitted.mutable_data() + P, 0LL);

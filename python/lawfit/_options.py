@@ -195,7 +195,7 @@ class Options:
         args = (n_params, loss, f_scale, residuals, ftol, xtol, gtol, max_nfev, dtype,
                 backend)
         try:
-            key = tuple((type(a), a) for a in args)
+            key = (args, tuple(map(type, args)))
             return _BUILT[key]
         except TypeError:  # an unhashable argument: checked (and refused) below
             key = None

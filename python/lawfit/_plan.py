@@ -18,12 +18,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._backends import Backend, Resampling, Units, residuals_at
+from ._backends import Backend, Cpu, Resampling, Units, residuals_at
 from ._options import Options
 from ._named import PartialStart
 from ._packing import NO_START, Packed, pack
 from ._progress import Progress
-from ._result import covariance
+from ._result import FitResult, covariance
 from .grid import Grid
 
 
@@ -318,9 +318,6 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     first tries to check and solve it in one call (:func:`_fit_grid`).
     Anything else (a NaN, a bad value, a shape to check) goes the general way, which says
     what is wrong."""
-    from ._backends import Cpu
-    from ._result import FitResult
-
     P, mpts = y.shape
     n = model.n_params
     if type(backend) is not Cpu or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:

@@ -112,7 +112,14 @@ def get(backend: Union[str, "Backend"], n_units: Optional[int] = None,
     if not isinstance(backend, str):
         raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
                          f"{backend!r}")
-    return {"cpu": Cpu, "cuda": Cuda, "numpy": Numpy}[resolve(backend, n_units, model)]()
+    name = resolve(backend, n_units, model)
+    made = _MADE.get(name)  # a backend by name holds nothing but its defaults: made once
+    if made is None:
+        made = _MADE[name] = {"cpu": Cpu, "cuda": Cuda, "numpy": Numpy}[name]()
+    return made
+
+
+_MADE: dict = {}  # backend name -> the Backend get() gives for it
 
 
 def name_of(backend) -> str:

@@ -112,6 +112,8 @@ def check_threads(n_threads) -> Optional[int]:
     (default_threads: None where the core decides), else ValueError naming it."""
     if n_threads is None:
         return default_threads()
+    if type(n_threads) is int and 1 <= n_threads <= MAX_THREADS:  # the usual case, at once
+        return n_threads
     n = positive_int(n_threads, "n_threads")
     if n > MAX_THREADS:
         raise ValueError(f"n_threads: at most {MAX_THREADS} threads, got {n_threads!r} (leave "

@@ -366,8 +366,10 @@ inline Interrupt interrupt_check() {
     // threading.main_thread, looked up once (an import per call cost a small call 2 us); it
     // is called each time, since a fork from another thread makes that one the main thread.
     static PyObject* main_thread = nullptr;  // kept for the process
-    if (!main_thread)
-      main_thread = py::object(py::module_::import("threading").attr("main_thread")).release().ptr();
+    if (!main_thread) {
+      py::object fn = py::module_::import("threading").attr("main_thread");
+      main_thread = fn.release().ptr();
+    }
     const auto main = py::reinterpret_borrow<py::object>(main_thread)().attr("ident");
     return main.cast<unsigned long>() == PyThread_get_thread_ident() ? &check_signals : nullptr;
   } catch (const py::error_already_set&) {  // no threading module (interpreter shutdown)
@@ -609,11 +611,11 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
 // one grid of inputs u (m, n_inputs; log x where the model takes it), targets t (P, m), starts
 // p0 (P, n) or (n,) for all, bounds lower and upper each None (unbounded) or (n,) for all:
 // float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict (with jtj where
-// return_jtj), with n_free, n_omitted and the batch's offsets; or None where the call is not that clean case (another
-// dtype or layout, a value not finite, a start outside its box), which the general route
-// then checks and reports.
-// The Batch is what the general route packs for the same call (a shared grid, shared bounds),
-// so the results are the same bits (tests/test_small.py).
+// return_jtj), with n_free, n_omitted and the batch's offsets; or None where the call is not
+// that clean case (another dtype or layout, a value not finite, a start outside its box),
+// which the general route then checks and reports.  The Batch is what the general route
+// packs for the same call (a shared grid, shared bounds), so the results are the same bits
+// (tests/test_small.py).
 template <class Fn>
 py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handle& u_obj,
                     const py::handle& t_obj, const py::handle& p0_obj,

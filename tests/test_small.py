@@ -188,3 +188,45 @@ def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(
         got = lawfit.fit("saturating_power_law", x, yy, p0=p0)
         assert answered == [False]
         same(got, general("saturating_power_law", x, yy, p0=p0))
+
+
+def test_a_batch_beyond_the_small_route_goes_to_fit_grid_whole_after_the_memory_check(
+        monkeypatch):
+    """Up to a chunk of problems the core's fit_grid takes a clean call as it is (the small
+    route's own packing stops at SMALL_PROBLEMS); the call's memory is checked first, as the
+    general path checks it."""
+    from lawfit import _backends, api
+
+    monkeypatch.setattr(_plan, "SMALL_PROBLEMS", 40)
+    monkeypatch.setattr(api, "SMALL_PROBLEMS", 40)
+    answered = []
+    real = _backends.Cpu.fit_grid
+
+    def spy(self, *a):
+        out = real(self, *a)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_backends.Cpu, "fit_grid", spy)
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=60, n_points=12, seed=5)
+    for kw in (dict(), dict(return_cov=True), dict(bounds=(0.0, np.inf))):
+        answered.clear()
+        got = lawfit.fit("saturating_power_law", x, y, p0=p0, **kw)
+        assert answered == [True]
+        same(got, general("saturating_power_law", x, y, p0=p0, **kw))
+    holes = y.copy()
+    holes[3, 4] = np.nan  # handed back: packed the general way, the point left out
+    answered.clear()
+    r = lawfit.fit("saturating_power_law", x, holes, p0=p0)
+    assert answered == [False] and r.n_omitted[3] == 1
+    same(r, general("saturating_power_law", x, holes, p0=p0))
+
+    def refuse(nbytes, what):
+        raise MemoryError(f"{what}: needs {nbytes} bytes")
+
+    monkeypatch.setattr(api, "require_memory", refuse)
+    answered.clear()
+    with pytest.raises(MemoryError, match="fit: 60 problems"):
+        lawfit.fit("saturating_power_law", x, y, p0=p0)
+    assert answered == []  # refused before any work
+    lawfit.fit("saturating_power_law", x, y[:40], p0=p0[:40])  # the small route: no check

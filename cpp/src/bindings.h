@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -657,9 +658,15 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
     (side == 0 ? lower : upper) = std::move(a);
   }
   // Finite data and starts within their box: else the general route says what is wrong.
-  if (!all_finite(u.data(), static_cast<long long>(u.size())) ||
-      !all_finite(t.data(), static_cast<long long>(t.size())))
-    return py::none();
+  // (A large batch's pass over its targets runs without the GIL.)
+  bool finite;
+  {
+    std::optional<py::gil_scoped_release> release;
+    if (t.size() >= (1 << 20)) release.emplace();
+    finite = all_finite(u.data(), static_cast<long long>(u.size())) &&
+             all_finite(t.data(), static_cast<long long>(t.size()));
+  }
+  if (!finite) return py::none();
   const double* start = p0.data();
   for (py::ssize_t i = 0; i < (p0_shared ? 1 : P); ++i)
     for (py::ssize_t j = 0; j < n; ++j) {

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._backends import Backend, Cpu, Resampling, Units, residuals_at
-from ._options import Options
+from ._options import DEFAULT_CHUNK, Options
 from ._named import PartialStart
 from ._packing import NO_START, Packed, pack
 from ._progress import Progress
@@ -299,8 +299,9 @@ def solve_batch(backend: Backend, model, x, y, *, groups, labels, total: int,
     return (*_concatenate(parts), out_labels)
 
 
-# The most problems the small-call route takes (its clean case: see solve_small); its
-# results stay far below what lawfit.api.require_memory checks.
+# The most problems the small-call route packs itself (its clean case: see solve_small); its
+# results stay far below what lawfit.api.require_memory checks.  Up to a chunk
+# (DEFAULT_CHUNK) the core's fit_grid takes the clean case, its results checked by the caller.
 SMALL_PROBLEMS = 100_000
 
 
@@ -311,16 +312,18 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     for every problem ((m,) or (m, k), finite, > 0 where the model takes its logarithm),
     ``p0`` a finite float64 (P, n) or (n,) array within ``bounds`` (None: none; else a
     pair, each a number or an (n,) array, for every problem alike), no weights or sigma, on
-    the CPU backend, from a start.  It packs what :func:`pack` would pack for it (the same
-    arrays: the same bits, tests/test_small.py) with a few array operations, then solves
-    and finishes it as :func:`solve_packed` does, so that a call of one or a few problems
-    costs little beside its solve; without residuals to finish, the core's ``fit_grid``
-    first tries to check and solve it in one call (:func:`_fit_grid`).
-    Anything else (a NaN, a bad value, a shape to check) goes the general way, which says
-    what is wrong."""
+    the CPU backend, from a start, at most a chunk of problems (``DEFAULT_CHUNK``; the
+    caller has checked that their results fit in memory).  Without residuals to return, the
+    core's ``fit_grid`` first tries to check and solve it in one call, from the arrays as
+    they are (:func:`_fit_grid`).  Otherwise, up to SMALL_PROBLEMS problems, it packs what
+    :func:`pack` would pack for it (the same arrays: the same bits, tests/test_small.py)
+    with a few array operations, then solves and finishes it as :func:`solve_packed` does,
+    so that a call of one or a few problems costs little beside its solve.  Anything else
+    (a NaN, a bad value, a shape to check) goes the general way, which says what is
+    wrong."""
     P, mpts = y.shape
     n = model.n_params
-    if type(backend) is not Cpu or P == 0 or mpts == 0 or P > SMALL_PROBLEMS:
+    if type(backend) is not Cpu or P == 0 or mpts == 0 or P > DEFAULT_CHUNK:
         return None
     if x.ndim == 1:
         if model.n_inputs != 1 or x.shape[0] != mpts:
@@ -342,6 +345,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
                 cov = covariance(out["jtj"], out["cost"], np.diff(offsets), fixed,
                                  absolute_sigma=finish.absolute_sigma, singular=finish.singular)
             return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
+    if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
+        return None
     if p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):

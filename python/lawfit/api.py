@@ -14,7 +14,7 @@ from ._options import (AT_BEST_RTOL, DEFAULT_TOL, FRAGILE_SHARE, MAX_THREADS,  #
                        Options, check_chunk, check_k, check_threads)
 from ._packing import check_nan_policy
 from ._named import PartialStart, named_bounds, named_p0
-from ._plan import Finish, n_problems, solve_batch, solve_small
+from ._plan import SMALL_PROBLEMS, Finish, n_problems, solve_batch, solve_small
 from ._progress import Progress, check_progress, make_progress
 from ._result import FitResult
 from .grid import Grid
@@ -354,6 +354,9 @@ def fit(
                                 ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                 dtype=dtype, backend=backend)
         yy = y if y.ndim == 2 else y[None, :]
+        if len(yy) > SMALL_PROBLEMS:  # the core's route takes up to a chunk: refused first
+            require_memory(fit_bytes(len(yy), m.n_params, yy.size, return_cov=return_cov),
+                           f"fit: {len(yy):,} problems")
         result = solve_small(_backends.get(backend, len(yy), m), m, x, yy, p0, options,
                              check_threads(n_threads), None if _no_bounds(bounds) else bounds,
                              Finish(return_cov, absolute_sigma, singular_cov,

@@ -140,21 +140,28 @@ def test_a_law_takes_the_small_route_too():
     assert (r.status == lawfit.Status.NONFINITE_DATA).all()
 
 
-def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(monkeypatch):
-    """fit_grid (the core validates and solves a clean call in one step) answers the clean
-    calls without residuals to return; what it does not take (a layout it would have to
-    copy, a value that is not finite) returns None there and still gets the general bits."""
+@pytest.fixture
+def answered(monkeypatch):
+    """Whether each call of the core's fit_grid answered (True) or handed the call back
+    (False), in order."""
     from lawfit import _backends
 
-    answered = []
+    seen = []
     real = _backends.Cpu.fit_grid
 
     def spy(self, *a):
         out = real(self, *a)
-        answered.append(out is not None)
+        seen.append(out is not None)
         return out
 
     monkeypatch.setattr(_backends.Cpu, "fit_grid", spy)
+    return seen
+
+
+def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(answered):
+    """fit_grid (the core validates and solves a clean call in one step) answers the clean
+    calls without residuals to return; what it does not take (a layout it would have to
+    copy, a value that is not finite) returns None there and still gets the general bits."""
     law = lawfit.law("E + A * N**-alpha + B * D**-beta", inputs=["N", "D"],
                      params=["E", "A", "B", "alpha", "beta"])
     for name, P in CASES + [(law, 4)]:
@@ -191,23 +198,14 @@ def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(
 
 
 def test_a_batch_beyond_the_small_route_goes_to_fit_grid_whole_after_the_memory_check(
-        monkeypatch):
+        monkeypatch, answered):
     """Up to a chunk of problems the core's fit_grid takes a clean call as it is (the small
     route's own packing stops at SMALL_PROBLEMS); the call's memory is checked first, as the
     general path checks it."""
-    from lawfit import _backends, api
+    from lawfit import api
 
     monkeypatch.setattr(_plan, "SMALL_PROBLEMS", 40)
     monkeypatch.setattr(api, "SMALL_PROBLEMS", 40)
-    answered = []
-    real = _backends.Cpu.fit_grid
-
-    def spy(self, *a):
-        out = real(self, *a)
-        answered.append(out is not None)
-        return out
-
-    monkeypatch.setattr(_backends.Cpu, "fit_grid", spy)
     x, y, truth, p0 = model_batch("saturating_power_law", n_problems=60, n_points=12, seed=5)
     for kw in (dict(), dict(return_cov=True), dict(bounds=(0.0, np.inf))):
         answered.clear()

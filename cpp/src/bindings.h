@@ -647,15 +647,13 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   std::fill(unbounded.begin() + n, unbounded.end(), INFINITY);
   const double* lo = unbounded.data();
   const double* up = unbounded.data() + n;
-  Arr lower, upper;  // hold the arrays given
-  for (int side = 0; side < 2; ++side) {
+  for (int side = 0; side < 2; ++side) {  // (the arguments outlive the call: no reference kept)
     const py::handle obj = side == 0 ? lower_obj : upper_obj;
     if (obj.is_none()) continue;
     if (!py::isinstance<Arr>(obj)) return py::none();
-    Arr a = py::reinterpret_borrow<Arr>(obj);
+    const auto a = py::reinterpret_borrow<Arr>(obj);
     if (a.ndim() != 1 || a.shape(0) != n) return py::none();
     (side == 0 ? lo : up) = a.data();
-    (side == 0 ? lower : upper) = std::move(a);
   }
   // Finite data and starts within their box: else the general route says what is wrong.
   // (A large batch's pass over its targets runs without the GIL.)

@@ -38,6 +38,14 @@ class Finish:
     singular: str = "inf"
     return_residuals: bool = False
 
+    def cov(self, out: dict, points, fixed) -> Optional[np.ndarray]:
+        """The covariances of the solutions in ``out`` (None unless asked for): ``points``
+        each problem's (weighted) point count, ``fixed`` (P, n) lower == upper."""
+        if not self.return_cov:
+            return None
+        return covariance(out["jtj"], out["cost"], points, fixed,
+                          absolute_sigma=self.absolute_sigma, singular=self.singular)
+
 
 def best_of(cost: np.ndarray, status: np.ndarray) -> np.ndarray:
     """The chosen start of each row of (U, k) refined starts: the lowest cost among those
@@ -119,8 +127,7 @@ def _finish(packed, out: dict, finish: Finish):
             pts = np.bincount(row, weights=packed.weights, minlength=len(n_points))
         else:
             pts = n_points
-        cov = covariance(out["jtj"], out["cost"], pts, packed.lower == packed.upper,
-                         absolute_sigma=finish.absolute_sigma, singular=finish.singular)
+        cov = finish.cov(out, pts, packed.lower == packed.upper)
     fun = jac = None
     if finish.return_residuals:
         fun, jac = residuals_at(packed, out["x"])
@@ -339,11 +346,9 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         solved = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
                            finish.return_cov)
         if solved is not None:
-            (out, fixed), cov = solved, None
+            out, fixed = solved
             offsets = out.pop("offsets")
-            if finish.return_cov:  # as _finish: every point counts (no weights)
-                cov = covariance(out["jtj"], out["cost"], np.diff(offsets), fixed,
-                                 absolute_sigma=finish.absolute_sigma, singular=finish.singular)
+            cov = finish.cov(out, np.diff(offsets), fixed)  # every point counts (no weights)
             return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
         return None

@@ -348,7 +348,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         if solved is not None:
             out, fixed = solved
             offsets = out.pop("offsets")
-            cov = finish.cov(out, np.diff(offsets), fixed)  # every point counts (no weights)
+            # Every point counts (no weights); the counts made only where asked for.
+            cov = finish.cov(out, np.diff(offsets), fixed) if finish.return_cov else None
             return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
         return None

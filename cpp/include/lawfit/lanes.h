@@ -234,26 +234,44 @@ class Lanes {
   }
 
   // Copies problem i's points and box into lane k, its trial point q the start.
+  // A problem with weights gets only its points of positive weight (a bootstrap resample
+  // leaves about a third of the points out): a point of weight 0 adds exact zeros to every
+  // sum of the evaluation (lm.h, evaluate_points), so the lane's sums are the same bits
+  // without it, and the lane evaluates fewer points.
   // What the lane's columns already hold is not copied again: the grid that every problem
   // shares (x_shared), and unit weights for as many points as the last problem had.
   void load(int k, long long i, const ProblemData<double>& d, const ProblemBox<double, N>& bx) {
     const unsigned bit = 1u << k;
-    const bool copy_x = !(b_.x_shared && (grid_loaded_ & bit));
     const bool unit_w = d.w == nullptr;
-    const bool copy_w = !(unit_w && (unit_w_ & bit) && d.n == filled_[k]);
-    for (int pt = 0; pt < d.n; ++pt) {
-      if (copy_x)
-        for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
-      t_[pt].set(k, d.t[pt]);
-      if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
-      if (copy_w) w_[pt].set(k, unit_w ? 1.0 : d.w[pt]);
+    int n = d.n;
+    if (unit_w) {
+      const bool copy_x = !(b_.x_shared && (grid_loaded_ & bit));
+      const bool copy_w = !((unit_w_ & bit) && d.n == filled_[k]);
+      for (int pt = 0; pt < d.n; ++pt) {
+        if (copy_x)
+          for (int c = 0; c < kIn; ++c) x_[pt * kIn + c].set(k, d.x[pt * kIn + c]);
+        t_[pt].set(k, d.t[pt]);
+        if (d.sigma) sigma_[pt].set(k, d.sigma[pt]);
+        if (copy_w) w_[pt].set(k, 1.0);
+      }
+      grid_loaded_ |= b_.x_shared ? bit : 0u;
+      unit_w_ |= bit;
+    } else {
+      n = 0;
+      for (int pt = 0; pt < d.n; ++pt) {
+        if (!(d.w[pt] > 0.0)) continue;
+        for (int c = 0; c < kIn; ++c) x_[n * kIn + c].set(k, d.x[pt * kIn + c]);
+        t_[n].set(k, d.t[pt]);
+        if (d.sigma) sigma_[n].set(k, d.sigma[pt]);
+        w_[n].set(k, d.w[pt]);
+        ++n;
+      }
+      grid_loaded_ &= ~bit;
+      unit_w_ &= ~bit;
     }
-    if (copy_w)
-      for (int pt = d.n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
-    filled_[k] = d.n;
-    grid_loaded_ |= b_.x_shared ? bit : 0u;
-    unit_w_ = unit_w ? unit_w_ | bit : unit_w_ & ~bit;
-    n_[k] = d.n;
+    for (int pt = n; pt < filled_[k]; ++pt) w_[pt].set(k, 0.0);
+    filled_[k] = n;
+    n_[k] = n;
     for (int j = 0; j < N; ++j) {
       box_.p0[j].set(k, bx.p0[j]);
       box_.lower[j].set(k, bx.lower[j]);

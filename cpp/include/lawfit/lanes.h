@@ -257,15 +257,17 @@ class Lanes {
       grid_loaded_ |= b_.x_shared ? bit : 0u;
       unit_w_ |= bit;
     } else {
+      // Without a branch on the weight (a resample's zeros fall at random): every point is
+      // written at slot n, which only a point of positive weight then keeps.
       n = 0;
       for (int pt = 0; pt < d.n; ++pt) {
-        if (!(d.w[pt] > 0.0)) continue;
         for (int c = 0; c < kIn; ++c) x_[n * kIn + c].set(k, d.x[pt * kIn + c]);
         t_[n].set(k, d.t[pt]);
         if (d.sigma) sigma_[n].set(k, d.sigma[pt]);
         w_[n].set(k, d.w[pt]);
-        ++n;
+        n += d.w[pt] > 0.0;
       }
+      if (n < d.n) w_[n].set(k, 0.0);  // the last point written, if it was not kept
       grid_loaded_ &= ~bit;
       unit_w_ &= ~bit;
     }

@@ -2,6 +2,7 @@
 // (the Python layer validates values first), releases the GIL and runs the CPU driver.
 #include "bindings.h"
 #include "callable.h"
+#include "covariance.h"
 #include "cpu_driver.h"
 #include "lawfit/guess.h"
 #include "lawfit/rng.h"
@@ -249,6 +250,36 @@ PYBIND11_MODULE(_core, mod) {
       "For the tests: the next `count` requests for a thread's scratch buffer (a bootstrap "
       "unit's weights in the scalar solve, the scalar guess's) raise MemoryError, as when "
       "memory runs out; 0 ends it.");
+  mod.def(
+      "covariance",
+      [](const bindings::F64& jtj, const bindings::F64& cost, const bindings::F64& points,
+         const py::array_t<bool, py::array::c_style | py::array::forcecast>& fixed,
+         bool absolute_sigma, bool singular_inf) {
+        bindings::require(jtj.ndim() == 3 && jtj.shape(1) == jtj.shape(2),
+                          "jtj: expected shape (P, n, n)");
+        const py::ssize_t P = jtj.shape(0), n = jtj.shape(1);
+        bindings::require(cost.ndim() == 1 && cost.shape(0) == P, "cost: expected shape (P,)");
+        bindings::require(points.ndim() == 1 && points.shape(0) == P,
+                          "points: expected shape (P,)");
+        bindings::require(fixed.ndim() == 2 && fixed.shape(0) == P && fixed.shape(1) == n,
+                          "fixed: expected shape (P, n)");
+        bindings::F64 out({P, n, n});
+        const double *a = jtj.data(), *c = cost.data(), *m = points.data();
+        const bool* f = fixed.data();
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          std::vector<double> work(static_cast<size_t>(4 * n * n + 3 * n + 1));
+          for (py::ssize_t i = 0; i < P; ++i)
+            cov::covariance(static_cast<int>(n), a + i * n * n, c[i], m[i], f + i * n,
+                            absolute_sigma, singular_inf, o + i * n * n, work.data());
+        }
+        return out;
+      },
+      py::arg("jtj"), py::arg("cost"), py::arg("points"), py::arg("fixed"),
+      py::arg("absolute_sigma"), py::arg("singular_inf"),
+      "Parameter covariances from J^T J (P, n, n), as lawfit._result.covariance (its "
+      "compiled form; cpp/src/covariance.h).");
   mod.def("evaluate_model", &bindings::evaluate_model, py::arg("model"), py::arg("p"), py::arg("x"),
           py::arg("log_value") = false,
           "Value and gradient of a built-in model, one parameter row per point.");

@@ -43,6 +43,35 @@ def covariance(jtj: np.ndarray, cost: np.ndarray, dof_points: np.ndarray,
     ``curve_fit`` with method ``lm``) or the pseudo-inverse with ``singular="pinv"`` (as
     with ``trf``, used when there are bounds).
     """
+    compiled = _compiled_covariance()
+    if compiled is not None:
+        return compiled(np.ascontiguousarray(jtj, dtype=np.float64),
+                        np.ascontiguousarray(cost, dtype=np.float64),
+                        np.ascontiguousarray(dof_points, dtype=np.float64),
+                        np.ascontiguousarray(fixed, dtype=bool), absolute_sigma,
+                        singular == "inf")
+    return _covariance_numpy(jtj, cost, dof_points, fixed, absolute_sigma, singular)
+
+
+_COMPILED: list = []  # [lawfit._core.covariance, or None on a broken install]
+
+
+def _compiled_covariance():
+    """The compiled form of covariance() (cpp/src/covariance.h), or None where lawfit._core
+    does not load (then the NumPy form serves)."""
+    if not _COMPILED:
+        try:
+            from ._core import covariance as compiled
+        except ImportError:  # pragma: no cover - only on a broken install
+            compiled = None
+        _COMPILED.append(compiled)
+    return _COMPILED[0]
+
+
+def _covariance_numpy(jtj, cost, dof_points, fixed, absolute_sigma: bool = False,
+                      singular: str = "inf") -> np.ndarray:
+    """covariance() in NumPy: the reference for its compiled form (the same steps, with
+    LAPACK's eigh where the core rotates Jacobi's; the tests hold the two together)."""
     jtj = np.asarray(jtj, dtype=float)
     P, n, _ = jtj.shape
     free = ~fixed

@@ -27,9 +27,15 @@ class FragileFitWarning(UserWarning):
     """Only a small share of a multi-start fit's refined starts reached its best objective."""
 
 
+# What fit's defaults ask of a finished solve: nothing beyond the fits.
+_PLAIN = Finish()
+# fit's default bounds (the object itself: a call that leaves them out is known at once).
+_UNBOUNDED = (-np.inf, np.inf)
+
+
 def _no_bounds(bounds) -> bool:
     """Whether ``bounds`` is the default pair (-inf, inf) of Python or NumPy floats."""
-    return (type(bounds) is tuple and len(bounds) == 2
+    return bounds is _UNBOUNDED or (type(bounds) is tuple and len(bounds) == 2
             and isinstance(bounds[0], float) and isinstance(bounds[1], float)
             and bounds[0] == -np.inf and bounds[1] == np.inf)
 
@@ -200,7 +206,7 @@ def fit(
     weights=None,
     groups=None,
     data=None,
-    bounds=(-np.inf, np.inf),
+    bounds=_UNBOUNDED,
     loss: str = "linear",
     f_scale: float = 1.0,
     residuals: str = "linear",
@@ -334,13 +340,6 @@ def fit(
         A call whose results alone would not fit in the memory available raises
         ``MemoryError`` (with the size it needs) before any work.
     """
-    if is_dask_collection(data) or is_dask_collection(y):  # on the workers (lawfit/_dask.py)
-        args = {k: v for k, v in locals().items() if k != "model"}  # fit's arguments
-        from . import _dask
-
-        result = _dask.run(fit, model, args)
-        warn_fragile(result.share_at_best)
-        return result
     if (type(y) is np.ndarray and type(x) is np.ndarray and type(p0) is np.ndarray
             and y.dtype == x.dtype == p0.dtype == np.float64 and 1 <= y.ndim <= 2
             and sigma is None and weights is None and groups is None and data is None
@@ -357,12 +356,20 @@ def fit(
         if len(yy) > SMALL_PROBLEMS:  # the core's route takes up to a chunk: refused first
             require_memory(fit_bytes(len(yy), m.n_params, yy.size, return_cov=return_cov),
                            f"fit: {len(yy):,} problems")
+        plain = not (return_cov or absolute_sigma or return_residuals) and singular_cov == "inf"
         result = solve_small(_backends.get(backend, len(yy), m), m, x, yy, p0, options,
                              check_threads(n_threads), None if _no_bounds(bounds) else bounds,
-                             Finish(return_cov, absolute_sigma, singular_cov,
-                                    return_residuals))
+                             _PLAIN if plain else Finish(return_cov, absolute_sigma,
+                                                         singular_cov, return_residuals))
         if result is not None:
             return result
+    elif is_dask_collection(data) or is_dask_collection(y):  # on the workers (lawfit/_dask.py)
+        args = {k: v for k, v in locals().items() if k != "model"}  # fit's arguments
+        from . import _dask
+
+        result = _dask.run(fit, model, args)
+        warn_fragile(result.share_at_best)
+        return result
     m = get(model)
     labels = label_names = None
     check_nan_policy(nan_policy)

@@ -807,7 +807,7 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                 raise ValueError(f"{name}: The input contains nan values (nan_policy='raise')")
     elif nan_policy == "omit":
         xdata, ydata, sigma = _omit_nan(xdata, ydata, sigma)
-    if not np.isfinite(ydata).all():
+    if not (check_finite and isinstance(ydata, np.ndarray)) and not np.isfinite(ydata).all():
         raise ValueError("ydata: the data are not finite (NaN or inf); scipy would return p0 "
                          "unchanged, lawfit refuses (nan_policy='omit' drops such points)")
     m = ydata.size
@@ -979,7 +979,9 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
                          f"solver needs at least as many points")
     ftol, xtol, gtol = _tolerances(opts.get("ftol", 1e-8), opts.get("xtol", 1e-8),
                                    opts.get("gtol", 1e-8), method)
-    r = fit(model, x, ydata, p0=p0, sigma=sigma, bounds=bounds, loss=opts.get("loss", "linear"),
+    unbounded = not (np.isfinite(bounds[0]).any() or np.isfinite(bounds[1]).any())
+    r = fit(model, x, ydata, p0=p0, sigma=sigma, bounds=(-np.inf, np.inf) if unbounded else bounds,
+            loss=opts.get("loss", "linear"),
             f_scale=opts.get("f_scale", 1.0), residuals=opts["residuals"], ftol=ftol,
             xtol=xtol, gtol=gtol, max_nfev=opts["max_nfev"],
             backend=opts.get("backend", "auto"), return_cov=True,

@@ -323,7 +323,8 @@ class Lanes {
   void judge_running() {
     const unsigned running = active_ & ~fresh_;
     if (!running) return;
-    const Verdict<P> v = judge<kBounded>(s_, box_, trial_, q_, step_, predicted_, o_);
+    const Verdict<P> v =
+        judge<kBounded>(s_, box_, trial_, q_, step_, predicted_, o_, M::from_bits(running));
     const I one = M::from_bits(running).m;  // -1 in the running lanes
     nfev_ -= one;
     nit_ -= one;
@@ -383,9 +384,14 @@ class Lanes {
       const unsigned gtol = need & gtol_reached(s_.cur, held, P(o_.gtol)).bits();
       P try_delta[N], gain;
       const M gn_ok = gauss_newton_step(s_, held, try_delta, gain);
+      // (The tests and the step only in the lanes that need them: a lane without a
+      // problem, or one that ends here, would otherwise keep every lane's settling check
+      // and secular-equation loop running.)
       const unsigned ftol =
           need & ~gtol &
-          settled<kBounded>(s_, box_, gn_ok && gain <= ftol_at_p(s_, o_), o_).bits();
+          settled<kBounded>(s_, box_,
+                            M::from_bits(need & ~gtol) && gn_ok && gain <= ftol_at_p(s_, o_),
+                            o_).bits();
       // Step 4c: a spent budget is extended where the cost still falls.
       const unsigned spent = need & ~gtol & ~ftol & M{nfev_ >= budget_}.bits();
       unsigned max_nfev = spent;
@@ -402,7 +408,8 @@ class Lanes {
       }
       const unsigned go_on = need & ~gtol & ~ftol & ~max_nfev;
       const P lambda = s_.lambda, nu = s_.nu;
-      const unsigned ok = trust_step<kBounded>(s_, held, gn_ok, try_delta).bits();
+      const unsigned ok =
+          trust_step<kBounded>(s_, held, gn_ok, try_delta, M::from_bits(go_on)).bits();
       const M stays = M::from_bits(~go_on);  // lanes that take no step here keep their damping
       s_.lambda = select(stays, lambda, s_.lambda);
       s_.nu = select(stays, nu, s_.nu);

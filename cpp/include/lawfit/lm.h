@@ -671,15 +671,19 @@ LAWFIT_HD LAWFIT_INLINE MaskOf<T> gauss_newton_step(const State<T, N>& s,
 // Step 4d: the step within the radius into `delta`, which holds the Gauss-Newton step
 // (solved where `ok` holds): that step, else lambda fitted to the radius, with s.lambda and
 // s.nu as the fit left them; false (per lane) where the last damped solve failed.
-// (kBounded = false, as for held_set: no parameter is fixed.)
+// (kBounded = false, as for held_set: no parameter is fixed.)  `live`: the lanes whose step
+// is wanted (a SIMD driver's lanes without a problem, or whose problem ends here, would
+// otherwise keep the secular equation's loop running for nothing; their results are not
+// used).  A lane's result does not depend on the others'.
 template <bool kBounded = true, class T, int N>
-LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> ok, T* delta) {
+LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> ok, T* delta,
+                               MaskOf<T> live = T(0) == T(0)) {
   const T* A = s.cur.A;
   const T* g = s.cur.g;
   const T radius = s.radius;
   const T lambda_gn = T(kMinDamping);
   T q = scaled_norm<kBounded>(s.D, delta, s.fixed);
-  auto fit = !(ok && q <= T(1.1) * radius);
+  auto fit = live && !(ok && q <= T(1.1) * radius);
   T lambda = select(fit, max(s.lambda, lambda_gn), lambda_gn);
   T nu = s.nu;
   for (int it = 0; it < kRadiusIterations && any(fit); ++it) {
@@ -794,11 +798,13 @@ LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& 
 }
 
 // Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
-// xtol.  (kBounded = false, as for held_set: no parameter is fixed.)
+// xtol.  (kBounded = false, as for held_set: no parameter is fixed.)  `live`: the lanes whose
+// trial this was (the others' verdicts are not used).
 template <bool kBounded = true, class T, int N>
 LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>& box,
                                          const Evaluation<T, N>& trial, const T* q,
-                                         const T* step, T predicted, const Options& o) {
+                                         const T* step, T predicted, const Options& o,
+                                         MaskOf<T> live = T(0) == T(0)) {
   const T f_old = s.cur.cost;
   const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
   const T ratio = select(predicted > T(0), actual / predicted, T(0));
@@ -848,9 +854,11 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
   s.radius = radius;
   s.first = !(T(0) == T(0));
   const T ftol = T(o.ftol), xtol = T(o.xtol);
-  auto ftol_ok = trial.finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old &&
-                 ratio <= T(2);
-  auto xtol_ok = step_norm <= xtol * x_norm;
+  // (Claims only in the `live` lanes: a SIMD driver's lanes whose trial was not a step of
+  // theirs would otherwise make every lane pay for the settling check.)
+  auto ftol_ok = live && trial.finite && abs(actual) <= ftol * f_old &&
+                 predicted <= ftol * f_old && ratio <= T(2);
+  auto xtol_ok = live && step_norm <= xtol * x_norm;
   if (any(ftol_ok || xtol_ok)) {
     const auto converged = no_progress_left<kBounded>(s, box, ftol, xtol);
     ftol_ok = ftol_ok && converged;

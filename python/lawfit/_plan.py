@@ -346,10 +346,15 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         solved = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
                            finish.return_cov)
         if solved is not None:
-            out, fixed = solved
+            out, (lower, upper) = solved
             offsets = out.pop("offsets")
-            # Every point counts (no weights); the counts made only where asked for.
-            cov = finish.cov(out, np.diff(offsets), fixed) if finish.return_cov else None
+            # Every point counts (no weights); the counts and the fixed parameters (lower ==
+            # upper) made only where asked for.
+            cov = None
+            if finish.return_cov:
+                fixed = np.zeros((P, n), dtype=bool) if lower is None else \
+                    np.broadcast_to(lower == upper, (P, n))
+                cov = finish.cov(out, np.diff(offsets), fixed)
             return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
         return None
@@ -439,16 +444,12 @@ def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds,
     """solve_small's first try: the core's fit_grid, which checks the clean case itself
     (finite values, starts within the bounds, shapes and layouts it reads as they are) and
     solves it in one call, without a Packed or a copy; None where it is not that case, for
-    solve_small's own steps.  Returns (the core's dict, fixed): fixed (P, n) is
-    lower == upper."""
+    solve_small's own steps.  Returns (the core's dict, (lower, upper)): the bound rows
+    it passed, (None, None) without bounds."""
     u = _inputs(model, grid, y, options)
     rows = (None, None) if bounds is None else _bound_rows(bounds, model.n_params)
     if u is None or rows is None:
         return None
     out = backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
                            options, n_threads, return_jtj)
-    if out is None:
-        return None
-    P, n = len(y), model.n_params
-    return out, (np.zeros((P, n), dtype=bool) if bounds is None else
-                 np.broadcast_to(rows[0] == rows[1], (P, n)))
+    return None if out is None else (out, rows)

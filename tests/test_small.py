@@ -70,6 +70,37 @@ def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, monkey
         assert one.n_free[0] == len(lo) - 1
 
 
+@pytest.mark.parametrize("name", ["saturating_power_law", "power_law"])
+def test_without_a_start_the_small_route_starts_from_the_guess_with_the_general_paths_bits(
+        name, monkeypatch):
+    """p0 omitted: the small route makes the data-driven start as pack does (the compiled
+    guess of the saturating power law, the others' NumPy guesses), clipped to the bounds."""
+    x, y, truth, p0 = model_batch(name, n_problems=5, n_points=15, seed=3)
+    taken = []
+    real = _plan.solve_small
+
+    def spy(*a):
+        out = real(*a)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(lawfit.api, "solve_small", spy)
+    for kw in (dict(), dict(residuals="log"), dict(return_cov=True),
+               dict(bounds=(p0.min(axis=0) - 0.1 * np.abs(p0.min(axis=0)),
+                            p0.max(axis=0) + 0.1 * np.abs(p0.max(axis=0))))):
+        got = lawfit.fit(name, x, y, **kw)
+        assert taken[-1]  # the small route took it
+        same(got, general(name, x, y, **kw))
+        same(lawfit.fit(name, x, y[0], **kw), general(name, x, y[0], **kw))
+
+
+def test_a_model_without_a_guess_needs_a_start_on_the_small_route_too():
+    name = next(n for n in lawfit.models.available() if not lawfit.models.get(n).has_guess)
+    x, y, truth, p0 = model_batch(name, n_problems=2, n_points=12, seed=4)
+    with pytest.raises(ValueError, match="p0: required"):
+        lawfit.fit(name, x, y)
+
+
 def test_what_the_small_route_does_not_take_goes_the_general_way():
     x, y, truth, p0 = model_batch("saturating_power_law", n_problems=4, n_points=12, seed=1)
     holes = y.copy()

@@ -532,10 +532,7 @@ def pack(
     if p0 is None or partial is not None:
         if not model.has_guess:
             raise ValueError(f"p0: required for model '{model.name}' (it has no data-driven guess)")
-        p0a = model.guess_packed(packed, engine)
-        # A guess may not land inside the bounds, or be finite for a degenerate problem.
-        p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
-        p0a = np.clip(p0a, lower, upper)
+        p0a = guessed_start(packed, engine)
         if partial is not None:
             p0a = _start(np.where(partial.given, partial.values, p0a), lower, upper, names,
                          bounds, first)
@@ -543,6 +540,16 @@ def pack(
         p0a = _start(p0, lower, upper, names, bounds, first)
     packed.p0 = np.ascontiguousarray(p0a)
     return packed
+
+
+def guessed_start(packed: Packed, engine: str = "auto") -> np.ndarray:
+    """The data-driven start of every problem of ``packed`` (its model's guess, on the CPU
+    ``engine``), made finite and clipped to the bounds: a guess may not land inside them, or
+    be finite for a degenerate problem."""
+    lower, upper = packed.lower, packed.upper
+    p0a = packed.model.guess_packed(packed, engine)
+    p0a = np.where(np.isfinite(p0a), p0a, np.where(np.isfinite(lower), lower, 1.0))
+    return np.clip(p0a, lower, upper)
 
 
 def pack_padded(xp, model: Model, x, y, *, p0=None, sigma=None, weights=None,

@@ -21,7 +21,7 @@ import numpy as np
 from ._backends import Backend, Cpu, Resampling, Units, residuals_at
 from ._options import DEFAULT_CHUNK, Options
 from ._named import PartialStart
-from ._packing import NO_START, Packed, pack
+from ._packing import NO_START, Packed, guessed_start, pack
 from ._progress import Progress
 from ._result import FitResult, covariance
 from .grid import Grid
@@ -318,10 +318,11 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     ``y`` a float64 (P, m) array of finite values (y > 0 for log residuals), ``x`` one grid
     for every problem ((m,) or (m, k), finite, > 0 where the model takes its logarithm),
     ``p0`` a finite float64 (P, n) or (n,) array within ``bounds`` (None: none; else a
-    pair, each a number or an (n,) array, for every problem alike), no weights or sigma, on
-    the CPU backend, from a start, at most a chunk of problems (``DEFAULT_CHUNK``; the
-    caller has checked that their results fit in memory).  Without residuals to return, the
-    core's ``fit_grid`` first tries to check and solve it in one call, from the arrays as
+    pair, each a number or an (n,) array, for every problem alike) or None (the model's
+    data-driven start, as :func:`pack` makes it: :func:`guessed_start`), no weights or
+    sigma, on the CPU backend, at most a chunk of problems (``DEFAULT_CHUNK``; the caller
+    has checked that their results fit in memory).  With a start and without residuals to
+    return, the core's ``fit_grid`` first tries to check and solve it in one call, from the arrays as
     they are (:func:`_fit_grid`).  Otherwise, up to SMALL_PROBLEMS problems, it packs what
     :func:`pack` would pack for it (the same arrays: the same bits, tests/test_small.py)
     with a few array operations, then solves and finishes it as :func:`solve_packed` does,
@@ -342,7 +343,7 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         return None
     if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
         backend.prepare(n_threads, P, P * mpts)
-    if not finish.return_residuals:
+    if p0 is not None and not finish.return_residuals:
         solved = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
                            finish.return_cov)
         if solved is not None:
@@ -358,13 +359,17 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
             return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
         return None
-    if p0.shape == (n,):
+    if p0 is None:  # the data-driven start, as pack makes it (below)
+        if not model.has_guess:
+            return None  # the general path says that p0 is required
+    elif p0.shape == (n,):
         p0 = np.broadcast_to(p0, (P, n))
     elif p0.shape != (P, n):
         return None
     # Finite (a sum is, exactly when every term is and nothing overflows) and positive
     # where a logarithm is taken, else the general path decides.
-    if not (np.isfinite(y.sum()) and np.isfinite(grid.sum()) and np.isfinite(p0.sum())):
+    if not (np.isfinite(y.sum()) and np.isfinite(grid.sum()) and
+            (p0 is None or np.isfinite(p0.sum()))):
         return None
     grid = np.ascontiguousarray(grid)
     u = _inputs(model, grid, y, options)
@@ -382,8 +387,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
         lower, upper = views
     else:
         rows = _bound_rows(bounds, n)
-        if rows is None or (rows[0] > rows[1]).any() or (p0 < rows[0]).any() or \
-                (p0 > rows[1]).any():
+        if rows is None or (rows[0] > rows[1]).any() or (p0 is not None and (
+                (p0 < rows[0]).any() or (p0 > rows[1]).any())):
             return None  # the general path says which
         # As pack gives bounds shared by all: a read-only broadcast view of the row.
         lower, upper = (np.broadcast_to(r.reshape(1, n), (P, n)) for r in rows)
@@ -394,8 +399,10 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
             np.broadcast_to(a, (P,) + a.shape).reshape(-1, a.shape[1]))
 
     packed = Packed(model, expand(grid), ys, target, None, None, offsets, expand(u),
-                    np.ascontiguousarray(p0, dtype=np.float64), lower, upper,
-                    options.log_residuals, inputs_grid=u)
+                    None if p0 is None else np.ascontiguousarray(p0, dtype=np.float64),
+                    lower, upper, options.log_residuals, inputs_grid=u)
+    if p0 is None:
+        packed.p0 = guessed_start(packed, backend.engine)
     out = backend.solve(packed, options, n_threads=n_threads, return_jtj=finish.return_cov)
     out, offsets, cov, fun, jac = _finish(packed, out, finish)
     return FitResult(model, out, None, cov=cov, offsets=offsets, fun=fun, jac=jac,

@@ -340,8 +340,9 @@ def fit(
         A call whose results alone would not fit in the memory available raises
         ``MemoryError`` (with the size it needs) before any work.
     """
-    if (type(y) is np.ndarray and type(x) is np.ndarray and type(p0) is np.ndarray
-            and y.dtype == x.dtype == p0.dtype == np.float64 and 1 <= y.ndim <= 2
+    if (type(y) is np.ndarray and type(x) is np.ndarray
+            and (p0 is None or (type(p0) is np.ndarray and p0.dtype == np.float64))
+            and y.dtype == x.dtype == np.float64 and 1 <= y.ndim <= 2
             and sigma is None and weights is None and groups is None and data is None
             and type(bounds) is tuple and len(bounds) == 2
             and (backend == "auto" or backend == "cpu") and (dtype == "float64")

@@ -32,20 +32,28 @@ def general(*args, **kw):
     return lawfit.fit(*args, chunk_size=10**6, **kw)
 
 
-@pytest.mark.parametrize("name, P", CASES)
-@pytest.mark.parametrize("residuals", ["linear", "log"])
-def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, monkeypatch):
-    x, y, truth, p0 = model_batch(name, n_problems=P, n_points=15, seed=P)
-    if residuals == "log" and not (y > 0).all():
-        pytest.skip("log residuals need y > 0")
-    taken = []
+@pytest.fixture
+def taken(monkeypatch):
+    """Whether each call of the small route took the call (True) or left it to the general
+    path (False), in order."""
+    seen = []
     real = _plan.solve_small
+
     def spy(*a):
         out = real(*a)
-        taken.append(out is not None)
+        seen.append(out is not None)
         return out
 
     monkeypatch.setattr(lawfit.api, "solve_small", spy)
+    return seen
+
+
+@pytest.mark.parametrize("name, P", CASES)
+@pytest.mark.parametrize("residuals", ["linear", "log"])
+def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, taken):
+    x, y, truth, p0 = model_batch(name, n_problems=P, n_points=15, seed=P)
+    if residuals == "log" and not (y > 0).all():
+        pytest.skip("log residuals need y > 0")
     for kw in (dict(), dict(loss="huber", f_scale=0.5), dict(ftol=1e-12, max_nfev=50)):
         got = lawfit.fit(name, x, y, p0=p0, residuals=residuals, **kw)
         assert taken and taken[-1]  # the small route took it
@@ -72,19 +80,10 @@ def test_the_small_route_gives_the_general_paths_bits(name, P, residuals, monkey
 
 @pytest.mark.parametrize("name", ["saturating_power_law", "power_law"])
 def test_without_a_start_the_small_route_starts_from_the_guess_with_the_general_paths_bits(
-        name, monkeypatch):
+        name, taken):
     """p0 omitted: the small route makes the data-driven start as pack does (the compiled
     guess of the saturating power law, the others' NumPy guesses), clipped to the bounds."""
     x, y, truth, p0 = model_batch(name, n_problems=5, n_points=15, seed=3)
-    taken = []
-    real = _plan.solve_small
-
-    def spy(*a):
-        out = real(*a)
-        taken.append(out is not None)
-        return out
-
-    monkeypatch.setattr(lawfit.api, "solve_small", spy)
     for kw in (dict(), dict(residuals="log"), dict(return_cov=True),
                dict(bounds=(p0.min(axis=0) - 0.1 * np.abs(p0.min(axis=0)),
                             p0.max(axis=0) + 0.1 * np.abs(p0.max(axis=0))))):

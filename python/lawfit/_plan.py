@@ -322,8 +322,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     data-driven start, as :func:`pack` makes it: :func:`guessed_start`), no weights or
     sigma, on the CPU backend, at most a chunk of problems (``DEFAULT_CHUNK``; the caller
     has checked that their results fit in memory).  With a start and without residuals to
-    return, the core's ``fit_grid`` first tries to check and solve it in one call, from the arrays as
-    they are (:func:`_fit_grid`).  Otherwise, up to SMALL_PROBLEMS problems, it packs what
+    return, the core's ``fit_grid`` first tries to check and solve it in one call, from the
+    arrays as they are (:func:`_fit_grid`).  Otherwise, up to SMALL_PROBLEMS problems, it packs what
     :func:`pack` would pack for it (the same arrays: the same bits, tests/test_small.py)
     with a few array operations, then solves and finishes it as :func:`solve_packed` does,
     so that a call of one or a few problems costs little beside its solve.  Anything else

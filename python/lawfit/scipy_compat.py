@@ -807,7 +807,7 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
                 raise ValueError(f"{name}: The input contains nan values (nan_policy='raise')")
     elif nan_policy == "omit":
         xdata, ydata, sigma = _omit_nan(xdata, ydata, sigma)
-    if not (check_finite and isinstance(ydata, np.ndarray)) and not np.isfinite(ydata).all():
+    if not check_finite and not np.isfinite(ydata).all():  # (else checked above)
         raise ValueError("ydata: the data are not finite (NaN or inf); scipy would return p0 "
                          "unchanged, lawfit refuses (nan_policy='omit' drops such points)")
     m = ydata.size

@@ -258,3 +258,92 @@ def test_a_batch_beyond_the_small_route_goes_to_fit_grid_whole_after_the_memory_
         lawfit.fit("saturating_power_law", x, y, p0=p0)
     assert answered == []  # refused before any work
     lawfit.fit("saturating_power_law", x, y[:40], p0=p0[:40])  # the small route: no check
+
+
+@pytest.fixture
+def short(monkeypatch):
+    """Whether each curve_fit call of a built-in took its short route (True) or its
+    general one (False), in order."""
+    from lawfit import scipy_compat
+
+    seen = []
+    real = scipy_compat._curve_fit_small
+
+    def spy(*a):
+        out = real(*a)
+        seen.append(out is not None)
+        return out
+
+    monkeypatch.setattr(scipy_compat, "_curve_fit_small", spy)
+    return seen
+
+
+def test_curve_fit_with_a_built_in_takes_the_short_route_with_the_general_bits(short, answered):
+    """curve_fit with a built-in model on a clean call goes straight to fit's short route
+    (with a start, the core's fit_grid, covariances included) and returns what its general
+    route returns, bit for bit, warnings and errors alike; xdata as (m,), (m, k) or scipy's
+    (k, m)."""
+    from lawfit.scipy_compat import curve_fit
+
+    def general_cf(name, x, y, **kw):  # lists keep a call off the short route
+        kw = {k: (list(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+        return curve_fit(name, np.asarray(x).tolist(), list(y), **kw)
+
+    def both(name, x, y, **kw):
+        short.clear()
+        answered.clear()
+        got = curve_fit(name, x, y, **kw)
+        assert short == [True] and answered == ([True] if "p0" in kw else []), (name, kw)
+        want = general_cf(name, x, y, **kw)
+        assert short == [True]  # (lists: not offered to the short route)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        return got
+
+    for name, _ in CASES:
+        x, y, truth, p0 = model_batch(name, n_problems=1, n_points=15, seed=3)
+        xs = [x[:, 0], x] if x.shape[1] == 1 else [x, x.T]  # (m,), (m, k), scipy's (k, m)
+        for xx in xs:
+            both(name, xx, y[0], p0=p0[0])
+            both(name, xx, y[0], p0=p0[0], absolute_sigma=True, method="lm")
+            if lawfit.models.get(name).has_guess:
+                both(name, xx, y[0])
+    # A parameter the data cannot determine: scipy's warning, at the caller, and inf.
+    x = np.geomspace(1.0, 100.0, 8)
+    with pytest.warns(lawfit.OptimizeWarning, match="Covariance") as caught:
+        popt, pcov = both("saturating_power_law", x, np.full(8, 2.0),
+                          p0=np.array([2.0, 0.0, 0.5]))
+    assert caught[0].filename == __file__ and np.isinf(pcov).all()
+    # scipy's errors: a start where the residuals are not finite (the short route's fit
+    # says so); handed back: too few points, data that is not finite.
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=1, n_points=15, seed=3)
+    for xx, yy, start in ((x[:, 0], y[0], np.array([1.8, 600.0, -400.0])),
+                          (x[:, 0].tolist(), list(y[0]), [1.8, 600.0, -400.0])):
+        short.clear()
+        with pytest.raises(ValueError, match="p0: Residuals are not finite"):
+            curve_fit("saturating_power_law", xx, yy, p0=start)
+        assert short == ([True] if isinstance(xx, np.ndarray) else [])
+    with pytest.raises(TypeError, match="must not exceed"):
+        curve_fit("saturating_power_law", x[:2], y[0, :2], p0=p0[0])
+    bad = y[0].copy()
+    bad[4] = np.nan
+    short.clear()
+    with pytest.raises(ValueError, match="ydata: must not contain NaN"):
+        curve_fit("saturating_power_law", x, bad, p0=p0[0])
+    assert short == [False]
+
+
+def test_a_grid_changed_in_place_between_calls_is_fitted_as_it_now_is():
+    """The short route keeps the log of small grids by their values, so the same grid in
+    call after call is one lookup; a grid changed in place is a new grid."""
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=3, n_points=12, seed=4)
+    grid = x[:, 0].copy()
+    first = lawfit.fit("saturating_power_law", grid, y, p0=p0)
+    same(first, general("saturating_power_law", grid, y, p0=p0))
+    grid *= 1.5
+    again = lawfit.fit("saturating_power_law", grid, y, p0=p0)
+    same(again, general("saturating_power_law", grid, y, p0=p0))
+    assert not np.array_equal(again.x, first.x)
+    grid[2] = -1.0  # out of the model's domain: the general path says so, as before
+    same(lawfit.fit("saturating_power_law", grid, y, p0=p0),
+         general("saturating_power_law", grid, y, p0=p0))

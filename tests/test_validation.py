@@ -40,8 +40,15 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(lawfit._backends.Backend, "solve", boom)
     monkeypatch.setattr(lawfit._backends.Backend, "objective", boom)
-    # The small-call route's solve, which checks a clean call and solves it in one step.
-    monkeypatch.setattr(lawfit._backends.Cpu, "fit_grid", boom)
+    # The small-call route's solve, which checks a clean call and solves it in one step: a
+    # call it declines (None: not the clean case, checked before any solve) did no work.
+    declines = lawfit._backends.Cpu.fit_grid
+
+    def fit_grid(*args, **kwargs):
+        if declines(*args, **kwargs) is not None:
+            boom()
+
+    monkeypatch.setattr(lawfit._backends.Cpu, "fit_grid", fit_grid)
     monkeypatch.setattr(lawfit.reference, "solve", boom)
     monkeypatch.setattr(lawfit.reference, "fit_packed", boom)
 

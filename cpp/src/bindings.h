@@ -12,12 +12,14 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "covariance.h"
 #include "lawfit/batch.h"
 #include "lawfit/models/all.h"
 #include "lawfit/status.h"
@@ -611,8 +613,10 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
 // fit_grid(): the small-call route's solve (lawfit/_plan.py, solve_small).  P problems on
 // one grid of inputs u (m, n_inputs; log x where the model takes it), targets t (P, m), starts
 // p0 (P, n) or (n,) for all, bounds lower and upper each None (unbounded) or (n,) for all:
-// float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict (with jtj where
-// return_jtj), with n_free, n_omitted and the batch's offsets; or None where the call is not
+// float64 C-contiguous arrays as they are, no copy.  Returns fit()'s dict, with n_free,
+// n_omitted and the batch's offsets, and where return_cov with jtj and each problem's
+// covariance "cov" (covariance.h, from its m points and the parameters lower == upper holds,
+// as lawfit._result.covariance is given them on the general route); or None where the call is not
 // that clean case (another dtype or layout, a value not finite, a start outside its box),
 // which the general route then checks and reports.  The Batch is what the general route
 // packs for the same call (a shared grid, shared bounds), so the results are the same bits
@@ -622,7 +626,8 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
                     const py::handle& t_obj, const py::handle& p0_obj,
                     const py::handle& lower_obj, const py::handle& upper_obj,
                     const py::object& options, bool log_residuals, int n_threads,
-                    const std::string& engine, bool return_jtj) {
+                    const std::string& engine, bool return_cov, bool absolute_sigma,
+                    bool singular_inf) {
   using Arr = py::array_t<double, py::array::c_style>;
   const void* ctx = nullptr;
   const ModelEntry& m = resolve_model(model, &ctx);
@@ -698,7 +703,20 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   b.model_ctx = ctx;
   const Options o = make_options<double>(options, log_residuals);
   py::dict out = run_call<double>(solve_fn, m, b, static_cast<long long>(P * mpts), o,
-                                  n_threads, return_jtj, engine);
+                                  n_threads, return_cov, engine);
+  if (return_cov) {
+    F64 cov({P, n, n});
+    const double* jtj = py::reinterpret_borrow<F64>(out["jtj"]).data();
+    const double* cost = py::reinterpret_borrow<F64>(out["cost"]).data();
+    std::vector<double> work(static_cast<size_t>(4 * n * n + 3 * n + 1));
+    std::unique_ptr<bool[]> fixed(new bool[n]);
+    for (py::ssize_t j = 0; j < n; ++j) fixed[j] = lo[j] == up[j];
+    double* c = cov.mutable_data();
+    for (py::ssize_t i = 0; i < P; ++i)
+      cov::covariance(static_cast<int>(n), jtj + i * n * n, cost[i], static_cast<double>(mpts),
+                      fixed.get(), absolute_sigma, singular_inf, c + i * n * n, work.data());
+    out["cov"] = cov;
+  }
   py::array_t<long long> free_of(P), omitted(P);
   std::fill(free_of.mutable_data(), free_of.mutable_data() + P, n_free);
   std::fill(omitted.mutable_data(), omitted.mutable_data() + P, 0LL);

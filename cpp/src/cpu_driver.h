@@ -347,7 +347,8 @@ template <class Work>
 void parallel_for(long long n, int n_threads, Call& call, const Work& work,
                   long long chunk = 64) {
   const long long n_chunks = (n + chunk - 1) / chunk;
-  const int threads = static_cast<int>(std::min<long long>(resolve_threads(n_threads), n_chunks));
+  const int threads = static_cast<int>(
+      n_chunks <= 1 ? n_chunks : std::min<long long>(resolve_threads(n_threads), n_chunks));
   std::atomic<long long> next{0};
   on_threads(threads, n_threads, call, [&](int k) {
     StopCheck stop = call.stop_check(k);
@@ -496,10 +497,10 @@ inline constexpr long long kLaneChunk = 64;
 inline constexpr long long kMinPointsPerThread = 4096;
 
 inline int lane_threads(int n_threads, long long n, long long points) {
-  long long most = std::min<long long>(resolve_threads(n_threads),
-                                       (n + kLaneChunk - 1) / kLaneChunk);
+  long long most = (n + kLaneChunk - 1) / kLaneChunk;
   if (n_threads <= 0) most = std::min(most, points / kMinPointsPerThread);
-  return static_cast<int>(std::max<long long>(1, most));
+  if (most <= 1) return 1;  // (a small call: no need to ask the system for its CPUs)
+  return static_cast<int>(std::min<long long>(resolve_threads(n_threads), most));
 }
 
 // Wakes the pooled helpers ahead of a call of n units and `points` data points on n_threads

@@ -132,19 +132,23 @@ PYBIND11_MODULE(_core, mod) {
       [](const py::object& model, const py::handle& u, const py::handle& t,
          const py::handle& p0, const py::handle& lower, const py::handle& upper,
          const py::object& options, bool log_residuals, int n_threads,
-         const std::string& engine, bool return_jtj) {
+         const std::string& engine, bool return_cov, bool absolute_sigma,
+         bool singular_inf) {
         static const bindings::SolveFn solve(&cpu_solve);
         return bindings::fit_grid(solve, model, u, t, p0, lower, upper, options,
-                                  log_residuals, n_threads, engine, return_jtj);
+                                  log_residuals, n_threads, engine, return_cov,
+                                  absolute_sigma, singular_inf);
       },
       py::arg("model"), py::arg("u"), py::arg("t"), py::arg("p0"), py::arg("lower"),
       py::arg("upper"), py::arg("options"), py::arg("log_residuals"), py::arg("n_threads"),
-      py::arg("engine"), py::arg("return_jtj"),
+      py::arg("engine"), py::arg("return_cov") = false, py::arg("absolute_sigma") = false,
+      py::arg("singular_inf") = true,
       "The small-call route's fit (lawfit/_plan.py, solve_small): P problems on one grid of "
       "inputs u (m, n_inputs), targets t (P, m), p0 (P, n) or (n,), bounds None or (n,) "
-      "each; float64 C-contiguous.  fit()'s dict (jtj where return_jtj) with n_free, "
-      "n_omitted and offsets, or None where the call is not that clean case (the general "
-      "route then checks it).");
+      "each; float64 C-contiguous.  fit()'s dict with n_free, n_omitted and offsets (and "
+      "where return_cov, jtj and the covariances \"cov\", as lawfit._result.covariance "
+      "computes them with absolute_sigma and singular 'inf' or 'pinv'), or None where the "
+      "call is not that clean case (the general route then checks it).");
   bindings::def_objective(mod, &cpu_objective<double>);
   bindings::def_grid_objective(mod, &cpu_grid_objective);
   bindings::def_fit<float>(mod, &cpu_solve_fp32,

@@ -377,15 +377,19 @@ class Cpu(_Compiled):
         delaying the solve."""
         self._module().rouse_helpers(int(n_threads or 0), int(n_units), int(points))
 
-    def fit_grid(self, model, u, target, p0, lower, upper, options, n_threads,
-                 return_jtj=False):
+    def fit_grid(self, model, u, target, p0, lower, upper, options, n_threads, cov=None):
         """The small-call route's solve (``_plan.solve_small``): problems on one grid of
         inputs ``u``, targets ``target`` (P, m), starts ``p0`` (P, n) or (n,), bounds
         None or (n,): the core validates and solves them in one call, or returns None where
-        the call is not that clean case (then packed and checked the general way)."""
-        return self._module().fit_grid(self._model(model), u, target, p0, lower, upper,
-                                       options, options.log_residuals, int(n_threads or 0),
-                                       self._engine(options), return_jtj)
+        the call is not that clean case (then packed and checked the general way).  ``cov``
+        (absolute_sigma, singular) asks for the covariances too (the dict's "cov")."""
+        module, compiled = self._module(), self._model(model)
+        log, threads, engine = options.log_residuals, int(n_threads or 0), self._engine(options)
+        if cov is None:
+            return module.fit_grid(compiled, u, target, p0, lower, upper, options, log,
+                                   threads, engine)
+        return module.fit_grid(compiled, u, target, p0, lower, upper, options, log, threads,
+                               engine, True, bool(cov[0]), cov[1] == "inf")
 
     def grid_objective(self, packed, options, starts, units, *, n_threads=None):
         if self._shares_grid_work(options, units):

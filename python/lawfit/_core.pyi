@@ -34,7 +34,9 @@ def fit_grid(
     log_residuals: bool,
     n_threads: int,
     engine: str,
-    return_jtj: bool,
+    return_cov: bool = False,
+    absolute_sigma: bool = False,
+    singular_inf: bool = True,
 ) -> Optional[Dict[str, np.ndarray]]: ...
 def objective(
     model: str,

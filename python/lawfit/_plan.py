@@ -344,19 +344,11 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
         backend.prepare(n_threads, P, P * mpts)
     if p0 is not None and not finish.return_residuals:
-        solved = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
-                           finish.return_cov)
-        if solved is not None:
-            out, (lower, upper) = solved
-            offsets = out.pop("offsets")
-            # Every point counts (no weights); the counts and the fixed parameters (lower ==
-            # upper) made only where asked for.
-            cov = None
-            if finish.return_cov:
-                fixed = np.zeros((P, n), dtype=bool) if lower is None else \
-                    np.broadcast_to(lower == upper, (P, n))
-                cov = finish.cov(out, np.diff(offsets), fixed)
-            return FitResult(model, out, None, cov=cov, offsets=offsets, backend=backend.name)
+        out = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
+                        (finish.absolute_sigma, finish.singular) if finish.return_cov else None)
+        if out is not None:  # (the covariances as finish.cov gives them: the same bits)
+            return FitResult(model, out, None, cov=out.pop("cov", None),
+                             offsets=out.pop("offsets"), backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
         return None
     if p0 is None:  # the data-driven start, as pack makes it (below)
@@ -432,9 +424,22 @@ def _bound_rows(bounds, n: int):
 def _inputs(model, grid, y, options: Options):
     """The model's inputs on the grid (what model.inputs_of gives: log x where it takes
     it), or None where a logarithm would meet a value <= 0 or a NaN, in the grid or (log
-    residuals) in y: the general path decides those."""
-    if (model.log_inputs and not grid.min() > 0) or \
-            (options.log_residuals and not y.min() > 0):
+    residuals) in y: the general path decides those.  A built-in's log inputs on a small
+    grid are kept by the grid's value (the same grid in call after call: one lookup)."""
+    if options.log_residuals and not y.min() > 0:
+        return None
+    if model.log_inputs and not model.is_law and grid.size <= _GRID_KEPT_SIZE:
+        key = (grid.shape, grid.tobytes())
+        u = _LOG_GRIDS.get(key)
+        if u is None:
+            if not grid.min() > 0:
+                return None
+            if len(_LOG_GRIDS) >= _GRIDS_KEPT:
+                _LOG_GRIDS.clear()
+            u = _LOG_GRIDS[key] = np.log(grid)
+            u.flags.writeable = False  # (shared by the calls on this grid; read only)
+        return u
+    if model.log_inputs and not grid.min() > 0:
         return None
     if model.is_law:  # its columns; an input <= 0 under a logarithm goes the general way
         with warnings.catch_warnings():
@@ -446,17 +451,22 @@ def _inputs(model, grid, y, options: Options):
     return np.log(grid) if model.log_inputs else grid
 
 
-def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds,
-              return_jtj: bool):
+# The log of small grids by their shape and bytes (float64: equal bytes, equal values and
+# logarithms), at most _GRIDS_KEPT of them.
+_LOG_GRIDS: dict = {}
+_GRIDS_KEPT = 16
+_GRID_KEPT_SIZE = 1024
+
+
+def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds, cov):
     """solve_small's first try: the core's fit_grid, which checks the clean case itself
     (finite values, starts within the bounds, shapes and layouts it reads as they are) and
-    solves it in one call, without a Packed or a copy; None where it is not that case, for
-    solve_small's own steps.  Returns (the core's dict, (lower, upper)): the bound rows
-    it passed, (None, None) without bounds."""
+    solves it in one call, without a Packed or a copy, and computes the covariances where
+    ``cov`` is (absolute_sigma, singular); None where it is not that case, for solve_small's
+    own steps.  Returns the core's dict."""
     u = _inputs(model, grid, y, options)
     rows = (None, None) if bounds is None else _bound_rows(bounds, model.n_params)
     if u is None or rows is None:
         return None
-    out = backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
-                           options, n_threads, return_jtj)
-    return None if out is None else (out, rows)
+    return backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
+                            options, n_threads, cov)

@@ -150,6 +150,10 @@ class FitResult:
     host.
     """
 
+    # A multi-start fit's fields (GRID_FIELDS): None unless the fit had a grid of starts.
+    n_starts = n_refined = best_start = start_cost = n_at_best = share_at_best = \
+        cost_median = None
+
     def __init__(self, model, arrays: dict, n_points: np.ndarray, labels=None,
                  cov: Optional[np.ndarray] = None, backend: str = "",
                  label_names: Optional[tuple] = None, offsets: Optional[np.ndarray] = None,
@@ -176,8 +180,10 @@ class FitResult:
         omitted = arrays.get("n_omitted")
         self.n_omitted = np.zeros(len(self.cost), dtype=np.int64) if omitted is None else \
             omitted
-        for key in GRID_FIELDS:  # None unless the fit had a grid of starts
-            setattr(self, key, arrays.get(key))
+        if not arrays.keys().isdisjoint(GRID_FIELDS):  # a fit with a grid of starts
+            for key in GRID_FIELDS:
+                if arrays.get(key) is not None:  # (else the class's None)
+                    setattr(self, key, arrays[key])
         # Free parameters of each problem (those not fixed by lower == upper); None where
         # the fit did not say (a device fit), and then every parameter counts as free.
         self.n_free = arrays.get("n_free")

@@ -33,6 +33,22 @@ _PLAIN = Finish()
 _UNBOUNDED = (-np.inf, np.inf)
 
 
+def fit_small(m: Model, x: np.ndarray, y: np.ndarray, p0, options: Options, n_threads,
+              bounds, backend, finish: Finish) -> Optional[FitResult]:
+    """The short route of a small, clean call (fit's, and curve_fit's with a built-in law):
+    float64 arrays ``x`` and ``y`` (one problem's points, or a padded (P, m) batch), ``p0``
+    None or a float64 array, no weights, sigma or grid, ``backend`` "auto" or "cpu".  Returns
+    the FitResult, or None where the call is not that clean case (a NaN, a value out of its
+    domain, a shape to check): the general route then checks it and says what is wrong."""
+    yy = y if y.ndim == 2 else y[None, :]
+    if len(yy) > SMALL_PROBLEMS:  # the core's route takes up to a chunk: refused first
+        require_memory(fit_bytes(len(yy), m.n_params, yy.size, return_cov=finish.return_cov),
+                       f"fit: {len(yy):,} problems")
+    return solve_small(_backends.get(backend, len(yy), m), m, x, yy, p0, options,
+                       check_threads(n_threads), None if _no_bounds(bounds) else bounds,
+                       finish)
+
+
 def _no_bounds(bounds) -> bool:
     """Whether ``bounds`` is the default pair (-inf, inf) of Python or NumPy floats."""
     return bounds is _UNBOUNDED or (type(bounds) is tuple and len(bounds) == 2
@@ -353,15 +369,10 @@ def fit(
         options = Options.build(m.n_params, loss=loss, f_scale=f_scale, residuals=residuals,
                                 ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                 dtype=dtype, backend=backend)
-        yy = y if y.ndim == 2 else y[None, :]
-        if len(yy) > SMALL_PROBLEMS:  # the core's route takes up to a chunk: refused first
-            require_memory(fit_bytes(len(yy), m.n_params, yy.size, return_cov=return_cov),
-                           f"fit: {len(yy):,} problems")
         plain = not (return_cov or absolute_sigma or return_residuals) and singular_cov == "inf"
-        result = solve_small(_backends.get(backend, len(yy), m), m, x, yy, p0, options,
-                             check_threads(n_threads), None if _no_bounds(bounds) else bounds,
-                             _PLAIN if plain else Finish(return_cov, absolute_sigma,
-                                                         singular_cov, return_residuals))
+        result = fit_small(m, x, y, p0, options, n_threads, bounds, backend,
+                           _PLAIN if plain else Finish(return_cov, absolute_sigma,
+                                                       singular_cov, return_residuals))
         if result is not None:
             return result
     elif is_dask_collection(data) or is_dask_collection(y):  # on the workers (lawfit/_dask.py)

@@ -55,7 +55,8 @@ from ._packing import _as_x
 from ._status import Status
 from ._options import Options, positive_int
 from ._backends import _load_core, evaluate
-from .api import fit
+from .api import _no_bounds, fit, fit_small
+from ._plan import Finish
 from .grid import Grid, grid
 from .models import Model, get
 from .reference.lm import LOSSES
@@ -728,6 +729,16 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     models from J^T J (see ``lawfit.fit``'s ``return_cov``).
     """
     builtin = isinstance(f, (str, Model))
+    if (builtin and type(ydata) is np.ndarray and type(xdata) is np.ndarray
+            and ydata.ndim == 1 and ydata.dtype == xdata.dtype == np.float64
+            and (p0 is None or (type(p0) is np.ndarray and p0.dtype == np.float64))
+            and sigma is None and (check_finite is None or check_finite is True)
+            and _no_bounds(bounds) and (method is None or method == "lm") and jac is None
+            and full_output is False and nan_policy is None and not kwargs):
+        r = _curve_fit_small(get(f), xdata, ydata, p0, absolute_sigma)
+        if r is not None:  # (else the checks below say what is wrong, if anything)
+            status = _builtin_status(r)
+            return r.x[0], _checked(r.cov[0], status, Status(status).message, r.x.shape[1])
     model = get(f) if builtin else None
     if not builtin and not callable(f):
         raise ValueError("f: expected a callable f(xdata, *params) or a built-in model name")
@@ -826,15 +837,63 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
         model if builtin else f, xdata, ydata, p0, sigma, (lower, upper), method,
         dict(residuals=residuals, absolute_sigma=absolute_sigma, jac=jac,
              full_output=full_output, **kwargs))
+    cov = _checked(cov, status, message, n)
+    if full_output:
+        return popt, cov, info, message, status
+    return popt, cov
+
+
+def _checked(cov, status: int, message: str, n: int) -> np.ndarray:
+    """curve_fit's ending, as scipy's: RuntimeError where the fit failed; a covariance that
+    could not be estimated is all inf, with an OptimizeWarning at curve_fit's caller."""
     if status <= 0:
         raise RuntimeError("Optimal parameters not found: " + message)
     if cov is None or not np.isfinite(cov).all():
         warnings.warn("Covariance of the parameters could not be estimated",
-                      category=OptimizeWarning, stacklevel=2)
+                      category=OptimizeWarning, stacklevel=3)
         cov = np.full((n, n), np.inf)
-    if full_output:
-        return popt, cov, info, message, status
-    return popt, cov
+    return cov
+
+
+def _curve_fit_small(model: Model, xdata, ydata, p0, absolute_sigma):
+    """curve_fit's fit of a built-in model on a clean call (float64 arrays, no sigma, bounds
+    or solver options; curve_fit has checked which), straight through fit's short route
+    (api.fit_small) with what the general route would pass to fit: the same bits.  None
+    where the call is not that clean case (a shape to check, too few points, a value not
+    finite or out of the model's domain, no data-driven start): curve_fit's general route
+    then checks it and raises scipy's errors."""
+    n, m, k = model.n_params, ydata.size, model.n_inputs
+    if m < n or (p0 is None and not model.has_guess) or (p0 is not None and p0.shape != (n,)):
+        return None
+    if xdata.ndim == 1 and k == 1:
+        x = xdata
+    elif xdata.ndim == 2 and xdata.shape == (k, m) and 1 < k != m:  # scipy's (k, m)
+        x = xdata.T
+    elif xdata.ndim == 2 and xdata.shape == (m, k):
+        x = xdata
+    else:
+        return None
+    return fit_small(model, x, ydata, p0, _LM_OPTIONS.get(n) or _lm_options(n), None,
+                     (-np.inf, np.inf), "auto", Finish(True, absolute_sigma, "inf", False))
+
+
+def _builtin_status(r) -> int:
+    """The status of curve_fit's fit of a built-in (a FitResult of one problem); a start
+    where the residuals are not finite is scipy's ValueError."""
+    status = int(r.status[0])
+    if status == Status.NONFINITE_INITIAL:
+        raise ValueError("p0: Residuals are not finite in the initial point")
+    return status
+
+
+_LM_OPTIONS: dict = {}  # n_params -> the Options of _curve_fit_small's calls (all alike)
+
+
+def _lm_options(n: int) -> Options:
+    """The Options curve_fit's general route gives fit for a built-in model without solver
+    options: scipy's tolerances for method 'lm' (1e-8 each), the rest fit's defaults."""
+    options = _LM_OPTIONS[n] = Options.build(n, ftol=1e-8, xtol=1e-8, gtol=1e-8)
+    return options
 
 
 def _curve_fit_callable(f, xdata, ydata, p0, sigma, bounds, method, opts):
@@ -988,9 +1047,7 @@ def _curve_fit_builtin(model, xdata, ydata, p0, sigma, bounds, method, opts):
             absolute_sigma=opts["absolute_sigma"],
             singular_cov="inf" if method == "lm" else "pinv",
             return_residuals=opts["full_output"])  # only infodict reads them
-    status = int(r.status[0])
-    if status == Status.NONFINITE_INITIAL:
-        raise ValueError("p0: Residuals are not finite in the initial point")
+    status = _builtin_status(r)
     info = {"nfev": int(r.nfev[0])}
     if opts["full_output"]:
         info["fvec"] = fvec = np.asarray(r.fun)

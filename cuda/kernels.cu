@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -16,6 +18,7 @@
 #include "lawfit/batch.h"
 #include "lawfit/kernels.cuh"
 #include "lawfit/models/all.h"
+#include "lawfit/stream.h"
 
 namespace lawfit::cuda {
 namespace {
@@ -348,12 +351,184 @@ void run_host_batch(Kind kind, const Kernels& kernels, const Batch<T>& h, long l
   db.to_host(h, kind);
 }
 
+// ---- The streamed solve (lawfit/stream.h's pipeline) ----
+
+// Chunks of at most kStreamUnits units (a launch of that many threads fills an H100 or H200
+// alone: 132 multiprocessors of 2,048 threads) and kStreamPoints points, through
+// kStreamSlots slots: while the device solves one chunk, the host packs the next and unpacks
+// the one before, and one slot's copies overlap another's kernel.
+constexpr long long kStreamUnits = 1LL << 18;
+constexpr long long kStreamPoints = 1LL << 23;
+constexpr int kStreamSlots = 3;
+
+// Whether a batch is solved streamed: one that streams (stream.h) and is larger than a chunk,
+// unless $LAWFIT_CUDA_STREAM is "0" (the one-shot copy, for comparison).
+template <class T>
+bool streamed(const Batch<T>& h) {
+  if (!stream::streamable(h) || h.n_units <= kStreamUnits) return false;
+  const char* env = std::getenv("LAWFIT_CUDA_STREAM");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
+// Pinned (page-locked) host memory, grown on demand: the staging blocks, which the
+// asynchronous copies need.  Page-locking a few hundred MB takes tens of milliseconds, so
+// the blocks are kept for the process (PinnedPool) rather than made per call.
+struct PinnedBlock {
+  char* ptr = nullptr;
+  size_t bytes = 0;
+  void reserve(size_t n) {
+    if (n <= bytes) return;
+    if (ptr) cudaFreeHost(ptr);
+    ptr = nullptr;
+    bytes = 0;
+    check(cudaHostAlloc(reinterpret_cast<void**>(&ptr), n, cudaHostAllocDefault),
+          "cudaHostAlloc (the streamed solve's staging)");
+    bytes = n;
+  }
+};
+
+// The process's staging blocks, an input and an output block per slot; one streamed call
+// uses them at a time (the mutex).  Never freed: the driver may be gone when static objects
+// are destroyed at exit, and the process's end releases them.
+struct PinnedPool {
+  std::mutex mutex;
+  PinnedBlock in[kStreamSlots], out[kStreamSlots];
+};
+
+PinnedPool& pinned_pool() {
+  static PinnedPool* pool = new PinnedPool;
+  return *pool;
+}
+
+// The device's side of stream::run: a slot's stream, its device blocks (made once per call,
+// for the largest chunk, and reused by every chunk of the slot) and its launch's counter.
+template <class T>
+struct CudaStream {
+  const Kernels& kernels;
+  const Batch<T>& h;
+  const Options& o;
+  int n_inputs, n_params;
+  std::vector<stream::Chunk> chunks;
+  PinnedPool& pool;
+  void (*interrupt)();
+  struct Slot {
+    cudaStream_t stream = nullptr;
+    char* d_in = nullptr;
+    char* d_out = nullptr;
+    unsigned long long* next = nullptr;
+    stream::Layout layout;
+  } slot[kStreamSlots];
+
+  CudaStream(const Kernels& k, const Batch<T>& host, const Options& opts, int inputs,
+             int params, std::vector<stream::Chunk> plan, PinnedPool& p, void (*poll)())
+      : kernels(k), h(host), o(opts), n_inputs(inputs), n_params(params),
+        chunks(std::move(plan)), pool(p), interrupt(poll) {
+    const stream::Layout most = stream::capacity(h, chunks, n_inputs, n_params);
+    for (Slot& s : slot) {
+      check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+      check(cudaMalloc(reinterpret_cast<void**>(&s.d_in), most.in_bytes), "cudaMalloc");
+      check(cudaMalloc(reinterpret_cast<void**>(&s.d_out), most.out_bytes), "cudaMalloc");
+      check(cudaMalloc(reinterpret_cast<void**>(&s.next), sizeof(*s.next)), "cudaMalloc");
+    }
+    for (int s = 0; s < kStreamSlots; ++s) {
+      pool.in[s].reserve(most.in_bytes);
+      pool.out[s].reserve(most.out_bytes);
+    }
+  }
+
+  // What is in flight finishes before its memory is freed (also after an error).
+  ~CudaStream() {
+    for (Slot& s : slot) {
+      if (s.stream) cudaStreamSynchronize(s.stream);
+      cudaFree(s.d_in);
+      cudaFree(s.d_out);
+      cudaFree(s.next);
+      if (s.stream) cudaStreamDestroy(s.stream);
+    }
+  }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+
+  void pack(long long c, int s) {
+    if (interrupt) interrupt();  // Ctrl-C: stops between chunks (after what is in flight)
+    slot[s].layout = stream::pack(h, chunks[c], n_inputs, n_params, pool.in[s].ptr);
+  }
+
+  void submit(long long c, int s) {
+    Slot& sl = slot[s];
+    const stream::Layout& l = sl.layout;
+    check(cudaMemcpyAsync(sl.d_in, pool.in[s].ptr, l.in_bytes, cudaMemcpyHostToDevice,
+                          sl.stream),
+          "copy in (streamed)");
+    Batch<T> d = stream::view(h, l, chunks[c].units(), sl.d_in, sl.d_out);
+    d.model_ctx = nullptr;  // host memory (a law's tape): the device's kernels never read it
+    const long long* order = l.order == stream::Layout::kAbsent
+                                 ? nullptr
+                                 : reinterpret_cast<const long long*>(sl.d_in + l.order);
+    launch_kernels(Kind::kSolve, kernels, d, o, sl.stream, Work<T>{sl.next, nullptr, 0, order});
+    check(cudaMemcpyAsync(pool.out[s].ptr, sl.d_out, l.out_bytes, cudaMemcpyDeviceToHost,
+                          sl.stream),
+          "copy out (streamed)");
+  }
+
+  void finish(int s) { check(cudaStreamSynchronize(slot[s].stream), "solve_kernel (streamed)"); }
+
+  void unpack(long long c, int s) {
+    stream::unpack(h, chunks[c], n_params, slot[s].layout, pool.out[s].ptr);
+  }
+};
+
+template <class T>
+void stream_host_batch(const Kernels& kernels, const Batch<T>& h, int n_inputs, int n_params,
+                       const Options& o, void (*interrupt)()) {
+  PinnedPool& pool = pinned_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  CudaStream<T> ops(kernels, h, o, n_inputs, n_params,
+                    stream::plan(h, kStreamUnits, kStreamPoints), pool, interrupt);
+  stream::run(static_cast<long long>(ops.chunks.size()), kStreamSlots, ops);
+}
+
 }  // namespace
 
 template <class T>
 void solve_host_batch(const Kernels& kernels, const Batch<T>& h, long long n_points,
-                      int n_inputs, int n_params, const Options& o) {
-  run_host_batch(Kind::kSolve, kernels, h, n_points, n_inputs, n_params, o);
+                      int n_inputs, int n_params, const Options& o, void (*interrupt)()) {
+  if (streamed(h)) {
+    stream_host_batch(kernels, h, n_inputs, n_params, o, interrupt);
+  } else {
+    run_host_batch(Kind::kSolve, kernels, h, n_points, n_inputs, n_params, o);
+  }
+}
+
+std::vector<double> pinned_bandwidth(long long bytes, int repeats) {
+  if (bytes < 1 || repeats < 1) throw std::invalid_argument("bytes, repeats: must be >= 1");
+  char* host = nullptr;
+  check(cudaHostAlloc(reinterpret_cast<void**>(&host), bytes, cudaHostAllocDefault),
+        "cudaHostAlloc");
+  DeviceArray<char> device(bytes, nullptr);
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  std::memset(host, 1, bytes);
+  double best[2] = {0, 0};
+  for (int r = 0; r < repeats; ++r)
+    for (int way = 0; way < 2; ++way) {
+      check(cudaEventRecord(start), "cudaEventRecord");
+      if (way == 0) {
+        check(cudaMemcpyAsync(device.ptr, host, bytes, cudaMemcpyHostToDevice), "copy in");
+      } else {
+        check(cudaMemcpyAsync(host, device.ptr, bytes, cudaMemcpyDeviceToHost), "copy out");
+      }
+      check(cudaEventRecord(stop), "cudaEventRecord");
+      check(cudaEventSynchronize(stop), "copy");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+      best[way] = std::max(best[way], bytes / (ms * 1e-3) / 1e9);
+    }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFreeHost(host);
+  return {best[0], best[1]};
 }
 
 template <class T>
@@ -397,7 +572,7 @@ void solve_device_batch(const Kernels& kernels, const Batch<T>& d, const Options
 // fp64 (the default) and fp32 (on request).
 #define LAWFIT_INSTANTIATE(T)                                                               \
   template void solve_host_batch<T>(const Kernels&, const Batch<T>&, long long, int, int, \
-                                    const Options&);                                         \
+                                    const Options&, void (*)());                             \
   template void objective_host_batch<T>(const Kernels&, const Batch<T>&, long long, int,  \
                                         int, const Options&);                                 \
   template void solve_device_batch<T>(const Kernels&, const Batch<T>&, const Options&);

@@ -28,13 +28,22 @@ int device_count();
 // Description of device 0: name, compute capability, multiprocessors.
 std::string device_name();
 
-// Solves a packed batch whose arrays are on the host: one copy in, one fused kernel (every
-// iteration inside, one thread per problem; a bootstrap's resamples drawn inside it), one
-// copy out.  Throws std::runtime_error on a CUDA error.  n_params and n_inputs are the
-// model's sizes (for a law, its parameters and kTapeColumns).  T: double, or float (fp32).
+// Solves a packed batch whose arrays are on the host: one fused kernel (every iteration
+// inside, one thread per problem; a bootstrap's resamples drawn inside it) between a copy in
+// and a copy out.  A large batch whose units are its problems is streamed (lawfit/stream.h):
+// in chunks staged in pinned memory, copied and solved on several CUDA streams while the
+// host packs the next chunk and unpacks the last, `interrupt` (where not null; it throws to
+// stop) called before each chunk; others, one copy each way.  The same results either way.
+// Throws std::runtime_error on a CUDA error.  n_params and n_inputs are the model's sizes
+// (for a law, its parameters and kTapeColumns).  T: double, or float (fp32).
 template <class T>
 void solve_host_batch(const Kernels& kernels, const Batch<T>& host, long long n_points,
-                      int n_inputs, int n_params, const Options& o);
+                      int n_inputs, int n_params, const Options& o,
+                      void (*interrupt)() = nullptr);
+
+// For benchmarks: the best rates, in GB/s, of copies of `bytes` bytes between pinned host
+// memory and the device, host to device then device to host, over `repeats` tries each.
+std::vector<double> pinned_bandwidth(long long bytes, int repeats);
 
 // The objective at each unit's parameters (host.p0) into host.cost, +inf where not finite:
 // the same contract as lawfit._core.objective, for ranking a grid of starts on the device.

@@ -21,14 +21,16 @@ cuda::Kernels kernels_of(const bindings::ModelEntry& m, const std::string& law_i
 
 template <class T>
 void cuda_solve(const cuda::Kernels& k, const bindings::ModelEntry& m, const Batch<T>& b,
-                long long n_points, const Options& o, const std::string& engine) {
+                long long n_points, const Options& o, const std::string& engine,
+                bindings::Interrupt interrupt) {
   if (engine != "auto") throw std::invalid_argument("engine: the CUDA backend takes 'auto'");
   // solve_host_batch copies x for every point.
   if (b.x_shared) throw std::invalid_argument("x_shared: the CUDA backend takes x per point");
   if (b.bounds_shared)
     throw std::invalid_argument("bounds_shared: the CUDA backend takes bounds per unit");
   require_device();
-  cuda::solve_host_batch(k, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o);
+  cuda::solve_host_batch(k, b, n_points, m.n_inputs, static_cast<int>(m.params.size()), o,
+                         interrupt);
 }
 
 template <class T>
@@ -41,8 +43,9 @@ void cuda_objective(const cuda::Kernels& k, const bindings::ModelEntry& m, const
 // The solve and objective of a backend call (the signature of bindings::SolveFnOf<T>).
 template <class T>
 void builtin_solve(const bindings::ModelEntry& m, const Batch<T>& b, long long n_points,
-                   const Options& o, int, const std::string& engine, bindings::Interrupt) {
-  cuda_solve<T>(kernels_of(m, {}), m, b, n_points, o, engine);
+                   const Options& o, int, const std::string& engine,
+                   bindings::Interrupt interrupt) {
+  cuda_solve<T>(kernels_of(m, {}), m, b, n_points, o, engine, interrupt);
 }
 
 template <class T>
@@ -66,8 +69,8 @@ void def_law_calls(py::module_& mod, const char* fit_name, const char* objective
         bindings::require(!law_image.empty(), "image: a law's cubin is required");
         auto solve = [&law_image](const bindings::ModelEntry& m, const Batch<T>& b,
                                   long long n_points, const Options& o, int,
-                                  const std::string& engine, bindings::Interrupt) {
-          cuda_solve<T>(kernels_of(m, law_image), m, b, n_points, o, engine);
+                                  const std::string& engine, bindings::Interrupt interrupt) {
+          cuda_solve<T>(kernels_of(m, law_image), m, b, n_points, o, engine, interrupt);
         };
         return bindings::fit_packed<T>(solve, model, data, box, options, units, n_threads,
                                        return_jtj, engine);
@@ -182,6 +185,16 @@ PYBIND11_MODULE(_cuda, mod) {
       "the names of fit()'s arrays to device pointers (see lawfit/_device.py); `options` as "
       "for fit(); `model` a built-in's name or a law's compiled form, whose kernels' cubin "
       "is `image` (lawfit/_nvrtc.py).");
+  mod.def(
+      "pinned_bandwidth",
+      [](long long bytes, int repeats) {
+        require_device();
+        py::gil_scoped_release release;
+        return cuda::pinned_bandwidth(bytes, repeats);
+      },
+      py::arg("bytes") = 1LL << 28, py::arg("repeats") = 5,
+      "Benchmark: the best rates (GB/s) of copies of `bytes` bytes between pinned host "
+      "memory and device 0, [host to device, device to host].");
   mod.def(
       "time_fit",
       [](int repeats, const py::object& model, const py::dict& data, const py::dict& box,

@@ -106,6 +106,27 @@ def test_cuda_large_batch_matches_cpu():
     assert np.quantile(rel, 0.999) < 1e-9
 
 
+@gpu
+@pytest.mark.gpu
+def test_a_streamed_batch_equals_the_one_shot_copy(monkeypatch):
+    """Beyond a chunk (2^18 units) a host batch streams (lawfit/stream.h; its pipeline's
+    logic is tested on the CPU, tests/test_stream.py): the same bits as one copy each way,
+    ragged problems, sigma and fp32 included."""
+    from lawfit._synthetic import saturating_power_laws
+
+    x, y, _ = saturating_power_laws(300_000, 20, 0.01, seed=4)
+    ys = [row[: 8 + i % 13] for i, row in enumerate(y[:300_000])]
+    xs = [x[: len(row)] for row in ys]
+    for kw in (dict(), dict(sigma=[np.full(len(r), 0.5) for r in ys]), dict(dtype="float32")):
+        streamed = lawfit.fit("saturating_power_law", xs, ys, backend="cuda", **kw)
+        monkeypatch.setenv("LAWFIT_CUDA_STREAM", "0")
+        one_shot = lawfit.fit("saturating_power_law", xs, ys, backend="cuda", **kw)
+        monkeypatch.delenv("LAWFIT_CUDA_STREAM")
+        for key in ("x", "cost", "status", "nfev", "optimality", "active_mask"):
+            np.testing.assert_array_equal(getattr(streamed, key), getattr(one_shot, key),
+                                          err_msg=key)
+
+
 def _cost_agreement(a, b, what):
     """Costs within 1e-10 relative where both converged, statuses alike, bar the rare
     multimodal case compare_backends allows."""

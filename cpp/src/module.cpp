@@ -6,9 +6,13 @@
 #include "cpu_driver.h"
 #include "lawfit/guess.h"
 #include "lawfit/rng.h"
+#include "lawfit/stream.h"
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 namespace lawfit {
 namespace {
@@ -118,6 +122,88 @@ void cpu_grid_objective(const bindings::ModelEntry& m, const Batch<double>& b, c
   bindings::unknown_model(m);
 }
 
+// The streamed solve's pipeline (lawfit/stream.h) with the CPU in the device's place, for
+// the tests: the CUDA backend's ops (cuda/kernels.cu) with host vectors for its pinned and
+// device blocks, a copy for each asynchronous copy, and the solve run when the slot's work is
+// waited for, as late as the device could run it.  It refuses (a ValueError) any step out of
+// the pipeline's order that would be a race on the device: packing a slot whose chunk is in
+// flight or not yet unpacked, unpacking a chunk before its slot was waited for; and it checks
+// the order of units each chunk carries for the device's threads.  Every event goes into
+// `events`, (step, chunk, slot).
+struct CpuStream {
+  const bindings::ModelEntry& m;
+  const Batch<double>& h;
+  const Options& o;
+  std::vector<stream::Chunk> chunks;
+  int n_inputs, n_params;
+  std::vector<std::vector<char>> staged_in, staged_out, device_in, device_out;
+  std::vector<stream::Layout> layouts;
+  std::vector<long long> in_flight, done;  // per slot: the chunk submitted / finished, or -1
+  std::vector<std::tuple<std::string, long long, int>>& events;
+
+  CpuStream(const bindings::ModelEntry& model, const Batch<double>& host, const Options& opts,
+            std::vector<stream::Chunk> plan, int slots,
+            std::vector<std::tuple<std::string, long long, int>>& log)
+      : m(model), h(host), o(opts), chunks(std::move(plan)), n_inputs(model.n_inputs),
+        n_params(static_cast<int>(model.params.size())), layouts(slots),
+        in_flight(slots, -1), done(slots, -1), events(log) {
+    const stream::Layout most = stream::capacity(h, chunks, n_inputs, n_params);
+    for (int s = 0; s < slots; ++s) {  // filled with a NaN pattern: nothing reads unwritten
+      staged_in.emplace_back(most.in_bytes, '\xff');
+      staged_out.emplace_back(most.out_bytes, '\xff');
+      device_in.emplace_back(most.in_bytes, '\xff');
+      device_out.emplace_back(most.out_bytes, '\xff');
+    }
+  }
+
+  void pack(long long c, int s) {
+    bindings::require(in_flight[s] < 0 && done[s] < 0,
+                      "stream: a slot was packed while its last chunk was in use");
+    layouts[s] = stream::pack(h, chunks[c], n_inputs, n_params, staged_in[s].data());
+    events.emplace_back("pack", c, s);
+  }
+
+  void submit(long long c, int s) {
+    in_flight[s] = c;
+    events.emplace_back("submit", c, s);
+  }
+
+  void finish(int s) {
+    bindings::require(in_flight[s] >= 0, "stream: a slot was waited for with nothing in it");
+    const stream::Chunk& c = chunks[in_flight[s]];
+    const stream::Layout& l = layouts[s];
+    std::copy(staged_in[s].begin(), staged_in[s].begin() + l.in_bytes, device_in[s].begin());
+    const Batch<double> v =
+        stream::view(h, l, c.units(), device_in[s].data(), device_out[s].data());
+    if (l.order != stream::Layout::kAbsent) {  // a permutation, by size
+      std::vector<long long> order(v.n_units);
+      std::memcpy(order.data(), device_in[s].data() + l.order, sizeof(long long) * v.n_units);
+      std::vector<char> seen(v.n_units, 0);
+      for (long long k = 0; k < v.n_units; ++k) {
+        const long long i = order[k];
+        bindings::require(i >= 0 && i < v.n_units && !seen[i], "stream: a bad order");
+        seen[i] = 1;
+        bindings::require(k == 0 || unit_points(v, order[k - 1]) <= unit_points(v, i),
+                          "stream: an order not by size");
+      }
+    }
+    cpu_solve(m, v, c.points(), o, 1, "auto", nullptr);
+    std::copy(device_out[s].begin(), device_out[s].begin() + l.out_bytes,
+              staged_out[s].begin());
+    std::fill(device_out[s].begin(), device_out[s].end(), '\xff');
+    done[s] = in_flight[s];
+    in_flight[s] = -1;
+    events.emplace_back("finish", done[s], s);
+  }
+
+  void unpack(long long c, int s) {
+    bindings::require(done[s] == c, "stream: a chunk was unpacked before its slot finished");
+    stream::unpack(h, chunks[c], n_params, layouts[s], staged_out[s].data());
+    done[s] = -1;
+    events.emplace_back("unpack", c, s);
+  }
+};
+
 }  // namespace
 }  // namespace lawfit
 
@@ -203,6 +289,28 @@ PYBIND11_MODULE(_core, mod) {
   // Hooks for the tests (lawfit._core.testing): not part of the package's interface.
   py::module_ testing = mod.def_submodule(
       "testing", "Hooks for lawfit's tests: the RNG, lawfit's vector math, injected faults.");
+  testing.def(
+      "stream_fit",
+      [](const py::object& model, const py::dict& data, const py::dict& box,
+         const py::object& options, long long chunk_units, long long chunk_points, int slots,
+         bool return_jtj) {
+        std::vector<std::tuple<std::string, long long, int>> events;
+        auto solve = [&](const bindings::ModelEntry& m, const Batch<double>& b, long long,
+                         const Options& o, int, const std::string&, bindings::Interrupt) {
+          bindings::require(stream::streamable(b), "stream_fit: the batch does not stream");
+          CpuStream ops(m, b, o, stream::plan(b, chunk_units, chunk_points), slots, events);
+          stream::run(static_cast<long long>(ops.chunks.size()), slots, ops);
+        };
+        py::dict out = bindings::fit_packed<double>(solve, model, data, box, options,
+                                                    py::none(), 1, return_jtj, "auto");
+        return py::make_tuple(out, events);
+      },
+      py::arg("model"), py::arg("data"), py::arg("box"), py::arg("options"),
+      py::arg("chunk_units"), py::arg("chunk_points"), py::arg("slots"),
+      py::arg("return_jtj") = false,
+      "For the tests: fit()'s solve through the CUDA backend's streamed pipeline "
+      "(lawfit/stream.h), the CPU in the device's place; returns (fit()'s dict, the "
+      "pipeline's events as (step, chunk, slot)).");
   testing.def(
       "philox4x32_10",
       [](const py::array_t<unsigned int, py::array::c_style | py::array::forcecast>& ctr,

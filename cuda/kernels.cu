@@ -361,11 +361,16 @@ constexpr long long kStreamUnits = 1LL << 18;
 constexpr long long kStreamPoints = 1LL << 23;
 constexpr int kStreamSlots = 3;
 
-// Whether a batch is solved streamed: one that streams (stream.h) and is larger than a chunk,
-// unless $LAWFIT_CUDA_STREAM is "0" (the one-shot copy, for comparison).
+// Whether a batch is solved streamed: one that streams (stream.h), larger than a chunk, whose
+// problems have at most kStreamPoints / kStreamUnits points on average (so that a chunk's
+// launch has about kStreamUnits threads; larger problems make fewer, longer chunks than
+// fill the device, and go in one copy), unless $LAWFIT_CUDA_STREAM is "0" (the one-shot
+// copy, for comparison).
 template <class T>
 bool streamed(const Batch<T>& h) {
-  if (!stream::streamable(h) || h.n_units <= kStreamUnits) return false;
+  if (!stream::streamable(h) || h.n_units <= kStreamUnits ||
+      h.offsets[h.n_units] - h.offsets[0] > h.n_units * (kStreamPoints / kStreamUnits))
+    return false;
   const char* env = std::getenv("LAWFIT_CUDA_STREAM");
   return !(env && std::strcmp(env, "0") == 0);
 }

@@ -544,6 +544,27 @@ def test_curve_fit_untraceable_callable_runs_compiled_as_scipy(spied_core, jac, 
     np.testing.assert_allclose(pcov, pcov_r, rtol=1e-5)
 
 
+def test_an_untraceable_callable_is_differenced_only_where_a_trial_may_be_taken(spied_core):
+    """lm.h asks for a trial's Jacobian (n more calls of f) only where the trial's cost could
+    accept it or claim ftol (models/common.h, LazyJacobian): from a far start, whose rejected
+    trials then cost one call each, f is called fewer than (n + 1) times per evaluation, with
+    the answers of the reference route, which differences every trial."""
+    x, y = _exp_decay()
+    calls = [0]
+
+    def f(x, a, b, c):
+        calls[0] += 1
+        return _untraceable(x, a, b, c)
+
+    start = [5.0, 0.1, -3.0]
+    popt, pcov, info, mesg, ier = lawfit.curve_fit(f, x, y, p0=start, full_output=True)
+    assert spied_core.calls == 1 and ier > 0
+    assert calls[0] < 4 * info["nfev"]
+    popt_r, pcov_r = lawfit.curve_fit(_untraceable, x, y, p0=start, x_scale="jac")
+    np.testing.assert_allclose(popt, popt_r, rtol=1e-7)
+    np.testing.assert_allclose(pcov, pcov_r, rtol=1e-5)
+
+
 def test_curve_fit_untraceable_callable_log_residuals_and_routes(spied_core):
     x, y = _exp_decay()
     y = y - y.min() + 0.5

@@ -38,10 +38,12 @@ struct Context {
   const double* lower = nullptr;  // n bounds, for the difference steps' direction
   const double* upper = nullptr;
   // The last two parameter vectors asked for (the current point and a trial, as a rule):
-  // f and J at p, f_prev and J_prev at p_prev.
+  // f at p (and J where have_J), f_prev at p_prev (and J_prev where have_J_prev).
   double p[kCallableParams] = {}, p_prev[kCallableParams] = {};
-  bool have = false, have_prev = false;
+  bool have = false, have_prev = false, have_J = false, have_J_prev = false;
   std::vector<double> f, J, f_prev, J_prev;  // m values; m x n derivatives, point-major
+  std::vector<double> fh;                     // the values at a difference step
+  bool want_J = true;  // the solve's wish for the next evaluations (Model::want_jacobian)
   long long calls = 0, jac_calls = 0;
 
   bool holds(const double* a, bool valid, const double* q) const {
@@ -50,54 +52,78 @@ struct Context {
   }
 
   // `what`(xdata, *q) as a C-contiguous float64 array (checked: real, and of the shape
-  // expected, else ValueError naming `name`).
+  // expected, (rows,) or with cols > 0 (rows, cols), else ValueError naming `name`).  The
+  // call passes its arguments on the stack (vectorcall); a result that is already such an
+  // array is used as it is.
   bindings::F64 call(const py::object& what, const double* q, const char* name,
-                     std::vector<py::ssize_t> shape) {
-    py::tuple args(n + 1);
-    args[0] = xdata;
-    for (int j = 0; j < n; ++j) args[j + 1] = py::float_(q[j]);
-    const py::array out = py::array::ensure(what(*args));
-    if (!out) throw py::error_already_set();
-    bindings::require(out.dtype().kind() != 'c', [&] {
+                     py::ssize_t rows, py::ssize_t cols = 0) {
+    PyObject* args[kCallableParams + 1];
+    py::object floats[kCallableParams];
+    args[0] = xdata.ptr();
+    for (int j = 0; j < n; ++j) {
+      floats[j] = py::reinterpret_steal<py::object>(PyFloat_FromDouble(q[j]));
+      if (!floats[j]) throw py::error_already_set();
+      args[j + 1] = floats[j].ptr();
+    }
+    PyObject* res = PyObject_Vectorcall(what.ptr(), args, static_cast<size_t>(n) + 1, nullptr);
+    if (!res) throw py::error_already_set();
+    const py::object out = py::reinterpret_steal<py::object>(res);
+    const int ndim = cols > 0 ? 2 : 1;
+    if (bindings::F64::check_(out)) {  // float64, C-contiguous: as it is, where its shape is
+      const auto values = py::reinterpret_borrow<bindings::F64>(out);
+      if (values.ndim() == ndim && values.shape(0) == rows && (cols == 0 || values.shape(1) == cols))
+        return values;
+    }
+    const py::array a = py::array::ensure(out);
+    if (!a) throw py::error_already_set();
+    bindings::require(a.dtype().kind() != 'c', [&] {
       return std::string(name) + ": returned complex values";
     });
-    const bool scalar_ok = shape.size() == 1 && shape[0] == 1 && out.size() == 1;
-    bool same = out.ndim() == static_cast<py::ssize_t>(shape.size());
-    for (size_t k = 0; same && k < shape.size(); ++k) same = out.shape(k) == shape[k];
+    const bool scalar_ok = cols == 0 && rows == 1 && a.size() == 1;
+    const bool same = a.ndim() == ndim && a.shape(0) == rows && (cols == 0 || a.shape(1) == cols);
     bindings::require(same || scalar_ok, [&] {
-      py::tuple want(shape.size());
-      for (size_t k = 0; k < shape.size(); ++k) want[k] = shape[k];
-      const std::string got = py::str(out.attr("shape")).cast<std::string>();
-      const std::string expected = py::str(want).cast<std::string>();
-      return shape.size() == 1 ? std::string(name) + ": returned shape " + got +
-                                     ", expected ydata's shape " + expected
-                               : std::string(name) + ": returned shape " + got +
-                                     ", expected " + expected + " (points, parameters)";
+      const std::string got = py::str(a.attr("shape")).cast<std::string>();
+      return cols == 0 ? std::string(name) + ": returned shape " + got +
+                             ", expected ydata's shape (" + std::to_string(rows) + ",)"
+                       : std::string(name) + ": returned shape " + got + ", expected (" +
+                             std::to_string(rows) + ", " + std::to_string(cols) +
+                             ") (points, parameters)";
     });
-    const auto values = bindings::F64::ensure(out);
+    const auto values = bindings::F64::ensure(a);
     if (!values) throw py::error_already_set();
     return values;
   }
 
-  std::vector<double> values_at(const double* q) {
-    const bindings::F64 v = call(fn, q, "f", {m});
+  // f's values at q into `into` (m of them).
+  void values_at(const double* q, std::vector<double>& into) {
+    const bindings::F64 v = call(fn, q, "f", m);
     ++calls;
-    return std::vector<double>(v.data(), v.data() + m);
+    into.assign(v.data(), v.data() + m);
   }
 
-  // Fills f and J at q, unless they hold it already.
-  void at(const double* q) {
-    if (holds(p, have, q)) return;
-    std::swap(f, f_prev);
-    std::swap(J, J_prev);
-    for (int j = 0; j < n; ++j) std::swap(p[j], p_prev[j]);
-    std::swap(have, have_prev);
-    if (holds(p, have, q)) return;
-    have = false;
-    f = values_at(q);
+  // Fills f at q, and J where with_J, unless they hold them already.
+  void at(const double* q, bool with_J = true) {
+    if (!holds(p, have, q)) {
+      std::swap(f, f_prev);
+      std::swap(J, J_prev);
+      for (int j = 0; j < n; ++j) std::swap(p[j], p_prev[j]);
+      std::swap(have, have_prev);
+      std::swap(have_J, have_J_prev);
+      if (!holds(p, have, q)) {
+        have = have_J = false;
+        values_at(q, f);
+        for (int j = 0; j < n; ++j) p[j] = q[j];
+        have = true;
+      }
+    }
+    if (with_J && !have_J) jacobian_at(q);
+  }
+
+  // J at q, where f holds q's values.
+  void jacobian_at(const double* q) {
     J.assign(static_cast<size_t>(m) * n, 0.0);
     if (!jac.is_none()) {
-      const bindings::F64 d = call(jac, q, "jac", {m, n});
+      const bindings::F64 d = call(jac, q, "jac", m, n);
       ++jac_calls;
       for (size_t k = 0; k < J.size(); ++k) J[k] = d.data()[k];
     } else {
@@ -110,13 +136,12 @@ struct Context {
         if (q[j] + h > upper[j] || q[j] + h < lower[j]) h = -h;
         r[j] = q[j] + h;
         h = r[j] - q[j];  // the step as represented
-        const std::vector<double> fh = values_at(r);
+        values_at(r, fh);
         r[j] = q[j];
         for (int i = 0; i < m; ++i) J[static_cast<size_t>(i) * n + j] = (fh[i] - f[i]) / h;
       }
     }
-    for (int j = 0; j < n; ++j) p[j] = q[j];
-    have = true;
+    have_J = true;
   }
 };
 
@@ -126,6 +151,13 @@ struct Model {
   static constexpr bool kHasLog = true;
   static constexpr bool kUsesContext = true;
   static constexpr const char* kName = "callable";
+  // A trial's Jacobian costs n calls of the function (or a jac call): lm.h asks for it only
+  // where the trial's cost could accept it (models/common.h, LazyJacobian), as MINPACK
+  // differences only at the points it moves to.
+  static constexpr bool kLazyJacobian = true;
+  static void want_jacobian(const void* ctx, bool want) {
+    const_cast<Context*>(static_cast<const Context*>(ctx))->want_J = want;
+  }
 
   template <class T>
   static T eval(const void* ctx, const T* p, const T* x, T* grad) {
@@ -144,12 +176,12 @@ struct Model {
                          T (&grad)[B][kParams]) {
     static_assert(std::is_same<T, double>::value, "a Python model runs in double");
     Context* c = const_cast<Context*>(static_cast<const Context*>(ctx));
-    c->at(p);
+    c->at(p, c->want_J);
     for (int b = 0; b < nb; ++b) {
       const int i = static_cast<int>(x[b]);
       const double v = c->f[i];
-      for (int j = 0; j < kParams; ++j)
-        grad[b][j] = j < c->n ? c->J[static_cast<size_t>(i) * c->n + j] : 0.0;
+      for (int j = 0; j < kParams; ++j)  // (0 where the solve asked for values only)
+        grad[b][j] = j < c->n && c->want_J ? c->J[static_cast<size_t>(i) * c->n + j] : 0.0;
       if (kLog) {
         for (int j = 0; j < kParams; ++j) grad[b][j] /= v;
         f[b] = std::log(v);

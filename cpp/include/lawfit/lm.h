@@ -797,19 +797,22 @@ LAWFIT_HD LAWFIT_INLINE T propose(const State<T, N>& s, const ProblemBox<T, N>& 
   return predicted_reduction<N>(s.cur.A, s.cur.g, step);
 }
 
-// Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
-// xtol.  (kBounded = false, as for held_set: no parameter is fixed.)  `live`: the lanes whose
-// trial this was (the others' verdicts are not used).
-template <bool kBounded = true, class T, int N>
-LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>& box,
-                                         const Evaluation<T, N>& trial, const T* q,
-                                         const T* step, T predicted, const Options& o,
-                                         MaskOf<T> live = T(0) == T(0)) {
+// What a trial's cost (and whether its evaluation was finite) says, before its gradient
+// is looked at: the reduction, its ratio to the prediction, whether the step is accepted
+// and whether the trial may claim ftol (judge, below; a solve of a model with a lazy
+// Jacobian asks first, models/common.h's LazyJacobian).
+template <class T>
+struct Outcome {
+  T actual, ratio;
+  MaskOf<T> accept, ftol_claim;
+};
+
+template <class T, int N>
+LAWFIT_HD LAWFIT_INLINE Outcome<T> outcome(const State<T, N>& s, MaskOf<T> finite, T cost,
+                                           T predicted, const Options& o) {
   const T f_old = s.cur.cost;
-  const T actual = select(trial.finite, f_old - trial.cost, T(-INFINITY));
+  const T actual = select(finite, f_old - cost, T(-INFINITY));
   const T ratio = select(predicted > T(0), actual / predicted, T(0));
-  const T step_norm = scaled_norm<kBounded>(s.D, step, s.fixed);
-  const T x_norm = scaled_norm<kBounded>(s.D, s.p, s.fixed);
   // A reduction of at most kRoundingGain epsilons is rounding's, not the step's.  Below the
   // rounding floor the cost cannot judge a step, but the quadratic model (from the gradient,
   // summed without the cost's cancellation) can: a Gauss-Newton step predicted to gain at
@@ -819,7 +822,26 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
                         actual > T(kRoundingGain * epsilon_of<T>()) * f_old;
   const auto below_floor =
       s.lambda == T(kMinDamping) && predicted <= floor && actual >= -floor;
-  const auto accept = trial.finite && (resolved || below_floor);
+  const T ftol = T(o.ftol);
+  return {actual, ratio, finite && (resolved || below_floor),
+          finite && abs(actual) <= ftol * f_old && predicted <= ftol * f_old && ratio <= T(2)};
+}
+
+// Steps 4f and 4g: accept or reject the trial point (updating the state) and test ftol and
+// xtol.  (kBounded = false, as for held_set: no parameter is fixed.)  `live`: the lanes whose
+// trial this was (the others' verdicts are not used).
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>& box,
+                                         const Evaluation<T, N>& trial, const T* q,
+                                         const T* step, T predicted, const Options& o,
+                                         MaskOf<T> live = T(0) == T(0)) {
+  const T f_old = s.cur.cost;
+  const Outcome<T> out = outcome(s, trial.finite, trial.cost, predicted, o);
+  const T actual = out.actual, ratio = out.ratio;
+  const T step_norm = scaled_norm<kBounded>(s.D, step, s.fixed);
+  const T x_norm = scaled_norm<kBounded>(s.D, s.p, s.fixed);
+  const T floor = T(kRoundingFloor * epsilon_of<T>()) * f_old;
+  const auto accept = out.accept;
   // The curvature the cost showed along an accepted step that lowered it by more than the
   // rounding floor, beyond the Gauss-Newton model's: u = y - A s (y the change of g, A at q),
   // kappa = u . s, kept where kappa exceeds the model's own s^T A s (the residuals' curvature
@@ -856,8 +878,7 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
   const T ftol = T(o.ftol), xtol = T(o.xtol);
   // (Claims only in the `live` lanes: a SIMD driver's lanes whose trial was not a step of
   // theirs would otherwise make every lane pay for the settling check.)
-  auto ftol_ok = live && trial.finite && abs(actual) <= ftol * f_old &&
-                 predicted <= ftol * f_old && ratio <= T(2);
+  auto ftol_ok = live && out.ftol_claim;
   auto xtol_ok = live && step_norm <= xtol * x_norm;
   if (any(ftol_ok || xtol_ok)) {
     const auto converged = no_progress_left<kBounded>(s, box, ftol, xtol);
@@ -1016,7 +1037,17 @@ LAWFIT_HD void solve(const ProblemData<T>& d, const ProblemBox<T, Model::kParams
     }
     T q[N], step[N];
     const T predicted = propose(s, box, delta, q, step);
-    evaluate<Model>(d, q, o, trial, Objective{});
+    if constexpr (LazyJacobian<Model>::value) {
+      // The cost first; the gradient where it could be read (judge reads a trial's gradient
+      // only where the step is accepted or claims ftol): the same verdict either way.
+      Model::want_jacobian(d.ctx, false);
+      evaluate<Model>(d, q, o, trial, Objective{});
+      Model::want_jacobian(d.ctx, true);
+      const Outcome<T> cost_says = outcome(s, trial.finite, trial.cost, predicted, o);
+      if (cost_says.accept || cost_says.ftol_claim) evaluate<Model>(d, q, o, trial, Objective{});
+    } else {
+      evaluate<Model>(d, q, o, trial, Objective{});
+    }
     ++nfev;
     ++nit;
     const Verdict<T> v = judge(s, box, trial, q, step, predicted, o);

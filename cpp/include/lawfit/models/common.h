@@ -83,6 +83,21 @@ struct UsesContext<Model, decltype(void(Model::kUsesContext))> {
   static constexpr bool value = Model::kUsesContext;
 };
 
+// Models whose gradient costs much more than their value (static constexpr bool
+// kLazyJacobian = true, and static void want_jacobian(const void* ctx, bool)): the solve
+// evaluates a trial's cost first, with want_jacobian(ctx, false) (the gradient then 0), and
+// the gradient only where the cost could accept the trial or claim ftol (lm.h, solve): a
+// rejected trial's gradient is never read, so the results are the same.  (A Python function
+// with forward differences: n + 1 calls a trial, or 1.)
+template <class Model, class = void>
+struct LazyJacobian {
+  static constexpr bool value = false;
+};
+template <class Model>
+struct LazyJacobian<Model, decltype(void(Model::kLazyJacobian))> {
+  static constexpr bool value = Model::kLazyJacobian;
+};
+
 // f and its gradient, from a model with or without a context.
 template <class Model, class T>
 LAWFIT_HD LAWFIT_FORCE_INLINE T model_eval(const void* ctx, const T* p, const T* x, T* grad) {

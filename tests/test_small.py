@@ -347,3 +347,30 @@ def test_a_grid_changed_in_place_between_calls_is_fitted_as_it_now_is():
     grid[2] = -1.0  # out of the model's domain: the general path says so, as before
     same(lawfit.fit("saturating_power_law", grid, y, p0=p0),
          general("saturating_power_law", grid, y, p0=p0))
+
+
+def test_the_core_reads_an_options_fields_at_once_and_any_objects_one_by_one():
+    """The core takes an Options' eight solver fields as one tuple (Options.core_fields,
+    made once) and those of any object with the same attributes one by one: the same
+    solve either way."""
+    import types
+
+    from lawfit import _core
+    from lawfit._options import Options
+
+    o = Options.build(3, loss="huber", f_scale=0.5, ftol=1e-10, max_nfev=40)
+    assert o.core_fields == (o.ftol, o.xtol, o.gtol, o.max_nfev, o.max_nfev_cap,
+                             o.initial_damping, o.loss, o.f_scale)
+    assert o.core_fields is o.core_fields  # made once
+    duck = types.SimpleNamespace(**{k: getattr(o, k) for k in (
+        "ftol", "xtol", "gtol", "max_nfev", "max_nfev_cap", "initial_damping", "loss",
+        "f_scale")})
+    x, y, truth, p0 = model_batch("saturating_power_law", n_problems=6, n_points=12, seed=6)
+    u = np.log(x)
+    a, b = (_core.fit_grid("saturating_power_law", u, y, p0, None, None, opts, False, 1, "auto")
+            for opts in (o, duck))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with pytest.raises(ValueError, match="options: has no attribute 'gtol'"):
+        del duck.gtol
+        _core.fit_grid("saturating_power_law", u, y, p0, None, None, duck, False, 1, "auto")

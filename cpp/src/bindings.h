@@ -288,8 +288,11 @@ inline F64 model_inputs(const ModelEntry& m, const F64& x) {
 // The solver options of a call in precision T, from any object with the attributes of
 // lawfit._options.Options (loss, f_scale, ftol, xtol, gtol, max_nfev, max_nfev_cap,
 // initial_damping); `log_residuals` is the data's (its targets are y or log y).
-// (One lookup per attribute, by a name made once: a small call reads all eight.)
-inline py::object option_attr(const py::handle& options, const char* name) {
+// (One lookup per attribute, by a name made once; an Options gives all eight at once, as
+// its tuple `core_fields`.)  An attribute that is missing raises ValueError, or where not
+// `required` gives a null object.
+inline py::object option_attr(const py::handle& options, const char* name,
+                              bool required = true) {
   // The names read (string literals), interned once each and kept for the process; read
   // and written with the GIL held, as every call here is.
   static const char* names[16] = {};
@@ -316,6 +319,7 @@ inline py::object option_attr(const py::handle& options, const char* name) {
   if (!v) {
     if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
     PyErr_Clear();
+    if (!required) return py::object();
     throw py::value_error(std::string("options: has no attribute '") + name + "'");
   }
   return py::reinterpret_steal<py::object>(v);
@@ -324,14 +328,21 @@ inline py::object option_attr(const py::handle& options, const char* name) {
 template <class T>
 Options make_options(const py::handle& options, bool log_residuals) {
   Options o;
-  o.ftol = option_attr(options, "ftol").cast<double>();
-  o.xtol = option_attr(options, "xtol").cast<double>();
-  o.gtol = option_attr(options, "gtol").cast<double>();
-  o.max_nfev = option_attr(options, "max_nfev").cast<int>();
-  o.max_nfev_cap = option_attr(options, "max_nfev_cap").cast<int>();
-  o.initial_damping = option_attr(options, "initial_damping").cast<double>();
-  o.loss = parse_loss(option_attr(options, "loss").cast<std::string>());
-  o.f_scale = option_attr(options, "f_scale").cast<double>();
+  // The eight fields in one tuple (lawfit._options.Options.core_fields), or one by one.
+  const py::object fields = option_attr(options, "core_fields", false);
+  const bool packed = fields && PyTuple_Check(fields.ptr()) && PyTuple_GET_SIZE(fields.ptr()) == 8;
+  auto field = [&](int k, const char* name) {
+    return packed ? py::reinterpret_borrow<py::object>(PyTuple_GET_ITEM(fields.ptr(), k))
+                  : option_attr(options, name);
+  };
+  o.ftol = py::cast<double>(field(0, "ftol"));
+  o.xtol = py::cast<double>(field(1, "xtol"));
+  o.gtol = py::cast<double>(field(2, "gtol"));
+  o.max_nfev = py::cast<int>(field(3, "max_nfev"));
+  o.max_nfev_cap = py::cast<int>(field(4, "max_nfev_cap"));
+  o.initial_damping = py::cast<double>(field(5, "initial_damping"));
+  o.loss = parse_loss(py::cast<std::string>(field(6, "loss")));
+  o.f_scale = py::cast<double>(field(7, "f_scale"));
   o.log_residuals = log_residuals;
   require(o.max_nfev >= 1, "max_nfev: must be >= 1");
   require(o.max_nfev_cap == 0 || o.max_nfev_cap >= o.max_nfev,

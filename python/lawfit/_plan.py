@@ -323,8 +323,8 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     sigma, on the CPU backend, at most a chunk of problems (``DEFAULT_CHUNK``; the caller
     has checked that their results fit in memory).  With a start and without residuals to
     return, the core's ``fit_grid`` first tries to check and solve it in one call, from the
-    arrays as they are (:func:`_fit_grid`).  Otherwise, up to SMALL_PROBLEMS problems, it packs what
-    :func:`pack` would pack for it (the same arrays: the same bits, tests/test_small.py)
+    arrays as they are.  Otherwise, up to SMALL_PROBLEMS problems, it packs what :func:`pack`
+    would pack for it (the same arrays: the same bits, tests/test_small.py)
     with a few array operations, then solves and finishes it as :func:`solve_packed` does,
     so that a call of one or a few problems costs little beside its solve.  Anything else
     (a NaN, a bad value, a shape to check) goes the general way, which says what is
@@ -344,9 +344,16 @@ def solve_small(backend: Backend, model, x, y, p0, options: Options,
     if P * mpts >= 8192:  # helper threads may join: woken now, as fit does
         backend.prepare(n_threads, P, P * mpts)
     if p0 is not None and not finish.return_residuals:
-        out = _fit_grid(backend, model, grid, y, p0, options, n_threads, bounds,
-                        (finish.absolute_sigma, finish.singular) if finish.return_cov else None)
-        if out is not None:  # (the covariances as finish.cov gives them: the same bits)
+        # The core's fit_grid checks the clean case itself (finite values, starts within the
+        # bounds, shapes and layouts it reads as they are) and solves it in one call, without
+        # a Packed or a copy, with the covariances as finish.cov gives them (the same bits);
+        # it returns None where the call is not that case, for the steps below.
+        u = _inputs(model, grid, y, options)
+        rows = (None, None) if bounds is None else _bound_rows(bounds, n)
+        out = None if u is None or rows is None else backend.fit_grid(
+            model, u, np.log(y) if options.log_residuals else y, p0, *rows, options,
+            n_threads, (finish.absolute_sigma, finish.singular) if finish.return_cov else None)
+        if out is not None:
             return FitResult(model, out, None, cov=out.pop("cov", None),
                              offsets=out.pop("offsets"), backend=backend.name)
     if P > SMALL_PROBLEMS:  # larger batches are packed (and checked) the general way
@@ -456,17 +463,3 @@ def _inputs(model, grid, y, options: Options):
 _LOG_GRIDS: dict = {}
 _GRIDS_KEPT = 16
 _GRID_KEPT_SIZE = 1024
-
-
-def _fit_grid(backend, model, grid, y, p0, options: Options, n_threads, bounds, cov):
-    """solve_small's first try: the core's fit_grid, which checks the clean case itself
-    (finite values, starts within the bounds, shapes and layouts it reads as they are) and
-    solves it in one call, without a Packed or a copy, and computes the covariances where
-    ``cov`` is (absolute_sigma, singular); None where it is not that case, for solve_small's
-    own steps.  Returns the core's dict."""
-    u = _inputs(model, grid, y, options)
-    rows = (None, None) if bounds is None else _bound_rows(bounds, model.n_params)
-    if u is None or rows is None:
-        return None
-    return backend.fit_grid(model, u, np.log(y) if options.log_residuals else y, p0, *rows,
-                            options, n_threads, cov)

@@ -32,20 +32,26 @@ def general(*args, **kw):
     return lawfit.fit(*args, chunk_size=10**6, **kw)
 
 
-@pytest.fixture
-def taken(monkeypatch):
-    """Whether each call of the small route took the call (True) or left it to the general
-    path (False), in order."""
+def answers(monkeypatch, owner, name: str) -> list:
+    """Whether each call of ``owner.name`` (a route that answers a call or returns None to
+    hand it on) answered (True) or handed the call on (False), in order."""
     seen = []
-    real = _plan.solve_small
+    real = getattr(owner, name)
 
     def spy(*a):
         out = real(*a)
         seen.append(out is not None)
         return out
 
-    monkeypatch.setattr(lawfit.api, "solve_small", spy)
+    monkeypatch.setattr(owner, name, spy)
     return seen
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Whether each call of the small route took the call (True) or left it to the general
+    path (False), in order."""
+    return answers(monkeypatch, lawfit.api, "solve_small")
 
 
 @pytest.mark.parametrize("name, P", CASES)
@@ -176,16 +182,7 @@ def answered(monkeypatch):
     (False), in order."""
     from lawfit import _backends
 
-    seen = []
-    real = _backends.Cpu.fit_grid
-
-    def spy(self, *a):
-        out = real(self, *a)
-        seen.append(out is not None)
-        return out
-
-    monkeypatch.setattr(_backends.Cpu, "fit_grid", spy)
-    return seen
+    return answers(monkeypatch, _backends.Cpu, "fit_grid")
 
 
 def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(answered):
@@ -266,16 +263,7 @@ def short(monkeypatch):
     general one (False), in order."""
     from lawfit import scipy_compat
 
-    seen = []
-    real = scipy_compat._curve_fit_small
-
-    def spy(*a):
-        out = real(*a)
-        seen.append(out is not None)
-        return out
-
-    monkeypatch.setattr(scipy_compat, "_curve_fit_small", spy)
-    return seen
+    return answers(monkeypatch, scipy_compat, "_curve_fit_small")
 
 
 def test_curve_fit_with_a_built_in_takes_the_short_route_with_the_general_bits(short, answered):

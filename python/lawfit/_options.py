@@ -10,7 +10,6 @@ ValueError naming the argument at fault, before any work.
 from __future__ import annotations
 
 import functools
-
 import os
 import sys
 from dataclasses import dataclass

@@ -150,6 +150,14 @@ def test_options_are_built_once_per_distinct_arguments():
     with pytest.raises(ValueError, match="f_scale"):  # 1 == True, but a bool is refused
         Options.build(3, f_scale=True)
     assert Options.build(3, f_scale=1).f_scale == 1.0
+    # The default arguments: one Options per n_params, the one the general build makes.
+    d = Options.build(3)
+    assert Options.build(3, loss="linear", residuals="linear", f_scale=1.0) is d
+    assert d == Options._build(3, "linear", 1.0, "linear", None, None, None, None, "float64",
+                               "auto")
+    for other in (dict(dtype=np.float64), dict(loss=np.str_("linear")), dict(f_scale=1)):
+        assert Options.build(3, **other) == d  # (the general build's, equal)
+    assert Options.build(5) is not d and Options.build(5).max_nfev == 500
 
 
 def test_a_larger_batch_on_threads_takes_the_small_route_with_the_same_bits():

@@ -383,13 +383,12 @@ class Cpu(_Compiled):
         None or (n,): the core validates and solves them in one call, or returns None where
         the call is not that clean case (then packed and checked the general way).  ``cov``
         (absolute_sigma, singular) asks for the covariances too (the dict's "cov")."""
-        module, compiled = self._module(), self._model(model)
-        log, threads, engine = options.log_residuals, int(n_threads or 0), self._engine(options)
+        module = _CORE[0] if _CORE and _CORE[0] is not None else self._module()
+        args = (model.compiled, u, target, p0, lower, upper, options, options.log_residuals,
+                int(n_threads or 0), self._engine(options))
         if cov is None:
-            return module.fit_grid(compiled, u, target, p0, lower, upper, options, log,
-                                   threads, engine)
-        return module.fit_grid(compiled, u, target, p0, lower, upper, options, log, threads,
-                               engine, True, bool(cov[0]), cov[1] == "inf")
+            return module.fit_grid(*args)
+        return module.fit_grid(*args, True, bool(cov[0]), cov[1] == "inf")
 
     def grid_objective(self, packed, options, starts, units, *, n_threads=None):
         if self._shares_grid_work(options, units):

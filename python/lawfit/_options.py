@@ -161,9 +161,11 @@ def check_residuals(residuals) -> str:
     return residuals
 
 
-# Options.build's results by their arguments (and the arguments' types).
+# Options.build's results by their arguments (and the arguments' types), and those of the
+# default arguments by n_params alone.
 _BUILT: dict = {}
 _MAX_BUILT = 4096
+_DEFAULTS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,15 @@ class Options:
         the fit still improves; an explicit ``max_nfev`` is a hard limit, as scipy's.
         Options are immutable: the same arguments (of the same types) give the same object,
         checked once (a small call pays for every check)."""
+        if (ftol is None and xtol is None and gtol is None and max_nfev is None
+                and type(loss) is str and loss == "linear" and type(residuals) is str
+                and residuals == "linear" and type(f_scale) is float and f_scale == 1.0
+                and type(dtype) is str and dtype == "float64"):  # the defaults, at once
+            built = _DEFAULTS.get(n_params)
+            if built is None:
+                built = _DEFAULTS[n_params] = cls._build(n_params, loss, f_scale, residuals,
+                                                         None, None, None, None, dtype, "auto")
+            return built
         args = (n_params, loss, f_scale, residuals, ftol, xtol, gtol, max_nfev, dtype,
                 backend)
         try:

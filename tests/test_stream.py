@@ -123,3 +123,22 @@ def test_any_chunking_gives_the_same_bits(P, chunk_units, chunk_points, slots, s
     want, got, events = one_shot_and_streamed("saturating_power_law", arrays, chunk_units,
                                               chunk_points, slots)
     assert_same(want, got)
+
+
+def test_empty_and_bad_problems_keep_their_statuses_in_any_chunk():
+    """A problem without points and one with a NaN point get their statuses, streamed as
+    in one copy, wherever the chunks fall."""
+    x, t, s, w, offsets, p0, lower, upper = ragged("saturating_power_law", 20, seed=8)
+    sizes = np.diff(offsets)
+    keep = np.ones(t.size, bool)
+    keep[offsets[3]:offsets[4]] = False  # problem 3: no points
+    t = t.copy()
+    t[offsets[11] + 1] = np.nan  # problem 11: a NaN point
+    sizes[3] = 0
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    arrays = (x[keep], t[keep], None, None, offsets, p0, lower, upper)
+    for chunk_units, chunk_points, slots in ((1, 10**9, 2), (4, 50, 3), (7, 1, 1)):
+        want, got, _ = one_shot_and_streamed("saturating_power_law", arrays, chunk_units,
+                                             chunk_points, slots)
+        assert_same(want, got)
+        assert got["status"][3] < 0 and got["status"][11] < 0 and (got["status"] > 0).sum() > 10

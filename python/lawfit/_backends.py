@@ -107,11 +107,12 @@ def get(backend: Union[str, "Backend"], n_units: Optional[int] = None,
         model=None) -> "Backend":
     """The Backend a ``backend=`` argument names: a Backend object as it is, a name resolved
     (``auto`` on the call's ``n_units`` and ``model``)."""
-    if isinstance(backend, Backend):
-        return backend
-    if not isinstance(backend, str):
-        raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
-                         f"{backend!r}")
+    if type(backend) is not str:  # (a name, the usual case, skips the ABC's isinstance)
+        if isinstance(backend, Backend):
+            return backend
+        if not isinstance(backend, str):
+            raise ValueError(f"backend: expected one of {BACKENDS} or a backend object, got "
+                             f"{backend!r}")
     name = resolve(backend, n_units, model)
     made = _MADE.get(name)  # a backend by name holds nothing but its defaults: made once
     if made is None:

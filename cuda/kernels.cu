@@ -429,26 +429,34 @@ struct CudaStream {
       : kernels(k), h(host), o(opts), n_inputs(inputs), n_params(params),
         chunks(std::move(plan)), pool(p), interrupt(poll) {
     const stream::Layout most = stream::capacity(h, chunks, n_inputs, n_params);
-    for (Slot& s : slot) {
-      check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-      check(cudaMalloc(reinterpret_cast<void**>(&s.d_in), most.in_bytes), "cudaMalloc");
-      check(cudaMalloc(reinterpret_cast<void**>(&s.d_out), most.out_bytes), "cudaMalloc");
-      check(cudaMalloc(reinterpret_cast<void**>(&s.next), sizeof(*s.next)), "cudaMalloc");
-    }
-    for (int s = 0; s < kStreamSlots; ++s) {
-      pool.in[s].reserve(most.in_bytes);
-      pool.out[s].reserve(most.out_bytes);
+    try {  // (a failure frees what was made: the destructor does not run for it)
+      for (int s = 0; s < kStreamSlots; ++s) {
+        pool.in[s].reserve(most.in_bytes);
+        pool.out[s].reserve(most.out_bytes);
+      }
+      for (Slot& s : slot) {
+        check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        check(cudaMalloc(reinterpret_cast<void**>(&s.d_in), most.in_bytes), "cudaMalloc");
+        check(cudaMalloc(reinterpret_cast<void**>(&s.d_out), most.out_bytes), "cudaMalloc");
+        check(cudaMalloc(reinterpret_cast<void**>(&s.next), sizeof(*s.next)), "cudaMalloc");
+      }
+    } catch (...) {
+      release();
+      throw;
     }
   }
 
+  ~CudaStream() { release(); }
+
   // What is in flight finishes before its memory is freed (also after an error).
-  ~CudaStream() {
+  void release() {
     for (Slot& s : slot) {
       if (s.stream) cudaStreamSynchronize(s.stream);
       cudaFree(s.d_in);
       cudaFree(s.d_out);
       cudaFree(s.next);
       if (s.stream) cudaStreamDestroy(s.stream);
+      s = Slot{};
     }
   }
   CudaStream(const CudaStream&) = delete;

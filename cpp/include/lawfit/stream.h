@@ -125,6 +125,11 @@ Batch<T> view(const Batch<T>& b, const Layout& l, long long units, const char* i
   v.lower = reinterpret_cast<const T*>(at(in, l.lower));
   v.upper = reinterpret_cast<const T*>(at(in, l.upper));
   v.n_units = v.n_problems = units;
+  // A batch that streams has no resampling (streamable): nothing of the host's else is read.
+  v.data_of = v.problem_key = nullptr;
+  v.resample_of = nullptr;
+  v.group_of = v.n_groups = nullptr;
+  v.fit_t = v.fit_r = nullptr;
   v.p = reinterpret_cast<T*>(out_at(l.p));
   v.cost = reinterpret_cast<T*>(out_at(l.cost));
   v.optimality = reinterpret_cast<T*>(out_at(l.optimality));

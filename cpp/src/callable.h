@@ -7,9 +7,8 @@
 // or from the user's jac.  Each parameter vector the solve evaluates costs one call (and n
 // more, or one jac call, for the Jacobian), made with the GIL held on the calling thread;
 // the points are served from those values in lm.h's blocks.  The solve is the scalar
-// instantiation of lm.h (the CUDA kernels' and the CPU tests' code), on kCallableParams
-// parameters: a function of fewer has the rest fixed at 0 with a zero Jacobian column, which
-// a solve holds and leaves out of every norm and test.
+// instantiation of lm.h (the CUDA kernels' and the CPU tests' code), for the function's own
+// number of parameters, 1 to kCallableParams.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -145,9 +144,11 @@ struct Context {
   }
 };
 
-// The model lm.h solves: its one input is the point's index, its values the function's.
+// The model lm.h solves, of N parameters (the function's own count: lm.h's algebra at its
+// size): its one input is the point's index, its values the function's.
+template <int N>
 struct Model {
-  static constexpr int kParams = kCallableParams, kInputs = 1;
+  static constexpr int kParams = N, kInputs = 1;
   static constexpr bool kHasLog = true;
   static constexpr bool kUsesContext = true;
   static constexpr const char* kName = "callable";
@@ -201,6 +202,38 @@ struct Model {
   }
 };
 
+// What fit_one reads of a solve's Summary, whatever its size.
+struct Solved {
+  double p[kCallableParams] = {};
+  double cost = 0, optimality = 0;
+  int status = 0, nfev = 0, nit = 0;
+};
+
+// lm.h's solve of the N-parameter model from p0 within [lower, upper] (each N values).
+template <int N>
+Solved solve_sized(const ProblemData<double>& d, const bindings::F64& p0,
+                   const bindings::F64& lower, const bindings::F64& upper, const Options& o) {
+  ProblemBox<double, N> box;
+  for (int j = 0; j < N; ++j) {
+    box.p0[j] = p0.data()[j];
+    box.lower[j] = lower.data()[j];
+    box.upper[j] = upper.data()[j];
+  }
+  Summary<double, N> out;
+  if (o.log_residuals)  // the two objectives compiled, not the runtime choice of all ten
+    solve<Model<N>, FixedObjective<Loss::kLinear, true>>(d, box, o, out);
+  else
+    solve<Model<N>, FixedObjective<Loss::kLinear, false>>(d, box, o, out);
+  Solved s;
+  for (int j = 0; j < N; ++j) s.p[j] = out.p[j];
+  s.cost = out.cost;
+  s.optimality = out.optimality;
+  s.status = out.status;
+  s.nfev = out.nfev;
+  s.nit = out.nit;
+  return s;
+}
+
 // lawfit._core.solve_callable: see the module's docstring there.
 inline py::dict fit_one(py::object fn, py::object jac, py::object xdata,
                         const bindings::F64& target, py::object sigma, const bindings::F64& p0, const bindings::F64& lower,
@@ -234,18 +267,19 @@ inline py::dict fit_one(py::object fn, py::object jac, py::object xdata,
   for (int i = 0; i < m; ++i) index[i] = i;
   ProblemData<double> d{index.data(), target.data(), sigma.is_none() ? nullptr : s.data(),
                         nullptr, m, false, &c};
-  ProblemBox<double, K> box;
-  for (int j = 0; j < K; ++j) {
-    box.p0[j] = j < n ? p0.data()[j] : 0.0;
-    box.lower[j] = j < n ? lower.data()[j] : 0.0;
-    box.upper[j] = j < n ? upper.data()[j] : 0.0;
-  }
   bindings::require(o.loss == Loss::kLinear, "loss: a Python model takes the linear loss");
-  Summary<double, K> out;
-  if (o.log_residuals)  // the two objectives compiled, not the runtime choice of all ten
-    solve<Model, FixedObjective<Loss::kLinear, true>>(d, box, o, out);
-  else
-    solve<Model, FixedObjective<Loss::kLinear, false>>(d, box, o, out);
+  Solved out;
+  switch (n) {  // (n is 1 to K, checked above)
+    case 1: out = solve_sized<1>(d, p0, lower, upper, o); break;
+    case 2: out = solve_sized<2>(d, p0, lower, upper, o); break;
+    case 3: out = solve_sized<3>(d, p0, lower, upper, o); break;
+    case 4: out = solve_sized<4>(d, p0, lower, upper, o); break;
+    case 5: out = solve_sized<5>(d, p0, lower, upper, o); break;
+    case 6: out = solve_sized<6>(d, p0, lower, upper, o); break;
+    case 7: out = solve_sized<7>(d, p0, lower, upper, o); break;
+    default: out = solve_sized<8>(d, p0, lower, upper, o); break;
+  }
+  static_assert(K == 8, "one case per parameter count");
 
   bindings::F64 x(static_cast<py::ssize_t>(n));
   for (int j = 0; j < n; ++j) x.mutable_data()[j] = out.p[j];

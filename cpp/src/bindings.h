@@ -717,15 +717,12 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
                                   n_threads, return_cov, engine);
   if (return_cov) {
     F64 cov({P, n, n});
-    const double* jtj = py::reinterpret_borrow<F64>(out["jtj"]).data();
-    const double* cost = py::reinterpret_borrow<F64>(out["cost"]).data();
-    std::vector<double> work(static_cast<size_t>(4 * n * n + 3 * n + 1));
-    std::unique_ptr<bool[]> fixed(new bool[n]);
+    std::unique_ptr<bool[]> fixed(new bool[n]);  // one row for all: the bounds are shared
     for (py::ssize_t j = 0; j < n; ++j) fixed[j] = lo[j] == up[j];
-    double* c = cov.mutable_data();
-    for (py::ssize_t i = 0; i < P; ++i)
-      cov::covariance(static_cast<int>(n), jtj + i * n * n, cost[i], static_cast<double>(mpts),
-                      fixed.get(), absolute_sigma, singular_inf, c + i * n * n, work.data());
+    const double points = static_cast<double>(mpts);
+    cov::covariances(static_cast<int>(n), P, py::reinterpret_borrow<F64>(out["jtj"]).data(),
+                     py::reinterpret_borrow<F64>(out["cost"]).data(), &points, 0, fixed.get(),
+                     0, absolute_sigma, singular_inf, cov.mutable_data());
     out["cov"] = cov;
   }
   py::array_t<long long> free_of(P), omitted(P);

@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace lawfit::cov {
 
@@ -129,6 +130,20 @@ inline void covariance(int n, const double* jtj, double cost, double points, con
         out[i * n + k] = 0.0;
       }
     }
+}
+
+// The covariances of P problems into out (P x n x n), from jtj (P x n x n) and cost (P,):
+// problem i's point count points[i * points_step] and fixed parameters fixed[i * fixed_step
+// ...] (a step of 0: one for all).
+inline void covariances(int n, long long P, const double* jtj, const double* cost,
+                        const double* points, long long points_step, const bool* fixed,
+                        long long fixed_step, bool absolute_sigma, bool singular_inf,
+                        double* out) {
+  std::vector<double> work(static_cast<size_t>(4 * n * n + 3 * n + 1));
+  const long long nn = static_cast<long long>(n) * n;
+  for (long long i = 0; i < P; ++i)
+    covariance(n, jtj + i * nn, cost[i], points[i * points_step], fixed + i * fixed_step,
+               absolute_sigma, singular_inf, out + i * nn, work.data());
 }
 
 }  // namespace lawfit::cov

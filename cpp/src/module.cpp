@@ -381,10 +381,8 @@ PYBIND11_MODULE(_core, mod) {
         double* o = out.mutable_data();
         {
           py::gil_scoped_release release;
-          std::vector<double> work(static_cast<size_t>(4 * n * n + 3 * n + 1));
-          for (py::ssize_t i = 0; i < P; ++i)
-            cov::covariance(static_cast<int>(n), a + i * n * n, c[i], m[i], f + i * n,
-                            absolute_sigma, singular_inf, o + i * n * n, work.data());
+          cov::covariances(static_cast<int>(n), P, a, c, m, 1, f, n, absolute_sigma,
+                           singular_inf, o);
         }
         return out;
       },

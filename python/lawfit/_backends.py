@@ -367,7 +367,7 @@ class Cpu(_Compiled):
         return f"Cpu(engine={self.engine!r})"
 
     def _module(self):
-        module, why = _load_core()
+        module, why = _CORE if _CORE else _load_core()
         if module is None:  # pragma: no cover - only on a broken install
             raise ValueError(f"backend: 'cpu' is not available: {why}")
         return module
@@ -384,7 +384,7 @@ class Cpu(_Compiled):
         None or (n,): the core validates and solves them in one call, or returns None where
         the call is not that clean case (then packed and checked the general way).  ``cov``
         (absolute_sigma, singular) asks for the covariances too (the dict's "cov")."""
-        module = _CORE[0] if _CORE and _CORE[0] is not None else self._module()
+        module = self._module()
         args = (model.compiled, u, target, p0, lower, upper, options, options.log_residuals,
                 int(n_threads or 0), self._engine(options))
         if cov is None:

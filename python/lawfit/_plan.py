@@ -435,17 +435,12 @@ def _inputs(model, grid, y, options: Options):
     grid are kept by the grid's value (the same grid in call after call: one lookup)."""
     if options.log_residuals and not y.min() > 0:
         return None
+    key = None
     if model.log_inputs and not model.is_law and grid.size <= _GRID_KEPT_SIZE:
         key = (grid.shape, grid.tobytes())
         u = _LOG_GRIDS.get(key)
-        if u is None:
-            if not grid.min() > 0:
-                return None
-            if len(_LOG_GRIDS) >= _GRIDS_KEPT:
-                _LOG_GRIDS.clear()
-            u = _LOG_GRIDS[key] = np.log(grid)
-            u.flags.writeable = False  # (shared by the calls on this grid; read only)
-        return u
+        if u is not None:
+            return u
     if model.log_inputs and not grid.min() > 0:
         return None
     if model.is_law:  # its columns; an input <= 0 under a logarithm goes the general way
@@ -455,7 +450,13 @@ def _inputs(model, grid, y, options: Options):
                 return model.inputs_of(grid)
             except RuntimeWarning:
                 return None
-    return np.log(grid) if model.log_inputs else grid
+    u = np.log(grid) if model.log_inputs else grid
+    if key is not None:
+        if len(_LOG_GRIDS) >= _GRIDS_KEPT:
+            _LOG_GRIDS.clear()
+        u.flags.writeable = False  # (shared by the calls on this grid; read only)
+        _LOG_GRIDS[key] = u
+    return u
 
 
 # The log of small grids by their shape and bytes (float64: equal bytes, equal values and

@@ -873,8 +873,11 @@ def _curve_fit_small(model: Model, xdata, ydata, p0, absolute_sigma):
         x = xdata
     else:
         return None
-    return fit_small(model, x, ydata, p0, _LM_OPTIONS.get(n) or _lm_options(n), None,
-                     (-np.inf, np.inf), "auto", Finish(True, absolute_sigma, "inf", False))
+    # fit's defaults but for scipy's tolerances of method 'lm' (1e-8 each), as the general
+    # route gives them to fit
+    options = Options.build(n, ftol=1e-8, xtol=1e-8, gtol=1e-8)
+    return fit_small(model, x, ydata, p0, options, None, (-np.inf, np.inf), "auto",
+                     Finish(True, absolute_sigma, "inf", False))
 
 
 def _builtin_status(r) -> int:
@@ -884,16 +887,6 @@ def _builtin_status(r) -> int:
     if status == Status.NONFINITE_INITIAL:
         raise ValueError("p0: Residuals are not finite in the initial point")
     return status
-
-
-_LM_OPTIONS: dict = {}  # n_params -> the Options of _curve_fit_small's calls (all alike)
-
-
-def _lm_options(n: int) -> Options:
-    """The Options curve_fit's general route gives fit for a built-in model without solver
-    options: scipy's tolerances for method 'lm' (1e-8 each), the rest fit's defaults."""
-    options = _LM_OPTIONS[n] = Options.build(n, ftol=1e-8, xtol=1e-8, gtol=1e-8)
-    return options
 
 
 def _curve_fit_callable(f, xdata, ydata, p0, sigma, bounds, method, opts):

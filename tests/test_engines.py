@@ -119,6 +119,32 @@ def test_problems_too_large_for_the_lanes():
         assert_bitwise(fit(name, "saturating_power_law", xs, ys, p0=[1.5, 500.0, 0.3]), ref, name)
 
 
+def test_groups_side_by_side_with_singular_neighbours():
+    """A thread's two groups of lanes run each phase of a round side by side
+    (Lanes::run_groups): singular problems (every x equal, so J^T J has rank one and the
+    damped solves are near-singular) scattered among regular ones of several sizes keep the
+    groups' lanes in different phases; every problem's result stays the scalar solve's, on 1
+    to 3 threads."""
+    rng = np.random.default_rng(11)
+    xs, ys = [], []
+    for i in range(150):
+        m = int(rng.integers(6, 40))
+        if i % 7 == 3:
+            x = np.full(m, 1e8)
+        else:
+            x = np.geomspace(1e6, 1e10, m)
+        xs.append(x)
+        ys.append(1.8 + 600 * x ** -0.34 * (1 + 0.01 * rng.standard_normal(m)))
+    p0 = np.column_stack([rng.uniform(1.0, 3.0, 150), rng.uniform(100, 2000, 150),
+                          rng.uniform(0.1, 0.6, 150)])
+    ref = fit("scalar", "saturating_power_law", xs, ys, p0=p0)
+    assert ref.success[np.arange(150) % 7 != 3].mean() > 0.9
+    for name in ENGINES:
+        for threads in (1, 2, 3):
+            assert_bitwise(fit(name, "saturating_power_law", xs, ys, p0=p0, n_threads=threads),
+                           ref, f"{name}, {threads} threads")
+
+
 @settings(max_examples=60, **SETTINGS)
 @given(batch=batches())
 def test_random_batches(batch):

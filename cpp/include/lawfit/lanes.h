@@ -2,7 +2,7 @@
 // (simd.h), every lane running lm.h's algorithm: the same step functions the scalar solve()
 // calls, instantiated for the pack, with masks where the scalar loop branches.
 //
-// A Lanes object runs on one thread (two of them per thread, in turn: run_pair(); three or
+// A Lanes object runs on one thread (two of them per thread, side by side: run_groups(); three or
 // four measured no faster).  It evaluates all W lanes together (the expensive part: the
 // model at every point, vectorised across problems) and then applies steps 4f-4g and 4a-4e
 // to every lane at once.  A lane whose problem has finished writes its result and
@@ -89,28 +89,34 @@ class Lanes {
     }
   }
 
-  // Solves problems from `src` until it runs dry (or its stop check ends the call).
-  void run(ProblemSource& src) {
-    begin(src);
-    while (active()) {
-      evaluate_trial();
-      advance(src);
-      if (src.stop(kRoundWork)) return;
-    }
-  }
-
-  // Two groups of lanes on one thread, in turn: each group's bookkeeping (a chain of
-  // dependent divisions and square roots, short of independent work) is followed by the
-  // other group's, so that the core overlaps the two chains.  Every problem still gets the
-  // same arithmetic, so the results are the same bits as run()'s.
-  static void run_pair(Lanes& a, Lanes& b, ProblemSource& src) {
-    a.begin(src);
-    b.begin(src);
-    while (a.active() || b.active()) {
-      if (a.active()) a.evaluate_trial();
-      if (b.active()) b.evaluate_trial();
-      if (a.active()) a.advance(src);
-      if (b.active()) b.advance(src);
+  // G groups of lanes on one thread (two: run_pair in simd_run.h; three or four measured no
+  // faster), step by step side by side: each group's bookkeeping is chains of dependent
+  // divisions and square roots (the damped factorisations of the secular equation's fit,
+  // above all), short of independent work, and with the groups' steps next to each other
+  // the core overlaps their chains.  Every problem still gets the same arithmetic, so the
+  // results are the same bits as one group's alone.  Solves problems from `src` until it
+  // runs dry (or its stop check ends the call).
+  template <int G>
+  static void run_groups(Lanes* const (&g)[G], ProblemSource& src) {
+    for (int k = 0; k < G; ++k) g[k]->begin(src);
+    while (true) {
+      bool on[G], some = false;
+      for (int k = 0; k < G; ++k) {
+        on[k] = g[k]->active();
+        if (on[k]) g[k]->evaluate_trial();
+        some = some || on[k];
+      }
+      if (!some) return;
+      // Steps 3-4 after the evaluation: judge the trials (or start from them), write the
+      // problems that finished, propose the next trial points, and refill emptied lanes.
+      for (int k = 0; k < G; ++k) {
+        if (!on[k]) continue;
+        g[k]->judge_running();
+        g[k]->start_fresh();
+      }
+      propose_groups(g);
+      for (int k = 0; k < G; ++k)
+        if (on[k]) g[k]->refill(src);
       if (src.stop(kRoundWork)) return;
     }
   }
@@ -175,12 +181,8 @@ class Lanes {
     }
   }
 
-  // Steps 3-4 after an evaluation: judge the trial (or start from it), write the problems
-  // that finished, propose the next trial points, and refill emptied lanes.
-  void advance(ProblemSource& src) {
-    judge_running();
-    start_fresh();
-    propose_all();
+  // Gives every empty lane the next problem, while the source has one.
+  void refill(ProblemSource& src) {
     if (active_ != kAll && !src_done_)
       for (unsigned b = kAll & ~active_; b;) take(pop(b), src);
   }
@@ -371,65 +373,111 @@ class Lanes {
     }
   }
 
-  // Steps 4a-4e for every lane with a problem: the tests at the current point, then the
-  // damped step (retried with more damping, lane by lane, where Cholesky fails).
-  void propose_all() {
-    unsigned need = active_;
-    if (!need) return;
-    P delta[N];
-    for (int j = 0; j < N; ++j) delta[j] = P(0);
-    while (need) {
-      M held[N];
-      held_set<kBounded>(s_, box_, held);
-      const unsigned gtol = need & gtol_reached(s_.cur, held, P(o_.gtol)).bits();
-      P try_delta[N], gain;
-      const M gn_ok = gauss_newton_step(s_, held, try_delta, gain);
-      // (The tests and the step only in the lanes that need them: a lane without a
-      // problem, or one that ends here, would otherwise keep every lane's settling check
-      // and secular-equation loop running.)
-      const unsigned ftol =
-          need & ~gtol &
-          settled<kBounded>(s_, box_,
-                            M::from_bits(need & ~gtol) && gn_ok && gain <= ftol_at_p(s_, o_),
-                            o_).bits();
-      // Step 4c: a spent budget is extended where the cost still falls.
-      const unsigned spent = need & ~gtol & ~ftol & M{nfev_ >= budget_}.bits();
-      unsigned max_nfev = spent;
-      if (spent) {
-        const unsigned more =
-            spent & M{budget_ < (I{} + cap_)}.bits() & still_improving(s_, o_).bits();
-        const I extend = M::from_bits(more).m;
-        const I room = (I{} + cap_) - budget_;
-        const I next = budget_ + ((room > (I{} + o_.max_nfev)) & (I{} + o_.max_nfev)) +
-                       (~(room > (I{} + o_.max_nfev)) & room);
-        budget_ = (extend & next) | (~extend & budget_);
-        s_.F_mark = select(M::from_bits(more), s_.cur.cost, s_.F_mark);
-        max_nfev = spent & ~more;
-      }
-      const unsigned go_on = need & ~gtol & ~ftol & ~max_nfev;
-      const P lambda = s_.lambda, nu = s_.nu;
-      const unsigned ok =
-          trust_step<kBounded>(s_, held, gn_ok, try_delta, M::from_bits(go_on)).bits();
-      const M stays = M::from_bits(~go_on);  // lanes that take no step here keep their damping
-      s_.lambda = select(stays, lambda, s_.lambda);
-      s_.nu = select(stays, nu, s_.nu);
-      if (go_on & ok) {
-        const M solved = M::from_bits(go_on & ok);
-        for (int j = 0; j < N; ++j) delta[j] = select(solved, try_delta[j], delta[j]);
-      }
-      for (unsigned b = gtol; b;) finish(pop(b), kGtol);
-      for (unsigned b = ftol; b;) finish(pop(b), kFtol);
-      for (unsigned b = max_nfev; b;) finish(pop(b), kMaxNfev);
-      const unsigned failed = go_on & ~ok;
-      need = failed;
-      if (failed) {
-        raise_damping(s_, M::from_bits(failed));
-        const unsigned over = failed & (s_.lambda > P(o_.max_damping)).bits();
-        for (unsigned b = over; b;) finish(pop(b), kNoProgress);
-        need = failed & ~over;
-      }
+  // One group's steps 4a-4e in progress (propose_groups).
+  struct Round {
+    unsigned need;      // the lanes still without a step
+    P delta[N];         // the steps found
+    M held[N];
+    P try_delta[N];
+    unsigned gtol, ftol, max_nfev, go_on;
+    P lambda, nu;       // before the fit, for the lanes that take no step
+    RadiusFit<P> fit;   // step 4d's
+  };
+
+  // Steps 4a-4e for every lane with a problem in the groups g: the tests at the current
+  // point, then the damped step (retried with more damping, lane by lane, where Cholesky
+  // fails).  Each phase runs for every group before the next phase (the secular equation's
+  // iterations too), so that the groups' chains overlap; a group's arithmetic is its own.
+  template <int G>
+  static void propose_groups(Lanes* const (&g)[G]) {
+    Round r[G];
+    bool had[G];
+    for (int k = 0; k < G; ++k) {
+      had[k] = g[k]->active_ != 0;
+      r[k].need = g[k]->active_;
+      for (int j = 0; j < N; ++j) r[k].delta[j] = P(0);
     }
-    predicted_ = propose<kBounded>(s_, box_, delta, q_, step_);
+    while (true) {
+      unsigned need = 0;
+      for (int k = 0; k < G; ++k) need |= r[k].need;
+      if (!need) break;
+      for (int k = 0; k < G; ++k)
+        if (r[k].need) g[k]->round_tests(r[k]);
+      for (int it = 0; it < kRadiusIterations; ++it) {  // trust_step's loop, per group
+        bool more = false;
+        for (int k = 0; k < G; ++k) {
+          if (!(r[k].need && any(r[k].fit.fit))) continue;
+          radius_fit_iterate<kBounded>(g[k]->s_, r[k].held, r[k].fit, r[k].try_delta);
+          more = true;
+        }
+        if (!more) break;
+      }
+      for (int k = 0; k < G; ++k)
+        if (r[k].need) g[k]->round_end(r[k]);
+    }
+    for (int k = 0; k < G; ++k)
+      if (had[k])
+        g[k]->predicted_ = propose<kBounded>(g[k]->s_, g[k]->box_, r[k].delta, g[k]->q_,
+                                             g[k]->step_);
+  }
+
+  // Steps 4a-4c for the lanes in r.need, the Gauss-Newton step and the start of 4d's fit.
+  void round_tests(Round& r) {
+    const unsigned need = r.need;
+    held_set<kBounded>(s_, box_, r.held);
+    r.gtol = need & gtol_reached(s_.cur, r.held, P(o_.gtol)).bits();
+    P gain;
+    const M gn_ok = gauss_newton_step<kBounded>(s_, r.held, r.try_delta, gain);
+    // (The tests and the step only in the lanes that need them: a lane without a
+    // problem, or one that ends here, would otherwise keep every lane's settling check
+    // and secular-equation loop running.)
+    r.ftol = need & ~r.gtol &
+             settled<kBounded>(s_, box_,
+                               M::from_bits(need & ~r.gtol) && gn_ok && gain <= ftol_at_p(s_, o_),
+                               o_).bits();
+    // Step 4c: a spent budget is extended where the cost still falls.
+    const unsigned spent = need & ~r.gtol & ~r.ftol & M{nfev_ >= budget_}.bits();
+    r.max_nfev = spent;
+    if (spent) {
+      const unsigned more =
+          spent & M{budget_ < (I{} + cap_)}.bits() & still_improving(s_, o_).bits();
+      const I extend = M::from_bits(more).m;
+      const I room = (I{} + cap_) - budget_;
+      const I next = budget_ + ((room > (I{} + o_.max_nfev)) & (I{} + o_.max_nfev)) +
+                     (~(room > (I{} + o_.max_nfev)) & room);
+      budget_ = (extend & next) | (~extend & budget_);
+      s_.F_mark = select(M::from_bits(more), s_.cur.cost, s_.F_mark);
+      r.max_nfev = spent & ~more;
+    }
+    r.go_on = need & ~r.gtol & ~r.ftol & ~r.max_nfev;
+    r.lambda = s_.lambda;
+    r.nu = s_.nu;
+    r.fit = radius_fit_start<kBounded>(s_, gn_ok, r.try_delta, M::from_bits(r.go_on));
+  }
+
+  // The rest of step 4d after the fit: the steps found, the lanes that end here written,
+  // and the lanes whose solve failed left in r.need with more damping.
+  void round_end(Round& r) {
+    const unsigned go_on = r.go_on;
+    const unsigned ok = radius_fit_finish<kBounded>(s_, r.held, r.fit, r.try_delta).bits();
+    const M stays = M::from_bits(~go_on);  // lanes that take no step here keep their damping
+    s_.lambda = select(stays, r.lambda, s_.lambda);
+    s_.nu = select(stays, r.nu, s_.nu);
+    if (go_on & ok) {
+      const M solved = M::from_bits(go_on & ok);
+      for (int j = 0; j < N; ++j) r.delta[j] = select(solved, r.try_delta[j], r.delta[j]);
+    }
+    for (unsigned b = r.gtol; b;) finish(pop(b), kGtol);
+    for (unsigned b = r.ftol; b;) finish(pop(b), kFtol);
+    for (unsigned b = r.max_nfev; b;) finish(pop(b), kMaxNfev);
+    const unsigned failed = go_on & ~ok;
+    r.need = failed;
+    if (failed) {
+      raise_damping(s_, M::from_bits(failed));
+      const unsigned over = failed & (s_.lambda > P(o_.max_damping)).bits();
+      for (unsigned b = over; b;) finish(pop(b), kNoProgress);
+      r.need = failed & ~over;
+    }
   }
 
   const Batch<double>& b_;

@@ -569,17 +569,23 @@ struct DampedFactor {
 };
 
 // Factors A + lambda diag(D) (held rows and columns replaced by the identity's) into f.
-// False (per lane) on a non-positive or non-finite pivot.
-template <int N, class T>
+// False (per lane) on a non-positive or non-finite pivot.  (kBounded = false: the caller's
+// promise that nothing is held, as held_set's; the masks are then not read.)
+template <int N, bool kBounded = true, class T>
 LAWFIT_HD MaskOf<T> damped_factor(const T* A, const T* D, T lambda, const MaskOf<T>* held,
                                   DampedFactor<T, N>& f) {
   T* L = f.L;
   for (int j = 0; j < N; ++j) {
-    for (int k = 0; k < N; ++k) {
-      const auto live = !held[j] && !held[k];
-      L[j * N + k] = select(live, A[j * N + k], T(0));
+    if constexpr (kBounded) {
+      for (int k = 0; k < N; ++k) {
+        const auto live = !held[j] && !held[k];
+        L[j * N + k] = select(live, A[j * N + k], T(0));
+      }
+      L[j * N + j] = select(held[j], T(1), fmadd(lambda, D[j], A[j * N + j]));
+    } else {
+      for (int k = 0; k < N; ++k) L[j * N + k] = A[j * N + k];
+      L[j * N + j] = fmadd(lambda, D[j], A[j * N + j]);
     }
-    L[j * N + j] = select(held[j], T(1), fmadd(lambda, D[j], A[j * N + j]));
   }
   // The same pivots d_j as L L^T's squared diagonal, without a square root.  Lower triangle
   // in place: first the unscaled column U_ij = L_ij d_j, then L_ij = U_ij / d_j, so that the
@@ -601,12 +607,13 @@ LAWFIT_HD MaskOf<T> damped_factor(const T* A, const T* D, T lambda, const MaskOf
 }
 
 // Solves (A + lambda diag(D)) out = rhs with f (held parameters get out_j = 0).
-template <int N, class T>
+// (kBounded as for damped_factor.)
+template <int N, bool kBounded = true, class T>
 LAWFIT_HD void damped_apply(const DampedFactor<T, N>& f, const T* rhs, const MaskOf<T>* held,
                             T* out) {
   const T* L = f.L;
   T b[N];
-  for (int j = 0; j < N; ++j) b[j] = select(held[j], T(0), rhs[j]);
+  for (int j = 0; j < N; ++j) b[j] = kBounded ? select(held[j], T(0), rhs[j]) : rhs[j];
   // L y = b, then D L^T out = y.
   for (int j = 0; j < N; ++j) {
     T s = b[j];
@@ -618,19 +625,20 @@ LAWFIT_HD void damped_apply(const DampedFactor<T, N>& f, const T* rhs, const Mas
     for (int k = j + 1; k < N; ++k) s = fmadd(-L[k * N + j], b[k], s);
     b[j] = s;
   }
-  for (int j = 0; j < N; ++j) out[j] = select(held[j], T(0), b[j]);
+  for (int j = 0; j < N; ++j) out[j] = kBounded ? select(held[j], T(0), b[j]) : b[j];
 }
 
 // Step 4d: solves (A + lambda diag(D)) delta = -g over the parameters not held; held
 // parameters get delta_j = 0.  False (per lane) on a non-positive or non-finite pivot.
-template <int N, class T>
+// (kBounded as for damped_factor.)
+template <int N, bool kBounded = true, class T>
 LAWFIT_HD MaskOf<T> damped_solve(const T* A, const T* g, const T* D, T lambda,
                                  const MaskOf<T>* held, T* delta) {
   DampedFactor<T, N> f;
-  const auto ok = damped_factor<N>(A, D, lambda, held, f);
+  const auto ok = damped_factor<N, kBounded>(A, D, lambda, held, f);
   T minus_g[N];
   for (int j = 0; j < N; ++j) minus_g[j] = -g[j];
-  damped_apply<N>(f, minus_g, held, delta);
+  damped_apply<N, kBounded>(f, minus_g, held, delta);
   return ok;
 }
 
@@ -659,13 +667,97 @@ LAWFIT_HD LAWFIT_INLINE T ftol_at_p(const State<T, N>& s, const Options& o) {
 }
 
 // Step 4b's Gauss-Newton step (lambda = kMinDamping) into `delta`, and the reduction it
-// predicts into `gain`; false (per lane) where its solve failed.
-template <class T, int N>
+// predicts into `gain`; false (per lane) where its solve failed.  (kBounded = false, as for
+// held_set: nothing is held.)
+template <bool kBounded = true, class T, int N>
 LAWFIT_HD LAWFIT_INLINE MaskOf<T> gauss_newton_step(const State<T, N>& s,
                                                     const MaskOf<T>* held, T* delta, T& gain) {
-  const auto ok = damped_solve<N>(s.cur.A, s.cur.g, s.D, T(kMinDamping), held, delta);
+  const auto ok = damped_solve<N, kBounded>(s.cur.A, s.cur.g, s.D, T(kMinDamping), held, delta);
   gain = predicted_reduction<N>(s.cur.A, s.cur.g, delta);
   return ok;
+}
+
+// Step 4d's fit of lambda to the radius (the secular equation), one Newton iteration at a
+// time: trust_step() runs it for one group of lanes; a SIMD driver runs several groups'
+// iterations side by side, so that their chains of dependent divisions overlap (each group's
+// arithmetic is its own, the same bits either way).
+template <class T>
+struct RadiusFit {
+  T q;          // ||d delta|| of the current step
+  T lambda, nu;
+  MaskOf<T> fit;  // the lanes still fitting lambda
+  MaskOf<T> ok;   // the lanes whose last damped solve succeeded
+};
+
+// The fit's start from the Gauss-Newton step in `delta` (solved where `ok` holds): the lanes
+// in `live` whose step fails or is longer than 1.1 radius fit lambda, from max(lambda,
+// kMinDamping).
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD LAWFIT_INLINE RadiusFit<T> radius_fit_start(const State<T, N>& s, MaskOf<T> ok,
+                                                      const T* delta, MaskOf<T> live) {
+  const T lambda_gn = T(kMinDamping);
+  const T q = scaled_norm<kBounded>(s.D, delta, s.fixed);
+  const auto fit = live && !(ok && q <= T(1.1) * s.radius);
+  return {q, select(fit, max(s.lambda, lambda_gn), lambda_gn), s.nu, fit, ok};
+}
+
+// One iteration of the fit: the step at r.lambda into `delta` (in the lanes still fitting),
+// then Newton's step on the secular equation (or, where the solve failed, more damping).
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD void radius_fit_iterate(const State<T, N>& s, const MaskOf<T>* held, RadiusFit<T>& r,
+                                  T* delta) {
+  const T* g = s.cur.g;
+  const T radius = s.radius;
+  const T lambda = r.lambda;
+  const auto fit = r.fit;
+  T d_fit[N], minus_g[N];
+  DampedFactor<T, N> f;  // one factorisation for both solves
+  const auto ok_fit = damped_factor<N, kBounded>(s.cur.A, s.D, lambda, held, f);
+  for (int j = 0; j < N; ++j) minus_g[j] = -g[j];
+  damped_apply<N, kBounded>(f, minus_g, held, d_fit);
+  const T q_fit = scaled_norm<kBounded>(s.D, d_fit, s.fixed);
+  for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
+  r.ok = select(fit, ok_fit, r.ok);
+  r.q = select(fit, q_fit, r.q);
+  r.fit = fit && !(ok_fit && abs(q_fit - radius) <= T(kRadiusTolerance) * radius);
+  // (Where no lane fits on, the rest would change nothing: lambda and nu move only in the
+  // lanes still fitting.)
+  if (!any(r.fit)) return;
+  // Newton's step on the secular equation: v = D delta, u = (A + lambda D)^-1 v.
+  T v[N], u[N];
+  for (int j = 0; j < N; ++j)
+    v[j] = kBounded ? select(held[j], T(0), s.D[j] * d_fit[j]) : s.D[j] * d_fit[j];
+  damped_apply<N, kBounded>(f, v, held, u);
+  T vu = T(0);
+  for (int j = 0; j < N; ++j) vu = fmadd(v[j], u[j], vu);
+  const T newton =
+      lambda + (q_fit - radius) / radius * (q_fit * q_fit / select(vu > T(0), vu, T(1)));
+  const auto failed = r.fit && !ok_fit;
+  T next = select(r.fit && ok_fit, max(newton, T(0.1) * lambda), lambda);
+  r.lambda = select(failed, next * r.nu, next);
+  r.nu = select(failed, r.nu * T(2), r.nu);
+}
+
+// The fit's end: the step at the last lambda where the fit ran out of iterations, s.lambda
+// and s.nu as the fit left them, and the step shortened to the radius; false (per lane) where
+// the last damped solve failed.
+template <bool kBounded = true, class T, int N>
+LAWFIT_HD MaskOf<T> radius_fit_finish(State<T, N>& s, const MaskOf<T>* held, RadiusFit<T>& r,
+                                      T* delta) {
+  const T radius = s.radius;
+  if (any(r.fit)) {  // the last lambda's step
+    T d_fit[N];
+    const auto ok_fit = damped_solve<N, kBounded>(s.cur.A, s.cur.g, s.D, r.lambda, held, d_fit);
+    for (int j = 0; j < N; ++j) delta[j] = select(r.fit, d_fit[j], delta[j]);
+    r.ok = select(r.fit, ok_fit, r.ok);
+    r.q = select(r.fit, scaled_norm<kBounded>(s.D, d_fit, s.fixed), r.q);
+  }
+  s.lambda = r.lambda;
+  s.nu = r.nu;
+  const T q = r.q;
+  const T shorten = select(q > radius, radius / select(q > T(0), q, T(1)), T(1));
+  for (int j = 0; j < N; ++j) delta[j] = delta[j] * shorten;
+  return r.ok;
 }
 
 // Step 4d: the step within the radius into `delta`, which holds the Gauss-Newton step
@@ -678,50 +770,10 @@ LAWFIT_HD LAWFIT_INLINE MaskOf<T> gauss_newton_step(const State<T, N>& s,
 template <bool kBounded = true, class T, int N>
 LAWFIT_HD MaskOf<T> trust_step(State<T, N>& s, const MaskOf<T>* held, MaskOf<T> ok, T* delta,
                                MaskOf<T> live = T(0) == T(0)) {
-  const T* A = s.cur.A;
-  const T* g = s.cur.g;
-  const T radius = s.radius;
-  const T lambda_gn = T(kMinDamping);
-  T q = scaled_norm<kBounded>(s.D, delta, s.fixed);
-  auto fit = live && !(ok && q <= T(1.1) * radius);
-  T lambda = select(fit, max(s.lambda, lambda_gn), lambda_gn);
-  T nu = s.nu;
-  for (int it = 0; it < kRadiusIterations && any(fit); ++it) {
-    T d_fit[N], minus_g[N];
-    DampedFactor<T, N> f;  // one factorisation for both solves
-    const auto ok_fit = damped_factor<N>(A, s.D, lambda, held, f);
-    for (int j = 0; j < N; ++j) minus_g[j] = -g[j];
-    damped_apply<N>(f, minus_g, held, d_fit);
-    const T q_fit = scaled_norm<kBounded>(s.D, d_fit, s.fixed);
-    for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
-    ok = select(fit, ok_fit, ok);
-    q = select(fit, q_fit, q);
-    fit = fit && !(ok_fit && abs(q_fit - radius) <= T(kRadiusTolerance) * radius);
-    // Newton's step on the secular equation: v = D delta, u = (A + lambda D)^-1 v.
-    T v[N], u[N];
-    for (int j = 0; j < N; ++j) v[j] = select(held[j], T(0), s.D[j] * d_fit[j]);
-    damped_apply<N>(f, v, held, u);
-    T vu = T(0);
-    for (int j = 0; j < N; ++j) vu = fmadd(v[j], u[j], vu);
-    const T newton =
-        lambda + (q_fit - radius) / radius * (q_fit * q_fit / select(vu > T(0), vu, T(1)));
-    const auto failed = fit && !ok_fit;
-    lambda = select(fit && ok_fit, max(newton, T(0.1) * lambda), lambda);
-    lambda = select(failed, lambda * nu, lambda);
-    nu = select(failed, nu * T(2), nu);
-  }
-  if (any(fit)) {  // the last lambda's step
-    T d_fit[N];
-    const auto ok_fit = damped_solve<N>(A, g, s.D, lambda, held, d_fit);
-    for (int j = 0; j < N; ++j) delta[j] = select(fit, d_fit[j], delta[j]);
-    ok = select(fit, ok_fit, ok);
-    q = select(fit, scaled_norm<kBounded>(s.D, d_fit, s.fixed), q);
-  }
-  s.lambda = lambda;
-  s.nu = nu;
-  const T shorten = select(q > radius, radius / select(q > T(0), q, T(1)), T(1));
-  for (int j = 0; j < N; ++j) delta[j] = delta[j] * shorten;
-  return ok;
+  RadiusFit<T> r = radius_fit_start<kBounded>(s, ok, delta, live);
+  for (int it = 0; it < kRadiusIterations && any(r.fit); ++it)
+    radius_fit_iterate<kBounded>(s, held, r, delta);
+  return radius_fit_finish<kBounded>(s, held, r, delta);
 }
 
 // The settling check's Gauss-Newton step at the current point (steps 4b and 4g), of the

@@ -257,6 +257,36 @@ def test_python_threads_calling_fit_and_bootstrap_at_once_get_their_alone_result
     assert not bad, f"threads {bad} got results unlike the call alone"
 
 
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_fit_nested_in_a_signal_handler_gets_its_own_lane_buffer():
+    """A Python signal handler runs at the core's interrupt poll, on the calling thread and
+    inside its call, while the thread's kept lane buffer (cpu_driver.h, ThreadBuffers) is in
+    use: a fit made there gets a buffer of its own, and both fits give their results alone."""
+    x, y, _, p0 = model_batch("saturating_power_law", n_problems=300_000, n_points=20, seed=8)
+    xs, ys, _, p0s = model_batch("saturating_power_law", n_problems=5, n_points=20, seed=9)
+    outer_ref = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+    inner_ref = lawfit.fit("saturating_power_law", xs, ys, p0=p0s, n_threads=1)
+    state = {"in_call": False, "inner": []}
+
+    def handler(signum, frame):
+        state["inner"].append((state["in_call"], lawfit.fit("saturating_power_law", xs, ys,
+                                                            p0=p0s, n_threads=1)))
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+        state["in_call"] = True
+        outer = lawfit.fit("saturating_power_law", x, y, p0=p0, n_threads=1)
+        state["in_call"] = False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    nested = [r for inside, r in state["inner"] if inside]
+    assert nested, "no handler ran inside the call"
+    assert _same_fit(outer, outer_ref)
+    assert all(_same_fit(r, inner_ref) for r in nested)
+
+
 # --------------------------------------------------------------------------- processes
 
 def _fit_in_child(x, y, p0):

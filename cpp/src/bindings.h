@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -89,10 +90,10 @@ inline const std::vector<ModelEntry>& registry() {
   return entries;
 }
 
-inline const ModelEntry& find_model(const std::string& name) {
+inline const ModelEntry& find_model(std::string_view name) {
   for (const auto& e : registry())
     if (e.name == name) return e;
-  throw py::value_error("model: unknown model '" + name + "'");
+  throw py::value_error("model: unknown model '" + std::string(name) + "'");
 }
 
 // What a driver that has no instantiation of m's model does.
@@ -243,7 +244,12 @@ struct Law {
 // The model of a call: a built-in's name, or a Law; `ctx` receives the model's context.
 inline const ModelEntry& resolve_model(const py::handle& model, const void** ctx) {
   *ctx = nullptr;
-  if (py::isinstance<py::str>(model)) return find_model(model.cast<std::string>());
+  if (PyUnicode_Check(model.ptr())) {  // the name as the str holds it (no copy)
+    Py_ssize_t size = 0;
+    const char* name = PyUnicode_AsUTF8AndSize(model.ptr(), &size);
+    if (!name) throw py::error_already_set();
+    return find_model(std::string_view(name, static_cast<size_t>(size)));
+  }
   if (py::isinstance<Law>(model)) {
     const Law& law = model.cast<const Law&>();
     *ctx = &law.ctx;
@@ -564,6 +570,27 @@ struct HostCall {
   }
 };
 
+// The result dicts' keys, made once (interned, and kept for the process's life, as the
+// module is), so that a call does not decode and hash each name again.
+struct ResultKeys {
+  py::handle x, cost, optimality, active_mask, status, nfev, njev, nit, jtj, cov, n_free,
+      n_omitted, offsets;
+};
+inline const ResultKeys& result_keys() {
+  static const ResultKeys keys = [] {
+    const auto key = [](const char* name) {
+      PyObject* s = PyUnicode_InternFromString(name);
+      if (!s) throw py::error_already_set();
+      return py::handle(s);
+    };
+    return ResultKeys{key("x"),   key("cost"),   key("optimality"), key("active_mask"),
+                      key("status"), key("nfev"), key("njev"),     key("nit"),
+                      key("jtj"), key("cov"),    key("n_free"),     key("n_omitted"),
+                      key("offsets")};
+  }();
+  return keys;
+}
+
 // Solves the batch `b` (its inputs set; n_points points) with `solve_fn`; returns fit()'s
 // dict.
 template <class T>
@@ -593,16 +620,17 @@ py::dict run_call(const typename SolveFnOf<T>::type& solve_fn, const ModelEntry&
     py::gil_scoped_release release;
     solve_fn(m, b, n_points, o, n_threads, engine, interrupt);
   }
+  const ResultKeys& k = result_keys();
   py::dict out;
-  out["x"] = p;
-  out["cost"] = cost;
-  out["optimality"] = optimality;
-  out["active_mask"] = active;
-  out["status"] = status;
-  out["nfev"] = nfev;
-  out["njev"] = njev;
-  out["nit"] = nit;
-  if (return_jtj) out["jtj"] = jtj;
+  out[k.x] = p;
+  out[k.cost] = cost;
+  out[k.optimality] = optimality;
+  out[k.active_mask] = active;
+  out[k.status] = status;
+  out[k.nfev] = nfev;
+  out[k.njev] = njev;
+  out[k.nit] = nit;
+  if (return_jtj) out[k.jtj] = jtj;
   return out;
 }
 
@@ -715,22 +743,23 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   const Options o = make_options<double>(options, log_residuals);
   py::dict out = run_call<double>(solve_fn, m, b, static_cast<long long>(P * mpts), o,
                                   n_threads, return_cov, engine);
+  const ResultKeys& k = result_keys();
   if (return_cov) {
     F64 cov({P, n, n});
     std::unique_ptr<bool[]> fixed(new bool[n]);  // one row for all: the bounds are shared
     for (py::ssize_t j = 0; j < n; ++j) fixed[j] = lo[j] == up[j];
     const double points = static_cast<double>(mpts);
-    cov::covariances(static_cast<int>(n), P, py::reinterpret_borrow<F64>(out["jtj"]).data(),
-                     py::reinterpret_borrow<F64>(out["cost"]).data(), &points, 0, fixed.get(),
+    cov::covariances(static_cast<int>(n), P, py::reinterpret_borrow<F64>(out[k.jtj]).data(),
+                     py::reinterpret_borrow<F64>(out[k.cost]).data(), &points, 0, fixed.get(),
                      0, absolute_sigma, singular_inf, cov.mutable_data());
-    out["cov"] = cov;
+    out[k.cov] = cov;
   }
   py::array_t<long long> free_of(P), omitted(P);
   std::fill(free_of.mutable_data(), free_of.mutable_data() + P, n_free);
   std::fill(omitted.mutable_data(), omitted.mutable_data() + P, 0LL);
-  out["n_free"] = free_of;
-  out["n_omitted"] = omitted;
-  out["offsets"] = offsets;
+  out[k.n_free] = free_of;
+  out[k.n_omitted] = omitted;
+  out[k.offsets] = offsets;
   return out;
 }
 

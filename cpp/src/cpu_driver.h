@@ -515,15 +515,65 @@ struct AlignedFree {
   void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
 };
 
-inline std::vector<std::unique_ptr<void, AlignedFree>> thread_buffers(int threads,
-                                                                      size_t bytes) {
-  std::vector<std::unique_ptr<void, AlignedFree>> buffers;
-  for (int k = 0; k < threads; ++k) {
-    buffers.emplace_back(::operator new(bytes, std::align_val_t(64)));
-    std::memset(buffers.back().get(), 0, bytes);
+// The lanes' zeroed buffers of a call, one per thread (k = 0 the calling thread's).  The
+// calling thread keeps its block between calls (up to kKeptBytes): a call of a few small
+// problems would otherwise spend a good share of its time allocating and freeing it.  A call
+// nested on the same thread while the block is in use (Python code run by a signal handler
+// at an interrupt poll) gets a block of its own.
+class ThreadBuffers {
+ public:
+  static constexpr size_t kKeptBytes = size_t(1) << 18;
+
+  ThreadBuffers(int threads, size_t bytes) {
+    Kept& kept = kept_block();
+    if (!kept.busy && bytes <= kKeptBytes) {
+      if (kept.bytes < bytes) {
+        kept.block.reset();
+        kept.block.reset(::operator new(bytes, std::align_val_t(64)));
+        kept.bytes = bytes;
+      }
+      kept.busy = true;
+      kept_ = &kept;
+      first_ = kept.block.get();
+    } else {
+      owned_.emplace_back(::operator new(bytes, std::align_val_t(64)));
+      first_ = owned_.back().get();
+    }
+    std::memset(first_, 0, bytes);
+    try {
+      for (int k = 1; k < threads; ++k) {
+        owned_.emplace_back(::operator new(bytes, std::align_val_t(64)));
+        std::memset(owned_.back().get(), 0, bytes);
+      }
+    } catch (...) {  // (no destructor runs for an object whose constructor throws)
+      if (kept_) kept_->busy = false;
+      throw;
+    }
   }
-  return buffers;
-}
+  ~ThreadBuffers() {
+    if (kept_) kept_->busy = false;
+  }
+  ThreadBuffers(const ThreadBuffers&) = delete;
+  ThreadBuffers& operator=(const ThreadBuffers&) = delete;
+
+  void* operator[](int k) const {
+    return k == 0 ? first_ : owned_[static_cast<size_t>(k) - (kept_ ? 1 : 0)].get();
+  }
+
+ private:
+  struct Kept {
+    std::unique_ptr<void, AlignedFree> block;
+    size_t bytes = 0;
+    bool busy = false;
+  };
+  static Kept& kept_block() {
+    thread_local Kept kept;
+    return kept;
+  }
+  Kept* kept_ = nullptr;
+  void* first_ = nullptr;
+  std::vector<std::unique_ptr<void, AlignedFree>> owned_;
+};
 
 // Whether some bound of the batch is finite (or NaN); false when all are infinite, as with
 // the default bounds, and the lanes may skip the bound tests.
@@ -568,7 +618,7 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
   }
   const long long n_lane = all_in_lanes ? n_units : static_cast<long long>(order.size());
   const int threads = lane_threads(n_threads, n_lane, points);
-  const auto buffers = thread_buffers(
+  const ThreadBuffers buffers(
       threads, engine->buffer_bytes(Model::kName, static_cast<int>(std::max(cap, 1LL))));
   alignas(64) long long counter = 0;
   simd::LaneJob job{&b, &o, order.empty() ? nullptr : order.data(), n_lane, &counter,
@@ -578,7 +628,7 @@ void solve_batch(const Batch<double>& b, const Options& o, int n_threads, const 
     on_threads(threads, n_threads, call, [&](int k) {
       simd::LaneJob mine = job;
       mine.stop = call.stop_fields(k);
-      engine->run(Model::kName, mine, buffers[k].get());
+      engine->run(Model::kName, mine, buffers[k]);
     });
   }
   parallel_for(static_cast<long long>(large.size()), n_threads, call,
@@ -620,12 +670,12 @@ inline void guess_batch(simd::GuessJob job, int n_threads, const Engine* engine,
   job.counter = &counter;
   job.chunk = kLaneChunk;
   const int threads = lane_threads(n_threads, job.n, points);
-  const auto buffers = thread_buffers(threads, engine->guess_bytes(job));
+  const ThreadBuffers buffers(threads, engine->guess_bytes(job));
   if (job.n > 0) {
     on_threads(threads, n_threads, call, [&](int k) {
       simd::GuessJob mine = job;
       mine.stop = call.stop_fields(k);
-      engine->guess(mine, buffers[k].get());
+      engine->guess(mine, buffers[k]);
     });
   }
   parallel_for(static_cast<long long>(large.size()), n_threads, call,

@@ -141,8 +141,8 @@ def test_groups_side_by_side_with_singular_neighbours():
     assert ref.success[np.arange(150) % 7 != 3].mean() > 0.9
     for name in ENGINES:
         for threads in (1, 2, 3):
-            assert_bitwise(fit(name, "saturating_power_law", xs, ys, p0=p0, n_threads=threads),
-                           ref, f"{name}, {threads} threads")
+            got = fit(name, "saturating_power_law", xs, ys, p0=p0, n_threads=threads)
+            assert_bitwise(got, ref, f"{name}, {threads} threads")
 
 
 @settings(max_examples=60, **SETTINGS)

@@ -583,9 +583,9 @@ inline const ResultKeys& result_keys() {
       if (!s) throw py::error_already_set();
       return py::handle(s);
     };
-    return ResultKeys{key("x"),   key("cost"),   key("optimality"), key("active_mask"),
-                      key("status"), key("nfev"), key("njev"),     key("nit"),
-                      key("jtj"), key("cov"),    key("n_free"),     key("n_omitted"),
+    return ResultKeys{key("x"),      key("cost"),      key("optimality"), key("active_mask"),
+                      key("status"), key("nfev"),      key("njev"),       key("nit"),
+                      key("jtj"),    key("cov"),       key("n_free"),     key("n_omitted"),
                       key("offsets")};
   }();
   return keys;

@@ -2,15 +2,15 @@
 // (simd.h), every lane running lm.h's algorithm: the same step functions the scalar solve()
 // calls, instantiated for the pack, with masks where the scalar loop branches.
 //
-// A Lanes object runs on one thread (two of them per thread, side by side: run_groups(); three or
-// four measured no faster).  It evaluates all W lanes together (the expensive part: the
-// model at every point, vectorised across problems) and then applies steps 4f-4g and 4a-4e
-// to every lane at once.  A lane whose problem has finished writes its result and
-// takes the next problem at once (the lanes do not wait for the slowest), so the lanes stay
-// full until the work runs out.  Each lane's point data is copied once, when the lane takes
-// the problem, into lane-interleaved buffers (point i of lane k at x[i][k]) that the
-// evaluation reads as whole packs; a lane with fewer points than its neighbours is padded
-// with zero weights, which add exact zeros.
+// A Lanes object runs on one thread (two of them per thread, side by side: run_groups()).
+// It evaluates all W lanes together (the expensive part: the model at every point,
+// vectorised across problems) and then applies steps 4f-4g and 4a-4e to every lane at once.
+// A lane whose problem has finished writes its result and takes the next problem at once
+// (the lanes do not wait for the slowest), so the lanes stay full until the work runs out.
+// Each lane's point data is copied once, when the lane takes the problem, into
+// lane-interleaved buffers (point i of lane k at x[i][k]) that the evaluation reads as
+// whole packs; a lane with fewer points than its neighbours is padded with zero weights,
+// which add exact zeros.
 //
 // Lane k computes bitwise what the scalar solve() computes for the same problem: every
 // operation is lane-wise IEEE arithmetic, exp and log are vmath.h's on both paths, and the
@@ -89,13 +89,12 @@ class Lanes {
     }
   }
 
-  // G groups of lanes on one thread (two: run_pair in simd_run.h; three or four measured no
-  // faster), step by step side by side: each group's bookkeeping is chains of dependent
-  // divisions and square roots (the damped factorisations of the secular equation's fit,
-  // above all), short of independent work, and with the groups' steps next to each other
-  // the core overlaps their chains.  Every problem still gets the same arithmetic, so the
-  // results are the same bits as one group's alone.  Solves problems from `src` until it
-  // runs dry (or its stop check ends the call).
+  // G groups of lanes on one thread (simd_run.h's kGroups), step by step side by side: each
+  // group's bookkeeping is chains of dependent divisions and square roots (the damped
+  // factorisations of the secular equation's fit, above all), short of independent work,
+  // and with the groups' steps next to each other the core overlaps their chains.  Every
+  // problem still gets the same arithmetic, so the results are the same bits as one group's
+  // alone.  Solves problems from `src` until it runs dry (or its stop check ends the call).
   template <int G>
   static void run_groups(Lanes* const (&g)[G], ProblemSource& src) {
     for (int k = 0; k < G; ++k) g[k]->begin(src);

@@ -733,7 +733,7 @@ LAWFIT_HD void radius_fit_iterate(const State<T, N>& s, const MaskOf<T>* held, R
   const T newton =
       lambda + (q_fit - radius) / radius * (q_fit * q_fit / select(vu > T(0), vu, T(1)));
   const auto failed = r.fit && !ok_fit;
-  T next = select(r.fit && ok_fit, max(newton, T(0.1) * lambda), lambda);
+  const T next = select(r.fit && ok_fit, max(newton, T(0.1) * lambda), lambda);
   r.lambda = select(failed, next * r.nu, next);
   r.nu = select(failed, r.nu * T(2), r.nu);
 }
@@ -792,18 +792,23 @@ LAWFIT_HD MaskOf<T> settling_step(const State<T, N>& s, const ProblemBox<T, N>& 
     ajj[j] = s.cur.A[j * N + j];
     held[j] = held[j] || !(ajj[j] > T(0));
   }
-  // The model: A + u u^T / kappa where the last accepted step showed curvature beyond A.
+  // The model: A + u u^T / kappa where the last accepted step showed curvature beyond A
+  // (A itself where no lane's did).
   const auto seen = s.sec_k > T(0);
-  const T kappa = select(seen, s.sec_k, T(1));
   T M[N * N];
-  for (int j = 0; j < N; ++j)
-    for (int k = 0; k < N; ++k)
-      M[j * N + k] = select(seen, s.cur.A[j * N + k] + s.sec_u[j] * (s.sec_u[k] / kappa),
-                            s.cur.A[j * N + k]);
+  const T* model = s.cur.A;
+  if (any(seen)) {
+    const T kappa = select(seen, s.sec_k, T(1));
+    for (int j = 0; j < N; ++j)
+      for (int k = 0; k < N; ++k)
+        M[j * N + k] = select(seen, s.cur.A[j * N + k] + s.sec_u[j] * (s.sec_u[k] / kappa),
+                              s.cur.A[j * N + k]);
+    model = M;
+  }
   T delta[N];
-  const auto ok = damped_solve<N>(M, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
+  const auto ok = damped_solve<N>(model, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
                                   held, delta);
-  gain = predicted_reduction<N>(M, s.cur.g, delta);
+  gain = predicted_reduction<N>(model, s.cur.g, delta);
   length = scaled_norm<kBounded>(s.D, delta, s.fixed);
   return ok && depends_on_parameters(s.cur);  // as gtol: a flat model settles nothing
 }

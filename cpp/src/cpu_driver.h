@@ -536,8 +536,8 @@ class ThreadBuffers {
       kept_ = &kept;
       first_ = kept.block.get();
     } else {
-      owned_.emplace_back(::operator new(bytes, std::align_val_t(64)));
-      first_ = owned_.back().get();
+      own_first_.reset(::operator new(bytes, std::align_val_t(64)));
+      first_ = own_first_.get();
     }
     std::memset(first_, 0, bytes);
     try {
@@ -557,7 +557,7 @@ class ThreadBuffers {
   ThreadBuffers& operator=(const ThreadBuffers&) = delete;
 
   void* operator[](int k) const {
-    return k == 0 ? first_ : owned_[static_cast<size_t>(k) - (kept_ ? 1 : 0)].get();
+    return k == 0 ? first_ : owned_[static_cast<size_t>(k) - 1].get();
   }
 
  private:
@@ -570,9 +570,10 @@ class ThreadBuffers {
     thread_local Kept kept;
     return kept;
   }
-  Kept* kept_ = nullptr;
-  void* first_ = nullptr;
-  std::vector<std::unique_ptr<void, AlignedFree>> owned_;
+  Kept* kept_ = nullptr;                                 // the kept block, or nullptr
+  std::unique_ptr<void, AlignedFree> own_first_;         // k = 0's block where not kept
+  void* first_ = nullptr;                                // k = 0's block
+  std::vector<std::unique_ptr<void, AlignedFree>> owned_;  // k = 1, 2, ...'s
 };
 
 // Whether some bound of the batch is finite (or NaN); false when all are infinite, as with

@@ -739,6 +739,7 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
   b.n_units = b.n_problems = P;
   b.bounds_shared = true;
   b.x_shared = true;
+  b.checked = mpts >= n_free;  // (finite data and starts in their box, checked above)
   b.model_ctx = ctx;
   const Options o = make_options<double>(options, log_residuals);
   py::dict out = run_call<double>(solve_fn, m, b, static_cast<long long>(P * mpts), o,

@@ -66,6 +66,9 @@ struct Batch {
   // x holds one problem's inputs, shared by every problem (all have as many points): a
   // padded batch on one grid.
   bool x_shared = false;
+  // Every unit passes step 1's checks (lm.h's check_problem) without resampling: the caller
+  // checked the whole batch at once (bindings.h's fit_grid), and a driver may skip them.
+  bool checked = false;
   // The model's context, which every evaluation receives (ProblemData::ctx): a user's law's
   // program (tape.h's TapeContext); nullptr for the built-ins.
   const void* model_ctx = nullptr;

@@ -213,7 +213,8 @@ class Lanes {
       ProblemData<double> d = problem_data<Model>(b_, i);
       resample_data(b_, i, d, resampled_);  // a bootstrap resample, drawn here
       const ProblemBox<double, N> bx = problem_box<Model>(b_, i);
-      const int status = check_problem<Model>(d, bx);
+      const int status =
+          b_.checked && !b_.resample_of ? kNotRun : check_problem<Model>(d, bx);
       if (status != kNotRun) {
         Summary<double, N> out;
         summarize_unsolved(bx, status, double(NAN), 0, out);
@@ -358,6 +359,7 @@ class Lanes {
     s_.first = select(fresh, s0.first, s_.first);
     for (int j = 0; j < N; ++j) s_.sec_u[j] = select(fresh, s0.sec_u[j], s_.sec_u[j]);
     s_.sec_k = select(fresh, s0.sec_k, s_.sec_k);
+    s_.settle_known = select(fresh, s0.settle_known, s_.settle_known);
     assign(s_.cur, s0.cur, fresh);
     nfev_ = (fresh.m & 1) | (~fresh.m & nfev_);
     budget_ = (fresh.m & o_.max_nfev) | (~fresh.m & budget_);

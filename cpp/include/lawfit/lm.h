@@ -185,6 +185,11 @@ struct State {
   // and kappa = u . s > 0, else kappa = 0 (none seen).
   T sec_u[N];
   T sec_k;
+  // The settling step at p where judge() computed it (step 4g) after its last change of the
+  // state: whether its solve held and the reduction it predicts, which step 4b's ftol test
+  // at the same point then reads rather than solving again (settled(); the same bits).
+  MaskOf<T> settle_known, settle_ok;
+  T settle_gain;
 };
 
 // What the test after a trial step found (steps 4f and 4g).
@@ -203,7 +208,8 @@ LAWFIT_HD constexpr double epsilon_of() {
 // ||d v|| = sqrt(sum_j D_j v_j^2) over the free parameters.  (kBounded = false: a driver's
 // promise that no parameter is fixed.)
 template <bool kBounded = true, class T, int N>
-LAWFIT_HD LAWFIT_INLINE T scaled_norm(const T (&D)[N], const T* v, const MaskOf<T> (&fixed)[N]) {
+LAWFIT_HD LAWFIT_FORCE_INLINE T scaled_norm(const T (&D)[N], const T* v,
+                                             const MaskOf<T> (&fixed)[N]) {
   T sum = T(0);
   for (int j = 0; j < N; ++j) {
     const T term = D[j] * (v[j] * v[j]);
@@ -219,7 +225,7 @@ LAWFIT_HD LAWFIT_INLINE T scaled_norm(const T (&D)[N], const T* v, const MaskOf<
 // The reduction of the cost that the quadratic model predicts for `step`:
 // -(g . step + 0.5 step^T A step).
 template <int N, class T>
-LAWFIT_HD LAWFIT_INLINE T predicted_reduction(const T* A, const T* g, const T* step) {
+LAWFIT_HD LAWFIT_FORCE_INLINE T predicted_reduction(const T* A, const T* g, const T* step) {
   T predicted = T(0);
   for (int j = 0; j < N; ++j) {
     T as = T(0);
@@ -515,6 +521,8 @@ LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
   s.first = T(0) == T(0);
   for (int j = 0; j < N; ++j) s.sec_u[j] = T(0);
   s.sec_k = T(0);
+  s.settle_known = s.settle_ok = !(T(0) == T(0));
+  s.settle_gain = T(0);
 }
 
 // Step 4a: the parameters held this iteration (fixed, or at a bound the gradient pushes
@@ -545,8 +553,8 @@ LAWFIT_HD LAWFIT_INLINE MaskOf<T> depends_on_parameters(const Evaluation<T, N>& 
 
 // Step 4b: the gtol test at the current point.
 template <class T, int N>
-LAWFIT_HD LAWFIT_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
-                                               const MaskOf<T>* held, T gtol) {
+LAWFIT_HD LAWFIT_FORCE_INLINE MaskOf<T> gtol_reached(const Evaluation<T, N>& cur,
+                                                     const MaskOf<T>* held, T gtol) {
   // max_j |g_j| / (sqrt(A_jj) sqrt(2 F)) <= gtol, tested without dividing: each term
   // against gtol times its denominator.
   const T fnorm = sqrt(T(2) * cur.cost);
@@ -572,8 +580,9 @@ struct DampedFactor {
 // False (per lane) on a non-positive or non-finite pivot.  (kBounded = false: the caller's
 // promise that nothing is held, as held_set's; the masks are then not read.)
 template <int N, bool kBounded = true, class T>
-LAWFIT_HD MaskOf<T> damped_factor(const T* A, const T* D, T lambda, const MaskOf<T>* held,
-                                  DampedFactor<T, N>& f) {
+LAWFIT_HD LAWFIT_STEP_INLINE MaskOf<T> damped_factor(const T* A, const T* D, T lambda,
+                                                     const MaskOf<T>* held,
+                                                     DampedFactor<T, N>& f) {
   T* L = f.L;
   for (int j = 0; j < N; ++j) {
     if constexpr (kBounded) {
@@ -609,8 +618,8 @@ LAWFIT_HD MaskOf<T> damped_factor(const T* A, const T* D, T lambda, const MaskOf
 // Solves (A + lambda diag(D)) out = rhs with f (held parameters get out_j = 0).
 // (kBounded as for damped_factor.)
 template <int N, bool kBounded = true, class T>
-LAWFIT_HD void damped_apply(const DampedFactor<T, N>& f, const T* rhs, const MaskOf<T>* held,
-                            T* out) {
+LAWFIT_HD LAWFIT_STEP_INLINE void damped_apply(const DampedFactor<T, N>& f, const T* rhs,
+                                               const MaskOf<T>* held, T* out) {
   const T* L = f.L;
   T b[N];
   for (int j = 0; j < N; ++j) b[j] = kBounded ? select(held[j], T(0), rhs[j]) : rhs[j];
@@ -805,34 +814,49 @@ LAWFIT_HD MaskOf<T> settling_step(const State<T, N>& s, const ProblemBox<T, N>& 
                               s.cur.A[j * N + k]);
     model = M;
   }
+  // (Where no lane holds a parameter, the solve without the masks: the same bits.)
+  auto some_held = !(T(0) == T(0));
+  for (int j = 0; j < N; ++j) some_held = some_held || held[j];
+  const T floor = T(kRoundingFloor * epsilon_of<T>());
   T delta[N];
-  const auto ok = damped_solve<N>(model, s.cur.g, ajj, T(kRoundingFloor * epsilon_of<T>()),
-                                  held, delta);
+  const auto ok = any(some_held) ? damped_solve<N>(model, s.cur.g, ajj, floor, held, delta)
+                                 : damped_solve<N, false>(model, s.cur.g, ajj, floor, held, delta);
   gain = predicted_reduction<N>(model, s.cur.g, delta);
   length = scaled_norm<kBounded>(s.D, delta, s.fixed);
   return ok && depends_on_parameters(s.cur);  // as gtol: a flat model settles nothing
 }
 
 // Step 4g's check of a convergence claim at the current point: the settling step predicts
-// no reduction beyond max(ftol, floor) F, or is at most max(xtol, floor) ||d p|| long.
+// no reduction beyond max(ftol, floor) F, or is at most max(xtol, floor) ||d p|| long.  The
+// step's outcome is kept in s (settle_known) for step 4b at the same point.
 template <bool kBounded = true, class T, int N>
-LAWFIT_HD MaskOf<T> no_progress_left(const State<T, N>& s, const ProblemBox<T, N>& box, T ftol,
+LAWFIT_HD MaskOf<T> no_progress_left(State<T, N>& s, const ProblemBox<T, N>& box, T ftol,
                                      T xtol) {
   const T floor = T(kRoundingFloor * epsilon_of<T>());
   T gain, length;
   const auto ok = settling_step<kBounded>(s, box, gain, length);
+  s.settle_known = T(0) == T(0);
+  s.settle_ok = ok;
+  s.settle_gain = gain;
   return ok && (gain <= max(ftol, floor) * s.cur.cost ||
                 length <= max(xtol, floor) * scaled_norm<kBounded>(s.D, s.p, s.fixed));
 }
 
 // Step 4b's ftol test at the current point, where `candidate` holds (its Gauss-Newton step
-// predicts at most min(ftol, floor) F): the settling step predicts as little.
+// predicts at most min(ftol, floor) F): the settling step predicts as little.  (Solved only
+// where step 4g did not solve it at this point already.)
 template <bool kBounded = true, class T, int N>
 LAWFIT_HD MaskOf<T> settled(const State<T, N>& s, const ProblemBox<T, N>& box,
                             MaskOf<T> candidate, const Options& o) {
   if (!any(candidate)) return candidate;
-  T gain, length;
-  const auto ok = settling_step<kBounded>(s, box, gain, length);
+  auto ok = s.settle_ok;
+  T gain = s.settle_gain;
+  if (any(candidate && !s.settle_known)) {
+    T solved, length;
+    const auto ok_solved = settling_step<kBounded>(s, box, solved, length);
+    ok = select(s.settle_known, ok, ok_solved);
+    gain = select(s.settle_known, gain, solved);
+  }
   return candidate && ok && gain <= ftol_at_p(s, o);
 }
 
@@ -932,6 +956,7 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
                          select(good, T(2) * step_norm, radius)));
   s.radius = radius;
   s.first = !(T(0) == T(0));
+  s.settle_known = !(T(0) == T(0));  // (p, g or A may have changed)
   const T ftol = T(o.ftol), xtol = T(o.xtol);
   // (Claims only in the `live` lanes: a SIMD driver's lanes whose trial was not a step of
   // theirs would otherwise make every lane pay for the settling check.)

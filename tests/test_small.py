@@ -232,6 +232,27 @@ def test_the_cores_fit_grid_takes_clean_calls_whole_with_the_general_paths_bits(
         same(got, general("saturating_power_law", x, yy, p0=p0))
 
 
+def test_fit_grid_skips_step_1_only_where_every_problem_passes_it(answered):
+    """fit_grid's batch skips step 1's check per problem (the call checked every value at
+    once) only where that check could not fail: with fewer points than free parameters every
+    problem still gets step 1's status, and with one parameter fixed the same two points
+    are enough, as on the general route."""
+    x = np.array([1.0, 2.0])
+    y = np.array([[2.0, 1.5], [3.0, 2.0]])
+    p0 = np.array([1.0, 1.0, 0.5])
+    fixed = ([1.0, -np.inf, -np.inf], [1.0, np.inf, np.inf])
+    for kw, status in ((dict(p0=p0), lawfit.Status.TOO_FEW_POINTS),
+                       (dict(p0=p0, bounds=fixed), None)):
+        answered.clear()
+        got = lawfit.fit("saturating_power_law", x, y, **kw)
+        assert answered == [True]
+        same(got, general("saturating_power_law", x, y, **kw))
+        if status is None:
+            assert (got.status > 0).all()
+        else:
+            assert (got.status == status).all()
+
+
 def test_a_batch_beyond_the_small_route_goes_to_fit_grid_whole_after_the_memory_check(
         monkeypatch, answered):
     """Up to a chunk of problems the core's fit_grid takes a clean call as it is (the small

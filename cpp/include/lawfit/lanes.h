@@ -355,6 +355,7 @@ class Lanes {
     s_.lambda = select(fresh, s0.lambda, s_.lambda);
     s_.nu = select(fresh, s0.nu, s_.nu);
     s_.radius = select(fresh, s0.radius, s_.radius);
+    s_.x_norm = select(fresh, s0.x_norm, s_.x_norm);
     s_.F_mark = select(fresh, s0.F_mark, s_.F_mark);
     s_.first = select(fresh, s0.first, s_.first);
     for (int j = 0; j < N; ++j) s_.sec_u[j] = select(fresh, s0.sec_u[j], s_.sec_u[j]);

@@ -177,6 +177,7 @@ struct State {
   T D[N];  // the scales, the running maximum of diag(A)
   T lambda, nu;
   T radius;            // the trust radius of ||d delta||
+  T x_norm;            // ||d p||, with the current scales (start and judge keep it)
   T F_mark;            // the cost when the budget was last set (step 4c)
   MaskOf<T> first;     // no step taken yet
   MaskOf<T> fixed[N];  // lower_j == upper_j
@@ -516,6 +517,7 @@ LAWFIT_HD LAWFIT_INLINE void start(State<T, N>& s, const ProblemBox<T, N>& box,
   s.nu = T(2);
   s.cur = e;
   const T x_norm = scaled_norm(s.D, s.p, s.fixed);
+  s.x_norm = x_norm;
   s.radius = T(kRadiusFactor) * select(x_norm > T(0), x_norm, T(1));
   s.F_mark = e.cost;
   s.first = T(0) == T(0);
@@ -839,7 +841,7 @@ LAWFIT_HD MaskOf<T> no_progress_left(State<T, N>& s, const ProblemBox<T, N>& box
   s.settle_ok = ok;
   s.settle_gain = gain;
   return ok && (gain <= max(ftol, floor) * s.cur.cost ||
-                length <= max(xtol, floor) * scaled_norm<kBounded>(s.D, s.p, s.fixed));
+                length <= max(xtol, floor) * s.x_norm);
 }
 
 // Step 4b's ftol test at the current point, where `candidate` holds (its Gauss-Newton step
@@ -920,7 +922,7 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
   const Outcome<T> out = outcome(s, trial.finite, trial.cost, predicted, o);
   const T actual = out.actual, ratio = out.ratio;
   const T step_norm = scaled_norm<kBounded>(s.D, step, s.fixed);
-  const T x_norm = scaled_norm<kBounded>(s.D, s.p, s.fixed);
+  const T x_norm = s.x_norm;  // (p and d before the step)
   const T floor = T(kRoundingFloor * epsilon_of<T>()) * f_old;
   const auto accept = out.accept;
   // The curvature the cost showed along an accepted step that lowered it by more than the
@@ -957,6 +959,7 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
   s.radius = radius;
   s.first = !(T(0) == T(0));
   s.settle_known = !(T(0) == T(0));  // (p, g or A may have changed)
+  s.x_norm = scaled_norm<kBounded>(s.D, s.p, s.fixed);
   const T ftol = T(o.ftol), xtol = T(o.xtol);
   // (Claims only in the `live` lanes: a SIMD driver's lanes whose trial was not a step of
   // theirs would otherwise make every lane pay for the settling check.)
@@ -967,7 +970,7 @@ LAWFIT_HD LAWFIT_INLINE Verdict<T> judge(State<T, N>& s, const ProblemBox<T, N>&
     ftol_ok = ftol_ok && converged;
     xtol_ok = xtol_ok && converged;
   }
-  const auto shrunk = s.radius <= T(epsilon_of<T>()) * scaled_norm<kBounded>(s.D, s.p, s.fixed);
+  const auto shrunk = s.radius <= T(epsilon_of<T>()) * s.x_norm;
   const auto stalled = s.lambda > T(o.max_damping) || shrunk;
   return {accept, ftol_ok, xtol_ok, stalled};
 }

@@ -659,14 +659,16 @@ py::dict fit_packed(const typename SolveFnOf<T>::type& solve_fn, const py::objec
 // that clean case (another dtype or layout, a value not finite, a start outside its box),
 // which the general route then checks and reports.  The Batch is what the general route
 // packs for the same call (a shared grid, shared bounds), so the results are the same bits
-// (tests/test_small.py).
+// (tests/test_small.py).  all_finite_t: the check of the targets (the CPU module's runs in
+// its widest SIMD build).
 template <class Fn>
 py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handle& u_obj,
                     const py::handle& t_obj, const py::handle& p0_obj,
                     const py::handle& lower_obj, const py::handle& upper_obj,
                     const py::object& options, bool log_residuals, int n_threads,
                     const std::string& engine, bool return_cov, bool absolute_sigma,
-                    bool singular_inf) {
+                    bool singular_inf,
+                    bool (*all_finite_t)(const double*, long long) = &all_finite<double>) {
   using Arr = py::array_t<double, py::array::c_style>;
   const void* ctx = nullptr;
   const ModelEntry& m = resolve_model(model, &ctx);
@@ -706,7 +708,7 @@ py::object fit_grid(const Fn& solve_fn, const py::object& model, const py::handl
     std::optional<py::gil_scoped_release> release;
     if (t.size() >= (1 << 20)) release.emplace();
     finite = all_finite(u.data(), static_cast<long long>(u.size())) &&
-             all_finite(t.data(), static_cast<long long>(t.size()));
+             all_finite_t(t.data(), static_cast<long long>(t.size()));
   }
   if (!finite) return py::none();
   const double* start = p0.data();

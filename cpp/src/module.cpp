@@ -223,7 +223,7 @@ PYBIND11_MODULE(_core, mod) {
         static const bindings::SolveFn solve(&cpu_solve);
         return bindings::fit_grid(solve, model, u, t, p0, lower, upper, options,
                                   log_residuals, n_threads, engine, return_cov,
-                                  absolute_sigma, singular_inf);
+                                  absolute_sigma, singular_inf, &cpu::all_finite_wide);
       },
       py::arg("model"), py::arg("u"), py::arg("t"), py::arg("p0"), py::arg("lower"),
       py::arg("upper"), py::arg("options"), py::arg("log_residuals"), py::arg("n_threads"),

@@ -84,7 +84,9 @@ struct GridSumJob {
   size_t guess_bytes_##isa(const GuessJob& job);                      \
   void guess_##isa(const GuessJob& job, void* buffer);                \
   /* One unit's grid objective sums (grid_sum.h). */                  \
-  void grid_sum_##isa(const GridSumJob& job);
+  void grid_sum_##isa(const GridSumJob& job);                         \
+  /* Whether all n values are finite (hd.h's all_finite, vectorised). */ \
+  bool all_finite_##isa(const double* v, long long n);
 
 LAWFIT_DECLARE_SIMD(generic)
 #if defined(LAWFIT_X86_ISAS)

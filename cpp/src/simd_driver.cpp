@@ -113,4 +113,8 @@ void LAWFIT_CAT(grid_sum_, LAWFIT_ISA)(const GridSumJob& job) {
   grid_sum<Pack<LAWFIT_SIMD_WIDTH>>(job);
 }
 
+bool LAWFIT_CAT(all_finite_, LAWFIT_ISA)(const double* v, long long n) {
+  return all_finite(v, n);
+}
+
 }  // namespace lawfit::simd

@@ -19,7 +19,12 @@ import os
 import sys
 import time
 
-import numpy as np
+# One BLAS thread: OpenBLAS's helper threads spin after every call the peers' loops make, and
+# on a small machine they take a core from whatever runs next (lawfit's threads among them).
+# (Child processes inherit it.)  Set before NumPy loads OpenBLAS; a value given outside wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_info, publish, versions  # noqa: E402

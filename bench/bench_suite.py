@@ -66,9 +66,14 @@ import sys
 import time
 import warnings
 
-import numpy as np
+# One BLAS thread: OpenBLAS's helper threads spin after every call the peers' loops make, and
+# on a small machine they take a core from whatever runs next (lawfit's threads among them).
+# (Child processes inherit it.)  Set before NumPy loads OpenBLAS; a value given outside wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from _common import at_best, machine_info, publish, versions
+import numpy as np  # noqa: E402
+
+from _common import at_best, machine_info, publish, versions  # noqa: E402
 
 GENERIC = {"saturating_power_law": (1.0, 100.0, 0.3),
            "chinchilla": (1.0, 100.0, 100.0, 0.3, 0.3)}

@@ -21,7 +21,12 @@ import platform
 import subprocess
 import sys
 
-import numpy as np
+# One BLAS thread: OpenBLAS's helper threads spin after every call the peers' loops make, and
+# on a small machine they take a core from whatever runs next (lawfit's threads among them).
+# (Child processes inherit it.)  Set before NumPy loads OpenBLAS; a value given outside wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = [("saturating_power_law", 20, "near"), ("saturating_power_law", 20, "generic"),
